@@ -1,0 +1,12 @@
+/*
+ * The subcommands of the `lcmcoord` program. Each takes the arguments that follow its
+ * name (argv[0] is the subcommand name) and returns the process exit status; main.c only
+ * picks one. Usage errors print one usage line on stderr and return 2.
+ */
+#ifndef LCMCOORD_HOST_SUBCOMMANDS_H
+#define LCMCOORD_HOST_SUBCOMMANDS_H
+
+int lcmc_run_main(int argc, char **argv);
+int lcmc_em_main(int argc, char **argv);
+
+#endif

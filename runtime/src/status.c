@@ -1,0 +1,3 @@
+/* placeholder */
+int lcmc_placeholder(void);
+int lcmc_placeholder(void) { return 0; }

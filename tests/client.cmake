@@ -1,0 +1,1 @@
+# Tests of the client; filled in by its suite.

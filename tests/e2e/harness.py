@@ -1,0 +1,186 @@
+"""Shared plumbing for the end-to-end suites: start `lcmcoord em` on a free loopback port,
+talk to it with the `curl` CLI (an independent client), run `lcmcoord` subcommands, and
+wait on conditions with deadlines instead of sleeping.
+
+Every suite finds the program under test through the LCMCOORD_BIN environment variable
+that ctest sets, and the source tree through LCMCOORD_SOURCE_DIR.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+LCMCOORD_BIN = os.environ.get("LCMCOORD_BIN", "lcmcoord")
+SOURCE_DIR = os.environ.get(
+    "LCMCOORD_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SHARED_DIR = os.path.join(os.path.dirname(SOURCE_DIR), "shared")
+LISTEN_LINE = re.compile(r"^listening on (https?://[^\s]+)$")
+
+
+def wait_for(condition, timeout=10.0, interval=0.02, what="condition"):
+    """Polls condition() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class EM:
+    """A running `lcmcoord em` on 127.0.0.1 with a free port.
+
+    Use as a context manager; `url` is the apiRoot. On exit the simulator gets SIGTERM and
+    must exit 0 within the deadline. Its stderr (one line per request) is kept in
+    `stderr_text()`.
+    """
+
+    def __init__(self, *args, start_timeout=10.0):
+        self.args = list(args)
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.url = None
+        self._stderr = tempfile.TemporaryFile()
+
+    def __enter__(self):
+        cmd = [LCMCOORD_BIN, "em", "--listen", "127.0.0.1:0", *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     stdin=subprocess.DEVNULL, text=True)
+        line = self._read_first_line()
+        match = LISTEN_LINE.match(line.strip())
+        if not match:
+            self.stop(check=False)
+            raise AssertionError(f"unexpected first line from lcmcoord em: {line!r}; "
+                                 f"stderr: {self.stderr_text()}")
+        self.url = match.group(1)
+        return self
+
+    def _read_first_line(self):
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(self.start_timeout):
+            self.stop(check=False)
+            raise AssertionError("lcmcoord em did not print its listening line in time; "
+                                 f"stderr: {self.stderr_text()}")
+        return self.proc.stdout.readline()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+        return False
+
+    def stop(self, check=True, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("lcmcoord em did not exit after a signal")
+        if check and rc != 0:
+            raise AssertionError(f"lcmcoord em exited {rc}; stderr: {self.stderr_text()}")
+        return rc
+
+    def stderr_text(self):
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def journal(self):
+        with urllib.request.urlopen(self.url + "/_em/journal", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def wait_journal(self, count, timeout=10.0):
+        """Waits until the journal holds at least `count` entries and returns it."""
+        return wait_for(lambda: (lambda j: j if len(j) >= count else None)(self.journal()),
+                        timeout=timeout, what=f"{count} journal entries")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> last value
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"Response({self.status}, {self.headers!r}, {self.body[:200]!r})"
+
+
+def curl(method, url, body=None, headers=None, extra=(), timeout=20):
+    """Sends one request with the `curl` CLI and returns status, headers and body."""
+    cmd = ["curl", "-sS", "-i", "-X", method, "--max-time", str(timeout), *extra]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    if body is not None:
+        cmd += ["--data-binary", "@-"]
+    cmd.append(url)
+    data = body.encode() if isinstance(body, str) else body
+    done = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout + 5)
+    if done.returncode != 0:
+        raise AssertionError(f"curl failed ({done.returncode}): {done.stderr.decode()}")
+    raw = done.stdout
+    # Skip interim responses (100 Continue) that curl -i prints before the real one.
+    while True:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode()
+        status = int(status_line.split()[1])
+        if status >= 200 or not rest:
+            break
+        raw = rest
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Response(status, headers, rest.decode("utf-8", "replace"))
+
+
+def run_lcmcoord(*args, stdin=None, timeout=120, env=None):
+    """Runs `lcmcoord ARGS...` and returns the CompletedProcess (text mode)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([LCMCOORD_BIN, *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+
+
+def sample_request(**overrides):
+    """A valid LcmCoordRequest, as a dict."""
+    req = {
+        "vnfInstanceId": "9b3f2a86-6c1d-4b4e-9d0a-3c2f5e7a1b20",
+        "vnfLcmOpOccId": "c2a7e4d1-0b5f-4e8a-a1c3-7f6d9e2b4a01",
+        "lcmOperationType": "CHANGE_VNFPKG",
+        "coordinationActionName": "prv.tacker_organization.coordination_test",
+        "inputParams": {"vnfcInstanceId": ["VDU1-6f1e2d3c"]},
+        "_links": {
+            "vnfLcmOpOcc": {"href": "http://vnfm.example:9890/vnflcm/v2/vnf_lcm_op_occs/c2a7"},
+            "vnfInstance": {"href": "http://vnfm.example:9890/vnflcm/v2/vnf_instances/9b3f"},
+        },
+    }
+    req.update(overrides)
+    return req
+
+
+API_HEADERS = {"Version": "1.0.0", "Accept": "application/json",
+               "Content-Type": "application/json"}
+
+
+class TestCase(unittest.TestCase):
+    """unittest.TestCase with a few assertions the suites share."""
+
+    def assertOneLine(self, text):
+        lines = [line for line in text.splitlines() if line.strip()]
+        self.assertEqual(len(lines), 1, f"expected exactly one line, got: {text!r}")
+        return lines[0]

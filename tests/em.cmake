@@ -1,0 +1,1 @@
+# Tests of the em; filled in by its suite.

@@ -1,0 +1,31 @@
+# Finds every third-party library lcmcoord builds against, all from Debian 12 packages
+# (see vendor/README.md for the package names and why each is here), and exposes each as
+# an imported target named lcmc::<name> so the rest of the build never spells out flags.
+find_package(PkgConfig REQUIRED)
+
+pkg_check_modules(LCMC_CURL REQUIRED IMPORTED_TARGET libcurl>=7.83)
+pkg_check_modules(LCMC_JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
+pkg_check_modules(LCMC_OPENSSL REQUIRED IMPORTED_TARGET openssl>=3.0)
+pkg_check_modules(LCMC_LUA REQUIRED IMPORTED_TARGET lua5.4)
+pkg_check_modules(LCMC_MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.75)
+
+add_library(lcmc::curl ALIAS PkgConfig::LCMC_CURL)
+add_library(lcmc::jansson ALIAS PkgConfig::LCMC_JANSSON)
+add_library(lcmc::openssl ALIAS PkgConfig::LCMC_OPENSSL)
+add_library(lcmc::lua ALIAS PkgConfig::LCMC_LUA)
+add_library(lcmc::microhttpd ALIAS PkgConfig::LCMC_MHD)
+
+# lua-cjson: the host links the same C module stock Lua loads as `cjson`, so the Lua
+# module can preload it when the interpreter has no cjson of its own on package.cpath.
+pkg_check_modules(LCMC_CJSON REQUIRED IMPORTED_TARGET lua5.4-cjson)
+add_library(lcmc::cjson ALIAS PkgConfig::LCMC_CJSON)
+
+if(LCMCOORD_BUILD_TESTS)
+  pkg_check_modules(LCMC_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+  add_library(lcmc::cmocka ALIAS PkgConfig::LCMC_CMOCKA)
+  find_program(LCMC_LUA_INTERPRETER NAMES lua5.4 REQUIRED)
+  find_program(LCMC_BUSTED NAMES busted REQUIRED)
+  find_program(LCMC_PYTHON NAMES python3 REQUIRED)
+  find_program(LCMC_CURL_CLI NAMES curl REQUIRED)
+  find_program(LCMC_OPENSSL_CLI NAMES openssl REQUIRED)
+endif()
