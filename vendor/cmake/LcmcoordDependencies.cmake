@@ -2,6 +2,7 @@
 # (see vendor/README.md for the package names and why each is here), and exposes each as
 # an imported target named lcmc::<name> so the rest of the build never spells out flags.
 find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
 
 pkg_check_modules(LCMC_CURL REQUIRED IMPORTED_TARGET libcurl>=7.83)
 pkg_check_modules(LCMC_JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)

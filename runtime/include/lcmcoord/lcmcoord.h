@@ -1,0 +1,241 @@
+/*
+ * liblcmcoord: the C core of lcmcoord, a client for the ETSI NFV-SOL 002 VNF LCM
+ * Coordination API. An engine (one libcurl multi handle and a timer queue) drives any
+ * number of coordinations at once; a client holds what is fixed for one EM (endpoint,
+ * authentication, TLS, waits); a coordination is one POST with its retries and polls under
+ * one wall-clock deadline. Blocking calls are "submit one, run the engine until it is done".
+ *
+ * Conventions: functions return an lcmc_status (LCMC_OK is 0); what a *_new or *_start
+ * returns the caller frees with the matching *_free (which accepts NULL); getters return
+ * borrowed pointers valid until the object is freed; the detail of a failure lives on the
+ * object that failed (lcmc_coordination_error, lcmc_response_error) or, for constructors,
+ * on the engine (lcmc_engine_last_error). Every string is UTF-8 and NUL-terminated. No
+ * function here is thread-safe on the same engine, except lcmc_engine_interrupt.
+ */
+#ifndef LCMCOORD_LCMCOORD_H
+#define LCMCOORD_LCMCOORD_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LCMC_API __attribute__((visibility("default")))
+#else
+#define LCMC_API
+#endif
+
+#define LCMC_VERSION_STRING "0.1.0"
+
+/* What went wrong. The names (lcmc_status_name) are the `kind` seen by Lua scripts. */
+typedef enum lcmc_status {
+    LCMC_OK = 0,
+    LCMC_EUSAGE,     /* "usage": the caller passed something invalid (option, argument) */
+    LCMC_EINVALID,   /* "invalid_request": the LcmCoordRequest failed validation; nothing sent */
+    LCMC_ETRANSPORT, /* "transport": DNS, connect, reset, a request that ran out of time */
+    LCMC_ETLS,       /* "tls": handshake, certificate verification, client certificate */
+    LCMC_EAUTH,      /* "auth": credentials refused (401) or unusable */
+    LCMC_EHTTP,      /* "http": the EM answered an error status (see lcmc_error_http_status) */
+    LCMC_EPROTOCOL,  /* "protocol": an answer that breaks the protocol (bad body, no Location) */
+    LCMC_EDEADLINE,  /* "deadline": the coordination's wall-clock deadline passed */
+    LCMC_ECANCELLED, /* "cancelled": cancelled locally (lcmc_engine_interrupt, *_abort) */
+    LCMC_ENOMEM,     /* "nomem": out of memory */
+} lcmc_status;
+
+/* A short English description of a status, e.g. "deadline exceeded". Never NULL. */
+LCMC_API const char *lcmc_strerror(lcmc_status status);
+/* The status as a stable identifier, e.g. "deadline". Never NULL. */
+LCMC_API const char *lcmc_status_name(lcmc_status status);
+
+/* Frees memory the library handed over (the JSON of lcmc_client_record_json). */
+LCMC_API void lcmc_free(void *ptr);
+
+/* ------------------------------------------------------------------------------------ */
+/* Errors                                                                               */
+
+/* The detail of one failure. Owned by the object it was read from. */
+typedef struct lcmc_error lcmc_error;
+
+LCMC_API lcmc_status lcmc_error_status(const lcmc_error *err);
+/* One line, e.g. "EM answered 409 Conflict: VNFC still draining (POST
+ * /lcmcoord/v1/coordinations)". Never contains credentials. */
+LCMC_API const char *lcmc_error_message(const lcmc_error *err);
+/* The HTTP status of the answer that failed, or 0 when none was received. */
+LCMC_API int lcmc_error_http_status(const lcmc_error *err);
+/* The ProblemDetails object of that answer as JSON text, or NULL when the body was not one. */
+LCMC_API const char *lcmc_error_problem_json(const lcmc_error *err);
+/* The method and URL of the request that failed, or NULL when no request was involved. */
+LCMC_API const char *lcmc_error_method(const lcmc_error *err);
+LCMC_API const char *lcmc_error_url(const lcmc_error *err);
+
+/* ------------------------------------------------------------------------------------ */
+/* Engine                                                                               */
+
+typedef struct lcmc_engine lcmc_engine;
+
+typedef enum lcmc_log_level {
+    LCMC_LOG_ERROR = 0,
+    LCMC_LOG_WARN = 1,
+    LCMC_LOG_INFO = 2,  /* each request and each wait, with the reason ("-v") */
+    LCMC_LOG_DEBUG = 3, /* more detail on each step ("-vv") */
+} lcmc_log_level;
+
+/* Receives the engine's progress messages, one line each, without a newline. Messages
+ * never contain credentials. */
+typedef void lcmc_log_fn(void *userdata, lcmc_log_level level, const char *message);
+
+LCMC_API lcmc_status lcmc_engine_new(lcmc_engine **out);
+/* Frees the engine; every client, coordination and response made on it must be freed first. */
+LCMC_API void lcmc_engine_free(lcmc_engine *engine);
+/* Messages up to `max_level` go to `fn`; NULL turns logging off (the default). */
+LCMC_API void lcmc_engine_set_log(lcmc_engine *engine, lcmc_log_fn *fn, void *userdata,
+                                  lcmc_log_level max_level);
+/* How many connections the engine keeps open to one host at most (0: libcurl's default). */
+LCMC_API lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *engine, long max);
+/* Async-signal-safe: every coordination and request in flight is cancelled (the EM is asked
+ * to cancel coordinations that have an id, briefly) and finishes with LCMC_ECANCELLED. The
+ * blocking call in progress returns promptly. Stays in effect until lcmc_engine_reset_interrupt. */
+LCMC_API void lcmc_engine_interrupt(lcmc_engine *engine);
+LCMC_API int lcmc_engine_interrupted(const lcmc_engine *engine);
+LCMC_API void lcmc_engine_reset_interrupt(lcmc_engine *engine);
+/* Runs the engine until every coordination and request started on it has finished. */
+LCMC_API lcmc_status lcmc_engine_run(lcmc_engine *engine);
+/* The record (see lcmc_client_record_json) of every coordination run on this engine, by any
+ * client, including clients already freed. Free with lcmc_free. */
+LCMC_API lcmc_status lcmc_engine_record_json(const lcmc_engine *engine, char **out);
+/* The detail of the last constructor that failed on this engine (lcmc_client_new...). */
+LCMC_API const lcmc_error *lcmc_engine_last_error(const lcmc_engine *engine);
+
+/* ------------------------------------------------------------------------------------ */
+/* Client: what is fixed for one EM                                                     */
+
+typedef struct lcmc_client lcmc_client;
+
+/* TLS settings for the API and the token endpoint. Paths are read when the client is made. */
+typedef struct lcmc_tls_options {
+    const char *cacert;       /* CA bundle file (PEM); NULL: the system's */
+    const char *capath;       /* CA directory (hashed); NULL: the system's */
+    const char *cert;         /* client certificate (PEM), for mutual TLS */
+    const char *key;          /* its private key (PEM) */
+    const char *key_password; /* passphrase of an encrypted key */
+    int insecure;             /* 1 turns peer and host name verification off (warned) */
+} lcmc_tls_options;
+
+#define LCMC_CLIENT_OPTIONS_VERSION 1
+
+typedef struct lcmc_client_options {
+    unsigned int version; /* LCMC_CLIENT_OPTIONS_VERSION */
+    /* The EM's apiRoot, e.g. "https://em.example:6789" (a path prefix is kept). Required. */
+    const char *endpoint;
+    /* The `authentication` structure of additionalParams, as JSON text; NULL: none. */
+    const char *authentication_json;
+    /* The Version header sent on every request; NULL: "1.0.0". */
+    const char *api_version;
+    /* The default deadline of a coordination, seconds; 0: 3600. */
+    double timeout;
+    /* The shortest wait between two attempts, whatever Retry-After says, seconds; 0: 1. */
+    double wait_floor;
+    /* The wait when an answer carries no Retry-After, seconds; 0: 5. */
+    double default_interval;
+    /* The largest response body accepted, bytes; 0: 1 MiB. */
+    size_t max_body;
+    lcmc_tls_options tls;
+} lcmc_client_options;
+
+#define LCMC_CLIENT_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        LCMC_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0,                                 \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
+
+/* Makes a client. On failure *out is NULL and the detail is lcmc_engine_last_error(). */
+LCMC_API lcmc_status lcmc_client_new(lcmc_client **out, lcmc_engine *engine,
+                                     const lcmc_client_options *options);
+/* Frees the client; its coordinations and responses must be freed first. */
+LCMC_API void lcmc_client_free(lcmc_client *client);
+LCMC_API const char *lcmc_client_endpoint(const lcmc_client *client);
+
+/* The record a VNFM keeps of this client's coordinations, as JSON text:
+ * {"lcmCoordinations": [{id, coordinationActionName, coordinationResult, startTime, endTime,
+ * endpointType, delay?}...], "rejectedLcmCoordinations": [{coordinationActionName,
+ * rejectionTime, endpointType, delay}...]}. Times are RFC 3339 UTC. Free with lcmc_free. */
+LCMC_API lcmc_status lcmc_client_record_json(const lcmc_client *client, char **out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Coordinations                                                                        */
+
+typedef struct lcmc_coordination lcmc_coordination;
+
+typedef enum lcmc_result {
+    LCMC_RESULT_NONE = 0, /* no valid LcmCoord (yet) */
+    LCMC_RESULT_CONTINUE,
+    LCMC_RESULT_ABORT,
+    LCMC_RESULT_CANCELLED,
+} lcmc_result;
+
+/* Starts one coordination: `request_json` is an LcmCoordRequest (JSON object text);
+ * `timeout` is its wall-clock deadline in seconds from now (<= 0: the client's). The request
+ * is validated first: a failure still yields a coordination, already finished with
+ * LCMC_EINVALID. Only LCMC_EUSAGE and LCMC_ENOMEM leave *out NULL. */
+LCMC_API lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client,
+                                             const char *request_json, double timeout);
+/* Runs the engine until this coordination has finished; returns its status. */
+LCMC_API lcmc_status lcmc_coordination_wait(lcmc_coordination *coord);
+/* Starts, waits, and hands over the finished coordination (check *out even on failure). */
+LCMC_API lcmc_status lcmc_client_coordinate(lcmc_client *client, const char *request_json,
+                                            double timeout, lcmc_coordination **out);
+/* Asks the EM to cancel (POST .../cancel once the id is known) and keeps polling until the
+ * EM reports the result (normally CANCELLED), within the same deadline. */
+LCMC_API lcmc_status lcmc_coordination_cancel(lcmc_coordination *coord);
+/* Stops the coordination here and now, without asking the EM: it finishes LCMC_ECANCELLED. */
+LCMC_API void lcmc_coordination_abort(lcmc_coordination *coord);
+/* Frees it; one still running is aborted first. */
+LCMC_API void lcmc_coordination_free(lcmc_coordination *coord);
+
+LCMC_API int lcmc_coordination_done(const lcmc_coordination *coord);
+/* LCMC_OK once a valid LcmCoord arrived (whatever its result); the failure otherwise. */
+LCMC_API lcmc_status lcmc_coordination_status(const lcmc_coordination *coord);
+LCMC_API const lcmc_error *lcmc_coordination_error(const lcmc_coordination *coord);
+LCMC_API lcmc_result lcmc_coordination_result(const lcmc_coordination *coord);
+/* The LcmCoord as the EM sent it (JSON text), or NULL. */
+LCMC_API const char *lcmc_coordination_lcmcoord_json(const lcmc_coordination *coord);
+/* The coordination's id once known (from the LcmCoord or the 202's Location), or NULL. */
+LCMC_API const char *lcmc_coordination_id(const lcmc_coordination *coord);
+/* "CONTINUE", "ABORT", "CANCELLED", or NULL for LCMC_RESULT_NONE. */
+LCMC_API const char *lcmc_result_name(lcmc_result result);
+
+/* ------------------------------------------------------------------------------------ */
+/* Single requests (the building blocks of the REPL and of scripts)                     */
+
+typedef struct lcmc_response lcmc_response;
+
+/* Sends one request to the client's EM with its auth, Version header and TLS settings, and
+ * waits for the answer. `target` is a path below the apiRoot ("/lcmcoord/v1/...") or an
+ * absolute URL on the EM's origin; `body` may be NULL. Any HTTP status is a success here:
+ * only a request that got no complete answer fails. *out always holds a response (unless
+ * LCMC_EUSAGE/LCMC_ENOMEM); on failure lcmc_response_error says why. */
+LCMC_API lcmc_status lcmc_client_request(lcmc_client *client, const char *method,
+                                         const char *target, const char *body, double timeout,
+                                         lcmc_response **out);
+LCMC_API void lcmc_response_free(lcmc_response *response);
+LCMC_API int lcmc_response_status(const lcmc_response *response);
+LCMC_API const char *lcmc_response_body(const lcmc_response *response, size_t *length);
+LCMC_API size_t lcmc_response_header_count(const lcmc_response *response);
+/* The i-th header of the final answer, names as the server sent them. */
+LCMC_API void lcmc_response_header(const lcmc_response *response, size_t i, const char **name,
+                                   const char **value);
+/* The last header named `name` (any case), or NULL. */
+LCMC_API const char *lcmc_response_header_get(const lcmc_response *response, const char *name);
+LCMC_API double lcmc_response_elapsed(const lcmc_response *response);
+LCMC_API const char *lcmc_response_url(const lcmc_response *response);
+LCMC_API const lcmc_error *lcmc_response_error(const lcmc_response *response);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

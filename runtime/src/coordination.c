@@ -1,0 +1,652 @@
+/*
+ * One coordination: POST the LcmCoordRequest, then follow the EM wherever the protocol
+ * lets it lead (201 result, 503/429 wait and resend, 202 poll the Location until 200),
+ * all under one wall-clock deadline that bounds requests and waits alike.
+ *
+ * Deadline choices (docs/design.md says why): a resent POST honours the EM's Retry-After,
+ * so a wait that would end past the deadline fails at once; a poll may come early, so its
+ * wait is shortened to leave one last look before the deadline. When the deadline passes
+ * or the engine is interrupted while the EM holds an id, the EM is asked to cancel (a
+ * short, separate budget) before the coordination ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* Time kept for the last poll before the deadline, and for a cancel after it. */
+#define LAST_LOOK_RESERVE_MAX 2.0
+#define CANCEL_GRACE          5.0
+
+typedef enum phase {
+    PHASE_POST,       /* a POST is in flight */
+    PHASE_WAIT_POST,  /* waiting to resend the POST */
+    PHASE_POLL,       /* a GET of the Location is in flight */
+    PHASE_WAIT_POLL,  /* waiting to poll again */
+    PHASE_CANCELLING, /* ending: the EM is being asked to cancel */
+    PHASE_DONE,
+} phase;
+
+struct lcmc_coordination {
+    lcmc_op op; /* first: the engine's interrupt finds us through it */
+    lcmc_client *client;
+    lcmc_engine *engine;
+    const lcmc_client_options *options;
+    phase phase;
+    char *body; /* the request exactly as sent, identical on every resend */
+    char *action;
+    char *post_url;
+    char *poll_url;
+    char *cancel_url;
+    char *id;
+    double deadline;
+    double reserve;
+    lcmc_transfer *transfer;        /* the POST or GET in flight */
+    lcmc_transfer *cancel_transfer; /* a cancel request in flight */
+    lcmc_timer timer;
+    int last_look;     /* the current wait was cut to the deadline: no poll after this one */
+    int cancel_wanted; /* lcmc_coordination_cancel was called */
+    int cancel_sent;
+    unsigned posts, polls;
+    lcmc_record_entry *record;
+
+    lcmc_status ending_status; /* what PHASE_CANCELLING ends with */
+    lcmc_error ending_error;
+
+    lcmc_status status;
+    lcmc_error error;
+    lcmc_result result;
+    char *lcmcoord_json;
+};
+
+static void send_post(lcmc_coordination *c);
+static void send_poll(lcmc_coordination *c);
+static void send_cancel(lcmc_coordination *c, double deadline);
+
+static double left(const lcmc_coordination *c)
+{
+    double l = c->deadline - lcmc__now();
+    return l > 0 ? l : 0;
+}
+
+/* Seconds for people: "5 s", "0.5 s", "3595 s". */
+static void seconds_text(double s, char buf[32])
+{
+    if (s < 10 && s != (double)(long)s)
+        snprintf(buf, 32, "%.1f s", s);
+    else
+        snprintf(buf, 32, "%.0f s", s);
+}
+
+static void finish(lcmc_coordination *c, lcmc_status status)
+{
+    lcmc__timer_disarm(c->engine, &c->timer);
+    lcmc__transfer_cancel(c->transfer);
+    c->transfer = NULL;
+    lcmc__transfer_cancel(c->cancel_transfer);
+    c->cancel_transfer = NULL;
+    c->status = status;
+    c->phase = PHASE_DONE;
+    lcmc__record_end(c->record, c->result, lcmc__wall_now());
+    lcmc__op_unregister(c->engine, &c->op);
+    if (status == LCMC_OK)
+        lcmc__log(c->engine, LCMC_LOG_INFO, "coordination %s: %s", c->id ? c->id : "?",
+                  lcmc_result_name(c->result));
+    else
+        lcmc__log(c->engine, LCMC_LOG_INFO, "coordination failed: %s",
+                  lcmc_error_message(&c->error));
+}
+
+static void fail(lcmc_coordination *c, lcmc_status status, const char *method, const char *url,
+                 const char *fmt, const char *detail)
+{
+    char *path = url ? lcmc__url_path(url) : NULL;
+    if (url)
+        lcmc__error_set(&c->error, status, "%s (%s %s)", detail ? detail : fmt, method,
+                        path ? path : "?");
+    else
+        lcmc__error_set(&c->error, status, "%s", detail ? detail : fmt);
+    lcmc__error_set_request(&c->error, method, url);
+    free(path);
+    finish(c, status);
+}
+
+/* Ends the coordination with `status`/`c->ending_error`, first asking the EM to cancel
+ * when it holds an id for it and has not been asked yet. */
+static void end_with_cancel(lcmc_coordination *c, lcmc_status status)
+{
+    lcmc__timer_disarm(c->engine, &c->timer);
+    lcmc__transfer_cancel(c->transfer);
+    c->transfer = NULL;
+    if (c->cancel_url && !c->cancel_sent) {
+        c->ending_status = status;
+        c->phase = PHASE_CANCELLING;
+        lcmc__log(c->engine, LCMC_LOG_INFO, "asking the EM to cancel coordination %s",
+                  c->id ? c->id : "?");
+        send_cancel(c, lcmc__now() + CANCEL_GRACE);
+        if (c->cancel_transfer)
+            return;
+    }
+    lcmc__error_move(&c->error, &c->ending_error);
+    finish(c, status);
+}
+
+static void fail_deadline(lcmc_coordination *c, const char *what)
+{
+    char *message = lcmc__asprintf("deadline exceeded: %s", what);
+    lcmc__error_set(&c->ending_error, LCMC_EDEADLINE, "%s",
+                    message ? message : "deadline exceeded");
+    free(message);
+    end_with_cancel(c, LCMC_EDEADLINE);
+}
+
+static void interrupt(lcmc_op *op)
+{
+    lcmc_coordination *c = (lcmc_coordination *)op;
+    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING)
+        return;
+    lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted%s",
+                    c->cancel_url && !c->cancel_sent ? "; the EM was asked to cancel" : "");
+    end_with_cancel(c, LCMC_ECANCELLED);
+}
+
+static void timer_fired(lcmc_timer *timer)
+{
+    lcmc_coordination *c = timer->owner;
+    if (c->phase == PHASE_WAIT_POST)
+        send_post(c);
+    else if (c->phase == PHASE_WAIT_POLL)
+        send_poll(c);
+}
+
+/* Waits `wait` seconds then resends (POST) or polls again (GET), if the deadline allows. */
+static void schedule(lcmc_coordination *c, double wait, int is_poll, const char *why)
+{
+    double now = lcmc__now();
+    double until = now;
+    lcmc_wait_plan plan = lcmc__plan_wait(now, wait, c->deadline, is_poll, c->reserve, &until);
+    char wait_text[32], left_text[32];
+    seconds_text(wait, wait_text);
+    seconds_text(left(c), left_text);
+    if (plan == LCMC_WAIT_PAST_DEADLINE) {
+        char *what = lcmc__asprintf("%s and asked to wait %s, but only %s were left", why,
+                                    wait_text, left_text);
+        fail_deadline(c, what ? what : why);
+        free(what);
+        return;
+    }
+    c->last_look = plan == LCMC_WAIT_SHORTENED;
+    if (c->last_look) {
+        char cut_text[32];
+        seconds_text(until - now, cut_text);
+        lcmc__log(c->engine, LCMC_LOG_INFO,
+                  "%s, asked to wait %s; polling once more in %s, "
+                  "just before the deadline",
+                  why, wait_text, cut_text);
+    } else {
+        lcmc__log(c->engine, LCMC_LOG_INFO, "%s, %s in %s, %s left", why,
+                  is_poll ? "polling" : "retrying", wait_text, left_text);
+    }
+    c->phase = is_poll ? PHASE_WAIT_POLL : PHASE_WAIT_POST;
+    if (lcmc__timer_arm(c->engine, &c->timer, until) != 0) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+    }
+}
+
+static double answer_wait(const lcmc_coordination *c, const lcmc_transfer_result *r)
+{
+    return lcmc__retry_wait(r->retry_after_present, r->retry_after, c->options->wait_floor,
+                            c->options->default_interval);
+}
+
+static void fail_with_answer(lcmc_coordination *c, const lcmc_transfer_result *r,
+                             const char *method, const char *url)
+{
+    json_t *problem = lcmc__decode_problem(r->body.data, r->body.length);
+    char *message = lcmc__http_error_message(r->status, problem, r->content_type, r->body.data,
+                                             r->body.length, method, url);
+    lcmc_status status = r->status == 401 ? LCMC_EAUTH : LCMC_EHTTP;
+    lcmc__error_set(&c->error, status, "%s%s", message ? message : "EM answered an error",
+                    r->status >= 300 && r->status < 400 ? "; redirects are not followed" : "");
+    free(message);
+    c->error.http_status = (int)r->status;
+    if (problem)
+        c->error.problem_json = json_dumps(problem, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(problem);
+    lcmc__error_set_request(&c->error, method, url);
+    if (c->phase == PHASE_POLL)
+        end_with_cancel(c, status);
+    else
+        finish(c, status);
+}
+
+static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r, const char *method,
+                            const char *url)
+{
+    char why[200];
+    char *shown_status = lcmc__asprintf("%ld %s", r->status, lcmc__reason_phrase(r->status));
+    if (r->body.length == 0) {
+        snprintf(why, sizeof why, "EM answered %s with an empty body instead of an LcmCoord",
+                 shown_status ? shown_status : "?");
+        free(shown_status);
+        fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
+        return;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body.data, r->body.length, JSON_REJECT_DUPLICATES, &jerr);
+    lcmc_result result = LCMC_RESULT_NONE;
+    char problem[160] = "";
+    if (doc == NULL) {
+        char *shown = lcmc__one_line(jerr.text, strlen(jerr.text), 100);
+        snprintf(problem, sizeof problem, "its body is not valid JSON (%s)", shown ? shown : "?");
+        free(shown);
+    } else if (lcmc__validate_lcmcoord(doc, &result, problem, sizeof problem) != 0) {
+        /* problem says why */
+    }
+    if (problem[0]) {
+        snprintf(why, sizeof why, "EM answered %s but %s", shown_status ? shown_status : "?",
+                 problem);
+        free(shown_status);
+        json_decref(doc);
+        fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
+        return;
+    }
+    free(shown_status);
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    if (c->id == NULL || strcmp(c->id, id) != 0) {
+        free(c->id);
+        c->id = lcmc__strdup(id);
+    }
+    lcmc__record_set_id(c->record, c->id);
+    json_decref(doc);
+    c->lcmcoord_json = malloc(r->body.length + 1);
+    if (c->lcmcoord_json == NULL || c->id == NULL) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+        return;
+    }
+    memcpy(c->lcmcoord_json, r->body.data, r->body.length + 1);
+    c->result = result;
+    finish(c, LCMC_OK);
+}
+
+/* A transfer that got no complete answer. Only a POST that never left (the connection
+ * did not open) is resent: anything later may have reached the EM. */
+static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *r,
+                              const char *method, const char *url, int is_poll)
+{
+    lcmc_error err = {0};
+    lcmc_status status = lcmc__transfer_error(r, method, url, &err);
+    if (lcmc__now() >= c->deadline - 0.001 && status == LCMC_ETRANSPORT) {
+        char *path = lcmc__url_path(url);
+        char *what = lcmc__asprintf("the EM gave no complete answer to %s %s in time", method,
+                                    path ? path : "?");
+        fail_deadline(c, what ? what : "no answer in time");
+        free(what);
+        free(path);
+        lcmc__error_clear(&err);
+        return;
+    }
+    int never_sent = r->curl_code == CURLE_COULDNT_CONNECT && !r->request_sent;
+    if (status == LCMC_ETRANSPORT && (is_poll || never_sent)) {
+        char *why = lcmc__asprintf("%s", lcmc_error_message(&err));
+        lcmc__error_clear(&err);
+        schedule(c, lcmc__retry_wait(0, 0, c->options->wait_floor, c->options->default_interval),
+                 is_poll, why ? why : "transport failure");
+        free(why);
+        return;
+    }
+    lcmc__error_move(&c->error, &err);
+    if (is_poll)
+        end_with_cancel(c, status);
+    else
+        finish(c, status);
+}
+
+static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const char *url)
+{
+    if (r->location == NULL) {
+        fail(c, LCMC_EPROTOCOL, "POST", url,
+             "EM answered 202 Accepted without a Location header, so there is nothing to poll",
+             NULL);
+        return;
+    }
+    char why[160] = "";
+    char *poll_url = lcmc__resolve_location(url, r->location, why, sizeof why);
+    if (poll_url == NULL) {
+        char message[256];
+        snprintf(message, sizeof message, "EM answered 202 Accepted but %s",
+                 why[0] ? why : "the Location header cannot be used");
+        fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
+        return;
+    }
+    if (lcmc__client_has_credentials(c->client)) {
+        char *origin = lcmc__url_origin(poll_url);
+        int same = origin && strcmp(origin, lcmc__client_origin(c->client)) == 0;
+        if (!same) {
+            char message[400];
+            snprintf(message, sizeof message,
+                     "EM answered 202 Accepted with a Location on another origin (%s); the "
+                     "EM's credentials are not sent there",
+                     origin ? origin : "unparsable");
+            free(origin);
+            free(poll_url);
+            fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
+            return;
+        }
+        free(origin);
+    }
+    c->poll_url = poll_url;
+    size_t n = strlen(poll_url);
+    while (n > 0 && poll_url[n - 1] == '/')
+        n--;
+    c->cancel_url = lcmc__asprintf("%.*s/cancel", (int)n, poll_url);
+    free(c->id);
+    c->id = lcmc__url_last_segment(poll_url);
+    lcmc__record_set_id(c->record, c->id);
+    if (c->cancel_url == NULL) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+        return;
+    }
+    if (c->cancel_wanted && !c->cancel_sent)
+        send_cancel(c, c->deadline);
+    schedule(c, answer_wait(c, r), 1, "EM accepted the coordination (202)");
+}
+
+static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_poll)
+{
+    double wait = answer_wait(c, r);
+    if (r->status == 503 && !is_poll) {
+        double now = lcmc__wall_now();
+        lcmc__record_rejection(c->engine, lcmc__client_serial(c->client), c->action, now,
+                               now + wait);
+        lcmc__record_set_delay(c->record, now + wait);
+    }
+    char why[64];
+    snprintf(why, sizeof why, "EM %s (%ld)", r->status == 429 ? "rate-limited us" : "busy",
+             r->status);
+    schedule(c, wait, is_poll, why);
+}
+
+static void post_done(lcmc_transfer *t, void *userdata)
+{
+    lcmc_coordination *c = userdata;
+    lcmc_transfer_result r;
+    lcmc__transfer_finish(t, &r);
+    c->transfer = NULL;
+    if (r.curl_code != CURLE_OK)
+        transport_failure(c, &r, "POST", c->post_url, 0);
+    else {
+        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r.status,
+                  lcmc__reason_phrase(r.status), r.elapsed * 1000.0);
+        if (r.status == 201)
+            accept_lcmcoord(c, &r, "POST", c->post_url);
+        else if (r.status == 202)
+            accepted(c, &r, c->post_url);
+        else if (r.status == 503 || r.status == 429)
+            busy(c, &r, 0);
+        else
+            fail_with_answer(c, &r, "POST", c->post_url);
+    }
+    lcmc__transfer_result_free(&r);
+}
+
+static void poll_done(lcmc_transfer *t, void *userdata)
+{
+    lcmc_coordination *c = userdata;
+    lcmc_transfer_result r;
+    lcmc__transfer_finish(t, &r);
+    c->transfer = NULL;
+    if (r.curl_code != CURLE_OK)
+        transport_failure(c, &r, "GET", c->poll_url, 1);
+    else {
+        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r.status,
+                  lcmc__reason_phrase(r.status), r.elapsed * 1000.0);
+        if (r.status == 200)
+            accept_lcmcoord(c, &r, "GET", c->poll_url);
+        else if (r.status == 202 && c->last_look) {
+            char what[96];
+            snprintf(what, sizeof what, "the coordination was still in progress after %u polls",
+                     c->polls);
+            fail_deadline(c, what);
+        } else if (r.status == 202)
+            schedule(c, answer_wait(c, &r), 1, "still in progress (202)");
+        else if (r.status == 503 || r.status == 429)
+            busy(c, &r, 1);
+        else
+            fail_with_answer(c, &r, "GET", c->poll_url);
+    }
+    lcmc__transfer_result_free(&r);
+}
+
+static void cancel_done(lcmc_transfer *t, void *userdata)
+{
+    lcmc_coordination *c = userdata;
+    lcmc_transfer_result r;
+    lcmc__transfer_finish(t, &r);
+    c->cancel_transfer = NULL;
+    if (r.curl_code != CURLE_OK)
+        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s",
+                  c->id ? c->id : "?", r.curl_error[0] ? r.curl_error : "no answer");
+    else if (r.status == 202 || r.status == 200 || r.status == 204)
+        lcmc__log(c->engine, LCMC_LOG_INFO, "EM accepted the cancel of coordination %s",
+                  c->id ? c->id : "?");
+    else if (r.status == 404 || r.status == 405)
+        /* A 1.0.0 producer may not know the cancel resource at all. */
+        lcmc__log(c->engine, LCMC_LOG_INFO, "EM does not support cancel (%ld)", r.status);
+    else if (r.status == 409)
+        lcmc__log(c->engine, LCMC_LOG_INFO, "EM says coordination %s is already finished (409)",
+                  c->id ? c->id : "?");
+    else
+        lcmc__log(c->engine, LCMC_LOG_WARN, "EM answered %ld to the cancel of coordination %s",
+                  r.status, c->id ? c->id : "?");
+    lcmc__transfer_result_free(&r);
+    if (c->phase == PHASE_CANCELLING) {
+        lcmc__error_move(&c->error, &c->ending_error);
+        finish(c, c->ending_status);
+    }
+}
+
+static int start_transfer(lcmc_coordination *c, lcmc_transfer **slot, const char *method,
+                          const char *url, const char *body, double deadline,
+                          lcmc_transfer_done_fn *done)
+{
+    const char *headers[4];
+    lcmc_transfer_spec spec;
+    lcmc_error err = {0};
+    if (lcmc__client_prepare(c->client, &spec, method, url, body, deadline, headers, &err) != 0) {
+        lcmc__error_move(&c->error, &err);
+        finish(c, c->error.status);
+        return -1;
+    }
+    lcmc__log(c->engine, LCMC_LOG_INFO, "%s %s", method, url);
+    *slot = lcmc__transfer_start(c->engine, &spec, done, c);
+    if (*slot == NULL) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+        return -1;
+    }
+    return 0;
+}
+
+static void send_post(lcmc_coordination *c)
+{
+    c->phase = PHASE_POST;
+    c->posts++;
+    start_transfer(c, &c->transfer, "POST", c->post_url, c->body, c->deadline, post_done);
+}
+
+static void send_poll(lcmc_coordination *c)
+{
+    c->phase = PHASE_POLL;
+    c->polls++;
+    start_transfer(c, &c->transfer, "GET", c->poll_url, NULL, c->deadline, poll_done);
+}
+
+static void send_cancel(lcmc_coordination *c, double deadline)
+{
+    c->cancel_sent = 1;
+    /* An empty body: the cancel task resource takes none. */
+    start_transfer(c, &c->cancel_transfer, "POST", c->cancel_url, NULL, deadline, cancel_done);
+}
+
+/* ---- public ---------------------------------------------------------------------------- */
+
+lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client,
+                                    const char *request_json, double timeout)
+{
+    if (out)
+        *out = NULL;
+    if (out == NULL || client == NULL || request_json == NULL)
+        return LCMC_EUSAGE;
+    lcmc_coordination *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return LCMC_ENOMEM;
+    c->client = client;
+    c->engine = lcmc__client_engine(client);
+    c->options = lcmc__client_options(client);
+    c->op.interrupt = interrupt;
+    lcmc__timer_init(&c->timer, timer_fired, c);
+    double total = timeout > 0 ? timeout : c->options->timeout;
+    c->deadline = lcmc__now() + total;
+    c->reserve = total * 0.1 < LAST_LOOK_RESERVE_MAX ? total * 0.1 : LAST_LOOK_RESERVE_MAX;
+    c->post_url = lcmc__url_join(c->options->endpoint, "/lcmcoord/v1/coordinations");
+    c->body = lcmc__strdup(request_json);
+    if (c->post_url == NULL || c->body == NULL) {
+        lcmc_coordination_free(c);
+        return LCMC_ENOMEM;
+    }
+    *out = c;
+
+    json_error_t jerr;
+    json_t *request = json_loads(request_json, JSON_REJECT_DUPLICATES, &jerr);
+    char why[300] = "";
+    if (request == NULL)
+        snprintf(why, sizeof why, "the LcmCoordRequest is not valid JSON: %s", jerr.text);
+    else if (lcmc__validate_request(request, why, sizeof why) != 0) {
+        /* why names the field */
+    } else {
+        c->action =
+            lcmc__strdup(json_string_value(json_object_get(request, "coordinationActionName")));
+    }
+    json_decref(request);
+    if (why[0]) {
+        char *message = lcmc__asprintf("invalid LcmCoordRequest: %s", why);
+        lcmc__error_set(&c->error, LCMC_EINVALID, "%s", message ? message : why);
+        free(message);
+        c->status = LCMC_EINVALID;
+        c->phase = PHASE_DONE;
+        return LCMC_EINVALID;
+    }
+    if (c->engine->interrupt_flag) {
+        lcmc__error_set(&c->error, LCMC_ECANCELLED, "interrupted before the coordination began");
+        c->status = LCMC_ECANCELLED;
+        c->phase = PHASE_DONE;
+        return LCMC_ECANCELLED;
+    }
+    c->record =
+        lcmc__record_begin(c->engine, lcmc__client_serial(client), c->action, lcmc__wall_now());
+    if (c->action == NULL || c->record == NULL) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        c->status = LCMC_ENOMEM;
+        c->phase = PHASE_DONE;
+        return LCMC_ENOMEM;
+    }
+    lcmc__op_register(c->engine, &c->op);
+    send_post(c);
+    return c->phase == PHASE_DONE ? c->status : LCMC_OK;
+}
+
+lcmc_status lcmc_coordination_wait(lcmc_coordination *c)
+{
+    if (c == NULL)
+        return LCMC_EUSAGE;
+    while (c->phase != PHASE_DONE) {
+        if (lcmc__engine_step(c->engine) == LCMC_EUSAGE && c->phase != PHASE_DONE) {
+            lcmc__error_set(&c->error, LCMC_ETRANSPORT, "the coordination was lost by the engine");
+            finish(c, LCMC_ETRANSPORT);
+        }
+    }
+    return c->status;
+}
+
+lcmc_status lcmc_client_coordinate(lcmc_client *client, const char *request_json, double timeout,
+                                   lcmc_coordination **out)
+{
+    lcmc_status s = lcmc_coordination_start(out, client, request_json, timeout);
+    if (*out == NULL)
+        return s;
+    return lcmc_coordination_wait(*out);
+}
+
+lcmc_status lcmc_coordination_cancel(lcmc_coordination *c)
+{
+    if (c == NULL)
+        return LCMC_EUSAGE;
+    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING)
+        return LCMC_OK;
+    c->cancel_wanted = 1;
+    if (c->cancel_url && !c->cancel_sent)
+        send_cancel(c, c->deadline);
+    return LCMC_OK;
+}
+
+void lcmc_coordination_abort(lcmc_coordination *c)
+{
+    if (c == NULL || c->phase == PHASE_DONE)
+        return;
+    lcmc__error_set(&c->error, LCMC_ECANCELLED, "the coordination was aborted");
+    finish(c, LCMC_ECANCELLED);
+}
+
+void lcmc_coordination_free(lcmc_coordination *c)
+{
+    if (c == NULL)
+        return;
+    lcmc_coordination_abort(c);
+    lcmc__error_clear(&c->error);
+    lcmc__error_clear(&c->ending_error);
+    free(c->body);
+    free(c->action);
+    free(c->post_url);
+    free(c->poll_url);
+    free(c->cancel_url);
+    free(c->id);
+    free(c->lcmcoord_json);
+    free(c);
+}
+
+int lcmc_coordination_done(const lcmc_coordination *c)
+{
+    return c == NULL || c->phase == PHASE_DONE;
+}
+
+lcmc_status lcmc_coordination_status(const lcmc_coordination *c)
+{
+    return c ? c->status : LCMC_EUSAGE;
+}
+
+const lcmc_error *lcmc_coordination_error(const lcmc_coordination *c)
+{
+    if (c == NULL || c->phase != PHASE_DONE || c->status == LCMC_OK)
+        return NULL;
+    return &c->error;
+}
+
+lcmc_result lcmc_coordination_result(const lcmc_coordination *c)
+{
+    return c ? c->result : LCMC_RESULT_NONE;
+}
+
+const char *lcmc_coordination_lcmcoord_json(const lcmc_coordination *c)
+{
+    return c ? c->lcmcoord_json : NULL;
+}
+
+const char *lcmc_coordination_id(const lcmc_coordination *c)
+{
+    return c ? c->id : NULL;
+}

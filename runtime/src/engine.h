@@ -1,0 +1,45 @@
+/*
+ * The engine's own struct, shared by the files that drive it (engine.c, transfer.c,
+ * record.c). Nothing outside the runtime sees it.
+ */
+#ifndef LCMCOORD_ENGINE_H
+#define LCMCOORD_ENGINE_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "internal.h"
+
+struct lcmc_engine {
+    CURLM *multi;
+    lcmc_timer **heap;
+    size_t heap_length, heap_allocated;
+    lcmc_op *ops;
+    size_t transfers_running;
+    /* Easy handles kept after use: they hold libcurl's DNS and TLS session caches, and
+     * reusing them spares an allocation per request. */
+    CURL **idle_easy;
+    size_t idle_count, idle_allocated;
+
+    int wake_pipe[2];
+    volatile sig_atomic_t interrupt_flag;
+    int interrupt_handled;
+
+    lcmc_log_fn *log_fn;
+    void *log_userdata;
+    lcmc_log_level log_max;
+
+    lcmc_error last_error;
+
+    struct lcmc_record_entry **records;
+    size_t record_count, record_allocated;
+    struct lcmc_rejection *rejections;
+    size_t rejection_count, rejection_allocated;
+    unsigned long next_client_serial;
+};
+
+/* Completes every transfer libcurl reports finished (engine loop only). */
+void lcmc__transfers_collect(lcmc_engine *engine);
+void lcmc__records_free(lcmc_engine *engine);
+
+#endif

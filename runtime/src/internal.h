@@ -1,0 +1,260 @@
+/*
+ * What the runtime's source files share and the public header hides: the error detail
+ * struct, clocks, capped buffers, the engine's timers and transfers, and the pure helpers
+ * (waits, URLs, messages, JSON checks) that the unit tests reach directly. Names with a
+ * double underscore (lcmc__*) are internal; LCMC_INTERNAL marks the ones the unit tests
+ * link against.
+ */
+#ifndef LCMCOORD_INTERNAL_H
+#define LCMCOORD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "lcmcoord/lcmcoord.h"
+
+#define LCMC_INTERNAL LCMC_API
+
+#if defined(__GNUC__)
+#define LCMC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define LCMC_PRINTF(fmt, args)
+#endif
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+struct lcmc_error {
+    lcmc_status status;
+    int http_status;
+    char *message;
+    char *problem_json;
+    char *method;
+    char *url;
+};
+
+void lcmc__error_clear(lcmc_error *err);
+/* Replaces the error with a new status and a formatted one-line message. */
+void lcmc__error_set(lcmc_error *err, lcmc_status status, const char *fmt, ...) LCMC_PRINTF(3, 4);
+void lcmc__error_set_request(lcmc_error *err, const char *method, const char *url);
+/* Moves src into dst (src is left empty). */
+void lcmc__error_move(lcmc_error *dst, lcmc_error *src);
+
+/* ---- time --------------------------------------------------------------------------- */
+
+/* Seconds on a monotonic clock: deadlines and waits. */
+double lcmc__now(void);
+/* Seconds since the epoch: timestamps in records. */
+double lcmc__wall_now(void);
+/* RFC 3339 UTC with milliseconds, e.g. "2026-11-25T13:20:00.123Z"; buf of 32 bytes. */
+LCMC_INTERNAL void lcmc__format_time(double epoch_seconds, char buf[32]);
+
+/* ---- buffers ------------------------------------------------------------------------ */
+
+/* A growable byte buffer that refuses to grow past `cap`: answers larger than the cap are
+ * errors, never unbounded allocations. Always NUL-terminated when non-empty. */
+typedef struct lcmc_buffer {
+    char *data;
+    size_t length;
+    size_t allocated;
+    size_t cap;
+    int overflowed;
+} lcmc_buffer;
+
+LCMC_INTERNAL int lcmc__buffer_append(lcmc_buffer *buf, const void *data, size_t length);
+LCMC_INTERNAL void lcmc__buffer_free(lcmc_buffer *buf);
+
+char *lcmc__strdup(const char *s);
+LCMC_PRINTF(1, 2) char *lcmc__asprintf(const char *fmt, ...);
+char *lcmc__vasprintf(const char *fmt, va_list ap);
+/* Overwrites then frees a string that held a secret. */
+void lcmc__free_secret(char *s);
+
+/* ---- pure helpers (unit tested) ----------------------------------------------------- */
+
+/* The wait before the next attempt, in seconds: the server's Retry-After when it sent one
+ * (`present`, `retry_after` as libcurl computed it, which is <= 0 for "0", a past date or
+ * garbage), never below `floor`; `default_interval` when it sent none. */
+LCMC_INTERNAL double lcmc__retry_wait(int present, long long retry_after, double floor,
+                                      double default_interval);
+
+/* What to do with a wait that starts `now` and lasts `wait` under `deadline`: */
+typedef enum lcmc_wait_plan {
+    LCMC_WAIT_AS_ASKED,      /* it ends in time: wait all of it */
+    LCMC_WAIT_SHORTENED,     /* a poll: wait until *until, leaving time for one last look */
+    LCMC_WAIT_PAST_DEADLINE, /* cannot be honoured: fail with "deadline exceeded" now */
+} lcmc_wait_plan;
+/* `shortenable` is true for polls (a GET may come early without harm) and false for a
+ * resent POST (the EM said when it can take the request again). `reserve` is the time kept
+ * for the last poll itself. */
+LCMC_INTERNAL lcmc_wait_plan lcmc__plan_wait(double now, double wait, double deadline,
+                                             int shortenable, double reserve, double *until);
+
+/* The standard reason phrase of an HTTP status ("Conflict"), or "" when unknown. */
+LCMC_INTERNAL const char *lcmc__reason_phrase(long status);
+
+/* Copies at most `max` bytes of untrusted text into a new string fit for one line of a
+ * terminal: control characters become spaces, runs of blanks fold, an ellipsis marks a cut. */
+LCMC_INTERNAL char *lcmc__one_line(const char *text, size_t length, size_t max);
+
+/* The one-line message for an error answer: "EM answered 409 Conflict: <detail> (POST
+ * /path)". `problem` is the decoded ProblemDetails or NULL; `body` the raw body. */
+LCMC_INTERNAL char *lcmc__http_error_message(long status, const json_t *problem,
+                                             const char *content_type, const char *body,
+                                             size_t body_length, const char *method,
+                                             const char *url);
+
+/* Decodes a body as a ProblemDetails when it is a JSON object (whatever Content-Type says);
+ * NULL otherwise. */
+LCMC_INTERNAL json_t *lcmc__decode_problem(const char *body, size_t length);
+
+/* ---- URLs ---------------------------------------------------------------------------- */
+
+/* Checks an apiRoot and returns it normalised (no trailing slash), or NULL with why. */
+LCMC_INTERNAL char *lcmc__normalise_endpoint(const char *endpoint, char *why, size_t why_size);
+/* endpoint + path, e.g. ("http://h:1/p", "/lcmcoord/v1/x") -> "http://h:1/p/lcmcoord/v1/x". */
+LCMC_INTERNAL char *lcmc__url_join(const char *endpoint, const char *path);
+/* Resolves a Location header against the URL of the request that received it; only http
+ * and https results are accepted and any fragment is dropped. NULL with why on failure. */
+LCMC_INTERNAL char *lcmc__resolve_location(const char *base, const char *location, char *why,
+                                           size_t why_size);
+/* "scheme://host:port" with the default port filled in and the host lower-cased; NULL when
+ * the URL does not parse. */
+LCMC_INTERNAL char *lcmc__url_origin(const char *url);
+/* The path of a URL (for messages), or a copy of the URL when it does not parse. */
+LCMC_INTERNAL char *lcmc__url_path(const char *url);
+/* The last non-empty path segment, URL-decoded (a coordination id), or NULL. */
+LCMC_INTERNAL char *lcmc__url_last_segment(const char *url);
+
+/* ---- protocol data ------------------------------------------------------------------- */
+
+/* Checks an LcmCoordRequest; on failure returns -1 and names the field in `why`. */
+LCMC_INTERNAL int lcmc__validate_request(const json_t *request, char *why, size_t why_size);
+/* Checks an LcmCoord answer; fills *result; on failure returns -1 with why. */
+LCMC_INTERNAL int lcmc__validate_lcmcoord(const json_t *lcmcoord, lcmc_result *result, char *why,
+                                          size_t why_size);
+LCMC_INTERNAL lcmc_result lcmc__result_from_name(const char *name);
+
+/* ---- engine internals ---------------------------------------------------------------- */
+
+typedef struct lcmc_timer lcmc_timer;
+typedef void lcmc_timer_fn(lcmc_timer *timer);
+struct lcmc_timer {
+    double due;        /* monotonic seconds */
+    size_t heap_index; /* position in the engine's heap, or SIZE_MAX when not armed */
+    lcmc_timer_fn *fire;
+    void *owner;
+};
+
+void lcmc__timer_init(lcmc_timer *timer, lcmc_timer_fn *fire, void *owner);
+/* Arms (or re-arms) a timer to fire at `due`. Returns -1 when out of memory. */
+int lcmc__timer_arm(lcmc_engine *engine, lcmc_timer *timer, double due);
+void lcmc__timer_disarm(lcmc_engine *engine, lcmc_timer *timer);
+
+/* Operations in flight (coordinations, single requests) register so that an interrupt
+ * reaches them all. */
+typedef struct lcmc_op lcmc_op;
+struct lcmc_op {
+    lcmc_op *prev, *next;
+    void (*interrupt)(lcmc_op *op);
+    int registered;
+};
+void lcmc__op_register(lcmc_engine *engine, lcmc_op *op);
+void lcmc__op_unregister(lcmc_engine *engine, lcmc_op *op);
+
+/* One HTTP exchange on the engine's multi handle. */
+typedef struct lcmc_transfer lcmc_transfer;
+typedef void lcmc_transfer_done_fn(lcmc_transfer *transfer, void *userdata);
+
+/* What a transfer is asked to do. Strings are copied. */
+typedef struct lcmc_transfer_spec {
+    const char *method;
+    const char *url;
+    const char *body;           /* NULL: none */
+    size_t body_length;         /* of body */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+    double deadline;            /* monotonic; the transfer may not outlive it */
+    size_t max_body;
+    const lcmc_tls_options *tls;
+    const char *basic_user; /* HTTP Basic credentials, or NULL */
+    const char *basic_password;
+} lcmc_transfer_spec;
+
+/* The outcome of a finished transfer. */
+typedef struct lcmc_transfer_result {
+    CURLcode curl_code;
+    char curl_error[CURL_ERROR_SIZE];
+    long status; /* 0 when no answer */
+    lcmc_buffer body;
+    char *content_type;
+    char *location;
+    int retry_after_present;
+    long long retry_after; /* seconds as libcurl computed them */
+    char **header_names;   /* all headers of the final answer */
+    char **header_values;
+    size_t header_count;
+    double elapsed;
+    int request_sent; /* whether any byte of the request may have reached the server */
+} lcmc_transfer_result;
+
+/* Starts a transfer; `done` is called from the engine loop when it ends (also on failure to
+ * start, then with curl_code set). Returns NULL only when out of memory. */
+lcmc_transfer *lcmc__transfer_start(lcmc_engine *engine, const lcmc_transfer_spec *spec,
+                                    lcmc_transfer_done_fn *done, void *userdata);
+/* Stops a transfer without calling its callback, and frees it. */
+void lcmc__transfer_cancel(lcmc_transfer *transfer);
+const lcmc_transfer_result *lcmc__transfer_result(const lcmc_transfer *transfer);
+/* Takes the result out of a finished transfer and frees the transfer. */
+void lcmc__transfer_finish(lcmc_transfer *transfer, lcmc_transfer_result *out);
+void lcmc__transfer_result_free(lcmc_transfer_result *result);
+const char *lcmc__transfer_method(const lcmc_transfer *transfer);
+const char *lcmc__transfer_url(const lcmc_transfer *transfer);
+
+/* Classifies a failed transfer into a status and fills err (with the request's method/URL). */
+lcmc_status lcmc__transfer_error(const lcmc_transfer_result *result, const char *method,
+                                 const char *url, lcmc_error *err);
+
+/* Runs one turn of the loop: fires due timers, waits for sockets up to the next timer,
+ * completes finished transfers. Returns LCMC_OK, or an error when there was nothing left
+ * that could make progress. */
+lcmc_status lcmc__engine_step(lcmc_engine *engine);
+
+void lcmc__log(lcmc_engine *engine, lcmc_log_level level, const char *fmt, ...) LCMC_PRINTF(3, 4);
+int lcmc__log_enabled(const lcmc_engine *engine, lcmc_log_level level);
+void lcmc__engine_set_last_error(lcmc_engine *engine, lcmc_status status, const char *fmt, ...)
+    LCMC_PRINTF(3, 4);
+
+/* ---- records ------------------------------------------------------------------------- */
+
+typedef struct lcmc_record_entry lcmc_record_entry;
+/* Adds the start of a coordination to the engine's record; NULL when out of memory. */
+lcmc_record_entry *lcmc__record_begin(lcmc_engine *engine, unsigned long client_serial,
+                                      const char *action_name, double start_time);
+void lcmc__record_set_id(lcmc_record_entry *entry, const char *id);
+void lcmc__record_set_delay(lcmc_record_entry *entry, double delay_end);
+void lcmc__record_end(lcmc_record_entry *entry, lcmc_result result, double end_time);
+int lcmc__record_rejection(lcmc_engine *engine, unsigned long client_serial,
+                           const char *action_name, double rejection_time, double delay_end);
+/* The record as JSON; client_serial 0 means every client. */
+lcmc_status lcmc__record_json(const lcmc_engine *engine, unsigned long client_serial, char **out);
+unsigned long lcmc__engine_next_client_serial(lcmc_engine *engine);
+
+/* ---- clients ------------------------------------------------------------------------- */
+
+/* Fills a transfer spec with what the client adds to every request to `url`: the Version,
+ * Accept and Content-Type headers, TLS settings and credentials (only for the EM's own
+ * origin). `headers` must have room for 4 entries. Returns -1 with err set when the request
+ * may not be made (credentials would go to another origin). */
+int lcmc__client_prepare(lcmc_client *client, lcmc_transfer_spec *spec, const char *method,
+                         const char *url, const char *body, double deadline, const char *headers[4],
+                         lcmc_error *err);
+lcmc_engine *lcmc__client_engine(const lcmc_client *client);
+unsigned long lcmc__client_serial(const lcmc_client *client);
+const lcmc_client_options *lcmc__client_options(const lcmc_client *client);
+/* Whether the client holds credentials that must stay on the EM's origin. */
+int lcmc__client_has_credentials(const lcmc_client *client);
+const char *lcmc__client_origin(const lcmc_client *client);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * The API's data types as the client checks them: an LcmCoordRequest before it is sent
+ * (so an operator's typo is named before the EM sees it) and an LcmCoord when it arrives
+ * (so a script never acts on a result it cannot trust). Checks name the offending field.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const operation_types[] = {
+    "INSTANTIATE",
+    "SCALE",
+    "SCALE_TO_LEVEL",
+    "CHANGE_FLAVOUR",
+    "TERMINATE",
+    "HEAL",
+    "OPERATE",
+    "CHANGE_EXT_CONN",
+    "MODIFY_INFO",
+    "CREATE_SNAPSHOT",
+    "REVERT_TO_SNAPSHOT",
+    "CHANGE_VNFPKG",
+    NULL,
+};
+
+static int fail(char *why, size_t why_size, const char *fmt, const char *field)
+{
+    if (why && why_size)
+        snprintf(why, why_size, fmt, field);
+    return -1;
+}
+
+static int is_operation_type(const char *value)
+{
+    for (const char *const *t = operation_types; *t; t++)
+        if (strcmp(*t, value) == 0)
+            return 1;
+    return 0;
+}
+
+static int check_string(const json_t *object, const char *field, const char *name, char *why,
+                        size_t why_size)
+{
+    json_t *value = json_object_get(object, field);
+    if (value == NULL || json_is_null(value))
+        return fail(why, why_size, "%s is missing", name);
+    if (!json_is_string(value))
+        return fail(why, why_size, "%s must be a string", name);
+    if (json_string_length(value) == 0)
+        return fail(why, why_size, "%s must not be empty", name);
+    return 0;
+}
+
+static int check_link(const json_t *links, const char *field, char *why, size_t why_size)
+{
+    char name[64];
+    snprintf(name, sizeof name, "_links.%s", field);
+    json_t *link = json_object_get(links, field);
+    if (link == NULL)
+        return fail(why, why_size, "%s is missing", name);
+    if (!json_is_object(link))
+        return fail(why, why_size, "%s must be an object with href", name);
+    snprintf(name, sizeof name, "_links.%s.href", field);
+    return check_string(link, "href", name, why, why_size);
+}
+
+int lcmc__validate_request(const json_t *request, char *why, size_t why_size)
+{
+    if (!json_is_object(request))
+        return fail(why, why_size, "%s", "the LcmCoordRequest must be a JSON object");
+    if (check_string(request, "vnfInstanceId", "vnfInstanceId", why, why_size) ||
+        check_string(request, "vnfLcmOpOccId", "vnfLcmOpOccId", why, why_size) ||
+        check_string(request, "lcmOperationType", "lcmOperationType", why, why_size) ||
+        check_string(request, "coordinationActionName", "coordinationActionName", why, why_size))
+        return -1;
+    const char *type = json_string_value(json_object_get(request, "lcmOperationType"));
+    if (!is_operation_type(type)) {
+        if (why && why_size)
+            snprintf(why, why_size,
+                     "lcmOperationType: '%.40s' is not one of INSTANTIATE, SCALE, "
+                     "SCALE_TO_LEVEL, CHANGE_FLAVOUR, TERMINATE, HEAL, OPERATE, "
+                     "CHANGE_EXT_CONN, MODIFY_INFO, CREATE_SNAPSHOT, REVERT_TO_SNAPSHOT, "
+                     "CHANGE_VNFPKG",
+                     type);
+        return -1;
+    }
+    json_t *input = json_object_get(request, "inputParams");
+    if (input && !json_is_object(input) && !json_is_null(input))
+        return fail(why, why_size, "%s must be an object", "inputParams");
+    json_t *links = json_object_get(request, "_links");
+    if (links == NULL)
+        return fail(why, why_size, "%s is missing", "_links");
+    if (!json_is_object(links))
+        return fail(why, why_size, "%s must be an object", "_links");
+    if (check_link(links, "vnfLcmOpOcc", why, why_size) ||
+        check_link(links, "vnfInstance", why, why_size))
+        return -1;
+    return 0;
+}
+
+int lcmc__validate_lcmcoord(const json_t *lcmcoord, lcmc_result *result, char *why, size_t why_size)
+{
+    *result = LCMC_RESULT_NONE;
+    if (!json_is_object(lcmcoord))
+        return fail(why, why_size, "%s", "the LcmCoord is not a JSON object");
+    json_t *id = json_object_get(lcmcoord, "id");
+    if (id == NULL)
+        return fail(why, why_size, "%s", "the LcmCoord has no id");
+    if (!json_is_string(id) || json_string_length(id) == 0)
+        return fail(why, why_size, "%s", "the LcmCoord's id is not a non-empty string");
+    json_t *value = json_object_get(lcmcoord, "coordinationResult");
+    if (value == NULL)
+        return fail(why, why_size, "%s", "the LcmCoord has no coordinationResult");
+    if (!json_is_string(value))
+        return fail(why, why_size, "%s", "the LcmCoord's coordinationResult is not a string");
+    lcmc_result parsed = lcmc__result_from_name(json_string_value(value));
+    if (parsed == LCMC_RESULT_NONE) {
+        char *shown = lcmc__one_line(json_string_value(value), json_string_length(value), 40);
+        if (why && why_size)
+            snprintf(why, why_size,
+                     "the LcmCoord's coordinationResult '%s' is not CONTINUE, ABORT or "
+                     "CANCELLED",
+                     shown ? shown : "?");
+        free(shown);
+        return -1;
+    }
+    /* warnings is 0..N strings in the text but a single string in the generated OpenAPI
+     * code: both shapes are accepted, anything else is not. */
+    json_t *warnings = json_object_get(lcmcoord, "warnings");
+    if (warnings && !json_is_null(warnings) && !json_is_string(warnings)) {
+        if (!json_is_array(warnings))
+            return fail(why, why_size, "%s", "the LcmCoord's warnings is not a string or list");
+        size_t i;
+        json_t *w;
+        json_array_foreach(warnings, i, w)
+        {
+            if (!json_is_string(w))
+                return fail(why, why_size, "%s", "the LcmCoord's warnings list holds a non-string");
+        }
+    }
+    json_t *output = json_object_get(lcmcoord, "outputParams");
+    if (output && !json_is_null(output) && !json_is_object(output))
+        return fail(why, why_size, "%s", "the LcmCoord's outputParams is not an object");
+    json_t *error = json_object_get(lcmcoord, "error");
+    if (error && !json_is_null(error) && !json_is_object(error))
+        return fail(why, why_size, "%s", "the LcmCoord's error is not a ProblemDetails object");
+    *result = parsed;
+    return 0;
+}

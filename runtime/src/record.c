@@ -1,0 +1,187 @@
+/*
+ * The record a VNFM keeps in its VnfLcmOpOcc: one lcmCoordinations[] entry per
+ * coordination and one rejectedLcmCoordinations[] entry per 503. Entries live on the
+ * engine, tagged with the client that made them, so a host can write the record of a whole
+ * run after the script has freed its clients.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct lcmc_record_entry {
+    unsigned long client;
+    char *id;
+    char *action;
+    lcmc_result result;
+    double start, end, delay_end;
+    int ended, delayed;
+};
+
+struct lcmc_rejection {
+    unsigned long client;
+    char *action;
+    double time, delay_end;
+};
+
+unsigned long lcmc__engine_next_client_serial(lcmc_engine *e)
+{
+    return ++e->next_client_serial;
+}
+
+lcmc_record_entry *lcmc__record_begin(lcmc_engine *e, unsigned long client, const char *action,
+                                      double start)
+{
+    if (e->record_count == e->record_allocated) {
+        size_t grown = e->record_allocated ? e->record_allocated * 2 : 16;
+        lcmc_record_entry **bigger = realloc(e->records, grown * sizeof *bigger);
+        if (bigger == NULL)
+            return NULL;
+        e->records = bigger;
+        e->record_allocated = grown;
+    }
+    lcmc_record_entry *entry = calloc(1, sizeof *entry);
+    if (entry == NULL)
+        return NULL;
+    entry->client = client;
+    entry->action = lcmc__strdup(action ? action : "");
+    entry->start = start;
+    e->records[e->record_count++] = entry;
+    return entry;
+}
+
+void lcmc__record_set_id(lcmc_record_entry *entry, const char *id)
+{
+    if (entry == NULL || id == NULL)
+        return;
+    free(entry->id);
+    entry->id = lcmc__strdup(id);
+}
+
+void lcmc__record_set_delay(lcmc_record_entry *entry, double delay_end)
+{
+    if (entry == NULL)
+        return;
+    entry->delay_end = delay_end;
+    entry->delayed = 1;
+}
+
+void lcmc__record_end(lcmc_record_entry *entry, lcmc_result result, double end)
+{
+    if (entry == NULL || entry->ended)
+        return;
+    entry->result = result;
+    entry->end = end;
+    entry->ended = 1;
+}
+
+int lcmc__record_rejection(lcmc_engine *e, unsigned long client, const char *action, double time,
+                           double delay_end)
+{
+    if (e->rejection_count == e->rejection_allocated) {
+        size_t grown = e->rejection_allocated ? e->rejection_allocated * 2 : 16;
+        struct lcmc_rejection *bigger = realloc(e->rejections, grown * sizeof *bigger);
+        if (bigger == NULL)
+            return -1;
+        e->rejections = bigger;
+        e->rejection_allocated = grown;
+    }
+    struct lcmc_rejection *r = &e->rejections[e->rejection_count++];
+    r->client = client;
+    r->action = lcmc__strdup(action ? action : "");
+    r->time = time;
+    r->delay_end = delay_end;
+    return 0;
+}
+
+void lcmc__records_free(lcmc_engine *e)
+{
+    for (size_t i = 0; i < e->record_count; i++) {
+        free(e->records[i]->id);
+        free(e->records[i]->action);
+        free(e->records[i]);
+    }
+    free(e->records);
+    for (size_t i = 0; i < e->rejection_count; i++)
+        free(e->rejections[i].action);
+    free(e->rejections);
+}
+
+static int set_time(json_t *object, const char *key, double when)
+{
+    char text[32];
+    lcmc__format_time(when, text);
+    return json_object_set_new(object, key, json_string(text));
+}
+
+static json_t *entry_json(const lcmc_record_entry *entry)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int failed = 0;
+    failed |= json_object_set_new(o, "id", entry->id ? json_string(entry->id) : json_null());
+    failed |= json_object_set_new(o, "coordinationActionName", json_string(entry->action));
+    const char *result = lcmc_result_name(entry->result);
+    if (result)
+        failed |= json_object_set_new(o, "coordinationResult", json_string(result));
+    failed |= set_time(o, "startTime", entry->start);
+    if (entry->ended)
+        failed |= set_time(o, "endTime", entry->end);
+    failed |= json_object_set_new(o, "endpointType", json_string("MGMT"));
+    if (entry->delayed)
+        failed |= set_time(o, "delay", entry->delay_end);
+    if (failed) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+lcmc_status lcmc__record_json(const lcmc_engine *e, unsigned long client, char **out)
+{
+    *out = NULL;
+    json_t *doc = json_object();
+    json_t *coordinations = json_array();
+    json_t *rejections = json_array();
+    lcmc_status status = LCMC_ENOMEM;
+    if (!doc || !coordinations || !rejections)
+        goto done;
+    for (size_t i = 0; i < e->record_count; i++) {
+        if (client && e->records[i]->client != client)
+            continue;
+        if (json_array_append_new(coordinations, entry_json(e->records[i])) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < e->rejection_count; i++) {
+        const struct lcmc_rejection *r = &e->rejections[i];
+        if (client && r->client != client)
+            continue;
+        json_t *o = json_object();
+        if (o == NULL || json_object_set_new(o, "coordinationActionName", json_string(r->action)) ||
+            set_time(o, "rejectionTime", r->time) ||
+            json_object_set_new(o, "endpointType", json_string("MGMT")) ||
+            set_time(o, "delay", r->delay_end)) {
+            json_decref(o);
+            goto done;
+        }
+        if (json_array_append_new(rejections, o) != 0)
+            goto done;
+    }
+    json_object_set(doc, "lcmCoordinations", coordinations);
+    json_object_set(doc, "rejectedLcmCoordinations", rejections);
+    *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    status = *out ? LCMC_OK : LCMC_ENOMEM;
+done:
+    json_decref(coordinations);
+    json_decref(rejections);
+    json_decref(doc);
+    return status;
+}
+
+lcmc_status lcmc_engine_record_json(const lcmc_engine *e, char **out)
+{
+    if (e == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    return lcmc__record_json(e, 0, out);
+}

@@ -1,3 +1,0 @@
-/* placeholder */
-int lcmc_placeholder(void);
-int lcmc_placeholder(void) { return 0; }

@@ -1,0 +1,383 @@
+/*
+ * One HTTP exchange on the engine's multi handle: the libcurl options every request of
+ * the runtime shares (no redirects, http/https only, a timeout derived from the deadline,
+ * a capped body, TLS verification on), and the harvest of the answer (status, headers,
+ * Location, Retry-After) before the easy handle goes back to the engine's pool.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct lcmc_transfer {
+    lcmc_engine *engine;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *method;
+    char *url;
+    char *body;
+    size_t body_length;
+    char *basic_password; /* kept for the transfer's life: libcurl reads it lazily */
+    lcmc_transfer_done_fn *done;
+    void *userdata;
+    lcmc_transfer_result result;
+    lcmc_timer failed_start; /* reports a transfer that could not even be added */
+    int in_multi;
+};
+
+static size_t on_body(char *data, size_t size, size_t count, void *userdata)
+{
+    lcmc_transfer *t = userdata;
+    size_t n = size * count;
+    if (lcmc__buffer_append(&t->result.body, data, n) != 0)
+        return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
+    return n;
+}
+
+static CURL *take_easy(lcmc_engine *e)
+{
+    if (e->idle_count > 0)
+        return e->idle_easy[--e->idle_count];
+    return curl_easy_init();
+}
+
+static void give_back_easy(lcmc_engine *e, CURL *easy)
+{
+    curl_easy_reset(easy);
+    if (e->idle_count == e->idle_allocated) {
+        size_t grown = e->idle_allocated ? e->idle_allocated * 2 : 16;
+        CURL **bigger = grown <= 4096 ? realloc(e->idle_easy, grown * sizeof *bigger) : NULL;
+        if (bigger == NULL) {
+            curl_easy_cleanup(easy);
+            return;
+        }
+        e->idle_easy = bigger;
+        e->idle_allocated = grown;
+    }
+    e->idle_easy[e->idle_count++] = easy;
+}
+
+static void release(lcmc_transfer *t)
+{
+    if (t->easy) {
+        if (t->in_multi) {
+            curl_multi_remove_handle(t->engine->multi, t->easy);
+            t->engine->transfers_running--;
+        }
+        give_back_easy(t->engine, t->easy);
+    }
+    lcmc__timer_disarm(t->engine, &t->failed_start);
+    curl_slist_free_all(t->headers);
+    free(t->method);
+    free(t->url);
+    free(t->body);
+    lcmc__free_secret(t->basic_password);
+    free(t);
+}
+
+static void report_failed_start(lcmc_timer *timer)
+{
+    lcmc_transfer *t = timer->owner;
+    t->done(t, t->userdata);
+}
+
+static void apply_tls(CURL *easy, const lcmc_tls_options *tls)
+{
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (tls == NULL)
+        return;
+    if (tls->cacert)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, tls->cacert);
+    if (tls->capath)
+        curl_easy_setopt(easy, CURLOPT_CAPATH, tls->capath);
+    if (tls->cert)
+        curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->cert);
+    if (tls->key)
+        curl_easy_setopt(easy, CURLOPT_SSLKEY, tls->key);
+    if (tls->key_password)
+        curl_easy_setopt(easy, CURLOPT_KEYPASSWD, tls->key_password);
+    if (tls->insecure) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
+{
+    CURL *easy = t->easy;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(easy, CURLOPT_URL, t->url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->result.curl_error);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "lcmcoord/" LCMC_VERSION_STRING);
+    if (spec->max_body)
+        curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)spec->max_body);
+
+    /* No request outlives the deadline: libcurl's own timeout is what is left of it. */
+    double left = spec->deadline - lcmc__now();
+    long left_ms = left <= 0.001 ? 1L : (long)ceil(left * 1000.0);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, left_ms < 30000 ? left_ms : 30000L);
+
+    if (strcmp(t->method, "GET") == 0) {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(t->method, "POST") == 0) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_length);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->method);
+        if (t->body) {
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_length);
+        }
+        if (strcmp(t->method, "HEAD") == 0)
+            curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    }
+
+    /* "Expect:" keeps libcurl from pausing for 100-continue before larger bodies. */
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    if (list == NULL)
+        return -1;
+    t->headers = list;
+    for (const char *const *h = spec->headers; h && *h; h++) {
+        list = curl_slist_append(t->headers, *h);
+        if (list == NULL)
+            return -1;
+        t->headers = list;
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+
+    if (spec->basic_user) {
+        t->basic_password = lcmc__strdup(spec->basic_password ? spec->basic_password : "");
+        if (t->basic_password == NULL)
+            return -1;
+        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(easy, CURLOPT_USERNAME, spec->basic_user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, t->basic_password);
+    }
+    apply_tls(easy, spec->tls);
+    return 0;
+}
+
+lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *spec,
+                                    lcmc_transfer_done_fn *done, void *userdata)
+{
+    lcmc_transfer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->engine = e;
+    t->done = done;
+    t->userdata = userdata;
+    t->result.body.cap = spec->max_body;
+    lcmc__timer_init(&t->failed_start, report_failed_start, t);
+    t->method = lcmc__strdup(spec->method);
+    t->url = lcmc__strdup(spec->url);
+    if (spec->body) {
+        t->body = malloc(spec->body_length + 1);
+        if (t->body) {
+            memcpy(t->body, spec->body, spec->body_length);
+            t->body[spec->body_length] = '\0';
+            t->body_length = spec->body_length;
+        }
+    }
+    t->easy = take_easy(e);
+    if (t->method == NULL || t->url == NULL || (spec->body && t->body == NULL) || t->easy == NULL ||
+        configure(t, spec) != 0) {
+        release(t);
+        return NULL;
+    }
+    if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
+        /* The callback must not run inside the caller's frame: report from the loop. */
+        t->result.curl_code = CURLE_FAILED_INIT;
+        snprintf(t->result.curl_error, sizeof t->result.curl_error,
+                 "the request could not be queued");
+        if (lcmc__timer_arm(e, &t->failed_start, lcmc__now()) != 0) {
+            release(t);
+            return NULL;
+        }
+        return t;
+    }
+    t->in_multi = 1;
+    e->transfers_running++;
+    return t;
+}
+
+void lcmc__transfer_cancel(lcmc_transfer *t)
+{
+    if (t)
+        release(t);
+}
+
+const lcmc_transfer_result *lcmc__transfer_result(const lcmc_transfer *t)
+{
+    return &t->result;
+}
+
+const char *lcmc__transfer_method(const lcmc_transfer *t)
+{
+    return t->method;
+}
+
+const char *lcmc__transfer_url(const lcmc_transfer *t)
+{
+    return t->url;
+}
+
+void lcmc__transfer_finish(lcmc_transfer *t, lcmc_transfer_result *out)
+{
+    *out = t->result;
+    memset(&t->result, 0, sizeof t->result);
+    release(t);
+}
+
+void lcmc__transfer_result_free(lcmc_transfer_result *r)
+{
+    lcmc__buffer_free(&r->body);
+    free(r->content_type);
+    free(r->location);
+    for (size_t i = 0; i < r->header_count; i++) {
+        free(r->header_names[i]);
+        free(r->header_values[i]);
+    }
+    free(r->header_names);
+    free(r->header_values);
+    memset(r, 0, sizeof *r);
+}
+
+static char *header_value(CURL *easy, const char *name)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL)
+        return NULL;
+    return lcmc__strdup(h->value);
+}
+
+static void harvest_headers(lcmc_transfer *t)
+{
+    size_t count = 0;
+    struct curl_header *h = NULL;
+    while ((h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h)) != NULL)
+        count++;
+    if (count == 0)
+        return;
+    t->result.header_names = calloc(count, sizeof(char *));
+    t->result.header_values = calloc(count, sizeof(char *));
+    if (!t->result.header_names || !t->result.header_values)
+        return;
+    size_t i = 0;
+    while (i < count && (h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h)) != NULL) {
+        t->result.header_names[i] = lcmc__strdup(h->name);
+        t->result.header_values[i] = lcmc__strdup(h->value);
+        i++;
+    }
+    t->result.header_count = i;
+}
+
+static void harvest(lcmc_transfer *t, CURLcode code)
+{
+    lcmc_transfer_result *r = &t->result;
+    r->curl_code = code;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    char *ctype = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    r->content_type = lcmc__strdup(ctype);
+    long request_size = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    r->request_sent = request_size > 0 || r->status > 0;
+    curl_off_t total_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    r->elapsed = (double)total_us / 1e6;
+    if (r->status > 0) {
+        r->location = header_value(t->easy, "Location");
+        char *retry_after = header_value(t->easy, "Retry-After");
+        if (retry_after) {
+            r->retry_after_present = 1;
+            curl_off_t seconds = 0;
+            curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &seconds);
+            r->retry_after = (long long)seconds;
+            free(retry_after);
+        }
+        harvest_headers(t);
+    }
+    if (code == CURLE_WRITE_ERROR && r->body.overflowed)
+        r->curl_code = CURLE_FILESIZE_EXCEEDED;
+}
+
+void lcmc__transfers_collect(lcmc_engine *e)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        lcmc_transfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode code = msg->data.result;
+        harvest(t, code);
+        curl_multi_remove_handle(e->multi, t->easy);
+        t->in_multi = 0;
+        e->transfers_running--;
+        t->done(t, t->userdata);
+    }
+}
+
+static int is_tls_failure(CURLcode code)
+{
+    switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *method, const char *url,
+                                 lcmc_error *err)
+{
+    char *path = lcmc__url_path(url);
+    const char *detail = r->curl_error[0] ? r->curl_error : curl_easy_strerror(r->curl_code);
+    char *shown = lcmc__one_line(detail, strlen(detail), 200);
+    lcmc_status status;
+    if (r->curl_code == CURLE_FILESIZE_EXCEEDED) {
+        status = LCMC_EPROTOCOL;
+        lcmc__error_set(err, status, "EM's answer is larger than the %zu-byte limit (%s %s)",
+                        r->body.cap, method, path ? path : "?");
+    } else if (is_tls_failure(r->curl_code)) {
+        status = LCMC_ETLS;
+        lcmc__error_set(err, status, "TLS failure talking to the EM: %s (%s %s)",
+                        shown ? shown : "?", method, path ? path : "?");
+    } else if (r->curl_code == CURLE_OPERATION_TIMEDOUT) {
+        status = LCMC_ETRANSPORT;
+        lcmc__error_set(err, status, "no complete answer from the EM in time: %s (%s %s)",
+                        shown ? shown : "?", method, path ? path : "?");
+    } else {
+        status = LCMC_ETRANSPORT;
+        lcmc__error_set(err, status, "cannot reach the EM: %s (%s %s)", shown ? shown : "?", method,
+                        path ? path : "?");
+    }
+    err->http_status = (int)r->status;
+    lcmc__error_set_request(err, method, url);
+    free(shown);
+    free(path);
+    return status;
+}
