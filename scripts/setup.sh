@@ -11,6 +11,7 @@ packages=(
   libcurl4-openssl-dev curl
   lua-cjson lua-cjson-dev
   libssl-dev openssl
+  libjansson-dev
   libmicrohttpd-dev
   libcmocka-dev
   lua-busted

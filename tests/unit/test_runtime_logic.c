@@ -1,0 +1,378 @@
+/*
+ * Unit tests of liblcmcoord's pure logic: how long to wait (Retry-After, floors, the
+ * deadline), URL handling (apiRoot checks, Location resolution, origins), error messages
+ * built from hostile answers, and the checks of LcmCoordRequest and LcmCoord.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* ---- waits ---------------------------------------------------------------------------- */
+
+static void test_retry_after_seconds_are_honoured(void **state)
+{
+    (void)state;
+    assert_true(lcmc__retry_wait(1, 7, 1.0, 5.0) == 7.0);
+}
+
+static void test_retry_after_zero_is_raised_to_the_floor(void **state)
+{
+    (void)state;
+    assert_true(lcmc__retry_wait(1, 0, 1.0, 5.0) == 1.0);
+}
+
+static void test_retry_after_in_the_past_is_raised_to_the_floor(void **state)
+{
+    (void)state;
+    /* libcurl reports a past HTTP-date as a negative number of seconds. */
+    assert_true(lcmc__retry_wait(1, -3600, 1.0, 5.0) == 1.0);
+}
+
+static void test_missing_retry_after_uses_the_default_interval(void **state)
+{
+    (void)state;
+    assert_true(lcmc__retry_wait(0, 0, 1.0, 5.0) == 5.0);
+    /* ...but never goes under the floor. */
+    assert_true(lcmc__retry_wait(0, 0, 2.0, 0.5) == 2.0);
+}
+
+static void test_wait_that_fits_is_kept(void **state)
+{
+    (void)state;
+    double until = 0;
+    assert_int_equal(lcmc__plan_wait(100, 5, 110, 0, 1, &until), LCMC_WAIT_AS_ASKED);
+    assert_true(until == 105);
+}
+
+static void test_post_wait_past_deadline_fails_at_once(void **state)
+{
+    (void)state;
+    double until = 0;
+    assert_int_equal(lcmc__plan_wait(100, 30, 110, 0, 1, &until), LCMC_WAIT_PAST_DEADLINE);
+}
+
+static void test_poll_wait_past_deadline_is_cut_for_a_last_look(void **state)
+{
+    (void)state;
+    double until = 0;
+    assert_int_equal(lcmc__plan_wait(100, 30, 110, 1, 2, &until), LCMC_WAIT_SHORTENED);
+    assert_true(until == 108);
+}
+
+static void test_poll_wait_with_no_room_left_fails(void **state)
+{
+    (void)state;
+    double until = 0;
+    assert_int_equal(lcmc__plan_wait(109, 30, 110, 1, 2, &until), LCMC_WAIT_PAST_DEADLINE);
+}
+
+/* ---- URLs ----------------------------------------------------------------------------- */
+
+static void test_endpoint_keeps_its_path_prefix_and_loses_trailing_slashes(void **state)
+{
+    (void)state;
+    char why[128] = "";
+    char *e = lcmc__normalise_endpoint("http://EM.example:6789/prefix//", why, sizeof why);
+    assert_non_null(e);
+    assert_string_equal(e, "http://EM.example:6789/prefix");
+    char *joined = lcmc__url_join(e, "/lcmcoord/v1/coordinations");
+    assert_string_equal(joined, "http://EM.example:6789/prefix/lcmcoord/v1/coordinations");
+    free(joined);
+    free(e);
+}
+
+static void test_endpoint_without_scheme_is_refused_with_a_reason(void **state)
+{
+    (void)state;
+    char why[128] = "";
+    assert_null(lcmc__normalise_endpoint("em.example:6789", why, sizeof why));
+    assert_non_null(strstr(why, "endpoint"));
+    assert_null(lcmc__normalise_endpoint("ftp://em.example/", why, sizeof why));
+    assert_non_null(strstr(why, "http"));
+    assert_null(lcmc__normalise_endpoint("", why, sizeof why));
+    assert_null(lcmc__normalise_endpoint("http://h/?q=1", why, sizeof why));
+    assert_non_null(strstr(why, "query"));
+}
+
+static void test_relative_location_resolves_against_the_request(void **state)
+{
+    (void)state;
+    char why[128] = "";
+    const char *base = "http://h:1/p/lcmcoord/v1/coordinations";
+    char *u = lcmc__resolve_location(base, "coordinations/abc", why, sizeof why);
+    assert_string_equal(u, "http://h:1/p/lcmcoord/v1/coordinations/abc");
+    free(u);
+    u = lcmc__resolve_location(base, "/lcmcoord/v1/coordinations/abc", why, sizeof why);
+    assert_string_equal(u, "http://h:1/lcmcoord/v1/coordinations/abc");
+    free(u);
+    u = lcmc__resolve_location(base, "../v1/coordinations/x#frag", why, sizeof why);
+    assert_string_equal(u, "http://h:1/p/lcmcoord/v1/coordinations/x");
+    free(u);
+}
+
+static void test_absolute_location_on_another_host_is_kept(void **state)
+{
+    (void)state;
+    char why[128] = "";
+    char *u = lcmc__resolve_location("http://h:1/a", "https://other:8443/c/1", why, sizeof why);
+    assert_string_equal(u, "https://other:8443/c/1");
+    free(u);
+}
+
+static void test_location_to_another_scheme_or_empty_is_refused(void **state)
+{
+    (void)state;
+    char why[128] = "";
+    assert_null(lcmc__resolve_location("http://h:1/a", "file:///etc/passwd", why, sizeof why));
+    assert_non_null(strstr(why, "http"));
+    assert_null(lcmc__resolve_location("http://h:1/a", "", why, sizeof why));
+    assert_non_null(strstr(why, "empty"));
+}
+
+static void test_origins_fill_default_ports_and_ignore_host_case(void **state)
+{
+    (void)state;
+    char *a = lcmc__url_origin("https://EM.example/x");
+    char *b = lcmc__url_origin("https://em.example:443/y");
+    char *c = lcmc__url_origin("http://em.example/y");
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_last_segment_is_the_coordination_id(void **state)
+{
+    (void)state;
+    char *id = lcmc__url_last_segment("http://h/lcmcoord/v1/coordinations/ab%20c/");
+    assert_string_equal(id, "ab c");
+    free(id);
+    assert_null(lcmc__url_last_segment("http://h/"));
+}
+
+/* ---- messages ------------------------------------------------------------------------- */
+
+static void test_problem_detail_makes_the_message(void **state)
+{
+    (void)state;
+    const char *body = "{\"status\":409,\"title\":\"Conflict\",\"detail\":\"VNFC still draining\"}";
+    json_t *problem = lcmc__decode_problem(body, strlen(body));
+    char *m =
+        lcmc__http_error_message(409, problem, "application/problem+json; charset=utf-8", body,
+                                 strlen(body), "POST", "http://h:1/lcmcoord/v1/coordinations");
+    assert_string_equal(
+        m, "EM answered 409 Conflict: VNFC still draining (POST /lcmcoord/v1/coordinations)");
+    free(m);
+    json_decref(problem);
+}
+
+static void test_problem_without_detail_falls_back_to_title(void **state)
+{
+    (void)state;
+    const char *body = "{\"status\":403,\"title\":\"Rejected by policy\"}";
+    json_t *problem = lcmc__decode_problem(body, strlen(body));
+    char *m = lcmc__http_error_message(403, problem, NULL, body, strlen(body), "GET",
+                                       "http://h/lcmcoord/v1/coordinations/1");
+    assert_non_null(strstr(m, "403 Forbidden: Rejected by policy"));
+    free(m);
+    json_decref(problem);
+}
+
+static void test_html_error_page_is_described_not_quoted(void **state)
+{
+    (void)state;
+    const char *body = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+    char *m =
+        lcmc__http_error_message(502, NULL, "text/html", body, strlen(body), "POST", "http://h/x");
+    assert_non_null(strstr(m, "502 Bad Gateway: text/html body of"));
+    assert_null(strstr(m, "<html>"));
+    free(m);
+}
+
+static void test_short_plain_text_body_is_quoted_on_one_line(void **state)
+{
+    (void)state;
+    const char *body = "upstream\r\ntimed out\x1b[31m";
+    char *m =
+        lcmc__http_error_message(504, NULL, "text/plain", body, strlen(body), "POST", "http://h/x");
+    assert_string_equal(m, "EM answered 504 Gateway Timeout: upstream timed out [31m (POST /x)");
+    free(m);
+}
+
+static void test_empty_error_body_says_so(void **state)
+{
+    (void)state;
+    char *m = lcmc__http_error_message(500, NULL, NULL, NULL, 0, "POST", "http://h/x");
+    assert_string_equal(m, "EM answered 500 Internal Server Error: empty body (POST /x)");
+    free(m);
+}
+
+static void test_one_line_cuts_long_text_on_a_character_boundary(void **state)
+{
+    (void)state;
+    const char *text = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"; /* four two-byte characters */
+    char *s = lcmc__one_line(text, strlen(text), 5);
+    assert_string_equal(s, "\xc3\xa9\xc3\xa9...");
+    free(s);
+}
+
+static void test_reason_phrases(void **state)
+{
+    (void)state;
+    assert_string_equal(lcmc__reason_phrase(503), "Service Unavailable");
+    assert_string_equal(lcmc__reason_phrase(299), "");
+}
+
+/* ---- protocol data --------------------------------------------------------------------- */
+
+static json_t *valid_request(void)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:{s:s}, s:{s:s}}}", "vnfInstanceId", "i",
+                     "vnfLcmOpOccId", "o", "lcmOperationType", "CHANGE_VNFPKG",
+                     "coordinationActionName", "a", "_links", "vnfLcmOpOcc", "href", "h",
+                     "vnfInstance", "href", "h");
+}
+
+static void test_valid_request_passes(void **state)
+{
+    (void)state;
+    json_t *r = valid_request();
+    char why[256] = "";
+    assert_int_equal(lcmc__validate_request(r, why, sizeof why), 0);
+    json_decref(r);
+}
+
+static void expect_request_error(json_t *r, const char *needle)
+{
+    char why[256] = "";
+    assert_int_equal(lcmc__validate_request(r, why, sizeof why), -1);
+    if (strstr(why, needle) == NULL)
+        fail_msg("expected '%s' in '%s'", needle, why);
+    json_decref(r);
+}
+
+static void test_request_errors_name_the_field(void **state)
+{
+    (void)state;
+    json_t *r = valid_request();
+    json_object_del(r, "vnfLcmOpOccId");
+    expect_request_error(r, "vnfLcmOpOccId is missing");
+
+    r = valid_request();
+    json_object_set_new(r, "lcmOperationType", json_string("UPGRADE"));
+    expect_request_error(r, "lcmOperationType: 'UPGRADE'");
+
+    r = valid_request();
+    json_object_set_new(r, "coordinationActionName", json_integer(3));
+    expect_request_error(r, "coordinationActionName must be a string");
+
+    r = valid_request();
+    json_object_set_new(r, "inputParams", json_array());
+    expect_request_error(r, "inputParams must be an object");
+
+    r = valid_request();
+    json_object_del(json_object_get(r, "_links"), "vnfInstance");
+    expect_request_error(r, "_links.vnfInstance is missing");
+
+    r = valid_request();
+    json_object_set_new(json_object_get(json_object_get(r, "_links"), "vnfLcmOpOcc"), "href",
+                        json_string(""));
+    expect_request_error(r, "_links.vnfLcmOpOcc.href must not be empty");
+
+    expect_request_error(json_array(), "JSON object");
+}
+
+static void test_lcmcoord_results_are_checked(void **state)
+{
+    (void)state;
+    lcmc_result result;
+    char why[256] = "";
+    json_t *ok = json_pack("{s:s, s:s, s:s}", "id", "1", "coordinationResult", "ABORT", "warnings",
+                           "one warning");
+    assert_int_equal(lcmc__validate_lcmcoord(ok, &result, why, sizeof why), 0);
+    assert_int_equal(result, LCMC_RESULT_ABORT);
+    json_decref(ok);
+
+    json_t *list = json_pack("{s:s, s:s, s:[s,s]}", "id", "1", "coordinationResult", "CONTINUE",
+                             "warnings", "a", "b");
+    assert_int_equal(lcmc__validate_lcmcoord(list, &result, why, sizeof why), 0);
+    json_decref(list);
+
+    json_t *unknown = json_pack("{s:s, s:s}", "id", "1", "coordinationResult", "MAYBE");
+    assert_int_equal(lcmc__validate_lcmcoord(unknown, &result, why, sizeof why), -1);
+    assert_non_null(strstr(why, "'MAYBE'"));
+    assert_int_equal(result, LCMC_RESULT_NONE);
+    json_decref(unknown);
+
+    json_t *no_result = json_pack("{s:s}", "id", "1");
+    assert_int_equal(lcmc__validate_lcmcoord(no_result, &result, why, sizeof why), -1);
+    assert_non_null(strstr(why, "no coordinationResult"));
+    json_decref(no_result);
+
+    json_t *numeric_id = json_pack("{s:i, s:s}", "id", 7, "coordinationResult", "CONTINUE");
+    assert_int_equal(lcmc__validate_lcmcoord(numeric_id, &result, why, sizeof why), -1);
+    assert_non_null(strstr(why, "id"));
+    json_decref(numeric_id);
+}
+
+static void test_buffer_refuses_to_grow_past_its_cap(void **state)
+{
+    (void)state;
+    lcmc_buffer b = {.cap = 8};
+    assert_int_equal(lcmc__buffer_append(&b, "1234", 4), 0);
+    assert_int_equal(lcmc__buffer_append(&b, "5678", 4), 0);
+    assert_int_equal(lcmc__buffer_append(&b, "9", 1), -1);
+    assert_true(b.overflowed);
+    assert_string_equal(b.data, "12345678");
+    lcmc__buffer_free(&b);
+}
+
+static void test_times_are_rfc3339_utc_with_milliseconds(void **state)
+{
+    (void)state;
+    char text[32];
+    lcmc__format_time(1764076800.25, text);
+    assert_string_equal(text, "2025-11-25T13:20:00.250Z");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_after_seconds_are_honoured),
+        cmocka_unit_test(test_retry_after_zero_is_raised_to_the_floor),
+        cmocka_unit_test(test_retry_after_in_the_past_is_raised_to_the_floor),
+        cmocka_unit_test(test_missing_retry_after_uses_the_default_interval),
+        cmocka_unit_test(test_wait_that_fits_is_kept),
+        cmocka_unit_test(test_post_wait_past_deadline_fails_at_once),
+        cmocka_unit_test(test_poll_wait_past_deadline_is_cut_for_a_last_look),
+        cmocka_unit_test(test_poll_wait_with_no_room_left_fails),
+        cmocka_unit_test(test_endpoint_keeps_its_path_prefix_and_loses_trailing_slashes),
+        cmocka_unit_test(test_endpoint_without_scheme_is_refused_with_a_reason),
+        cmocka_unit_test(test_relative_location_resolves_against_the_request),
+        cmocka_unit_test(test_absolute_location_on_another_host_is_kept),
+        cmocka_unit_test(test_location_to_another_scheme_or_empty_is_refused),
+        cmocka_unit_test(test_origins_fill_default_ports_and_ignore_host_case),
+        cmocka_unit_test(test_last_segment_is_the_coordination_id),
+        cmocka_unit_test(test_problem_detail_makes_the_message),
+        cmocka_unit_test(test_problem_without_detail_falls_back_to_title),
+        cmocka_unit_test(test_html_error_page_is_described_not_quoted),
+        cmocka_unit_test(test_short_plain_text_body_is_quoted_on_one_line),
+        cmocka_unit_test(test_empty_error_body_says_so),
+        cmocka_unit_test(test_one_line_cuts_long_text_on_a_character_boundary),
+        cmocka_unit_test(test_reason_phrases),
+        cmocka_unit_test(test_valid_request_passes),
+        cmocka_unit_test(test_request_errors_name_the_field),
+        cmocka_unit_test(test_lcmcoord_results_are_checked),
+        cmocka_unit_test(test_buffer_refuses_to_grow_past_its_cap),
+        cmocka_unit_test(test_times_are_rfc3339_utc_with_milliseconds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
