@@ -160,30 +160,25 @@ static void timer_fired(lcmc_timer *timer)
         send_poll(c);
 }
 
-/* Waits `wait` seconds then resends (POST) or polls again (GET), if the deadline allows. */
-static void schedule(lcmc_coordination *c, double wait, int is_poll, const char *why)
+/* Waits `wait` seconds then resends (POST) or polls again (GET). Returns -1, having done
+ * nothing, when the deadline leaves no room for that: the caller says why it ends. */
+static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *why)
 {
     double now = lcmc__now();
     double until = now;
     lcmc_wait_plan plan = lcmc__plan_wait(now, wait, c->deadline, is_poll, c->reserve, &until);
+    if (plan == LCMC_WAIT_PAST_DEADLINE)
+        return -1;
     char wait_text[32], left_text[32];
     seconds_text(wait, wait_text);
     seconds_text(left(c), left_text);
-    if (plan == LCMC_WAIT_PAST_DEADLINE) {
-        char *what = lcmc__asprintf("%s and asked to wait %s, but only %s were left", why,
-                                    wait_text, left_text);
-        fail_deadline(c, what ? what : why);
-        free(what);
-        return;
-    }
     c->last_look = plan == LCMC_WAIT_SHORTENED;
     if (c->last_look) {
         char cut_text[32];
         seconds_text(until - now, cut_text);
         lcmc__log(c->engine, LCMC_LOG_INFO,
-                  "%s, asked to wait %s; polling once more in %s, "
-                  "just before the deadline",
-                  why, wait_text, cut_text);
+                  "%s, asked to wait %s; polling once more in %s, just before the deadline", why,
+                  wait_text, cut_text);
     } else {
         lcmc__log(c->engine, LCMC_LOG_INFO, "%s, %s in %s, %s left", why,
                   is_poll ? "polling" : "retrying", wait_text, left_text);
@@ -193,6 +188,22 @@ static void schedule(lcmc_coordination *c, double wait, int is_poll, const char 
         lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
         finish(c, LCMC_ENOMEM);
     }
+    return 0;
+}
+
+/* The EM asked for a wait (Retry-After, or our default when it named none) that the
+ * deadline cannot honour. */
+static void schedule_or_fail(lcmc_coordination *c, double wait, int is_poll, const char *why)
+{
+    if (schedule(c, wait, is_poll, why) == 0)
+        return;
+    char wait_text[32], left_text[32];
+    seconds_text(wait, wait_text);
+    seconds_text(left(c), left_text);
+    char *what =
+        lcmc__asprintf("%s and asked to wait %s, but only %s were left", why, wait_text, left_text);
+    fail_deadline(c, what ? what : why);
+    free(what);
 }
 
 static double answer_wait(const lcmc_coordination *c, const lcmc_transfer_result *r)
@@ -291,12 +302,18 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
     }
     int never_sent = r->curl_code == CURLE_COULDNT_CONNECT && !r->request_sent;
     if (status == LCMC_ETRANSPORT && (is_poll || never_sent)) {
-        char *why = lcmc__asprintf("%s", lcmc_error_message(&err));
-        lcmc__error_clear(&err);
-        schedule(c, lcmc__retry_wait(0, 0, c->options->wait_floor, c->options->default_interval),
-                 is_poll, why ? why : "transport failure");
-        free(why);
-        return;
+        double wait = lcmc__retry_wait(0, 0, c->options->wait_floor, c->options->default_interval);
+        if (schedule(c, wait, is_poll, lcmc_error_message(&err)) == 0) {
+            lcmc__error_clear(&err);
+            return;
+        }
+        /* The cause, not the clock, is what the operator must fix. */
+        char *message = lcmc__asprintf("%s; no time left before the deadline to try again",
+                                       lcmc_error_message(&err));
+        if (message) {
+            free(err.message);
+            err.message = message;
+        }
     }
     lcmc__error_move(&c->error, &err);
     if (is_poll)
@@ -353,7 +370,7 @@ static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const 
     }
     if (c->cancel_wanted && !c->cancel_sent)
         send_cancel(c, c->deadline);
-    schedule(c, answer_wait(c, r), 1, "EM accepted the coordination (202)");
+    schedule_or_fail(c, answer_wait(c, r), 1, "EM accepted the coordination (202)");
 }
 
 static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_poll)
@@ -368,7 +385,7 @@ static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_pol
     char why[64];
     snprintf(why, sizeof why, "EM %s (%ld)", r->status == 429 ? "rate-limited us" : "busy",
              r->status);
-    schedule(c, wait, is_poll, why);
+    schedule_or_fail(c, wait, is_poll, why);
 }
 
 static void post_done(lcmc_transfer *t, void *userdata)
@@ -413,7 +430,7 @@ static void poll_done(lcmc_transfer *t, void *userdata)
                      c->polls);
             fail_deadline(c, what);
         } else if (r.status == 202)
-            schedule(c, answer_wait(c, &r), 1, "still in progress (202)");
+            schedule_or_fail(c, answer_wait(c, &r), 1, "still in progress (202)");
         else if (r.status == 503 || r.status == 429)
             busy(c, &r, 1);
         else
