@@ -1,1 +1,11 @@
-# Tests of the em; filled in by its suite.
+# Tests of `lcmcoord em`, the EM simulator: cmocka suites over its pure logic (options,
+# validation, the coordination state machine, the journal, scenarios) and end-to-end
+# suites driving the real program with the curl CLI.
+lcmc_add_cmocka_test(test_em_options SOURCES unit/test_em_options.c LIBS lcmcoord_em)
+lcmc_add_cmocka_test(test_em_api SOURCES unit/test_em_api.c LIBS lcmcoord_em)
+lcmc_add_cmocka_test(test_em_coord SOURCES unit/test_em_coord.c LIBS lcmcoord_em)
+lcmc_add_cmocka_test(test_em_journal SOURCES unit/test_em_journal.c LIBS lcmcoord_em)
+lcmc_add_cmocka_test(test_em_scenario SOURCES unit/test_em_scenario.c LIBS lcmcoord_em)
+
+lcmc_add_e2e_test(test_em_api_e2e test_em_api.py)
+lcmc_add_e2e_test(test_em_features_e2e test_em_features.py)

@@ -75,8 +75,17 @@ class EM:
         return self.proc.stdout.readline()
 
     def __exit__(self, exc_type, exc, tb):
-        self.stop(check=exc_type is None)
+        try:
+            self.stop(check=exc_type is None)
+        finally:
+            self.close()
         return False
+
+    def close(self):
+        """Releases the pipes and the stderr file once the simulator has exited."""
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
 
     def stop(self, check=True, sig=signal.SIGTERM, timeout=10.0):
         if self.proc is None or self.proc.poll() is not None:
@@ -93,6 +102,8 @@ class EM:
         return rc
 
     def stderr_text(self):
+        if self._stderr.closed:
+            return ""
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
 

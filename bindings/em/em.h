@@ -1,0 +1,234 @@
+/*
+ * Internal interface of the EM simulator (`lcmcoord em`), the server side of the VNF LCM
+ * Coordination API used to test clients. The pieces are split by concern so that the
+ * protocol logic can be driven from cmocka without sockets: em_options.c (command line,
+ * Retry-After specs, HTTP dates), em_api.c (validation, routing and the answer to each
+ * request), em_coord.c (coordinations and their state machine), em_journal.c (the request
+ * journal), em_scenario.c (Lua scenarios), em_server.c (libmicrohttpd glue and delayed
+ * answers) and em_main.c (process lifecycle).
+ */
+#ifndef LCMCOORD_EM_H
+#define LCMCOORD_EM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define EM_DEFAULT_PORT         6789
+#define EM_DEFAULT_BODY_LIMIT   (1024u * 1024u)
+#define EM_DEFAULT_JOURNAL_MAX  10000u
+#define EM_STORE_CAPACITY       65536u
+#define EM_JOURNAL_BODY_MAX     (64u * 1024u)
+#define EM_ID_LEN               36
+#define EM_HTTP_DATE_LEN        40
+#define EM_BASE_URL_MAX         300
+#define EM_API_VERSION          "1.0.0"
+#define EM_COORDINATIONS_PATH   "/lcmcoord/v1/coordinations"
+#define EM_JOURNAL_PATH         "/_em/journal"
+#define EM_SCENARIO_DEADLINE_MS 2000
+
+/* ---- small allocation helpers: a test tool has nothing sensible to do on OOM ---- */
+
+void *em_xmalloc(size_t n);
+void *em_xrealloc(void *p, size_t n);
+char *em_xstrdup(const char *s);
+char *em_xstrndup(const char *s, size_t n);
+char *em_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options (em_options.c) ---- */
+
+enum em_mode { EM_MODE_SYNC, EM_MODE_ASYNC };
+enum em_location { EM_LOCATION_ABSOLUTE, EM_LOCATION_RELATIVE, EM_LOCATION_NONE };
+enum em_result { EM_RESULT_CONTINUE, EM_RESULT_ABORT, EM_RESULT_CANCELLED };
+enum em_retry_kind { EM_RETRY_NONE, EM_RETRY_SECONDS, EM_RETRY_DATE, EM_RETRY_RAW };
+
+struct em_retry {
+    enum em_retry_kind kind;
+    long long seconds; /* EM_RETRY_SECONDS, EM_RETRY_DATE (offset from now) */
+    const char *raw;   /* EM_RETRY_RAW; borrowed from argv */
+};
+
+struct em_options {
+    char host[256];
+    unsigned port;
+    unsigned threads;
+    enum em_mode mode;
+    unsigned polls;
+    unsigned long rejects;
+    enum em_result result;
+    struct em_retry retry;
+    enum em_location location;
+    unsigned long delay_ms;
+    const char *basic; /* "USER:PASS" or NULL; borrowed from argv */
+    size_t body_limit;
+    size_t journal_max;
+    const char *scenario;
+    bool quiet;
+};
+
+enum em_parse_status { EM_PARSE_OK, EM_PARSE_HELP, EM_PARSE_ERROR };
+
+void em_options_init(struct em_options *opt);
+enum em_parse_status em_options_parse(struct em_options *opt, int argc, char **argv, char *err,
+                                      size_t errlen);
+extern const char em_usage_line[];
+extern const char em_help_text[];
+
+int em_retry_parse(const char *spec, struct em_retry *out, char *err, size_t errlen);
+/* Writes the Retry-After value for `now` into buf; false when no header must be sent. */
+bool em_retry_value(const struct em_retry *spec, time_t now, char *buf, size_t len);
+void em_http_date(time_t t, char buf[EM_HTTP_DATE_LEN]);
+int em_split_listen(const char *spec, char *host, size_t hostlen, unsigned *port);
+int em_result_parse(const char *name, enum em_result *out);
+const char *em_result_name(enum em_result r);
+
+/* ---- requests and responses as the protocol logic sees them ---- */
+
+struct em_header {
+    char *name;
+    char *value;
+};
+
+struct em_headers {
+    struct em_header *v;
+    size_t n, cap;
+};
+
+void em_headers_add(struct em_headers *h, const char *name, const char *value);
+/* Case-insensitive lookup; several fields of one name are not merged (first wins). */
+const char *em_headers_get(const struct em_headers *h, const char *name);
+void em_headers_free(struct em_headers *h);
+
+struct em_request {
+    const char *method;
+    const char *path;
+    struct em_headers headers; /* names lower-case */
+    const char *body;
+    size_t body_len;
+    bool body_too_large;
+    struct timespec received; /* CLOCK_REALTIME */
+};
+
+struct em_response {
+    unsigned status;
+    struct em_headers headers;
+    char *body; /* malloc'd or NULL */
+    size_t body_len;
+    bool may_delay; /* false for the journal, which --delay must not slow down */
+};
+
+void em_response_free(struct em_response *rs);
+void em_response_set_body(struct em_response *rs, char *body, const char *content_type);
+void em_response_problem(struct em_response *rs, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- the simulator's shared state ---- */
+
+struct em_store;
+struct em_journal;
+struct em_scenario;
+
+struct em {
+    struct em_options opt;
+    char base_url[EM_BASE_URL_MAX]; /* http://HOST:PORT */
+    bool wildcard_host;             /* listening on 0.0.0.0/::: base URL from Host */
+    atomic_ulong requests;          /* every request but the journal's own */
+    atomic_ulong posts;             /* POST /coordinations received */
+    atomic_ulong valid_posts;       /* ... of which valid, for --rejects */
+    struct em_store *store;
+    struct em_journal *journal;
+    struct em_scenario *scenario;
+};
+
+/* Prepares the state (store, journal) for opt; the scenario is loaded separately. */
+void em_init(struct em *em, const struct em_options *opt);
+void em_set_base_url(struct em *em, unsigned port);
+void em_cleanup(struct em *em);
+
+/* ---- protocol logic (em_api.c) ---- */
+
+/* Decides the whole answer to one complete request, journals it. Thread-safe. */
+void em_handle(struct em *em, const struct em_request *rq, struct em_response *rs);
+
+int em_check_version(const char *value, char *detail, size_t len);
+bool em_check_content_type(const char *value);
+int em_parse_body(const char *body, size_t len, json_t **out, char *detail, size_t dlen);
+int em_validate_request(const json_t *req, char *detail, size_t len);
+json_t *em_problem(unsigned status, const char *detail);
+const char *em_reason(unsigned status);
+json_t *em_lcmcoord_build(const json_t *req, const char *id, const char *self_href,
+                          enum em_result result);
+/* Base URL (no trailing slash) to put into Location and _links for this request. */
+void em_request_base_url(const struct em *em, const struct em_request *rq, char *buf, size_t len);
+
+struct em_auth {
+    bool present;
+    char scheme[32];
+    char *user; /* malloc'd, Basic only */
+    bool ok;    /* passed the --basic check (true when none is configured) */
+};
+
+void em_auth_check(const char *authorization, const char *expected, struct em_auth *out);
+void em_auth_clear(struct em_auth *auth);
+char *em_auth_redact(const char *authorization);
+
+/* ---- coordinations (em_coord.c) ---- */
+
+enum em_phase { EM_COORD_RUNNING, EM_COORD_CANCELLING, EM_COORD_DONE };
+
+struct em_coord {
+    enum em_phase phase;
+    unsigned polls_left;
+    bool cancelled; /* set when a cancel completes */
+};
+
+/* A GET on the coordination: 202 while polls remain, then 200. */
+unsigned em_coord_poll(struct em_coord *c);
+/* A cancel: 202 when running (one more 202 follows), 409 when finished. */
+unsigned em_coord_cancel(struct em_coord *c);
+
+struct em_store *em_store_new(size_t capacity);
+void em_store_free(struct em_store *s);
+void em_store_new_id(struct em_store *s, char id[EM_ID_LEN + 1]);
+/* Stores a coordination (doc is stolen); returns the serialized doc for a 201 body. */
+char *em_store_put(struct em_store *s, const char *id, json_t *doc, unsigned polls, bool done);
+/* 404, 202 or 200 (then *body is the LcmCoord, malloc'd). */
+unsigned em_store_get(struct em_store *s, const char *id, char **body);
+/* 404, 202 or 409. */
+unsigned em_store_cancel(struct em_store *s, const char *id);
+
+/* ---- journal (em_journal.c) ---- */
+
+struct em_journal *em_journal_new(size_t max);
+void em_journal_free(struct em_journal *j);
+void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned long seq,
+                    unsigned status, const struct em_auth *auth);
+char *em_journal_dump(struct em_journal *j);
+size_t em_journal_count(struct em_journal *j);
+void em_journal_clear(struct em_journal *j);
+/* Returns a malloc'd copy of s with invalid UTF-8 replaced by U+FFFD. */
+char *em_utf8_sanitize(const char *s, size_t len, size_t *outlen);
+void em_rfc3339(const struct timespec *ts, char buf[32]);
+
+/* ---- scenarios (em_scenario.c) ---- */
+
+struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err, size_t errlen);
+void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url);
+void em_scenario_free(struct em_scenario *sc);
+/* Runs the scenario on a request; false means it fell through to the defaults. */
+bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq, unsigned long count,
+                      unsigned long posts, struct em_response *rs);
+
+/* ---- HTTP server (em_server.c) ---- */
+
+struct em_server;
+
+struct em_server *em_server_start(struct em *em, char *err, size_t errlen);
+unsigned em_server_port(const struct em_server *srv);
+void em_server_stop(struct em_server *srv);
+
+#endif

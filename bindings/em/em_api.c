@@ -1,0 +1,589 @@
+/*
+ * The protocol logic of the EM simulator: which answer each request gets. It checks what
+ * SOL 002/SOL 013 ask of a request (Version header, media type, LcmCoordRequest content,
+ * HTTP Basic credentials), routes it, applies the command-line behaviour (sync/async,
+ * rejects, polls, result) and journals the outcome. It never touches a socket, so the unit
+ * tests call em_handle() directly with hand-made requests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "em.h"
+
+static const char *const operation_types[] = {"INSTANTIATE",
+                                              "SCALE",
+                                              "SCALE_TO_LEVEL",
+                                              "CHANGE_FLAVOUR",
+                                              "TERMINATE",
+                                              "HEAL",
+                                              "OPERATE",
+                                              "CHANGE_EXT_CONN",
+                                              "MODIFY_INFO",
+                                              "CREATE_SNAPSHOT",
+                                              "REVERT_TO_SNAPSHOT",
+                                              "CHANGE_VNFPKG"};
+
+void em_init(struct em *em, const struct em_options *opt)
+{
+    memset(em, 0, sizeof *em);
+    em->opt = *opt;
+    atomic_init(&em->requests, 0);
+    atomic_init(&em->posts, 0);
+    atomic_init(&em->valid_posts, 0);
+    em->store = em_store_new(EM_STORE_CAPACITY);
+    em->journal = em_journal_new(opt->journal_max);
+    em->wildcard_host = strcmp(opt->host, "0.0.0.0") == 0 || strcmp(opt->host, "::") == 0;
+    em_set_base_url(em, opt->port);
+}
+
+void em_set_base_url(struct em *em, unsigned port)
+{
+    bool v6 = strchr(em->opt.host, ':') != NULL;
+    snprintf(em->base_url, sizeof em->base_url, "http://%s%s%s:%u", v6 ? "[" : "", em->opt.host,
+             v6 ? "]" : "", port);
+    if (em->scenario)
+        em_scenario_set_base_url(em->scenario, em->base_url);
+}
+
+void em_cleanup(struct em *em)
+{
+    em_scenario_free(em->scenario);
+    em_store_free(em->store);
+    em_journal_free(em->journal);
+    em->scenario = NULL;
+    em->store = NULL;
+    em->journal = NULL;
+}
+
+/* ---- checks on a request ---- */
+
+int em_check_version(const char *value, char *detail, size_t len)
+{
+    if (!value || !*value) {
+        snprintf(detail, len, "the Version header is required (this API is version %s)",
+                 EM_API_VERSION);
+        return 400;
+    }
+    /* MAJOR[.MINOR[.PATCH]], digits only; only major version 1 is served. */
+    const char *p = value;
+    int parts = 0;
+    bool well_formed = true;
+    while (well_formed) {
+        if (*p < '0' || *p > '9') {
+            well_formed = false;
+            break;
+        }
+        while (*p >= '0' && *p <= '9')
+            p++;
+        parts++;
+        if (*p == '\0')
+            break;
+        if (*p != '.' || parts == 3)
+            well_formed = false;
+        p++;
+    }
+    if (!well_formed || strtoul(value, NULL, 10) != 1) {
+        snprintf(detail, len, "Version '%.64s' is not supported; this API serves %s", value,
+                 EM_API_VERSION);
+        return 406;
+    }
+    return 0;
+}
+
+bool em_check_content_type(const char *value)
+{
+    static const char want[] = "application/json";
+    if (!value)
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (strncasecmp(value, want, sizeof want - 1) != 0)
+        return false;
+    const char *rest = value + sizeof want - 1;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    return *rest == '\0' || *rest == ';';
+}
+
+static const char *json_type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "value";
+}
+
+int em_parse_body(const char *body, size_t len, json_t **out, char *detail, size_t dlen)
+{
+    *out = NULL;
+    if (len == 0) {
+        snprintf(detail, dlen, "the request body is empty; expected a LcmCoordRequest object");
+        return 400;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &e);
+    if (!j) {
+        switch (json_error_code(&e)) {
+        case json_error_invalid_utf8:
+            snprintf(detail, dlen, "the request body is not valid UTF-8");
+            break;
+        case json_error_stack_overflow:
+            snprintf(detail, dlen,
+                     "the request body is not acceptable JSON: nested deeper than "
+                     "%d levels",
+                     JSON_PARSER_MAX_DEPTH);
+            break;
+        default:
+            snprintf(detail, dlen, "the request body is not valid JSON: %s (line %d, column %d)",
+                     e.text, e.line, e.column);
+            break;
+        }
+        return 400;
+    }
+    if (!json_is_object(j)) {
+        snprintf(detail, dlen, "the request body must be a JSON object, got %s", json_type_name(j));
+        json_decref(j);
+        return 400;
+    }
+    *out = j;
+    return 0;
+}
+
+static int check_string(const json_t *parent, const char *key, const char *path, char *detail,
+                        size_t len)
+{
+    const json_t *v = parent ? json_object_get(parent, key) : NULL;
+    if (!v) {
+        snprintf(detail, len, "%s: required attribute is missing", path);
+        return 422;
+    }
+    if (!json_is_string(v)) {
+        snprintf(detail, len, "%s: expected a non-empty string, got %s", path, json_type_name(v));
+        return 422;
+    }
+    if (json_string_length(v) == 0) {
+        snprintf(detail, len, "%s: must not be an empty string", path);
+        return 422;
+    }
+    return 0;
+}
+
+/* Walks _links.NAME.href, naming the first level that is missing or of the wrong type. */
+static int check_link(const json_t *req, const char *name, char *detail, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "_links.%s.href", name);
+    const json_t *links = json_object_get(req, "_links");
+    if (links && !json_is_object(links)) {
+        snprintf(detail, len, "_links: expected an object, got %s", json_type_name(links));
+        return 422;
+    }
+    const json_t *link = links ? json_object_get(links, name) : NULL;
+    if (link && !json_is_object(link)) {
+        snprintf(detail, len, "_links.%s: expected an object, got %s", name, json_type_name(link));
+        return 422;
+    }
+    return check_string(link, "href", path, detail, len);
+}
+
+int em_validate_request(const json_t *req, char *detail, size_t len)
+{
+    int rc;
+    if ((rc = check_string(req, "vnfInstanceId", "vnfInstanceId", detail, len)) ||
+        (rc = check_string(req, "vnfLcmOpOccId", "vnfLcmOpOccId", detail, len)))
+        return rc;
+    const json_t *op = json_object_get(req, "lcmOperationType");
+    if (!op) {
+        snprintf(detail, len, "lcmOperationType: required attribute is missing");
+        return 422;
+    }
+    if (!json_is_string(op)) {
+        snprintf(detail, len,
+                 "lcmOperationType: expected a LcmOperationForCoordType string, got %s",
+                 json_type_name(op));
+        return 422;
+    }
+    bool known = false;
+    for (size_t i = 0; i < sizeof operation_types / sizeof operation_types[0]; i++)
+        known = known || strcmp(json_string_value(op), operation_types[i]) == 0;
+    if (!known) {
+        snprintf(detail, len, "lcmOperationType: '%.64s' is not a LcmOperationForCoordType",
+                 json_string_value(op));
+        return 422;
+    }
+    if ((rc = check_string(req, "coordinationActionName", "coordinationActionName", detail, len)))
+        return rc;
+    const json_t *input = json_object_get(req, "inputParams");
+    if (input && !json_is_object(input)) {
+        snprintf(detail, len, "inputParams: expected an object (KeyValuePairs), got %s",
+                 json_type_name(input));
+        return 422;
+    }
+    if ((rc = check_link(req, "vnfLcmOpOcc", detail, len)) ||
+        (rc = check_link(req, "vnfInstance", detail, len)))
+        return rc;
+    return 0;
+}
+
+/* ---- documents ---- */
+
+const char *em_reason(unsigned status)
+{
+    const char *r = MHD_get_reason_phrase_for(status);
+    return r && *r && strcmp(r, "Unknown") != 0 ? r : "Error";
+}
+
+json_t *em_problem(unsigned status, const char *detail)
+{
+    return json_pack("{s:s, s:I, s:s}", "title", em_reason(status), "status", (json_int_t)status,
+                     "detail", detail);
+}
+
+json_t *em_lcmcoord_build(const json_t *req, const char *id, const char *self_href,
+                          enum em_result result)
+{
+    static const char *const echoed[] = {"vnfInstanceId", "vnfLcmOpOccId", "lcmOperationType",
+                                         "coordinationActionName"};
+    json_t *doc = json_object();
+    json_object_set_new(doc, "id", json_string(id));
+    json_object_set_new(doc, "coordinationResult", json_string(em_result_name(result)));
+    for (size_t i = 0; i < sizeof echoed / sizeof echoed[0]; i++) {
+        json_t *v = json_object_get(req, echoed[i]);
+        if (v)
+            json_object_set_new(doc, echoed[i], json_deep_copy(v));
+    }
+    json_t *input = json_object_get(req, "inputParams");
+    json_object_set_new(doc, "outputParams",
+                        json_is_object(input) ? json_deep_copy(input) : json_object());
+    if (result == EM_RESULT_ABORT)
+        json_object_set_new(doc, "error",
+                            json_pack("{s:s, s:i, s:s}", "title", "Coordination aborted", "status",
+                                      409, "detail", "VNFC not ready"));
+    json_t *links = json_object();
+    json_object_set_new(links, "self", json_pack("{s:s}", "href", self_href));
+    json_t *req_links = json_object_get(req, "_links");
+    static const char *const copied[] = {"vnfLcmOpOcc", "vnfInstance"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(req_links, copied[i]);
+        if (v)
+            json_object_set_new(links, copied[i], json_deep_copy(v));
+    }
+    json_object_set_new(doc, "_links", links);
+    return doc;
+}
+
+void em_request_base_url(const struct em *em, const struct em_request *rq, char *buf, size_t len)
+{
+    const char *host = em->wildcard_host ? em_headers_get(&rq->headers, "host") : NULL;
+    /* A Host header is client input going into Location: accept only address characters. */
+    if (host && *host && strlen(host) < 200 &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+            strlen(host))
+        snprintf(buf, len, "http://%s", host);
+    else
+        snprintf(buf, len, "%s", em->base_url);
+}
+
+/* ---- HTTP Basic ---- */
+
+static size_t trim_len(const char *s, size_t n)
+{
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+/* Decodes standard base64 with padding; NULL when it is not that. */
+static char *base64_decode(const char *in, size_t n, size_t *outlen)
+{
+    if (n == 0 || n % 4 != 0 || n > 8192)
+        return NULL;
+    size_t pad = (in[n - 1] == '=') + (in[n - 2] == '=');
+    unsigned char *out = em_xmalloc(n / 4 * 3 + 1);
+    int got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (got < 0 || (size_t)got < pad) {
+        free(out);
+        return NULL;
+    }
+    *outlen = (size_t)got - pad;
+    out[*outlen] = '\0';
+    return (char *)out;
+}
+
+void em_auth_check(const char *authorization, const char *expected, struct em_auth *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ok = expected == NULL;
+    if (!authorization)
+        return;
+    out->present = true;
+    while (*authorization == ' ')
+        authorization++;
+    size_t slen = strcspn(authorization, " \t");
+    snprintf(out->scheme, sizeof out->scheme, "%.*s", (int)slen, authorization);
+    if (strcasecmp(out->scheme, "Basic") != 0)
+        return;
+    const char *cred = authorization + slen;
+    while (*cred == ' ' || *cred == '\t')
+        cred++;
+    size_t plain_len;
+    char *plain = base64_decode(cred, trim_len(cred, strlen(cred)), &plain_len);
+    if (!plain)
+        return;
+    char *colon = memchr(plain, ':', plain_len);
+    if (colon)
+        out->user = em_xstrndup(plain, (size_t)(colon - plain));
+    if (expected) {
+        /* Compare digests so neither the content nor the length leaks through timing. */
+        unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)plain, plain_len, a);
+        SHA256((const unsigned char *)expected, strlen(expected), b);
+        out->ok = colon && CRYPTO_memcmp(a, b, sizeof a) == 0;
+    }
+    OPENSSL_cleanse(plain, plain_len);
+    free(plain);
+}
+
+void em_auth_clear(struct em_auth *auth)
+{
+    free(auth->user);
+    auth->user = NULL;
+}
+
+char *em_auth_redact(const char *authorization)
+{
+    while (*authorization == ' ')
+        authorization++;
+    size_t slen = strcspn(authorization, " \t");
+    if (slen == 0 || slen > 32)
+        return em_xstrdup("<redacted>");
+    return em_xasprintf("%.*s <redacted>", (int)slen, authorization);
+}
+
+/* ---- routing and answers ---- */
+
+enum em_route { R_UNKNOWN, R_COORDINATIONS, R_COORDINATION, R_CANCEL, R_VERSIONS, R_JOURNAL };
+
+static enum em_route route(const char *path, char *id, size_t idlen)
+{
+    static const char coords[] = EM_COORDINATIONS_PATH;
+    if (strcmp(path, EM_JOURNAL_PATH) == 0)
+        return R_JOURNAL;
+    if (strcmp(path, "/lcmcoord/api_versions") == 0 ||
+        strcmp(path, "/lcmcoord/v1/api_versions") == 0)
+        return R_VERSIONS;
+    if (strncmp(path, coords, sizeof coords - 1) != 0)
+        return R_UNKNOWN;
+    const char *rest = path + sizeof coords - 1;
+    if (*rest == '\0')
+        return R_COORDINATIONS;
+    if (*rest != '/' || rest[1] == '\0' || rest[1] == '/')
+        return R_UNKNOWN;
+    rest++;
+    size_t n = strcspn(rest, "/");
+    if (n >= idlen)
+        return R_UNKNOWN;
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    if (rest[n] == '\0')
+        return R_COORDINATION;
+    return strcmp(rest + n, "/cancel") == 0 ? R_CANCEL : R_UNKNOWN;
+}
+
+static void add_retry_after(const struct em *em, struct em_response *rs)
+{
+    char value[256];
+    if (em_retry_value(&em->opt.retry, time(NULL), value, sizeof value))
+        em_headers_add(&rs->headers, "Retry-After", value);
+}
+
+static void method_not_allowed(struct em_response *rs, const char *method, const char *allow)
+{
+    em_response_problem(rs, 405, "method %.16s is not allowed here; allowed: %s", method, allow);
+    em_headers_add(&rs->headers, "Allow", allow);
+}
+
+static void answer_versions(const struct em *em, const struct em_request *rq,
+                            struct em_response *rs)
+{
+    char base[EM_BASE_URL_MAX];
+    em_request_base_url(em, rq, base, sizeof base);
+    char *prefix = em_xasprintf("%s/lcmcoord/v1", base);
+    json_t *doc = json_pack("{s:s, s:[{s:s, s:b}]}", "uriPrefix", prefix, "apiVersions", "version",
+                            EM_API_VERSION, "isDeprecated", 0);
+    free(prefix);
+    rs->status = 200;
+    em_response_set_body(rs, json_dumps(doc, JSON_COMPACT), "application/json");
+    json_decref(doc);
+}
+
+static void answer_post(struct em *em, const struct em_request *rq, struct em_response *rs)
+{
+    char detail[512];
+    if (!em_check_content_type(em_headers_get(&rq->headers, "content-type"))) {
+        em_response_problem(rs, 415, "Content-Type must be application/json");
+        return;
+    }
+    json_t *req;
+    unsigned rc = (unsigned)em_parse_body(rq->body, rq->body_len, &req, detail, sizeof detail);
+    if (!rc)
+        rc = (unsigned)em_validate_request(req, detail, sizeof detail);
+    if (rc) {
+        json_decref(req);
+        em_response_problem(rs, rc, "%s", detail);
+        return;
+    }
+    unsigned long n = atomic_fetch_add(&em->valid_posts, 1) + 1;
+    if (n <= em->opt.rejects) {
+        json_decref(req);
+        em_response_problem(rs, 503,
+                            "the EM cannot coordinate now (rejection %lu of %lu); retry later", n,
+                            em->opt.rejects);
+        add_retry_after(em, rs);
+        return;
+    }
+    char id[EM_ID_LEN + 1], base[EM_BASE_URL_MAX];
+    em_store_new_id(em->store, id);
+    em_request_base_url(em, rq, base, sizeof base);
+    char *self = em_xasprintf("%s%s/%s", base, EM_COORDINATIONS_PATH, id);
+    json_t *doc = em_lcmcoord_build(req, id, self, em->opt.result);
+    json_decref(req);
+    if (em->opt.mode == EM_MODE_SYNC) {
+        rs->status = 201;
+        em_response_set_body(rs, em_store_put(em->store, id, doc, 0, true), "application/json");
+        em_headers_add(&rs->headers, "Location", self);
+    } else {
+        free(em_store_put(em->store, id, doc, em->opt.polls, false));
+        rs->status = 202;
+        if (em->opt.location == EM_LOCATION_ABSOLUTE)
+            em_headers_add(&rs->headers, "Location", self);
+        else if (em->opt.location == EM_LOCATION_RELATIVE)
+            em_headers_add(&rs->headers, "Location", self + strlen(base));
+        add_retry_after(em, rs);
+    }
+    free(self);
+}
+
+static void answer_coordination(struct em *em, enum em_route r, const char *id,
+                                struct em_response *rs)
+{
+    char *body = NULL;
+    unsigned status =
+        r == R_CANCEL ? em_store_cancel(em->store, id) : em_store_get(em->store, id, &body);
+    switch (status) {
+    case 200:
+        rs->status = 200;
+        em_response_set_body(rs, body, "application/json");
+        break;
+    case 202:
+        rs->status = 202;
+        add_retry_after(em, rs);
+        break;
+    case 409:
+        em_response_problem(rs, 409, "coordination %s is finished and cannot be cancelled", id);
+        break;
+    default:
+        em_response_problem(rs, 404, "no coordination with id '%.64s'", id);
+        break;
+    }
+}
+
+static void answer_default(struct em *em, enum em_route r, const char *id,
+                           const struct em_request *rq, struct em_response *rs)
+{
+    const char *method = rq->method;
+    char detail[256];
+    if (r == R_UNKNOWN) {
+        em_response_problem(rs, 404, "no resource at this path");
+        return;
+    }
+    if (r == R_VERSIONS) {
+        if (strcmp(method, "GET") != 0)
+            method_not_allowed(rs, method, "GET");
+        else
+            answer_versions(em, rq, rs);
+        return;
+    }
+    const char *allowed = r == R_COORDINATION ? "GET" : "POST";
+    if (strcmp(method, allowed) != 0) {
+        method_not_allowed(rs, method, allowed);
+        return;
+    }
+    unsigned rc =
+        (unsigned)em_check_version(em_headers_get(&rq->headers, "version"), detail, sizeof detail);
+    if (rc) {
+        em_response_problem(rs, rc, "%s", detail);
+        return;
+    }
+    if (r == R_COORDINATIONS)
+        answer_post(em, rq, rs);
+    else
+        answer_coordination(em, r, id, rs);
+}
+
+static void answer_journal(struct em *em, const struct em_request *rq, struct em_response *rs)
+{
+    if (strcmp(rq->method, "GET") == 0) {
+        rs->status = 200;
+        em_response_set_body(rs, em_journal_dump(em->journal), "application/json");
+    } else if (strcmp(rq->method, "DELETE") == 0) {
+        em_journal_clear(em->journal);
+        rs->status = 204;
+    } else {
+        method_not_allowed(rs, rq->method, "GET, DELETE");
+    }
+}
+
+void em_handle(struct em *em, const struct em_request *rq, struct em_response *rs)
+{
+    char id[128];
+    enum em_route r = route(rq->path, id, sizeof id);
+    memset(rs, 0, sizeof *rs);
+    if (r == R_JOURNAL) {
+        answer_journal(em, rq, rs);
+        em_headers_add(&rs->headers, "Version", EM_API_VERSION);
+        return;
+    }
+    rs->may_delay = true;
+    unsigned long count = atomic_fetch_add(&em->requests, 1) + 1;
+    unsigned long posts = r == R_COORDINATIONS && strcmp(rq->method, "POST") == 0
+                              ? atomic_fetch_add(&em->posts, 1) + 1
+                              : atomic_load(&em->posts);
+    struct em_auth auth;
+    em_auth_check(em_headers_get(&rq->headers, "authorization"), em->opt.basic, &auth);
+    if (!auth.ok) {
+        em_response_problem(rs, 401,
+                            auth.present ? "the credentials are not valid"
+                                         : "HTTP Basic authentication is required");
+        em_headers_add(&rs->headers, "WWW-Authenticate", "Basic realm=\"lcmcoord\"");
+    } else if (rq->body_too_large) {
+        em_response_problem(rs, 413, "the request body is larger than %zu bytes",
+                            em->opt.body_limit);
+    } else if (!(em->scenario && em_scenario_call(em->scenario, rq, count, posts, rs))) {
+        answer_default(em, r, id, rq, rs);
+    }
+    if (!em_headers_get(&rs->headers, "Version"))
+        em_headers_add(&rs->headers, "Version", EM_API_VERSION);
+    em_journal_add(em->journal, rq, count, rs->status, &auth);
+    em_auth_clear(&auth);
+}

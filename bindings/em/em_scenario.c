@@ -1,0 +1,559 @@
+/*
+ * Lua scenarios for the EM simulator: a file returning `function(req) ... end` that may
+ * decide the answer to any request the command-line options cannot describe (the third
+ * POST aborts, two 503s then async, a garbage Retry-After...). Returning nothing falls
+ * through to the options, so scenarios only say what is special. One Lua state serves all
+ * worker threads behind a mutex; a count hook bounds each call so a runaway loop costs one
+ * 500, not a wedged server. Everything that can raise runs under lua_pcall, and no C
+ * allocation is held across a call that can raise.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "em.h"
+
+#define MAX_ENCODE_DEPTH 200
+
+struct em_scenario {
+    pthread_mutex_t mu;
+    lua_State *L;
+    int fn_ref;
+    struct em *em;
+    struct timespec deadline; /* CLOCK_MONOTONIC */
+};
+
+/* Lua has no null; JSON nulls become this sentinel, exposed as em.null. */
+static char null_sentinel;
+
+static struct em_scenario *scenario_of(lua_State *L)
+{
+    return *(struct em_scenario **)lua_getextraspace(L);
+}
+
+static void arm_deadline(struct em_scenario *sc)
+{
+    clock_gettime(CLOCK_MONOTONIC, &sc->deadline);
+    sc->deadline.tv_sec += EM_SCENARIO_DEADLINE_MS / 1000;
+    sc->deadline.tv_nsec += (EM_SCENARIO_DEADLINE_MS % 1000) * 1000000L;
+    if (sc->deadline.tv_nsec >= 1000000000L) {
+        sc->deadline.tv_sec++;
+        sc->deadline.tv_nsec -= 1000000000L;
+    }
+}
+
+static void deadline_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct em_scenario *sc = scenario_of(L);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > sc->deadline.tv_sec ||
+        (now.tv_sec == sc->deadline.tv_sec && now.tv_nsec > sc->deadline.tv_nsec))
+        luaL_error(L, "scenario ran longer than %d ms", EM_SCENARIO_DEADLINE_MS);
+}
+
+/* ---- JSON <-> Lua ---- */
+
+static void json_to_lua(lua_State *L, const json_t *j)
+{
+    luaL_checkstack(L, 4, "JSON nested too deeply");
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *v;
+        lua_createtable(L, 0, (int)json_object_size(j));
+        json_object_foreach((json_t *)j, key, v)
+        {
+            json_to_lua(L, v);
+            lua_setfield(L, -2, key);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        lua_createtable(L, (int)json_array_size(j), 0);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            json_to_lua(L, json_array_get(j, i));
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        break;
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, json_real_value(j));
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        lua_pushboolean(L, json_is_true(j));
+        break;
+    case JSON_NULL:
+        lua_pushlightuserdata(L, &null_sentinel);
+        break;
+    }
+}
+
+/* Never raises (the caller owns what it built so far); NULL with err set on failure. */
+static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t errlen)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            return json_integer((json_int_t)lua_tointeger(L, idx));
+        if (!isfinite(lua_tonumber(L, idx))) {
+            snprintf(err, errlen, "cannot encode %s as JSON", lua_tostring(L, idx));
+            return NULL;
+        }
+        return json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        json_t *v = json_stringn(s, n);
+        if (!v)
+            snprintf(err, errlen, "cannot encode a string that is not valid UTF-8 as JSON");
+        return v;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == &null_sentinel)
+            return json_null();
+        break;
+    case LUA_TTABLE:
+        break;
+    default:
+        break;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(err, errlen, "cannot encode a %s as JSON", luaL_typename(L, idx));
+        return NULL;
+    }
+    if (depth > MAX_ENCODE_DEPTH || !lua_checkstack(L, 4)) {
+        snprintf(err, errlen, "table nested too deeply (or a cycle) to encode as JSON");
+        return NULL;
+    }
+    /* A sequence 1..n becomes an array; string keys an object; {} an empty object. */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    lua_Integer count = 0;
+    bool all_strings = true;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            all_strings = false;
+        lua_pop(L, 1);
+    }
+    bool is_array = count > 0 && count == n && !all_strings;
+    if (!is_array && !all_strings) {
+        snprintf(err, errlen,
+                 "cannot encode a table mixing keys as JSON (use a sequence or "
+                 "string keys)");
+        return NULL;
+    }
+    if (is_array) {
+        json_t *arr = json_array();
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            json_t *v = lua_to_json(L, -1, depth + 1, err, errlen);
+            lua_pop(L, 1);
+            if (!v) {
+                json_decref(arr);
+                return NULL;
+            }
+            json_array_append_new(arr, v);
+        }
+        return arr;
+    }
+    json_t *obj = json_object();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        size_t klen;
+        const char *key = lua_tolstring(L, -2, &klen);
+        json_t *v = lua_to_json(L, -1, depth + 1, err, errlen);
+        lua_pop(L, 1);
+        if (!v || strlen(key) != klen || json_object_set_new(obj, key, v) < 0) {
+            if (v && strlen(key) != klen)
+                json_decref(v);
+            if (v)
+                snprintf(err, errlen, "cannot encode key '%.40s' as JSON", key);
+            lua_pop(L, 1);
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* ---- the `em` helper table ---- */
+
+static json_t *check_request_arg(lua_State *L, int arg)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    char err[160];
+    json_t *req = lua_to_json(L, arg, 0, err, sizeof err);
+    if (!req)
+        luaL_argerror(L, arg, err);
+    return req;
+}
+
+static enum em_result check_result_arg(lua_State *L, int arg, const char *def)
+{
+    enum em_result r;
+    const char *name = luaL_optstring(L, arg, def);
+    if (em_result_parse(name, &r) < 0)
+        luaL_argerror(L, arg, "expected CONTINUE, ABORT or CANCELLED");
+    return r;
+}
+
+/* em.lcmcoord(request, result) -> LcmCoord table; the coordination is also GETtable. */
+static int l_lcmcoord(lua_State *L)
+{
+    struct em *em = scenario_of(L)->em;
+    enum em_result result = check_result_arg(L, 2, em_result_name(em->opt.result));
+    json_t *req = check_request_arg(L, 1);
+    char id[EM_ID_LEN + 1];
+    em_store_new_id(em->store, id);
+    char *self = em_xasprintf("%s%s/%s", em->base_url, EM_COORDINATIONS_PATH, id);
+    json_t *doc = em_lcmcoord_build(req, id, self, result);
+    free(self);
+    json_decref(req);
+    json_to_lua(L, doc);
+    free(em_store_put(em->store, id, doc, 0, true));
+    return 1;
+}
+
+/* em.accept(request, {polls=K, result=R}) -> 202, headers, "" (an async coordination). */
+static int l_accept(lua_State *L)
+{
+    struct em *em = scenario_of(L)->em;
+    lua_Integer polls = em->opt.polls;
+    enum em_result result = em->opt.result;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "polls");
+        if (!lua_isnil(L, -1))
+            polls = luaL_checkinteger(L, -1);
+        lua_getfield(L, 2, "result");
+        if (!lua_isnil(L, -1))
+            result = check_result_arg(L, lua_gettop(L), "CONTINUE");
+        lua_pop(L, 2);
+        luaL_argcheck(L, polls >= 0 && polls <= 1000000, 2, "polls out of range");
+    }
+    json_t *req = check_request_arg(L, 1);
+    char id[EM_ID_LEN + 1];
+    em_store_new_id(em->store, id);
+    char *self = em_xasprintf("%s%s/%s", em->base_url, EM_COORDINATIONS_PATH, id);
+    json_t *doc = em_lcmcoord_build(req, id, self, result);
+    json_decref(req);
+    free(em_store_put(em->store, id, doc, (unsigned)polls, false));
+    lua_pushinteger(L, 202);
+    lua_newtable(L);
+    if (em->opt.location != EM_LOCATION_NONE) {
+        lua_pushstring(L, em->opt.location == EM_LOCATION_ABSOLUTE ? self
+                                                                   : self + strlen(em->base_url));
+        lua_setfield(L, -2, "Location");
+    }
+    free(self);
+    char retry[256];
+    if (em_retry_value(&em->opt.retry, time(NULL), retry, sizeof retry)) {
+        lua_pushstring(L, retry);
+        lua_setfield(L, -2, "Retry-After");
+    }
+    lua_pushliteral(L, "");
+    return 3;
+}
+
+static int l_problem(lua_State *L)
+{
+    lua_Integer status = luaL_checkinteger(L, 1);
+    const char *detail = luaL_checkstring(L, 2);
+    luaL_argcheck(L, status >= 100 && status <= 599, 1, "not an HTTP status");
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, em_reason((unsigned)status));
+    lua_setfield(L, -2, "title");
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, detail);
+    lua_setfield(L, -2, "detail");
+    return 1;
+}
+
+static int l_http_date(lua_State *L)
+{
+    char buf[EM_HTTP_DATE_LEN];
+    em_http_date(time(NULL) + (time_t)luaL_optinteger(L, 1, 0), buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* print() goes to stderr: stdout carries only the listening line. */
+static int l_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    flockfile(stderr);
+    fputs("scenario: ", stderr);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1)
+            fputc('\t', stderr);
+        fwrite(s, 1, len, stderr);
+        lua_pop(L, 1);
+    }
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    return 0;
+}
+
+static void open_libraries(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},  {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_OSLIBNAME, luaopen_os},
+        {LUA_COLIBNAME, luaopen_coroutine}};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].func, 1);
+        lua_pop(L, 1);
+    }
+    /* A scenario is one file; reading others (or bytecode) is not part of the deal. */
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+
+    static const luaL_Reg em_funcs[] = {{"lcmcoord", l_lcmcoord},
+                                        {"accept", l_accept},
+                                        {"problem", l_problem},
+                                        {"http_date", l_http_date},
+                                        {NULL, NULL}};
+    luaL_newlib(L, em_funcs);
+    lua_newtable(L);
+    lua_setfield(L, -2, "state");
+    lua_pushlightuserdata(L, &null_sentinel);
+    lua_setfield(L, -2, "null");
+    lua_pushstring(L, scenario_of(L)->em->base_url);
+    lua_setfield(L, -2, "base_url");
+    lua_setglobal(L, "em");
+}
+
+struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err, size_t errlen)
+{
+    struct em_scenario *sc = em_xmalloc(sizeof *sc);
+    memset(sc, 0, sizeof *sc);
+    sc->em = em;
+    sc->fn_ref = LUA_NOREF;
+    sc->L = luaL_newstate();
+    if (!sc->L) {
+        snprintf(err, errlen, "%s: cannot create a Lua state", file);
+        free(sc);
+        return NULL;
+    }
+    pthread_mutex_init(&sc->mu, NULL);
+    lua_State *L = sc->L;
+    *(struct em_scenario **)lua_getextraspace(L) = sc;
+    open_libraries(L);
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
+    arm_deadline(sc);
+    if (luaL_loadfilex(L, file, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        em_scenario_free(sc);
+        return NULL;
+    }
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen, "%s: the scenario must return a function, got %s", file,
+                 luaL_typename(L, -1));
+        em_scenario_free(sc);
+        return NULL;
+    }
+    sc->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return sc;
+}
+
+void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url)
+{
+    pthread_mutex_lock(&sc->mu);
+    lua_getglobal(sc->L, "em");
+    if (lua_istable(sc->L, -1)) {
+        lua_pushstring(sc->L, base_url);
+        lua_setfield(sc->L, -2, "base_url");
+    }
+    lua_pop(sc->L, 1);
+    pthread_mutex_unlock(&sc->mu);
+}
+
+void em_scenario_free(struct em_scenario *sc)
+{
+    if (!sc)
+        return;
+    lua_close(sc->L);
+    pthread_mutex_destroy(&sc->mu);
+    free(sc);
+}
+
+/* ---- one call ---- */
+
+struct call {
+    const struct em_request *rq;
+    const json_t *json; /* the body decoded, or NULL */
+    unsigned long count, posts;
+    struct em_response *rs;
+    bool decided;
+};
+
+static void push_request(lua_State *L, const struct call *c)
+{
+    const struct em_request *rq = c->rq;
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, rq->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, rq->path);
+    lua_setfield(L, -2, "path");
+    lua_createtable(L, 0, (int)rq->headers.n);
+    for (size_t i = 0; i < rq->headers.n; i++) {
+        const struct em_header *h = &rq->headers.v[i];
+        if (strcasecmp(h->name, "authorization") == 0) {
+            char *redacted = em_auth_redact(h->value);
+            lua_pushstring(L, redacted);
+            free(redacted);
+        } else {
+            lua_getfield(L, -1, h->name);
+            if (lua_isstring(L, -1))
+                lua_pushfstring(L, "%s, %s", lua_tostring(L, -1), h->value);
+            else
+                lua_pushstring(L, h->value);
+            lua_remove(L, -2);
+        }
+        lua_setfield(L, -2, h->name);
+    }
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, rq->body ? rq->body : "", rq->body_len);
+    lua_setfield(L, -2, "body");
+    if (c->json) {
+        json_to_lua(L, c->json);
+        lua_setfield(L, -2, "json");
+    }
+    lua_pushinteger(L, (lua_Integer)c->count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, (lua_Integer)c->posts);
+    lua_setfield(L, -2, "posts");
+}
+
+static bool valid_header_name(const char *s, size_t n)
+{
+    return n > 0 && n < 256 &&
+           strspn(
+               s,
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~") ==
+               n;
+}
+
+static int call_protected(lua_State *L)
+{
+    struct call *c = lua_touserdata(L, 1);
+    struct em_response *rs = c->rs;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, scenario_of(L)->fn_ref);
+    push_request(L, c);
+    lua_call(L, 1, 3);
+    int base = lua_gettop(L) - 2;
+    if (lua_isnil(L, base))
+        return 0;
+    if (!lua_isinteger(L, base))
+        return luaL_error(L, "scenario returned a %s as status, expected an integer",
+                          luaL_typename(L, base));
+    lua_Integer status = lua_tointeger(L, base);
+    if (status < 100 || status > 599)
+        return luaL_error(L, "scenario returned status %d, expected 100-599", (int)status);
+    rs->status = (unsigned)status;
+    if (!lua_isnil(L, base + 1)) {
+        if (!lua_istable(L, base + 1))
+            return luaL_error(L, "scenario returned a %s as headers, expected a table",
+                              luaL_typename(L, base + 1));
+        lua_pushnil(L);
+        while (lua_next(L, base + 1)) {
+            size_t nlen, vlen;
+            if (lua_type(L, -2) != LUA_TSTRING ||
+                !valid_header_name(lua_tostring(L, -2), lua_rawlen(L, -2)))
+                return luaL_error(L, "scenario returned an invalid header name");
+            if (!lua_isstring(L, -1))
+                return luaL_error(L, "scenario header '%s' is a %s, expected a string",
+                                  lua_tostring(L, -2), luaL_typename(L, -1));
+            lua_pushvalue(L, -1);
+            const char *name = lua_tolstring(L, -3, &nlen);
+            const char *value = lua_tolstring(L, -1, &vlen);
+            if (strlen(value) != vlen || strpbrk(value, "\r\n"))
+                return luaL_error(L, "scenario header '%s' has a line break or NUL", name);
+            em_headers_add(&rs->headers, name, value);
+            lua_pop(L, 2);
+        }
+    }
+    const char *content_type = NULL;
+    if (lua_istable(L, base + 2)) {
+        char err[160];
+        json_t *body = lua_to_json(L, base + 2, 0, err, sizeof err);
+        if (!body)
+            return luaL_error(L, "scenario body: %s", err);
+        rs->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        rs->body_len = strlen(rs->body);
+        json_decref(body);
+        content_type = status >= 400 ? "application/problem+json" : "application/json";
+    } else if (lua_type(L, base + 2) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, base + 2, &n);
+        rs->body = em_xmalloc(n + 1);
+        memcpy(rs->body, s, n);
+        rs->body[n] = '\0';
+        rs->body_len = n;
+        content_type = n ? "text/plain; charset=utf-8" : NULL;
+    } else if (!lua_isnil(L, base + 2)) {
+        return luaL_error(L, "scenario returned a %s as body, expected a string or a table",
+                          luaL_typename(L, base + 2));
+    }
+    if (content_type && !em_headers_get(&rs->headers, "Content-Type"))
+        em_headers_add(&rs->headers, "Content-Type", content_type);
+    c->decided = true;
+    return 0;
+}
+
+bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq, unsigned long count,
+                      unsigned long posts, struct em_response *rs)
+{
+    json_t *json = rq->body_len ? json_loadb(rq->body, rq->body_len, JSON_DECODE_ANY, NULL) : NULL;
+    struct call c = {.rq = rq, .json = json, .count = count, .posts = posts, .rs = rs};
+    pthread_mutex_lock(&sc->mu);
+    lua_State *L = sc->L;
+    arm_deadline(sc);
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, &c);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        char *text = em_xstrdup(msg ? msg : "(error object is not a string)");
+        lua_pop(L, 1);
+        pthread_mutex_unlock(&sc->mu);
+        fprintf(stderr, "lcmcoord em: scenario error: %s\n", text);
+        em_response_free(rs);
+        em_response_problem(rs, 500, "scenario error: %s", text);
+        free(text);
+        c.decided = true;
+    } else {
+        lua_settop(L, 0);
+        pthread_mutex_unlock(&sc->mu);
+    }
+    json_decref(json);
+    return c.decided;
+}

@@ -1,0 +1,164 @@
+/*
+ * Unit tests of the request journal: entry format (redacted Authorization, auth summary
+ * without secrets, RFC 3339 times), invalid UTF-8 made valid, the cap dropping the oldest
+ * entries, and clearing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "em.h"
+
+static void test_utf8_sanitize(void **state)
+{
+    (void)state;
+    struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},
+        {"a\xffz", 3, "a\xef\xbf\xbdz"},
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* truncated */
+        {"\xf4\x90\x80\x80", 4,
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* above U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        char *out = em_utf8_sanitize(cases[i].in, cases[i].len, &n);
+        assert_string_equal(out, cases[i].out);
+        assert_int_equal(n, strlen(cases[i].out));
+        free(out);
+    }
+    size_t n;
+    char *nul = em_utf8_sanitize("a\0b", 3, &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(nul, "a\0b", 3);
+    free(nul);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    char buf[32];
+    struct timespec ts = {.tv_sec = 784111777, .tv_nsec = 123999999};
+    em_rfc3339(&ts, buf);
+    assert_string_equal(buf, "1994-11-06T08:49:37.123Z");
+}
+
+static void add(struct em_journal *j, unsigned long seq, const char *auth_header,
+                const char *expected, const char *body)
+{
+    struct em_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.method = "POST";
+    rq.path = "/lcmcoord/v1/coordinations";
+    rq.body = body;
+    rq.body_len = body ? strlen(body) : 0;
+    rq.received.tv_sec = 784111777;
+    em_headers_add(&rq.headers, "version", "1.0.0");
+    em_headers_add(&rq.headers, "x-dup", "a");
+    em_headers_add(&rq.headers, "x-dup", "b");
+    if (auth_header)
+        em_headers_add(&rq.headers, "authorization", auth_header);
+    struct em_auth auth;
+    em_auth_check(auth_header, expected, &auth);
+    em_journal_add(j, &rq, seq, 201, &auth);
+    em_auth_clear(&auth);
+    em_headers_free(&rq.headers);
+}
+
+static void test_entries_keep_no_secrets(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(10);
+    /* alice:s3cret */
+    add(j, 1, "Basic YWxpY2U6czNjcmV0", "alice:s3cret", "{\"x\":1}");
+    add(j, 2, NULL, NULL, NULL);
+    char *text = em_journal_dump(j);
+    assert_null(strstr(text, "YWxpY2U6czNjcmV0"));
+    assert_null(strstr(text, "s3cret"));
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(arr), 2);
+    json_t *e = json_array_get(arr, 0);
+    assert_int_equal(json_integer_value(json_object_get(e, "seq")), 1);
+    assert_string_equal(json_string_value(json_object_get(e, "time")), "1994-11-06T08:49:37.000Z");
+    assert_string_equal(json_string_value(json_object_get(e, "method")), "POST");
+    assert_string_equal(json_string_value(json_object_get(e, "body")), "{\"x\":1}");
+    assert_int_equal(json_integer_value(json_object_get(e, "status")), 201);
+    json_t *h = json_object_get(e, "headers");
+    assert_string_equal(json_string_value(json_object_get(h, "authorization")), "Basic <redacted>");
+    assert_string_equal(json_string_value(json_object_get(h, "x-dup")), "a, b");
+    json_t *auth = json_object_get(e, "auth");
+    assert_string_equal(json_string_value(json_object_get(auth, "scheme")), "Basic");
+    assert_string_equal(json_string_value(json_object_get(auth, "user")), "alice");
+    assert_true(json_is_true(json_object_get(auth, "ok")));
+    assert_null(json_object_get(json_array_get(arr, 1), "auth"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "body")), "");
+    json_decref(arr);
+    em_journal_free(j);
+}
+
+static void test_cap_drops_oldest_and_clear_empties(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(3);
+    char *text = em_journal_dump(j);
+    assert_string_equal(text, "[]");
+    free(text);
+    for (unsigned long i = 1; i <= 5; i++)
+        add(j, i, NULL, NULL, "b");
+    assert_int_equal(em_journal_count(j), 3);
+    text = em_journal_dump(j);
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, i), "seq")), i + 3);
+    json_decref(arr);
+    em_journal_clear(j);
+    assert_int_equal(em_journal_count(j), 0);
+    add(j, 6, NULL, NULL, NULL);
+    assert_int_equal(em_journal_count(j), 1);
+    em_journal_free(j);
+}
+
+static void test_long_bodies_are_truncated(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(2);
+    char *big = malloc(EM_JOURNAL_BODY_MAX + 11);
+    memset(big, 'x', EM_JOURNAL_BODY_MAX + 10);
+    big[EM_JOURNAL_BODY_MAX + 10] = '\0';
+    add(j, 1, NULL, NULL, big);
+    free(big);
+    char *text = em_journal_dump(j);
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    json_t *e = json_array_get(arr, 0);
+    assert_int_equal(json_string_length(json_object_get(e, "body")), EM_JOURNAL_BODY_MAX);
+    assert_true(json_is_true(json_object_get(e, "bodyTruncated")));
+    json_decref(arr);
+    em_journal_free(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_sanitize),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_entries_keep_no_secrets),
+        cmocka_unit_test(test_cap_drops_oldest_and_clear_empties),
+        cmocka_unit_test(test_long_bodies_are_truncated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,222 @@
+/*
+ * Unit tests of Lua scenarios without sockets: load errors report file:line, a scenario
+ * returning nothing falls through to the options, returned tables become JSON with the
+ * right media type, the `em` helpers (lcmcoord, accept, problem, null, state) behave, and
+ * a runtime error or a bad return value becomes a 500 ProblemDetails.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "em.h"
+
+static char *write_scenario(const char *text)
+{
+    char *path = strdup("/tmp/test_em_scenario_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+struct fixture {
+    struct em em;
+    char *path;
+};
+
+static struct fixture *start(const char *text)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    struct em_options opt;
+    char err[512];
+    em_options_init(&opt);
+    em_init(&f->em, &opt);
+    f->path = write_scenario(text);
+    f->em.scenario = em_scenario_load(f->path, &f->em, err, sizeof err);
+    if (!f->em.scenario)
+        fail_msg("load failed: %s", err);
+    return f;
+}
+
+static void stop(struct fixture *f)
+{
+    em_cleanup(&f->em);
+    unlink(f->path);
+    free(f->path);
+    free(f);
+}
+
+static void request(struct fixture *f, const char *method, const char *path, const char *body,
+                    struct em_response *rs)
+{
+    struct em_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.method = method;
+    rq.path = path;
+    rq.body = body;
+    rq.body_len = body ? strlen(body) : 0;
+    em_headers_add(&rq.headers, "version", "1.0.0");
+    em_headers_add(&rq.headers, "content-type", "application/json");
+    em_headers_add(&rq.headers, "authorization", "Bearer secret-token");
+    em_handle(&f->em, &rq, rs);
+    em_headers_free(&rq.headers);
+}
+
+static void expect_load_error(const char *text, const char *needle)
+{
+    struct em_options opt;
+    struct em em;
+    char err[512];
+    em_options_init(&opt);
+    em_init(&em, &opt);
+    char *path = write_scenario(text);
+    assert_null(em_scenario_load(path, &em, err, sizeof err));
+    if (!strstr(err, needle))
+        fail_msg("error '%s' does not mention '%s'", err, needle);
+    assert_memory_equal(err, path, strlen(path));
+    em_cleanup(&em);
+    unlink(path);
+    free(path);
+}
+
+static void test_load_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    expect_load_error("local x = 1\nreturn function(\n", ":3:");
+    expect_load_error("\n\nerror('no good')\n", ":3: no good");
+    expect_load_error("return {}\n", "must return a function, got table");
+    expect_load_error("return dofile('/etc/passwd')\n", "dofile");
+}
+
+static void test_fall_through_and_decisions(void **state)
+{
+    (void)state;
+    struct fixture *f = start("return function(req)\n"
+                              "  if req.path == '/teapot' then\n"
+                              "    return 418, {['X-Auth'] = req.headers.authorization},\n"
+                              "      {count = req.count, posts = req.posts, method = req.method}\n"
+                              "  end\n"
+                              "  if req.path == '/text' then return 200, nil, 'hello' end\n"
+                              "end\n");
+    struct em_response rs;
+    request(f, "GET", "/lcmcoord/api_versions", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    em_response_free(&rs);
+    request(f, "DELETE", "/teapot", NULL, &rs);
+    assert_int_equal(rs.status, 418);
+    assert_string_equal(em_headers_get(&rs.headers, "Content-Type"), "application/problem+json");
+    assert_string_equal(em_headers_get(&rs.headers, "X-Auth"), "Bearer <redacted>");
+    assert_string_equal(em_headers_get(&rs.headers, "Version"), "1.0.0");
+    json_t *j = json_loads(rs.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "posts")), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "method")), "DELETE");
+    json_decref(j);
+    em_response_free(&rs);
+    request(f, "GET", "/text", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    assert_int_equal(rs.body_len, 5);
+    assert_string_equal(em_headers_get(&rs.headers, "Content-Type"), "text/plain; charset=utf-8");
+    em_response_free(&rs);
+    stop(f);
+}
+
+static const char valid_request[] =
+    "{\"vnfInstanceId\":\"vi-1\",\"vnfLcmOpOccId\":\"op-1\",\"lcmOperationType\":\"HEAL\","
+    "\"coordinationActionName\":\"a\",\"inputParams\":{\"n\":null},"
+    "\"_links\":{\"vnfLcmOpOcc\":{\"href\":\"h1\"},\"vnfInstance\":{\"href\":\"h2\"}}}";
+
+static void test_helpers(void **state)
+{
+    (void)state;
+    struct fixture *f =
+        start("return function(req)\n"
+              "  em.state.n = (em.state.n or 0) + 1\n"
+              "  if req.path == '/abort' then\n"
+              "    assert(req.json.inputParams.n == em.null)\n"
+              "    local c = em.lcmcoord(req.json, 'ABORT')\n"
+              "    return 201, {Location = c._links.self.href}, c\n"
+              "  end\n"
+              "  if req.path == '/accept' then return em.accept(req.json, {polls = 0}) end\n"
+              "  if req.path == '/problem' then\n"
+              "    return 409, {}, em.problem(409, 'busy ' .. em.state.n)\n"
+              "  end\n"
+              "end\n");
+    struct em_response rs;
+    request(f, "POST", "/abort", valid_request, &rs);
+    assert_int_equal(rs.status, 201);
+    json_t *c = json_loads(rs.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(c, "coordinationResult")), "ABORT");
+    assert_non_null(json_object_get(c, "error"));
+    assert_true(json_is_null(json_object_get(json_object_get(c, "outputParams"), "n")));
+    const char *loc = em_headers_get(&rs.headers, "Location");
+    assert_non_null(loc);
+    char *path = strdup(strstr(loc, "/lcmcoord/"));
+    json_decref(c);
+    em_response_free(&rs);
+    request(f, "GET", path, NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    free(path);
+    em_response_free(&rs);
+
+    request(f, "POST", "/accept", valid_request, &rs);
+    assert_int_equal(rs.status, 202);
+    assert_string_equal(em_headers_get(&rs.headers, "Retry-After"), "1");
+    path = strdup(strstr(em_headers_get(&rs.headers, "Location"), "/lcmcoord/"));
+    em_response_free(&rs);
+    request(f, "GET", path, NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    free(path);
+    em_response_free(&rs);
+
+    request(f, "GET", "/problem", NULL, &rs);
+    assert_int_equal(rs.status, 409);
+    assert_non_null(strstr(rs.body, "\"detail\":\"busy 5\""));
+    assert_non_null(strstr(rs.body, "\"title\":\"Conflict\""));
+    em_response_free(&rs);
+    stop(f);
+}
+
+static void test_errors_become_500(void **state)
+{
+    (void)state;
+    struct fixture *f = start("return function(req)\n"
+                              "  if req.path == '/err' then error('broken here') end\n"
+                              "  if req.path == '/status' then return 99 end\n"
+                              "  if req.path == '/cycle' then local t = {}; t.t = t; "
+                              "return 200, {}, t end\n"
+                              "  if req.path == '/hdr' then return 200, {[1] = 'x'} end\n"
+                              "  if req.path == '/nan' then return 200, {}, {x = 0/0} end\n"
+                              "end\n");
+    const char *paths[] = {"/err", "/status", "/cycle", "/hdr", "/nan"};
+    const char *needles[] = {"broken here", "status 99", "nested too deeply", "header name",
+                             "cannot encode"};
+    for (size_t i = 0; i < 5; i++) {
+        struct em_response rs;
+        request(f, "GET", paths[i], NULL, &rs);
+        assert_int_equal(rs.status, 500);
+        if (!strstr(rs.body, needles[i]))
+            fail_msg("body '%s' does not mention '%s'", rs.body, needles[i]);
+        em_response_free(&rs);
+    }
+    stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_errors_name_file_and_line),
+        cmocka_unit_test(test_fall_through_and_decisions),
+        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_errors_become_500),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
