@@ -17,6 +17,9 @@ local p = ...
 -- The VNFM leaves the action name to the script: it is one of the coordination actions
 -- the VNFD declares. Change it to the action your VNFD defines.
 local req = p.LcmCoordRequest
+if type(req) ~= "table" then
+  error("the VNFC parameters have no LcmCoordRequest object")
+end
 req.coordinationActionName = "prv.tacker_organization.coordination_test"
 -- The operator's inputParams (if any) go to the EM as they are.
 if p.inputParams ~= nil and p.inputParams ~= lcmcoord.null then

@@ -1,1 +1,15 @@
-# Tests of the client; filled in by its suite.
+# Tests of the client side as scripts see it: the `lcmcoord` Lua module under a stock
+# lua5.4 (busted specs in tests/lua), and `lcmcoord run` with the shipped CoordinateVNF
+# script against `lcmcoord em` (Python end-to-end suites in tests/e2e).
+lcmc_add_busted_test(lua_module_spec module_spec.lua)
+lcmc_add_busted_test(lua_exchange_spec exchange_spec.lua)
+lcmc_add_e2e_test(e2e_run_coordination test_run_coordination.py)
+lcmc_add_e2e_test(e2e_run_cli test_run_cli.py)
+lcmc_add_e2e_test(e2e_lua_stock test_lua_stock.py)
+
+# A stock lua5.4 loading a sanitized module needs the sanitizer runtime preloaded; the
+# Python suite passes it to the interpreter only, not to itself.
+if(LCMCOORD_SANITIZE MATCHES "address")
+  set_property(TEST e2e_lua_stock APPEND PROPERTY ENVIRONMENT
+               "LCMC_STOCK_LUA_PRELOAD=${LCMC_ASAN_RUNTIME}")
+endif()

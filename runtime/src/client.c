@@ -273,8 +273,12 @@ lcmc_status lcmc_client_request(lcmc_client *c, const char *method, const char *
     r->client = c;
     r->op.interrupt = response_interrupt;
     r->method = lcmc__strdup(method);
-    r->url = is_absolute_url(target) ? lcmc__strdup(target)
-                                     : lcmc__url_join(c->options.endpoint, target);
+    /* An absolute target is resolved like a Location: only http(s), and without any
+     * user:password@ it may carry, which would otherwise reach logs and messages. */
+    char why[160];
+    r->url = is_absolute_url(target)
+                 ? lcmc__resolve_location(c->options.endpoint, target, why, sizeof why)
+                 : lcmc__url_join(c->options.endpoint, target);
     if (r->method == NULL || r->url == NULL) {
         lcmc_response_free(r);
         return LCMC_ENOMEM;

@@ -45,6 +45,15 @@ char *lcmc__normalise_endpoint(const char *endpoint, char *why, size_t why_size)
         say(why, why_size, "endpoint has no host");
         goto done;
     }
+    char *user = NULL;
+    int has_user = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user;
+    curl_free(user);
+    if (has_user) {
+        /* Credentials in a URL end up in logs and messages: they belong in
+         * `authentication`, which is never printed. */
+        say(why, why_size, "endpoint must not carry user:password@; use authentication");
+        goto done;
+    }
     if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query) {
         say(why, why_size, "endpoint must not have a query string");
         goto done;
@@ -110,6 +119,9 @@ char *lcmc__resolve_location(const char *base, const char *location, char *why, 
         goto done;
     }
     curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    /* Credentials an EM puts in a Location are not ours to send, nor to print. */
+    curl_url_set(u, CURLUPART_USER, NULL, 0);
+    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
     char *full = NULL;
     if (curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) {
         result = lcmc__strdup(full);

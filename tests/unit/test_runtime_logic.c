@@ -99,6 +99,8 @@ static void test_endpoint_without_scheme_is_refused_with_a_reason(void **state)
     assert_null(lcmc__normalise_endpoint("", why, sizeof why));
     assert_null(lcmc__normalise_endpoint("http://h/?q=1", why, sizeof why));
     assert_non_null(strstr(why, "query"));
+    assert_null(lcmc__normalise_endpoint("http://u:secret@h/", why, sizeof why));
+    assert_null(strstr(why, "secret"));
 }
 
 static void test_relative_location_resolves_against_the_request(void **state)
@@ -114,6 +116,9 @@ static void test_relative_location_resolves_against_the_request(void **state)
     free(u);
     u = lcmc__resolve_location(base, "../v1/coordinations/x#frag", why, sizeof why);
     assert_string_equal(u, "http://h:1/p/lcmcoord/v1/coordinations/x");
+    free(u);
+    u = lcmc__resolve_location(base, "http://u:pw@h:1/c/1", why, sizeof why);
+    assert_string_equal(u, "http://h:1/c/1");
     free(u);
 }
 

@@ -215,9 +215,9 @@ typedef struct lcmc_response lcmc_response;
 
 /* Sends one request to the client's EM with its auth, Version header and TLS settings, and
  * waits for the answer. `target` is a path below the apiRoot ("/lcmcoord/v1/...") or an
- * absolute URL on the EM's origin; `body` may be NULL. Any HTTP status is a success here:
- * only a request that got no complete answer fails. *out always holds a response (unless
- * LCMC_EUSAGE/LCMC_ENOMEM); on failure lcmc_response_error says why. */
+ * absolute URL on the EM's origin; `body` may be NULL; `timeout` <= 0 means the client's. Any HTTP
+ * status is a success here: only a request that got no complete answer fails. *out always holds a
+ * response (unless LCMC_EUSAGE/LCMC_ENOMEM); on failure lcmc_response_error says why. */
 LCMC_API lcmc_status lcmc_client_request(lcmc_client *client, const char *method,
                                          const char *target, const char *body, double timeout,
                                          lcmc_response **out);

@@ -1,0 +1,92 @@
+/*
+ * What the source files of the Lua module share and the module does not export: the names
+ * of its metatables and registry keys, and the plumbing each file offers the others (JSON
+ * through lua-cjson, error values, the engine of a state, response and result tables).
+ * Every function here may raise a Lua error and must not be called while a runtime call is
+ * in progress (none is: runtime calls never call back into Lua).
+ */
+#ifndef LCMCOORD_LUA_BINDING_H
+#define LCMCOORD_LUA_BINDING_H
+
+#include <stddef.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lcmcoord/lcmcoord.h"
+#include "lcmcoord_lua.h"
+
+#define LCMC_LUA_ERROR_MT  "lcmcoord.error"
+#define LCMC_LUA_CLIENT_MT "lcmcoord.client"
+#define LCMC_LUA_ENGINE_MT "lcmcoord.engine"
+#define LCMC_LUA_GUARD_MT  "lcmcoord.guard"
+
+/* ---- json.c ------------------------------------------------------------------------ */
+
+/* Loads lua-cjson, keeps a private instance for the module's own use and pushes a second,
+ * public one (lcmcoord.json) that scripts may reconfigure without affecting the module. */
+void lcmc_lua_json_open(lua_State *L);
+/* Encodes the value at idx. On success pushes the text and returns it (valid while it stays
+ * on the stack); on failure pushes cjson's message and returns NULL. */
+const char *lcmc_lua_json_encode(lua_State *L, int idx, size_t *len);
+/* 1 when the value at idx is nil or JSON null (an absent field, to the module). */
+int lcmc_lua_is_absent(lua_State *L, int idx);
+
+/* ---- errors.c ---------------------------------------------------------------------- */
+
+void lcmc_lua_errors_open(lua_State *L);
+/* Pushes the error table for err; `fallback` is used when err is NULL. */
+void lcmc_lua_push_error(lua_State *L, const lcmc_error *err, lcmc_status fallback);
+/* Pushes an error table made here (no runtime error object to read from). method and url
+ * may be NULL. */
+void lcmc_lua_push_status_error(lua_State *L, lcmc_status status, const char *message,
+                                const char *method, const char *url);
+int lcmc_lua_is_error(lua_State *L, int idx);
+/* Pushes url with any user:password@ replaced by ***@: URLs in error values, __tostring and
+ * responses are for display, and credentials must never reach them. */
+void lcmc_lua_push_display_url(lua_State *L, const char *url);
+/* Lua: lcmcoord.is_error(v) */
+int lcmc_lua_is_error_fn(lua_State *L);
+
+/* ---- engine.c ---------------------------------------------------------------------- */
+
+void lcmc_lua_engine_open(lua_State *L);
+/* The defaults set by lcmc_lua_set_default_tls (all NULL when none). Borrowed. */
+const lcmc_tls_options *lcmc_lua_default_tls(lua_State *L);
+/* Lua: lcmcoord.record() */
+int lcmc_lua_engine_record(lua_State *L);
+
+/* ---- guard.c ----------------------------------------------------------------------- */
+
+/* A userdata owning what a runtime call handed over until the binding has copied it into
+ * Lua values, so that a Lua error (out of memory) in between frees it at the next
+ * collection instead of leaking it. */
+typedef struct lcmc_lua_guard {
+    lcmc_coordination *coordination;
+    lcmc_response *response;
+    char *text; /* from lcmc_*_record_json */
+} lcmc_lua_guard;
+
+void lcmc_lua_guard_open(lua_State *L);
+/* Pushes an empty guard. */
+lcmc_lua_guard *lcmc_lua_guard_new(lua_State *L);
+/* Frees what the guard holds now. */
+void lcmc_lua_guard_release(lcmc_lua_guard *guard);
+
+/* ---- response.c -------------------------------------------------------------------- */
+
+/* Pushes the response table {status, headers, body, json, elapsed, url}. */
+void lcmc_lua_push_response(lua_State *L, const lcmc_response *response);
+/* Pushes the LcmCoord of a coordination that finished LCMC_OK and returns 1, or pushes its
+ * error table and returns 0. */
+int lcmc_lua_push_result(lua_State *L, const lcmc_coordination *coord, lcmc_status status);
+
+/* ---- client.c ---------------------------------------------------------------------- */
+
+void lcmc_lua_client_open(lua_State *L);
+/* Lua: lcmcoord.client{...} */
+int lcmc_lua_client_new(lua_State *L);
+/* Lua: lcmcoord.create_coordination(endpoint, authentication, coord_req, timeout) */
+int lcmc_lua_create_coordination(lua_State *L);
+
+#endif

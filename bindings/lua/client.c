@@ -1,0 +1,420 @@
+/*
+ * The client userdata (`lcmcoord.client{...}`): one EM's endpoint, authentication, TLS and
+ * waits, wrapping an lcmc_client on the state's engine, plus the Tacker-compatible
+ * `lcmcoord.create_coordination`, which is a client made for one call. Bad arguments
+ * raise; failures of the exchange return `nil, err` (create_coordination raises them, as
+ * Tacker's does). Runtime calls are plain C calls that return; nothing here raises while
+ * one is in progress, so no Lua error ever unwinds through libcurl.
+ */
+#include <string.h>
+
+#include "binding.h"
+
+/* What Tacker uses when `timeout` is missing or not a number. */
+#define DEFAULT_TIMEOUT 3600.0
+
+typedef struct client_box {
+    lcmc_client *client; /* NULL once closed */
+    double timeout;      /* for single requests; 0: the runtime's default */
+} client_box;
+
+/* The client's user value 1 is a sequence of the Lua strings the options pointed into, so
+ * they outlive any borrowing the runtime may do, whatever the script does to its table. */
+static const char *keep_string(lua_State *L, int keep, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, keep, (lua_Integer)lua_rawlen(L, keep) + 1);
+    return lua_tostring(L, idx);
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+
+static int field_error(lua_State *L, int arg, const char *field, const char *expected)
+{
+    const char *got = luaL_typename(L, -1);
+    return luaL_argerror(
+        L, arg, lua_pushfstring(L, "field '%s': %s expected, got %s", field, expected, got));
+}
+
+/* Raises on a key that is not in `known` (NULL-terminated): a misspelt option would
+ * otherwise be ignored silently, e.g. `timout = 30`. */
+static void check_fields(lua_State *L, int t, int arg, const char *const *known)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        lua_pop(L, 1);
+        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int ok = 0;
+        for (const char *const *k = known; key != NULL && *k != NULL && !ok; k++)
+            ok = strcmp(key, *k) == 0;
+        if (!ok) {
+            luaL_argerror(L, arg,
+                          key != NULL
+                              ? lua_pushfstring(L, "unknown field '%s'", key)
+                              : lua_pushfstring(L, "unexpected %s key", luaL_typename(L, -1)));
+        }
+    }
+}
+
+static const char *opt_string(lua_State *L, int t, int arg, int keep, const char *field)
+{
+    lua_getfield(L, t, field);
+    const char *value = NULL;
+    if (!lcmc_lua_is_absent(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            field_error(L, arg, field, "string");
+        value = keep_string(L, keep, -1);
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
+static double opt_number(lua_State *L, int t, int arg, const char *field)
+{
+    lua_getfield(L, t, field);
+    double value = 0;
+    if (!lcmc_lua_is_absent(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            field_error(L, arg, field, "number");
+        value = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
+static void read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls)
+{
+    static const char *const known[] = {"cacert",       "capath", "cert", "key",
+                                        "key_password", "verify", NULL};
+    lua_getfield(L, t, "tls");
+    if (lcmc_lua_is_absent(L, -1)) {
+        /* No tls table: the host's defaults (flags, environment), if any. */
+        *tls = *lcmc_lua_default_tls(L);
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        field_error(L, 1, "tls", "table");
+    int tt = lua_gettop(L);
+    check_fields(L, tt, 1, known);
+    tls->cacert = opt_string(L, tt, 1, keep, "cacert");
+    tls->capath = opt_string(L, tt, 1, keep, "capath");
+    tls->cert = opt_string(L, tt, 1, keep, "cert");
+    tls->key = opt_string(L, tt, 1, keep, "key");
+    tls->key_password = opt_string(L, tt, 1, keep, "key_password");
+    lua_getfield(L, tt, "verify");
+    if (!lcmc_lua_is_absent(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            field_error(L, 1, "tls.verify", "boolean");
+        tls->insecure = !lua_toboolean(L, -1);
+    }
+    lua_pop(L, 2);
+}
+
+/* Encodes the authentication structure at idx (a table, or absent) and keeps the text. */
+static const char *auth_json(lua_State *L, int idx, int arg, int keep)
+{
+    if (lcmc_lua_is_absent(L, idx))
+        return NULL;
+    const char *json = lcmc_lua_json_encode(L, idx, NULL);
+    if (json == NULL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "authentication: %s", lua_tostring(L, -1)));
+    json = keep_string(L, keep, -1);
+    lua_pop(L, 1);
+    return json;
+}
+
+/* ---- the userdata ------------------------------------------------------------------ */
+
+/* Pushes a client made from opts. The userdata is created closed and gets its metatable
+ * before the runtime client exists, so any failure leaves a consistent object behind. A
+ * client that cannot be made raises the error table: it is a configuration mistake. */
+static client_box *push_client(lua_State *L, const lcmc_client_options *opts, int keep)
+{
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    client_box *box = lua_newuserdatauv(L, sizeof *box, 1);
+    box->client = NULL;
+    box->timeout = opts->timeout;
+    luaL_setmetatable(L, LCMC_LUA_CLIENT_MT);
+    lua_pushvalue(L, keep);
+    lua_setiuservalue(L, -2, 1);
+    lcmc_client *client = NULL;
+    lcmc_status status = lcmc_client_new(&client, engine, opts);
+    if (status != LCMC_OK) {
+        lcmc_lua_push_error(L, lcmc_engine_last_error(engine), status);
+        lua_error(L);
+    }
+    box->client = client;
+    return box;
+}
+
+int lcmc_lua_client_new(lua_State *L)
+{
+    static const char *const known[] = {
+        "endpoint",   "authentication",   "timeout",  "version", "tls",
+        "wait_floor", "default_interval", "max_body", NULL};
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_fields(L, 1, 1, known);
+    lua_newtable(L);
+    int keep = lua_gettop(L);
+
+    lcmc_client_options opts = LCMC_CLIENT_OPTIONS_INIT;
+    opts.endpoint = opt_string(L, 1, 1, keep, "endpoint");
+    if (opts.endpoint == NULL) {
+        lua_getfield(L, 1, "endpoint");
+        field_error(L, 1, "endpoint", "string");
+    }
+    lua_getfield(L, 1, "authentication");
+    if (!lcmc_lua_is_absent(L, -1) && !lua_istable(L, -1))
+        field_error(L, 1, "authentication", "table");
+    opts.authentication_json = auth_json(L, -1, 1, keep);
+    lua_pop(L, 1);
+    opts.api_version = opt_string(L, 1, 1, keep, "version");
+    opts.timeout = opt_number(L, 1, 1, "timeout");
+    opts.wait_floor = opt_number(L, 1, 1, "wait_floor");
+    opts.default_interval = opt_number(L, 1, 1, "default_interval");
+    lua_getfield(L, 1, "max_body");
+    if (!lcmc_lua_is_absent(L, -1)) {
+        int isint = 0;
+        lua_Integer max = lua_tointegerx(L, -1, &isint);
+        if (!isint || max < 0)
+            field_error(L, 1, "max_body", "non-negative integer");
+        opts.max_body = (size_t)max;
+    }
+    lua_pop(L, 1);
+    read_tls(L, 1, keep, &opts.tls);
+
+    push_client(L, &opts, keep);
+    return 1;
+}
+
+static client_box *check_client(lua_State *L)
+{
+    client_box *box = luaL_checkudata(L, 1, LCMC_LUA_CLIENT_MT);
+    if (box->client == NULL)
+        luaL_error(L, "attempt to use a closed client");
+    return box;
+}
+
+/* close, __close and __gc: idempotent. */
+static int client_close(lua_State *L)
+{
+    client_box *box = luaL_checkudata(L, 1, LCMC_LUA_CLIENT_MT);
+    lcmc_client_free(box->client);
+    box->client = NULL;
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    client_box *box = luaL_checkudata(L, 1, LCMC_LUA_CLIENT_MT);
+    if (box->client == NULL) {
+        lua_pushliteral(L, "lcmcoord.client (closed)");
+        return 1;
+    }
+    const char *endpoint = lcmc_client_endpoint(box->client);
+    lua_pushliteral(L, "lcmcoord.client (");
+    lcmc_lua_push_display_url(L, endpoint != NULL ? endpoint : "?");
+    lua_pushliteral(L, ")");
+    lua_concat(L, 3);
+    return 1;
+}
+
+/* ---- coordinations ----------------------------------------------------------------- */
+
+/* Encodes the request table at arg (raising on a value JSON cannot hold) and leaves the
+ * text on the stack for the duration of the runtime call that borrows it. */
+static const char *request_json(lua_State *L, int arg)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    const char *json = lcmc_lua_json_encode(L, arg, NULL);
+    if (json == NULL)
+        luaL_argerror(L, arg, lua_pushfstring(L, "cannot encode as JSON: %s", lua_tostring(L, -1)));
+    return json;
+}
+
+/* Runs one coordination and pushes its LcmCoord (returns 1) or its error table (0). */
+static int run_coordination(lua_State *L, lcmc_client *client, const char *json, double timeout)
+{
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+    lcmc_status status = lcmc_client_coordinate(client, json, timeout, &guard->coordination);
+    int ok = guard->coordination != NULL
+                 ? lcmc_lua_push_result(L, guard->coordination, status)
+                 : (lcmc_lua_push_status_error(L, status, NULL, NULL, NULL), 0);
+    lcmc_lua_guard_release(guard);
+    return ok;
+}
+
+static int client_coordinate(lua_State *L)
+{
+    client_box *box = check_client(L);
+    double timeout = luaL_optnumber(L, 3, 0);
+    lua_settop(L, 3);
+    const char *json = request_json(L, 2);
+    if (run_coordination(L, box->client, json, timeout))
+        return 1;
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+int lcmc_lua_create_coordination(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    luaL_argexpected(L, lcmc_lua_is_absent(L, 2) || lua_istable(L, 2), 2, "table or nil");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    /* Like Tacker: anything but a positive number means the default budget. */
+    double timeout = lua_type(L, 4) == LUA_TNUMBER ? lua_tonumber(L, 4) : 0;
+    if (!(timeout > 0))
+        timeout = DEFAULT_TIMEOUT;
+    lua_settop(L, 4);
+    lua_newtable(L);
+    int keep = lua_gettop(L);
+
+    const char *json = request_json(L, 3);
+    lcmc_client_options opts = LCMC_CLIENT_OPTIONS_INIT;
+    opts.endpoint = keep_string(L, keep, 1);
+    opts.authentication_json = auth_json(L, 2, 2, keep);
+    opts.timeout = timeout;
+    opts.tls = *lcmc_lua_default_tls(L);
+    client_box *box = push_client(L, &opts, keep);
+
+    int ok = run_coordination(L, box->client, json, timeout);
+    /* The runtime wants coordinations freed before their client: run_coordination did. */
+    lcmc_client_free(box->client);
+    box->client = NULL;
+    if (!ok)
+        return lua_error(L);
+    return 1;
+}
+
+/* ---- single requests --------------------------------------------------------------- */
+
+static int send_request(lua_State *L, client_box *box, const char *method, const char *target,
+                        const char *body)
+{
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+    lcmc_status status =
+        lcmc_client_request(box->client, method, target, body, box->timeout, &guard->response);
+    if (status == LCMC_OK && guard->response != NULL) {
+        lcmc_lua_push_response(L, guard->response);
+        lcmc_lua_guard_release(guard);
+        return 1;
+    }
+    luaL_pushfail(L);
+    if (guard->response != NULL)
+        lcmc_lua_push_error(L, lcmc_response_error(guard->response), status);
+    else
+        lcmc_lua_push_status_error(L, status, NULL, method, target);
+    lcmc_lua_guard_release(guard);
+    return 2;
+}
+
+/* Pushes base .. id with the id percent-encoded, so an id can never add path segments. */
+static const char *push_id_path(lua_State *L, const char *base, const char *id, const char *suffix)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, base);
+    for (const unsigned char *c = (const unsigned char *)id; *c != '\0'; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+            *c == '-' || *c == '.' || *c == '_' || *c == '~') {
+            luaL_addchar(&b, (char)*c);
+        } else {
+            luaL_addchar(&b, '%');
+            luaL_addchar(&b, hex[*c >> 4]);
+            luaL_addchar(&b, hex[*c & 15]);
+        }
+    }
+    luaL_addstring(&b, suffix);
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+static const char *check_id(lua_State *L, int arg)
+{
+    const char *id = luaL_checkstring(L, arg);
+    luaL_argcheck(L, id[0] != '\0', arg, "empty coordination id");
+    return id;
+}
+
+#define COORDINATIONS "/lcmcoord/v1/coordinations"
+
+static int client_post(lua_State *L)
+{
+    client_box *box = check_client(L);
+    luaL_argexpected(L, lua_istable(L, 2) || lua_type(L, 2) == LUA_TSTRING, 2, "table or string");
+    lua_settop(L, 2);
+    /* A string is sent as it is: the way to send a body no table encodes to. */
+    const char *body = lua_istable(L, 2) ? request_json(L, 2) : lua_tostring(L, 2);
+    return send_request(L, box, "POST", COORDINATIONS, body);
+}
+
+static int client_get(lua_State *L)
+{
+    client_box *box = check_client(L);
+    const char *id = check_id(L, 2);
+    lua_settop(L, 2);
+    const char *target = strncmp(id, "http://", 7) == 0 || strncmp(id, "https://", 8) == 0
+                             ? id
+                             : push_id_path(L, COORDINATIONS "/", id, "");
+    return send_request(L, box, "GET", target, NULL);
+}
+
+static int client_cancel(lua_State *L)
+{
+    client_box *box = check_client(L);
+    const char *target = push_id_path(L, COORDINATIONS "/", check_id(L, 2), "/cancel");
+    return send_request(L, box, "POST", target, NULL);
+}
+
+static int client_api_versions(lua_State *L)
+{
+    client_box *box = check_client(L);
+    return send_request(L, box, "GET", "/lcmcoord/v1/api_versions", NULL);
+}
+
+static int client_record(lua_State *L)
+{
+    client_box *box = check_client(L);
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+    lcmc_status status = lcmc_client_record_json(box->client, &guard->text);
+    if (status != LCMC_OK) {
+        lcmc_lua_guard_release(guard);
+        lcmc_lua_push_status_error(L, status, NULL, NULL, NULL);
+        return lua_error(L);
+    }
+    if (!lcmc_lua_json_decode(L, guard->text, strlen(guard->text)))
+        return luaL_error(L, "cannot decode the record: %s", lua_tostring(L, -1));
+    lcmc_lua_guard_release(guard);
+    return 1;
+}
+
+void lcmc_lua_client_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"coordinate", client_coordinate},
+        {"post", client_post},
+        {"get", client_get},
+        {"cancel", client_cancel},
+        {"api_versions", client_api_versions},
+        {"record", client_record},
+        {"close", client_close},
+        {NULL, NULL},
+    };
+    static const luaL_Reg metamethods[] = {
+        {"__gc", client_close},
+        {"__close", client_close},
+        {"__tostring", client_tostring},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, LCMC_LUA_CLIENT_MT)) {
+        luaL_setfuncs(L, metamethods, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}

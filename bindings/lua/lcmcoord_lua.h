@@ -1,0 +1,38 @@
+/*
+ * The C face of the `lcmcoord` Lua module, for programs that embed Lua (the `lcmcoord run`
+ * host): open the module, reach the one engine that every client of a Lua state runs on (to
+ * interrupt it from a signal handler, set its log, read its record), give clients default
+ * TLS settings, and recognise the module's error values. A stock interpreter needs none of
+ * this: `require "lcmcoord"` is enough there.
+ */
+#ifndef LCMCOORD_LUA_H
+#define LCMCOORD_LUA_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "lcmcoord/lcmcoord.h"
+
+/* Opens the module (returns it on the stack), as `require "lcmcoord"` does. The only symbol
+ * the shared module exports. */
+LCMC_API int luaopen_lcmcoord(lua_State *L);
+
+/* The engine of this Lua state, made on first use and freed when the state is closed. Raises
+ * a Lua error when it cannot be made, so call it from protected code. */
+lcmc_engine *lcmc_lua_engine(lua_State *L);
+
+/* TLS settings for clients whose script gives no `tls` table (and for create_coordination).
+ * The strings are copied; NULL clears the defaults. Raises on memory errors. */
+void lcmc_lua_set_default_tls(lua_State *L, const lcmc_tls_options *tls);
+
+/* 1 when the value at `idx` is an lcmcoord error table; then *status (if not NULL) is the
+ * status its `kind` names. */
+int lcmc_lua_error_status(lua_State *L, int idx, lcmc_status *status);
+
+/* Decodes JSON text with the module's strict cjson instance (the module must be open). On
+ * success pushes the value and returns 1; on failure pushes cjson's message and returns 0.
+ * Objects and arrays both decode to tables: check the text when the difference matters. */
+int lcmc_lua_json_decode(lua_State *L, const char *text, size_t len);
+
+#endif
