@@ -251,5 +251,49 @@ class Verbose(harness.TestCase):
                         lines)
 
 
+
+class CancelOnTheWayOut(harness.TestCase):
+    """When a coordination the EM holds ends early, the EM is asked to cancel it."""
+
+    def cancels(self, journal):
+        return [e for e in journal if e["method"] == "POST" and e["path"].endswith("/cancel")]
+
+    def test_deadline_while_polling_cancels_the_coordination(self):
+        with harness.EM("--mode", "async", "--polls", "1000", "--retry-after", "1") as em:
+            started = time.monotonic()
+            done = run_script(vnfc_param(em.url, timeout=3))
+            elapsed = time.monotonic() - started
+            journal = em.journal()
+        self.assertEqual(done.returncode, 3, done.stderr)
+        self.assertIn("deadline exceeded", self.assertOneLine(done.stderr))
+        self.assertLess(elapsed, 8.0)
+        cancels = self.cancels(journal)
+        self.assertEqual(len(cancels), 1, journal)
+        polled = [e for e in journal if e["method"] == "GET"][0]["path"]
+        self.assertEqual(cancels[0]["path"], polled + "/cancel")
+
+    def test_sigterm_while_polling_cancels_the_coordination(self):
+        import signal
+        import subprocess
+        with harness.EM("--mode", "async", "--polls", "1000", "--retry-after", "30") as em:
+            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", SCRIPT], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                proc.stdin.write(json.dumps(vnfc_param(em.url, timeout=120)))
+                proc.stdin.close()
+                # The 202 is in: the client now waits 30 s before its first poll.
+                em.wait_journal(1)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+                stderr = proc.stderr.read()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stderr.close()
+            journal = em.journal()
+        self.assertEqual(proc.returncode, 143, stderr)
+        self.assertEqual(len(self.cancels(journal)), 1, journal)
+
 if __name__ == "__main__":
     unittest.main()
