@@ -18,7 +18,6 @@ struct lcmc_transfer {
     char *url;
     char *body;
     size_t body_length;
-    char *basic_password; /* kept for the transfer's life: libcurl reads it lazily */
     lcmc_transfer_done_fn *done;
     void *userdata;
     lcmc_transfer_result result;
@@ -72,7 +71,6 @@ static void release(lcmc_transfer *t)
     free(t->method);
     free(t->url);
     free(t->body);
-    lcmc__free_secret(t->basic_password);
     free(t);
 }
 
@@ -155,12 +153,10 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
 
     if (spec->basic_user) {
-        t->basic_password = lcmc__strdup(spec->basic_password ? spec->basic_password : "");
-        if (t->basic_password == NULL)
-            return -1;
+        /* libcurl keeps its own copies of string options (all but POSTFIELDS). */
         curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(easy, CURLOPT_USERNAME, spec->basic_user);
-        curl_easy_setopt(easy, CURLOPT_PASSWORD, t->basic_password);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, spec->basic_password ? spec->basic_password : "");
     }
     apply_tls(easy, spec->tls);
     return 0;
