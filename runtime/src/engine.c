@@ -81,6 +81,14 @@ void lcmc_engine_set_log(lcmc_engine *e, lcmc_log_fn *fn, void *userdata, lcmc_l
     e->log_max = max_level;
 }
 
+void lcmc_engine_set_trace(lcmc_engine *e, lcmc_trace_fn *fn, void *userdata)
+{
+    if (e == NULL)
+        return;
+    e->trace_fn = fn;
+    e->trace_userdata = userdata;
+}
+
 lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *e, long max)
 {
     if (e == NULL || max < 0)

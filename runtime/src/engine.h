@@ -25,6 +25,9 @@ struct lcmc_engine {
     volatile sig_atomic_t interrupt_flag;
     int interrupt_handled;
 
+    lcmc_trace_fn *trace_fn;
+    void *trace_userdata;
+
     lcmc_log_fn *log_fn;
     void *log_userdata;
     lcmc_log_level log_max;

@@ -178,6 +178,7 @@ typedef struct lcmc_transfer_spec {
     double deadline;            /* monotonic; the transfer may not outlive it */
     size_t max_body;
     const lcmc_tls_options *tls;
+    int secret_exchange;    /* a token request: its bodies are never traced */
     const char *basic_user; /* HTTP Basic credentials, or NULL */
     const char *basic_password;
 } lcmc_transfer_spec;

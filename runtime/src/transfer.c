@@ -6,7 +6,9 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine.h"
 
@@ -20,6 +22,7 @@ struct lcmc_transfer {
     size_t body_length;
     lcmc_transfer_done_fn *done;
     void *userdata;
+    int secret_exchange;
     lcmc_transfer_result result;
     lcmc_timer failed_start; /* reports a transfer that could not even be added */
     int in_multi;
@@ -32,6 +35,84 @@ static size_t on_body(char *data, size_t size, size_t count, void *userdata)
     if (lcmc__buffer_append(&t->result.body, data, n) != 0)
         return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
     return n;
+}
+
+/* Header lines that carry credentials: shown with their scheme, never their value. */
+static int is_credential_header(const char *line, size_t length)
+{
+    static const char *const names[] = {
+        "authorization:", "proxy-authorization:", "cookie:", "set-cookie:", NULL};
+    for (const char *const *n = names; *n; n++) {
+        size_t k = strlen(*n);
+        if (length >= k && strncasecmp(line, *n, k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void trace_headers(lcmc_transfer *t, lcmc_trace_kind kind, const char *data, size_t size)
+{
+    lcmc_engine *e = t->engine;
+    size_t start = 0;
+    while (start < size) {
+        size_t end = start;
+        while (end < size && data[end] != '\n')
+            end++;
+        size_t line_end = end < size ? end + 1 : end;
+        const char *line = data + start;
+        size_t length = line_end - start;
+        if (is_credential_header(line, length)) {
+            /* Keep "Authorization: Basic" so a reader sees which scheme went out. */
+            const char *colon = memchr(line, ':', length);
+            size_t keep = (size_t)(colon - line) + 1;
+            while (keep < length && line[keep] == ' ')
+                keep++;
+            while (keep < length && line[keep] != ' ' && line[keep] != '\r' && line[keep] != '\n')
+                keep++;
+            char redacted[160];
+            int n = snprintf(redacted, sizeof redacted, "%.*s <redacted>\r\n",
+                             (int)(keep < 120 ? keep : 120), line);
+            e->trace_fn(e->trace_userdata, kind, redacted, (size_t)n);
+        } else {
+            e->trace_fn(e->trace_userdata, kind, line, length);
+        }
+        start = line_end;
+    }
+}
+
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
+{
+    (void)easy;
+    lcmc_transfer *t = userdata;
+    lcmc_engine *e = t->engine;
+    if (e->trace_fn == NULL)
+        return 0;
+    switch (type) {
+    case CURLINFO_TEXT:
+        e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, data, size);
+        break;
+    case CURLINFO_HEADER_OUT:
+        trace_headers(t, LCMC_TRACE_REQUEST_HEADERS, data, size);
+        break;
+    case CURLINFO_HEADER_IN:
+        trace_headers(t, LCMC_TRACE_RESPONSE_HEADERS, data, size);
+        break;
+    case CURLINFO_DATA_OUT:
+    case CURLINFO_DATA_IN: {
+        lcmc_trace_kind kind =
+            type == CURLINFO_DATA_OUT ? LCMC_TRACE_REQUEST_BODY : LCMC_TRACE_RESPONSE_BODY;
+        if (t->secret_exchange) {
+            static const char hidden[] = "<redacted: token request or answer>";
+            e->trace_fn(e->trace_userdata, kind, hidden, sizeof hidden - 1);
+        } else {
+            e->trace_fn(e->trace_userdata, kind, data, size);
+        }
+        break;
+    }
+    default: /* TLS records are not for people */
+        break;
+    }
+    return 0;
 }
 
 static CURL *take_easy(lcmc_engine *e)
@@ -114,6 +195,11 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "lcmcoord/" LCMC_VERSION_STRING);
+    if (t->engine->trace_fn) {
+        curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(easy, CURLOPT_DEBUGDATA, t);
+        curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
+    }
     if (spec->max_body)
         curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)spec->max_body);
 
@@ -172,6 +258,7 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
     t->done = done;
     t->userdata = userdata;
     t->result.body.cap = spec->max_body;
+    t->secret_exchange = spec->secret_exchange;
     lcmc__timer_init(&t->failed_start, report_failed_start, t);
     t->method = lcmc__strdup(spec->method);
     t->url = lcmc__strdup(spec->url);

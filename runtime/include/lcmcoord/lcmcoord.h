@@ -92,6 +92,22 @@ LCMC_API void lcmc_engine_free(lcmc_engine *engine);
 /* Messages up to `max_level` go to `fn`; NULL turns logging off (the default). */
 LCMC_API void lcmc_engine_set_log(lcmc_engine *engine, lcmc_log_fn *fn, void *userdata,
                                   lcmc_log_level max_level);
+/* What a trace callback receives: one piece of an HTTP exchange as it crosses the wire. */
+typedef enum lcmc_trace_kind {
+    LCMC_TRACE_INFO = 0,         /* a note from libcurl (connecting, reusing a connection) */
+    LCMC_TRACE_REQUEST_HEADERS,  /* the request line and headers, as sent */
+    LCMC_TRACE_REQUEST_BODY,     /* (part of) the request body */
+    LCMC_TRACE_RESPONSE_HEADERS, /* one status or header line of the answer */
+    LCMC_TRACE_RESPONSE_BODY,    /* (part of) the answer's body */
+} lcmc_trace_kind;
+
+/* Receives every exchange on the engine, for debugging. Credentials are already redacted:
+ * Authorization header values, token requests' bodies and token answers' bodies never
+ * reach it. `data` is not NUL-terminated. */
+typedef void lcmc_trace_fn(void *userdata, lcmc_trace_kind kind, const char *data, size_t length);
+
+/* Turns tracing on (fn) or off (NULL). Costs nothing while off. */
+LCMC_API void lcmc_engine_set_trace(lcmc_engine *engine, lcmc_trace_fn *fn, void *userdata);
 /* How many connections the engine keeps open to one host at most (0: libcurl's default). */
 LCMC_API lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *engine, long max);
 /* Async-signal-safe: every coordination and request in flight is cancelled (the EM is asked
