@@ -42,8 +42,8 @@ struct lcmc_coordination {
     char *id;
     double deadline;
     double reserve;
-    lcmc_transfer *transfer;        /* the POST or GET in flight */
-    lcmc_transfer *cancel_transfer; /* a cancel request in flight */
+    lcmc_call *call;        /* the POST or GET in flight */
+    lcmc_call *cancel_call; /* a cancel request in flight */
     lcmc_timer timer;
     int last_look;     /* the current wait was cut to the deadline: no poll after this one */
     int cancel_wanted; /* lcmc_coordination_cancel was called */
@@ -82,10 +82,10 @@ static void seconds_text(double s, char buf[32])
 static void finish(lcmc_coordination *c, lcmc_status status)
 {
     lcmc__timer_disarm(c->engine, &c->timer);
-    lcmc__transfer_cancel(c->transfer);
-    c->transfer = NULL;
-    lcmc__transfer_cancel(c->cancel_transfer);
-    c->cancel_transfer = NULL;
+    lcmc__call_cancel(c->call);
+    c->call = NULL;
+    lcmc__call_cancel(c->cancel_call);
+    c->cancel_call = NULL;
     c->status = status;
     c->phase = PHASE_DONE;
     lcmc__record_end(c->record, c->result, lcmc__wall_now());
@@ -117,15 +117,15 @@ static void fail(lcmc_coordination *c, lcmc_status status, const char *method, c
 static void end_with_cancel(lcmc_coordination *c, lcmc_status status)
 {
     lcmc__timer_disarm(c->engine, &c->timer);
-    lcmc__transfer_cancel(c->transfer);
-    c->transfer = NULL;
+    lcmc__call_cancel(c->call);
+    c->call = NULL;
     if (c->cancel_url && !c->cancel_sent) {
         c->ending_status = status;
         c->phase = PHASE_CANCELLING;
         lcmc__log(c->engine, LCMC_LOG_INFO, "asking the EM to cancel coordination %s",
                   c->id ? c->id : "?");
         send_cancel(c, lcmc__now() + CANCEL_GRACE);
-        if (c->cancel_transfer)
+        if (c->cancel_call)
             return;
     }
     lcmc__error_move(&c->error, &c->ending_error);
@@ -289,7 +289,7 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
                               const char *method, const char *url, int is_poll)
 {
     lcmc_error err = {0};
-    lcmc_status status = lcmc__transfer_error(r, method, url, &err);
+    lcmc_status status = lcmc__transfer_error(r, method, url, "the EM", &err);
     if (lcmc__now() >= c->deadline - 0.001 && status == LCMC_ETRANSPORT) {
         char *path = lcmc__url_path(url);
         char *what = lcmc__asprintf("the EM gave no complete answer to %s %s in time", method,
@@ -339,7 +339,7 @@ static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const 
         fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
         return;
     }
-    if (lcmc__client_has_credentials(c->client)) {
+    if (lcmc__client_has_credentials(c->client) && !c->options->allow_cross_origin) {
         char *origin = lcmc__url_origin(poll_url);
         int same = origin && strcmp(origin, lcmc__client_origin(c->client)) == 0;
         if (!same) {
@@ -388,102 +388,108 @@ static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_pol
     schedule_or_fail(c, wait, is_poll, why);
 }
 
-static void post_done(lcmc_transfer *t, void *userdata)
+/* A call that got no answer because no credentials could be had (the token endpoint
+ * failed or refused): the coordination ends with that reason. */
+static void credentials_failure(lcmc_coordination *c, const lcmc_error *err, int is_poll)
 {
-    lcmc_coordination *c = userdata;
-    lcmc_transfer_result r;
-    lcmc__transfer_finish(t, &r);
-    c->transfer = NULL;
-    if (r.curl_code != CURLE_OK)
-        transport_failure(c, &r, "POST", c->post_url, 0);
-    else {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r.status,
-                  lcmc__reason_phrase(r.status), r.elapsed * 1000.0);
-        if (r.status == 201)
-            accept_lcmcoord(c, &r, "POST", c->post_url);
-        else if (r.status == 202)
-            accepted(c, &r, c->post_url);
-        else if (r.status == 503 || r.status == 429)
-            busy(c, &r, 0);
-        else
-            fail_with_answer(c, &r, "POST", c->post_url);
+    lcmc_error copy = {0};
+    lcmc__error_set(&copy, err->status, "%s", lcmc_error_message(err));
+    copy.http_status = err->http_status;
+    lcmc__error_set_request(&copy, err->method, err->url);
+    if (is_poll) {
+        lcmc__error_move(&c->ending_error, &copy);
+        end_with_cancel(c, err->status);
+    } else {
+        lcmc__error_move(&c->error, &copy);
+        finish(c, c->error.status);
     }
-    lcmc__transfer_result_free(&r);
 }
 
-static void poll_done(lcmc_transfer *t, void *userdata)
+static void post_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
 {
     lcmc_coordination *c = userdata;
-    lcmc_transfer_result r;
-    lcmc__transfer_finish(t, &r);
-    c->transfer = NULL;
-    if (r.curl_code != CURLE_OK)
-        transport_failure(c, &r, "GET", c->poll_url, 1);
+    c->call = NULL;
+    if (err)
+        credentials_failure(c, err, 0);
+    else if (r->curl_code != CURLE_OK)
+        transport_failure(c, r, "POST", c->post_url, 0);
     else {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r.status,
-                  lcmc__reason_phrase(r.status), r.elapsed * 1000.0);
-        if (r.status == 200)
-            accept_lcmcoord(c, &r, "GET", c->poll_url);
-        else if (r.status == 202 && c->last_look) {
+        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r->status,
+                  lcmc__reason_phrase(r->status), r->elapsed * 1000.0);
+        if (r->status == 201)
+            accept_lcmcoord(c, r, "POST", c->post_url);
+        else if (r->status == 202)
+            accepted(c, r, c->post_url);
+        else if (r->status == 503 || r->status == 429)
+            busy(c, r, 0);
+        else
+            fail_with_answer(c, r, "POST", c->post_url);
+    }
+}
+
+static void poll_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
+{
+    lcmc_coordination *c = userdata;
+    c->call = NULL;
+    if (err)
+        credentials_failure(c, err, 1);
+    else if (r->curl_code != CURLE_OK)
+        transport_failure(c, r, "GET", c->poll_url, 1);
+    else {
+        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r->status,
+                  lcmc__reason_phrase(r->status), r->elapsed * 1000.0);
+        if (r->status == 200)
+            accept_lcmcoord(c, r, "GET", c->poll_url);
+        else if (r->status == 202 && c->last_look) {
             char what[96];
             snprintf(what, sizeof what, "the coordination was still in progress after %u polls",
                      c->polls);
             fail_deadline(c, what);
-        } else if (r.status == 202)
-            schedule_or_fail(c, answer_wait(c, &r), 1, "still in progress (202)");
-        else if (r.status == 503 || r.status == 429)
-            busy(c, &r, 1);
+        } else if (r->status == 202)
+            schedule_or_fail(c, answer_wait(c, r), 1, "still in progress (202)");
+        else if (r->status == 503 || r->status == 429)
+            busy(c, r, 1);
         else
-            fail_with_answer(c, &r, "GET", c->poll_url);
+            fail_with_answer(c, r, "GET", c->poll_url);
     }
-    lcmc__transfer_result_free(&r);
 }
 
-static void cancel_done(lcmc_transfer *t, void *userdata)
+static void cancel_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
 {
     lcmc_coordination *c = userdata;
-    lcmc_transfer_result r;
-    lcmc__transfer_finish(t, &r);
-    c->cancel_transfer = NULL;
-    if (r.curl_code != CURLE_OK)
-        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s",
-                  c->id ? c->id : "?", r.curl_error[0] ? r.curl_error : "no answer");
-    else if (r.status == 202 || r.status == 200 || r.status == 204)
-        lcmc__log(c->engine, LCMC_LOG_INFO, "EM accepted the cancel of coordination %s",
-                  c->id ? c->id : "?");
-    else if (r.status == 404 || r.status == 405)
+    c->cancel_call = NULL;
+    const char *id = c->id ? c->id : "?";
+    if (err)
+        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s", id,
+                  lcmc_error_message(err));
+    else if (r->curl_code != CURLE_OK)
+        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s", id,
+                  r->curl_error[0] ? r->curl_error : "no answer");
+    else if (r->status == 202 || r->status == 200 || r->status == 204)
+        lcmc__log(c->engine, LCMC_LOG_INFO, "EM accepted the cancel of coordination %s", id);
+    else if (r->status == 404 || r->status == 405)
         /* A 1.0.0 producer may not know the cancel resource at all. */
-        lcmc__log(c->engine, LCMC_LOG_INFO, "EM does not support cancel (%ld)", r.status);
-    else if (r.status == 409)
+        lcmc__log(c->engine, LCMC_LOG_INFO, "EM does not support cancel (%ld)", r->status);
+    else if (r->status == 409)
         lcmc__log(c->engine, LCMC_LOG_INFO, "EM says coordination %s is already finished (409)",
-                  c->id ? c->id : "?");
+                  id);
     else
         lcmc__log(c->engine, LCMC_LOG_WARN, "EM answered %ld to the cancel of coordination %s",
-                  r.status, c->id ? c->id : "?");
-    lcmc__transfer_result_free(&r);
+                  r->status, id);
     if (c->phase == PHASE_CANCELLING) {
         lcmc__error_move(&c->error, &c->ending_error);
         finish(c, c->ending_status);
     }
 }
 
-static int start_transfer(lcmc_coordination *c, lcmc_transfer **slot, const char *method,
-                          const char *url, const char *body, double deadline,
-                          lcmc_transfer_done_fn *done)
+static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method, const char *url,
+                      const char *body, double deadline, lcmc_call_done_fn *done)
 {
-    const char *headers[4];
-    lcmc_transfer_spec spec;
     lcmc_error err = {0};
-    if (lcmc__client_prepare(c->client, &spec, method, url, body, deadline, headers, &err) != 0) {
+    *slot = lcmc__call_start(c->client, method, url, body, deadline, done, c, &err);
+    if (*slot == NULL) {
         lcmc__error_move(&c->error, &err);
         finish(c, c->error.status);
-        return -1;
-    }
-    lcmc__log(c->engine, LCMC_LOG_INFO, "%s %s", method, url);
-    *slot = lcmc__transfer_start(c->engine, &spec, done, c);
-    if (*slot == NULL) {
-        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
-        finish(c, LCMC_ENOMEM);
         return -1;
     }
     return 0;
@@ -493,21 +499,21 @@ static void send_post(lcmc_coordination *c)
 {
     c->phase = PHASE_POST;
     c->posts++;
-    start_transfer(c, &c->transfer, "POST", c->post_url, c->body, c->deadline, post_done);
+    start_call(c, &c->call, "POST", c->post_url, c->body, c->deadline, post_done);
 }
 
 static void send_poll(lcmc_coordination *c)
 {
     c->phase = PHASE_POLL;
     c->polls++;
-    start_transfer(c, &c->transfer, "GET", c->poll_url, NULL, c->deadline, poll_done);
+    start_call(c, &c->call, "GET", c->poll_url, NULL, c->deadline, poll_done);
 }
 
 static void send_cancel(lcmc_coordination *c, double deadline)
 {
     c->cancel_sent = 1;
     /* An empty body: the cancel task resource takes none. */
-    start_transfer(c, &c->cancel_transfer, "POST", c->cancel_url, NULL, deadline, cancel_done);
+    start_call(c, &c->cancel_call, "POST", c->cancel_url, NULL, deadline, cancel_done);
 }
 
 /* ---- public ---------------------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "engine.h"
 
 static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
@@ -58,6 +59,11 @@ void lcmc_engine_free(lcmc_engine *e)
 {
     if (e == NULL)
         return;
+    /* Token fetches are transfers: gone before the pool and the multi handle are. */
+    lcmc__tokens_free(e);
+    for (size_t i = 0; i < e->warned_count; i++)
+        free(e->warned[i]);
+    free(e->warned);
     for (size_t i = 0; i < e->idle_count; i++)
         curl_easy_cleanup(e->idle_easy[i]);
     free(e->idle_easy);
@@ -137,6 +143,29 @@ void lcmc__engine_set_last_error(lcmc_engine *e, lcmc_status status, const char 
     va_start(ap, fmt);
     e->last_error.message = lcmc__vasprintf(fmt, ap);
     va_end(ap);
+}
+
+void lcmc__warn_once(lcmc_engine *e, const char *key, const char *fmt, ...)
+{
+    for (size_t i = 0; i < e->warned_count; i++)
+        if (strcmp(e->warned[i], key) == 0)
+            return;
+    char **bigger = realloc(e->warned, (e->warned_count + 1) * sizeof *bigger);
+    if (bigger == NULL)
+        return;
+    e->warned = bigger;
+    if ((e->warned[e->warned_count] = lcmc__strdup(key)) == NULL)
+        return;
+    e->warned_count++;
+    if (!lcmc__log_enabled(e, LCMC_LOG_WARN))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = lcmc__vasprintf(fmt, ap);
+    va_end(ap);
+    if (message)
+        e->log_fn(e->log_userdata, LCMC_LOG_WARN, message);
+    free(message);
 }
 
 int lcmc__log_enabled(const lcmc_engine *e, lcmc_log_level level)

@@ -39,7 +39,15 @@ struct lcmc_engine {
     struct lcmc_rejection *rejections;
     size_t rejection_count, rejection_allocated;
     unsigned long next_client_serial;
+
+    struct lcmc_token_entry *tokens; /* the OAuth 2.0 token cache (token.c) */
+    unsigned long token_requests;
+    char **warned; /* what was warned about once already (origins over plain http) */
+    size_t warned_count;
 };
+
+/* Logs a warning once per engine for a given key (e.g. an origin). */
+void lcmc__warn_once(lcmc_engine *engine, const char *key, const char *fmt, ...) LCMC_PRINTF(3, 4);
 
 /* Completes every transfer libcurl reports finished (engine loop only). */
 void lcmc__transfers_collect(lcmc_engine *engine);

@@ -181,6 +181,7 @@ typedef struct lcmc_transfer_spec {
     int secret_exchange;    /* a token request: its bodies are never traced */
     const char *basic_user; /* HTTP Basic credentials, or NULL */
     const char *basic_password;
+    const char *bearer_token; /* an OAuth 2.0 access token, or NULL */
 } lcmc_transfer_spec;
 
 /* The outcome of a finished transfer. */
@@ -215,7 +216,7 @@ const char *lcmc__transfer_url(const lcmc_transfer *transfer);
 
 /* Classifies a failed transfer into a status and fills err (with the request's method/URL). */
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *result, const char *method,
-                                 const char *url, lcmc_error *err);
+                                 const char *url, const char *peer, lcmc_error *err);
 
 /* Runs one turn of the loop: fires due timers, waits for sockets up to the next timer,
  * completes finished transfers. Returns LCMC_OK, or an error when there was nothing left
@@ -245,12 +246,28 @@ unsigned long lcmc__engine_next_client_serial(lcmc_engine *engine);
 /* ---- clients ------------------------------------------------------------------------- */
 
 /* Fills a transfer spec with what the client adds to every request to `url`: the Version,
- * Accept and Content-Type headers, TLS settings and credentials (only for the EM's own
- * origin). `headers` must have room for 4 entries. Returns -1 with err set when the request
- * may not be made (credentials would go to another origin). */
+ * Accept and Content-Type headers, TLS settings and Basic credentials (only for the EM's
+ * own origin). `headers` must have room for 4 entries. Returns 1 when the request goes to
+ * the EM's origin (credentials apply), 0 when it does not, and -1 with err set when it may
+ * not be made at all (credentials configured, another origin, not allowed). */
 int lcmc__client_prepare(lcmc_client *client, lcmc_transfer_spec *spec, const char *method,
                          const char *url, const char *body, double deadline, const char *headers[4],
                          lcmc_error *err);
+
+/* A call: one logical request to the EM with the client's credentials. It waits for an
+ * OAuth 2.0 token when it needs one, and after a 401 to a token it drops that token, gets a
+ * new one and sends the request once more. */
+typedef struct lcmc_call lcmc_call;
+/* Exactly one of r (the final answer; r->curl_code says whether there was one) and err
+ * (no token could be had) is set. Runs from the engine loop; the call is freed after. */
+typedef void lcmc_call_done_fn(void *userdata, lcmc_transfer_result *r, const lcmc_error *err);
+/* NULL with err set when the call may not be made (see lcmc__client_prepare) or memory ran
+ * out. */
+lcmc_call *lcmc__call_start(lcmc_client *client, const char *method, const char *url,
+                            const char *body, double deadline, lcmc_call_done_fn *done,
+                            void *userdata, lcmc_error *err);
+void lcmc__call_cancel(lcmc_call *call);
+
 lcmc_engine *lcmc__client_engine(const lcmc_client *client);
 unsigned long lcmc__client_serial(const lcmc_client *client);
 const lcmc_client_options *lcmc__client_options(const lcmc_client *client);

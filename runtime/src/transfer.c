@@ -238,7 +238,10 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
 
-    if (spec->basic_user) {
+    if (spec->bearer_token) {
+        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        curl_easy_setopt(easy, CURLOPT_XOAUTH2_BEARER, spec->bearer_token);
+    } else if (spec->basic_user) {
         /* libcurl keeps its own copies of string options (all but POSTFIELDS). */
         curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(easy, CURLOPT_USERNAME, spec->basic_user);
@@ -435,7 +438,7 @@ static int is_tls_failure(CURLcode code)
 }
 
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *method, const char *url,
-                                 lcmc_error *err)
+                                 const char *peer, lcmc_error *err)
 {
     char *path = lcmc__url_path(url);
     const char *detail = r->curl_error[0] ? r->curl_error : curl_easy_strerror(r->curl_code);
@@ -443,20 +446,20 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
     lcmc_status status;
     if (r->curl_code == CURLE_FILESIZE_EXCEEDED) {
         status = LCMC_EPROTOCOL;
-        lcmc__error_set(err, status, "EM's answer is larger than the %zu-byte limit (%s %s)",
+        lcmc__error_set(err, status, "%s's answer is larger than the %zu-byte limit (%s %s)", peer,
                         r->body.cap, method, path ? path : "?");
     } else if (is_tls_failure(r->curl_code)) {
         status = LCMC_ETLS;
-        lcmc__error_set(err, status, "TLS failure talking to the EM: %s (%s %s)",
+        lcmc__error_set(err, status, "TLS failure talking to %s: %s (%s %s)", peer,
                         shown ? shown : "?", method, path ? path : "?");
     } else if (r->curl_code == CURLE_OPERATION_TIMEDOUT) {
         status = LCMC_ETRANSPORT;
-        lcmc__error_set(err, status, "no complete answer from the EM in time: %s (%s %s)",
+        lcmc__error_set(err, status, "no complete answer from %s in time: %s (%s %s)", peer,
                         shown ? shown : "?", method, path ? path : "?");
     } else {
         status = LCMC_ETRANSPORT;
-        lcmc__error_set(err, status, "cannot reach the EM: %s (%s %s)", shown ? shown : "?", method,
-                        path ? path : "?");
+        lcmc__error_set(err, status, "cannot reach %s: %s (%s %s)", peer, shown ? shown : "?",
+                        method, path ? path : "?");
     }
     err->http_status = (int)r->status;
     lcmc__error_set_request(err, method, url);

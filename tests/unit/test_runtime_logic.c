@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "auth.h"
 #include "internal.h"
 
 /* ---- waits ---------------------------------------------------------------------------- */
@@ -348,6 +349,112 @@ static void test_times_are_rfc3339_utc_with_milliseconds(void **state)
     assert_string_equal(text, "2025-11-25T13:20:00.250Z");
 }
 
+/* ---- OAuth 2.0 -------------------------------------------------------------------------- */
+
+static void test_form_encoding_follows_rfc6749(void **state)
+{
+    (void)state;
+    char *e = lcmc__form_encode("a b:c%d+e/f~g.h_i-j*k\xc3\xa9");
+    assert_string_equal(e, "a+b%3Ac%25d%2Be%2Ff%7Eg.h_i-j*k%C3%A9");
+    free(e);
+}
+
+static void test_token_answer_is_read(void **state)
+{
+    (void)state;
+    const char *body = "{\"access_token\":\"t0k\",\"token_type\":\"bearer\",\"expires_in\":60}";
+    char *token = NULL;
+    double expires_in = 0;
+    int has_expiry = 0;
+    char why[160] = "";
+    assert_int_equal(lcmc__parse_token_response(body, strlen(body), &token, &expires_in,
+                                                &has_expiry, why, sizeof why),
+                     0);
+    assert_string_equal(token, "t0k");
+    assert_true(has_expiry);
+    assert_true(expires_in == 60);
+    free(token);
+}
+
+static void expect_token_error(const char *body, const char *needle)
+{
+    char *token = NULL;
+    double expires_in = 0;
+    int has_expiry = 0;
+    char why[160] = "";
+    assert_int_equal(lcmc__parse_token_response(body, strlen(body), &token, &expires_in,
+                                                &has_expiry, why, sizeof why),
+                     -1);
+    assert_null(token);
+    if (strstr(why, needle) == NULL)
+        fail_msg("expected '%s' in '%s'", needle, why);
+}
+
+static void test_bad_token_answers_are_named(void **state)
+{
+    (void)state;
+    expect_token_error("{\"token_type\":\"Bearer\"}", "no access_token");
+    expect_token_error("{\"access_token\":\"x\"}", "no token_type");
+    expect_token_error("{\"access_token\":\"x\",\"token_type\":\"mac\"}", "'mac' is not Bearer");
+    expect_token_error("{\"access_token\":\"x\",\"token_type\":\"Bearer\",\"expires_in\":\"1\"}",
+                       "expires_in is not a number");
+    expect_token_error("<html>", "not a JSON object");
+    expect_token_error("", "not a JSON object");
+}
+
+static void test_token_without_expiry_is_kept(void **state)
+{
+    (void)state;
+    const char *body = "{\"access_token\":\"x\",\"token_type\":\"Bearer\"}";
+    char *token = NULL;
+    double expires_in = 0;
+    int has_expiry = 1;
+    char why[160] = "";
+    assert_int_equal(lcmc__parse_token_response(body, strlen(body), &token, &expires_in,
+                                                &has_expiry, why, sizeof why),
+                     0);
+    assert_false(has_expiry);
+    free(token);
+}
+
+static void test_strongest_auth_type_wins(void **state)
+{
+    (void)state;
+    lcmc_auth auth;
+    char why[256] = "";
+    const char *both = "{\"authType\":[\"BASIC\",\"OAUTH2_CLIENT_CREDENTIALS\"],"
+                       "\"paramsBasic\":{\"userName\":\"u\",\"password\":\"p\"},"
+                       "\"paramsOauth2ClientCredentials\":{\"clientId\":\"c\","
+                       "\"clientPassword\":\"s\",\"tokenEndpoint\":\"https://h/token\"}}";
+    assert_int_equal(lcmc__auth_parse(&auth, both, why, sizeof why), LCMC_OK);
+    assert_int_equal(auth.type, LCMC_AUTH_OAUTH2_CLIENT_CREDENTIALS);
+    lcmc__auth_clear(&auth);
+}
+
+static void test_auth_errors_name_the_field_not_the_secret(void **state)
+{
+    (void)state;
+    lcmc_auth auth;
+    char why[256] = "";
+    const char *no_endpoint = "{\"authType\":[\"OAUTH2_CLIENT_CREDENTIALS\"],"
+                              "\"paramsOauth2ClientCredentials\":{\"clientId\":\"c\","
+                              "\"clientPassword\":\"Sup3rS3cret\"}}";
+    assert_int_equal(lcmc__auth_parse(&auth, no_endpoint, why, sizeof why), LCMC_EUSAGE);
+    assert_non_null(strstr(why, "paramsOauth2ClientCredentials.tokenEndpoint is missing"));
+    assert_null(strstr(why, "Sup3rS3cret"));
+
+    const char *bad_ref = "{\"authType\":[\"OAUTH2_CLIENT_CERT\"],"
+                          "\"paramsOauth2ClientCert\":{\"clientId\":\"c\","
+                          "\"tokenEndpoint\":\"https://h/token\","
+                          "\"certificateRef\":{\"type\":\"x5t\",\"value\":\"v\"}}}";
+    assert_int_equal(lcmc__auth_parse(&auth, bad_ref, why, sizeof why), LCMC_EUSAGE);
+    assert_non_null(strstr(why, "certificateRef.type must be x5t#S256"));
+
+    assert_int_equal(lcmc__auth_parse(&auth, "{\"authType\":[\"DIGEST\"]}", why, sizeof why),
+                     LCMC_EUSAGE);
+    assert_non_null(strstr(why, "authType[1]"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +485,12 @@ int main(void)
         cmocka_unit_test(test_lcmcoord_results_are_checked),
         cmocka_unit_test(test_buffer_refuses_to_grow_past_its_cap),
         cmocka_unit_test(test_times_are_rfc3339_utc_with_milliseconds),
+        cmocka_unit_test(test_form_encoding_follows_rfc6749),
+        cmocka_unit_test(test_token_answer_is_read),
+        cmocka_unit_test(test_bad_token_answers_are_named),
+        cmocka_unit_test(test_token_without_expiry_is_kept),
+        cmocka_unit_test(test_strongest_auth_type_wins),
+        cmocka_unit_test(test_auth_errors_name_the_field_not_the_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,14 +158,22 @@ typedef struct lcmc_client_options {
     /* The largest response body accepted, bytes; 0: 1 MiB. */
     size_t max_body;
     lcmc_tls_options tls;
+    /* OAUTH2_CLIENT_CREDENTIALS: 1 sends client_id and client_secret in the token request's
+     * form body (client_secret_post) instead of HTTP Basic (client_secret_basic, default). */
+    int oauth2_secret_in_body;
+    /* A token is renewed this many seconds before its expires_in runs out (never earlier
+     * than half its lifetime); 0: 30. */
+    double token_refresh_margin;
+    /* 1 follows a Location that points to another origin, without credentials; 0 (default)
+     * refuses it with an error when the client has credentials. */
+    int allow_cross_origin;
 } lcmc_client_options;
 
+/* Every field listed, so that -Wextra (missing-field-initializers) stays quiet in users'
+ * code. */
 #define LCMC_CLIENT_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        LCMC_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0,                                 \
-        {                                                                                          \
-            0                                                                                      \
-        }                                                                                          \
+        LCMC_CLIENT_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, 0, 0, {0}, 0, 0, 0                    \
     }
 
 /* Makes a client. On failure *out is NULL and the detail is lcmc_engine_last_error(). */

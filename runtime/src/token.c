@@ -1,0 +1,290 @@
+/*
+ * The OAuth 2.0 token cache that every client of an engine shares, keyed by (token
+ * endpoint, client id, client authentication). However many coordinations need a token at
+ * once, one request goes to the token endpoint: the others wait for it. A token is reused
+ * until a margin before its expires_in runs out (or, without expires_in, until an API
+ * answers 401 to it). Tokens are wiped from memory when dropped.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "engine.h"
+
+#define DEFAULT_REFRESH_MARGIN 30.0
+#define TOKEN_FETCH_BUDGET_MAX 60.0
+
+typedef struct lcmc_token_entry lcmc_token_entry;
+
+struct lcmc_token_waiter {
+    lcmc_token_waiter *prev, *next;
+    lcmc_token_entry *entry;
+    lcmc_token_ready_fn *ready;
+    void *userdata;
+};
+
+struct lcmc_token_entry {
+    lcmc_token_entry *next;
+    char *token_endpoint;
+    char *client_id;
+    lcmc_token_client_auth client_auth;
+    char *token;
+    double renew_at; /* monotonic; INFINITY when the token has no expiry */
+    double refresh_margin;
+    lcmc_transfer *fetch;
+    lcmc_token_waiter *waiters;
+    lcmc_engine *engine;
+};
+
+static lcmc_token_entry *find_entry(lcmc_engine *e, const lcmc_auth *auth)
+{
+    for (lcmc_token_entry *t = e->tokens; t; t = t->next)
+        if (t->client_auth == auth->token_client_auth &&
+            strcmp(t->token_endpoint, auth->token_endpoint) == 0 &&
+            strcmp(t->client_id, auth->client_id) == 0)
+            return t;
+    return NULL;
+}
+
+static lcmc_token_entry *add_entry(lcmc_engine *e, const lcmc_auth *auth)
+{
+    lcmc_token_entry *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->token_endpoint = lcmc__strdup(auth->token_endpoint);
+    t->client_id = lcmc__strdup(auth->client_id);
+    t->client_auth = auth->token_client_auth;
+    t->engine = e;
+    if (t->token_endpoint == NULL || t->client_id == NULL) {
+        free(t->token_endpoint);
+        free(t->client_id);
+        free(t);
+        return NULL;
+    }
+    t->next = e->tokens;
+    e->tokens = t;
+    return t;
+}
+
+static void drop_token(lcmc_token_entry *t)
+{
+    lcmc__free_secret(t->token);
+    t->token = NULL;
+    t->renew_at = 0;
+}
+
+unsigned long lcmc__token_requests(const lcmc_engine *e)
+{
+    return e->token_requests;
+}
+
+/* Hands the outcome to every waiter. The list is detached first: a waiter's callback may
+ * start requests that join a new fetch. */
+static void notify(lcmc_token_entry *t, const lcmc_error *err)
+{
+    lcmc_token_waiter *w = t->waiters;
+    t->waiters = NULL;
+    /* The token stays valid across the callbacks: they run before any other turn. */
+    while (w) {
+        lcmc_token_waiter *next = w->next;
+        lcmc_token_ready_fn *ready = w->ready;
+        void *userdata = w->userdata;
+        free(w);
+        ready(userdata, err ? NULL : t->token, err);
+        w = next;
+    }
+}
+
+static void fetch_done(lcmc_transfer *transfer, void *userdata)
+{
+    lcmc_token_entry *t = userdata;
+    lcmc_engine *e = t->engine;
+    lcmc_transfer_result r;
+    lcmc__transfer_finish(transfer, &r);
+    t->fetch = NULL;
+    const char *method = "POST";
+    lcmc_error err = {0};
+    char *path = lcmc__url_path(t->token_endpoint);
+    if (r.curl_code != CURLE_OK) {
+        lcmc__transfer_error(&r, method, t->token_endpoint, "the token endpoint", &err);
+    } else if (r.status != 200) {
+        /* RFC 6749 §5.2: error and error_description say why; the secret is never there. */
+        json_t *doc = lcmc__decode_problem(r.body.data, r.body.length);
+        const char *code = json_string_value(json_object_get(doc, "error"));
+        const char *description = json_string_value(json_object_get(doc, "error_description"));
+        char *code_shown = code ? lcmc__one_line(code, strlen(code), 60) : NULL;
+        char *description_shown =
+            description ? lcmc__one_line(description, strlen(description), 200) : NULL;
+        lcmc__error_set(&err, LCMC_EAUTH, "token endpoint answered %ld %s%s%s%s%s (%s %s)",
+                        r.status, lcmc__reason_phrase(r.status), code_shown ? ": " : "",
+                        code_shown ? code_shown : "", description_shown ? ": " : "",
+                        description_shown ? description_shown : "", method, path ? path : "?");
+        err.http_status = (int)r.status;
+        lcmc__error_set_request(&err, method, t->token_endpoint);
+        free(code_shown);
+        free(description_shown);
+        json_decref(doc);
+    } else {
+        char why[160] = "";
+        char *token = NULL;
+        double expires_in = 0;
+        int has_expiry = 0;
+        if (lcmc__parse_token_response(r.body.data, r.body.length, &token, &expires_in, &has_expiry,
+                                       why, sizeof why) != 0) {
+            lcmc__error_set(&err, LCMC_EAUTH, "token endpoint answered 200 OK but %s (%s %s)", why,
+                            method, path ? path : "?");
+            lcmc__error_set_request(&err, method, t->token_endpoint);
+        } else {
+            drop_token(t);
+            t->token = token;
+            if (!has_expiry) {
+                t->renew_at = INFINITY;
+            } else {
+                /* Renew a margin early, but never before half the lifetime: a 10 s token
+                 * with a 30 s margin would otherwise never be reused. A token already
+                 * expired (expires_in <= 0) serves the requests waiting now, nothing more. */
+                double margin = t->refresh_margin;
+                double early = expires_in - margin;
+                double half = expires_in / 2;
+                t->renew_at = lcmc__now() + (early > half ? early : half);
+            }
+            lcmc__log(e, LCMC_LOG_INFO, "got an access token from %s%s", t->token_endpoint,
+                      has_expiry ? "" : " (no expires_in: kept until an API refuses it)");
+        }
+    }
+    free(path);
+    lcmc__transfer_result_free(&r);
+    notify(t, err.status != LCMC_OK ? &err : NULL);
+    lcmc__error_clear(&err);
+}
+
+static int start_fetch(lcmc_engine *e, lcmc_token_entry *t, const lcmc_token_request *request)
+{
+    const lcmc_auth *auth = request->auth;
+    char *id = lcmc__form_encode(auth->client_id);
+    char *secret = auth->client_secret ? lcmc__form_encode(auth->client_secret) : NULL;
+    char *body = NULL;
+    if (id == NULL || (auth->client_secret && secret == NULL))
+        goto fail;
+    switch (auth->token_client_auth) {
+    case LCMC_TOKEN_AUTH_BASIC:
+        body = lcmc__strdup("grant_type=client_credentials");
+        break;
+    case LCMC_TOKEN_AUTH_BODY:
+        body = lcmc__asprintf("grant_type=client_credentials&client_id=%s&client_secret=%s", id,
+                              secret);
+        break;
+    case LCMC_TOKEN_AUTH_CERT:
+        body = lcmc__asprintf("grant_type=client_credentials&client_id=%s", id);
+        break;
+    }
+    if (body == NULL)
+        goto fail;
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                             "Accept: application/json", NULL};
+    lcmc_transfer_spec spec = {0};
+    spec.method = "POST";
+    spec.url = auth->token_endpoint;
+    spec.body = body;
+    spec.body_length = strlen(body);
+    spec.headers = headers;
+    double budget = request->deadline - lcmc__now();
+    if (budget > TOKEN_FETCH_BUDGET_MAX)
+        budget = TOKEN_FETCH_BUDGET_MAX;
+    spec.deadline = lcmc__now() + budget;
+    spec.max_body = request->max_body;
+    spec.tls = request->tls;
+    spec.secret_exchange = 1;
+    if (auth->token_client_auth == LCMC_TOKEN_AUTH_BASIC) {
+        /* RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encodes them. */
+        spec.basic_user = id;
+        spec.basic_password = secret;
+    }
+    t->refresh_margin =
+        request->refresh_margin > 0 ? request->refresh_margin : DEFAULT_REFRESH_MARGIN;
+    lcmc__log(e, LCMC_LOG_INFO, "asking %s for an access token", auth->token_endpoint);
+    t->fetch = lcmc__transfer_start(e, &spec, fetch_done, t);
+    e->token_requests++;
+    lcmc__free_secret(body);
+    free(id);
+    lcmc__free_secret(secret);
+    return t->fetch ? 0 : -1;
+fail:
+    lcmc__free_secret(body);
+    free(id);
+    lcmc__free_secret(secret);
+    return -1;
+}
+
+int lcmc__token_get(lcmc_engine *e, const lcmc_token_request *request, lcmc_token_ready_fn *ready,
+                    void *userdata, lcmc_token_waiter **waiter, const char **token)
+{
+    *waiter = NULL;
+    *token = NULL;
+    lcmc_token_entry *t = find_entry(e, request->auth);
+    if (t == NULL && (t = add_entry(e, request->auth)) == NULL)
+        return -1;
+    if (t->token && lcmc__now() < t->renew_at) {
+        *token = t->token;
+        return 1;
+    }
+    lcmc_token_waiter *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -1;
+    w->entry = t;
+    w->ready = ready;
+    w->userdata = userdata;
+    w->next = t->waiters;
+    if (t->waiters)
+        t->waiters->prev = w;
+    t->waiters = w;
+    if (t->fetch == NULL && start_fetch(e, t, request) != 0) {
+        lcmc__token_waiter_cancel(w);
+        return -1;
+    }
+    *waiter = w;
+    return 0;
+}
+
+void lcmc__token_waiter_cancel(lcmc_token_waiter *w)
+{
+    if (w == NULL)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        w->entry->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    free(w);
+}
+
+void lcmc__token_invalidate(lcmc_engine *e, const lcmc_auth *auth, const char *token)
+{
+    lcmc_token_entry *t = find_entry(e, auth);
+    if (t && t->token && token && strcmp(t->token, token) == 0)
+        drop_token(t);
+}
+
+void lcmc__tokens_free(lcmc_engine *e)
+{
+    lcmc_token_entry *t = e->tokens;
+    while (t) {
+        lcmc_token_entry *next = t->next;
+        lcmc__transfer_cancel(t->fetch);
+        lcmc_token_waiter *w = t->waiters;
+        while (w) {
+            lcmc_token_waiter *wn = w->next;
+            free(w);
+            w = wn;
+        }
+        drop_token(t);
+        free(t->token_endpoint);
+        free(t->client_id);
+        free(t);
+        t = next;
+    }
+    e->tokens = NULL;
+}
