@@ -12,7 +12,8 @@ packages=(
   lua-cjson lua-cjson-dev
   libssl-dev openssl
   libjansson-dev
-  libmicrohttpd-dev
+  libmicrohttpd-dev libgnutls28-dev
+  libedit-dev
   libcmocka-dev
   lua-busted
   python3

@@ -4,8 +4,10 @@
  * protocol logic can be driven from cmocka without sockets: em_options.c (command line,
  * Retry-After specs, HTTP dates), em_api.c (validation, routing and the answer to each
  * request), em_coord.c (coordinations and their state machine), em_journal.c (the request
- * journal), em_scenario.c (Lua scenarios), em_server.c (libmicrohttpd glue and delayed
- * answers) and em_main.c (process lifecycle).
+ * journal), em_scenario.c (Lua scenarios), em_form.c (form bodies), em_auth.c (who may
+ * call: HTTP Basic, OAuth 2.0 clients and Bearer tokens), em_tokens.c (issued access
+ * tokens), em_tls.c (certificates and the TLS peer), em_server.c (libmicrohttpd glue and
+ * delayed answers) and em_main.c (process lifecycle).
  */
 #ifndef LCMCOORD_EM_H
 #define LCMCOORD_EM_H
@@ -30,6 +32,13 @@
 #define EM_COORDINATIONS_PATH   "/lcmcoord/v1/coordinations"
 #define EM_JOURNAL_PATH         "/_em/journal"
 #define EM_SCENARIO_DEADLINE_MS 2000
+#define EM_TOKEN_PATH           "/token"
+#define EM_DEFAULT_TOKEN_TTL    3600
+#define EM_TOKEN_TTL_NONE       (-1)
+#define EM_TOKEN_CAPACITY       1024u
+#define EM_TOKEN_LEN            43 /* 32 random bytes in base64url, no padding */
+#define EM_THUMBPRINT_LEN       43 /* SHA-256 in base64url, no padding */
+#define EM_REALM                "lcmcoord"
 
 /* ---- small allocation helpers: a test tool has nothing sensible to do on OOM ---- */
 
@@ -38,6 +47,8 @@ void *em_xrealloc(void *p, size_t n);
 char *em_xstrdup(const char *s);
 char *em_xstrndup(const char *s, size_t n);
 char *em_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* base64url without padding (RFC 4648 §5); out needs 4 * ceil(n / 3) + 1 bytes. */
+void em_base64url(const unsigned char *in, size_t n, char *out);
 
 /* ---- options (em_options.c) ---- */
 
@@ -63,7 +74,12 @@ struct em_options {
     struct em_retry retry;
     enum em_location location;
     unsigned long delay_ms;
-    const char *basic; /* "USER:PASS" or NULL; borrowed from argv */
+    const char *basic;    /* "USER:PASS" or NULL; borrowed from argv */
+    const char *oauth2;   /* "ID[:SECRET]" or NULL; borrowed from argv */
+    long long token_ttl;  /* seconds, or EM_TOKEN_TTL_NONE */
+    const char *tls_cert; /* PEM file names or NULL; borrowed from argv */
+    const char *tls_key;
+    const char *client_ca;
     size_t body_limit;
     size_t journal_max;
     const char *scenario;
@@ -103,7 +119,19 @@ void em_headers_add(struct em_headers *h, const char *name, const char *value);
 const char *em_headers_get(const struct em_headers *h, const char *name);
 void em_headers_free(struct em_headers *h);
 
+/* What the TLS layer knows about the client, per connection (em_tls.c). */
+struct em_peer {
+    bool inspected;     /* filled in (lazily, on the connection's first request) */
+    char version[16];   /* "TLS1.3", ... */
+    bool cert_present;  /* the client sent a certificate */
+    bool cert_verified; /* ... and it chains to --client-ca, is in date and fit for clients */
+    char subject_cn[256];
+    char thumbprint[EM_THUMBPRINT_LEN + 1]; /* x5t#S256 */
+    char problem[256];                      /* why it did not verify */
+};
+
 struct em_request {
+    const struct em_peer *peer; /* NULL over plain HTTP */
     const char *method;
     const char *path;
     struct em_headers headers; /* names lower-case */
@@ -131,10 +159,11 @@ void em_response_problem(struct em_response *rs, unsigned status, const char *fm
 struct em_store;
 struct em_journal;
 struct em_scenario;
+struct em_tokens;
 
 struct em {
     struct em_options opt;
-    char base_url[EM_BASE_URL_MAX]; /* http://HOST:PORT */
+    char base_url[EM_BASE_URL_MAX]; /* http(s)://HOST:PORT */
     bool wildcard_host;             /* listening on 0.0.0.0/::: base URL from Host */
     atomic_ulong requests;          /* every request but the journal's own */
     atomic_ulong posts;             /* POST /coordinations received */
@@ -142,6 +171,9 @@ struct em {
     struct em_store *store;
     struct em_journal *journal;
     struct em_scenario *scenario;
+    struct em_tokens *tokens; /* --oauth2 only */
+    char *client_id;          /* --oauth2 split; the secret is wiped on cleanup */
+    char *client_secret;      /* NULL when the client authenticates by certificate only */
 };
 
 /* Prepares the state (store, journal) for opt; the scenario is loaded separately. */
@@ -165,16 +197,124 @@ json_t *em_lcmcoord_build(const json_t *req, const char *id, const char *self_hr
 /* Base URL (no trailing slash) to put into Location and _links for this request. */
 void em_request_base_url(const struct em *em, const struct em_request *rq, char *buf, size_t len);
 
+/* ---- who may call (em_auth.c) ---- */
+
 struct em_auth {
-    bool present;
-    char scheme[32];
-    char *user; /* malloc'd, Basic only */
-    bool ok;    /* passed the --basic check (true when none is configured) */
+    bool present;            /* journal it: an Authorization header, or a /token request */
+    char scheme[32];         /* "" when none (journaled as null) */
+    char *user;              /* malloc'd: Basic user, or the OAuth client id */
+    bool ok;                 /* passed the checks configured (true when none is) */
+    unsigned long token_seq; /* Bearer: which issued token (1-based), 0 if unknown */
 };
 
 void em_auth_check(const char *authorization, const char *expected, struct em_auth *out);
 void em_auth_clear(struct em_auth *auth);
 char *em_auth_redact(const char *authorization);
+
+/* Splits `Basic base64(user:password)`. With form_encoded, both halves are decoded as
+ * application/x-www-form-urlencoded first, as RFC 6749 §2.3.1 asks of OAuth clients.
+ * 0 with *user and *password malloc'd, or -1 when the header is not that. */
+int em_basic_decode(const char *authorization, bool form_encoded, char **user, char **password,
+                    size_t *password_len);
+/* Equality of two byte strings in a time that depends on neither content nor length. */
+bool em_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+enum em_client_method { EM_CLIENT_NONE, EM_CLIENT_BASIC, EM_CLIENT_POST, EM_CLIENT_CERT };
+enum em_client_verdict { EM_CLIENT_OK, EM_CLIENT_INVALID_REQUEST, EM_CLIENT_INVALID_CLIENT };
+
+struct em_client_config {
+    const char *id;
+    const char *secret; /* NULL: no secret (certificate only) */
+    bool cert_auth;     /* --client-ca: a verified certificate may stand for the secret */
+};
+
+struct em_client_input {
+    const char *authorization; /* the header, or NULL */
+    const char *form_id;       /* client_id in the body, or NULL */
+    const char *form_secret;   /* client_secret in the body, or NULL */
+    bool cert_verified;
+};
+
+struct em_client_decision {
+    enum em_client_verdict verdict;
+    enum em_client_method method;
+    char *client_id;         /* the id the client claimed (malloc'd) or NULL */
+    const char *description; /* static text for error_description */
+};
+
+/* The token endpoint's client authentication (RFC 6749 §2.3, RFC 8705 §2). */
+void em_client_authenticate(const struct em_client_config *cfg, const struct em_client_input *in,
+                            struct em_client_decision *out);
+void em_client_decision_clear(struct em_client_decision *d);
+const char *em_client_method_name(enum em_client_method m);
+/* Answers the token endpoint (after the TLS checks); `shown` is rq with the secrets of its
+ * body redacted, for the scenario. Fills auth for the journal. */
+void em_token_endpoint(struct em *em, const struct em_request *rq, const struct em_request *shown,
+                       struct em_auth *auth, unsigned long count, unsigned long posts,
+                       struct em_response *rs);
+/* Checks an API request's Authorization against --basic and --oauth2; when a Bearer token
+ * is refused, *token_error says why (static text). */
+void em_api_authenticate(struct em *em, const struct em_request *rq, struct em_auth *auth,
+                         const char **token_error);
+/* The WWW-Authenticate value for one scheme ("Basic" or "Bearer"); with token_error, the
+ * Bearer challenge carries error="invalid_token" and that description (RFC 6750 §3). */
+char *em_challenge(const char *scheme, const char *token_error);
+/* A 401 + ProblemDetails for an API request, challenging with every scheme configured
+ * (Bearer when none is: the only scheme a client certificate goes with). */
+void em_unauthorized(const struct em *em, struct em_response *rs, const char *token_error,
+                     const char *detail);
+
+/* ---- form bodies (em_form.c) ---- */
+
+struct em_form_field {
+    char *name;
+    char *value;
+};
+
+struct em_form {
+    struct em_form_field *v;
+    size_t n;
+};
+
+/* Decodes application/x-www-form-urlencoded text (`+` and %XX); NULL when malformed
+ * (a bad escape or an encoded NUL). */
+char *em_form_decode(const char *s, size_t n, size_t *outlen);
+/* Parses a whole body; a malformed field or a repeated name (RFC 6749 §3.2) is an error. */
+int em_form_parse(const char *body, size_t len, struct em_form *out, char *err, size_t errlen);
+const char *em_form_get(const struct em_form *f, const char *name);
+void em_form_free(struct em_form *f);
+/* A copy of a form body with the values of secret-bearing fields replaced by <redacted>. */
+char *em_form_redact(const char *body, size_t len, size_t *outlen);
+
+/* ---- access tokens (em_tokens.c) ---- */
+
+/* A monotonic clock in milliseconds, injectable so tests can expire tokens. */
+typedef uint64_t (*em_clock_fn)(void *ctx);
+
+enum em_token_state { EM_TOKEN_VALID, EM_TOKEN_EXPIRED, EM_TOKEN_REVOKED, EM_TOKEN_UNKNOWN };
+
+/* ttl_s: seconds, or EM_TOKEN_TTL_NONE; clock NULL = CLOCK_MONOTONIC. */
+struct em_tokens *em_tokens_new(size_t capacity, long long ttl_s, em_clock_fn clock, void *ctx);
+void em_tokens_free(struct em_tokens *t);
+/* Issues a fresh random token into `token`; returns its sequence number (1-based). */
+unsigned long em_tokens_issue(struct em_tokens *t, char token[EM_TOKEN_LEN + 1]);
+enum em_token_state em_tokens_check(struct em_tokens *t, const char *token, unsigned long *seq);
+/* Makes token number seq invalid from now on; false when it is not held (any more). */
+bool em_tokens_revoke(struct em_tokens *t, unsigned long seq);
+
+/* ---- TLS (em_tls.c) ---- */
+
+struct em_tls_files {
+    char *cert, *key, *ca; /* PEM text, NUL-terminated; ca NULL without --client-ca */
+};
+
+/* Reads --tls-cert/--tls-key/--client-ca and checks them with GnuTLS. */
+int em_tls_load(const struct em_options *opt, struct em_tls_files *out, char *err, size_t errlen);
+void em_tls_files_free(struct em_tls_files *f);
+/* Fills peer from a gnutls_session_t: version, client certificate, verification. */
+void em_tls_inspect(void *session, struct em_peer *peer);
+/* x5t#S256 (RFC 7515 §4.1.8 / RFC 8705 §3.1) of a DER certificate. */
+void em_x5t_s256(const unsigned char *der, size_t len, char out[EM_THUMBPRINT_LEN + 1]);
 
 /* ---- coordinations (em_coord.c) ---- */
 
@@ -220,14 +360,17 @@ struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err,
 void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url);
 void em_scenario_free(struct em_scenario *sc);
 /* Runs the scenario on a request; false means it fell through to the defaults. */
-bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq, unsigned long count,
-                      unsigned long posts, struct em_response *rs);
+bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
+                      const struct em_auth *auth, unsigned long count, unsigned long posts,
+                      struct em_response *rs);
 
 /* ---- HTTP server (em_server.c) ---- */
 
 struct em_server;
 
-struct em_server *em_server_start(struct em *em, char *err, size_t errlen);
+/* tls: the PEM texts for HTTPS (kept alive until em_server_stop), or NULL for HTTP. */
+struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls, char *err,
+                                  size_t errlen);
 unsigned em_server_port(const struct em_server *srv);
 void em_server_stop(struct em_server *srv);
 

@@ -1,9 +1,9 @@
 /*
  * The protocol logic of the EM simulator: which answer each request gets. It checks what
- * SOL 002/SOL 013 ask of a request (Version header, media type, LcmCoordRequest content,
- * HTTP Basic credentials), routes it, applies the command-line behaviour (sync/async,
- * rejects, polls, result) and journals the outcome. It never touches a socket, so the unit
- * tests call em_handle() directly with hand-made requests.
+ * SOL 002/SOL 013 ask of a request (client certificate, credentials, Version header, media
+ * type, LcmCoordRequest content), routes it, applies the command-line behaviour
+ * (sync/async, rejects, polls, result) and journals the outcome. It never touches a socket,
+ * so the unit tests call em_handle() directly with hand-made requests.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +12,6 @@
 
 #include <microhttpd.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "em.h"
 
@@ -40,14 +38,26 @@ void em_init(struct em *em, const struct em_options *opt)
     em->store = em_store_new(EM_STORE_CAPACITY);
     em->journal = em_journal_new(opt->journal_max);
     em->wildcard_host = strcmp(opt->host, "0.0.0.0") == 0 || strcmp(opt->host, "::") == 0;
+    if (opt->oauth2) {
+        const char *colon = strchr(opt->oauth2, ':');
+        em->client_id = colon ? em_xstrndup(opt->oauth2, (size_t)(colon - opt->oauth2))
+                              : em_xstrdup(opt->oauth2);
+        em->client_secret = colon ? em_xstrdup(colon + 1) : NULL;
+        em->tokens = em_tokens_new(EM_TOKEN_CAPACITY, opt->token_ttl, NULL, NULL);
+    }
     em_set_base_url(em, opt->port);
+}
+
+static const char *scheme_of(const struct em *em)
+{
+    return em->opt.tls_cert ? "https" : "http";
 }
 
 void em_set_base_url(struct em *em, unsigned port)
 {
     bool v6 = strchr(em->opt.host, ':') != NULL;
-    snprintf(em->base_url, sizeof em->base_url, "http://%s%s%s:%u", v6 ? "[" : "", em->opt.host,
-             v6 ? "]" : "", port);
+    snprintf(em->base_url, sizeof em->base_url, "%s://%s%s%s:%u", scheme_of(em), v6 ? "[" : "",
+             em->opt.host, v6 ? "]" : "", port);
     if (em->scenario)
         em_scenario_set_base_url(em->scenario, em->base_url);
 }
@@ -57,6 +67,13 @@ void em_cleanup(struct em *em)
     em_scenario_free(em->scenario);
     em_store_free(em->store);
     em_journal_free(em->journal);
+    em_tokens_free(em->tokens);
+    free(em->client_id);
+    if (em->client_secret)
+        OPENSSL_cleanse(em->client_secret, strlen(em->client_secret));
+    free(em->client_secret);
+    em->tokens = NULL;
+    em->client_id = em->client_secret = NULL;
     em->scenario = NULL;
     em->store = NULL;
     em->journal = NULL;
@@ -299,96 +316,30 @@ void em_request_base_url(const struct em *em, const struct em_request *rq, char 
     if (host && *host && strlen(host) < 200 &&
         strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
             strlen(host))
-        snprintf(buf, len, "http://%s", host);
+        snprintf(buf, len, "%s://%s", scheme_of(em), host);
     else
         snprintf(buf, len, "%s", em->base_url);
 }
 
-/* ---- HTTP Basic ---- */
-
-static size_t trim_len(const char *s, size_t n)
-{
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    return n;
-}
-
-/* Decodes standard base64 with padding; NULL when it is not that. */
-static char *base64_decode(const char *in, size_t n, size_t *outlen)
-{
-    if (n == 0 || n % 4 != 0 || n > 8192)
-        return NULL;
-    size_t pad = (in[n - 1] == '=') + (in[n - 2] == '=');
-    unsigned char *out = em_xmalloc(n / 4 * 3 + 1);
-    int got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-    if (got < 0 || (size_t)got < pad) {
-        free(out);
-        return NULL;
-    }
-    *outlen = (size_t)got - pad;
-    out[*outlen] = '\0';
-    return (char *)out;
-}
-
-void em_auth_check(const char *authorization, const char *expected, struct em_auth *out)
-{
-    memset(out, 0, sizeof *out);
-    out->ok = expected == NULL;
-    if (!authorization)
-        return;
-    out->present = true;
-    while (*authorization == ' ')
-        authorization++;
-    size_t slen = strcspn(authorization, " \t");
-    snprintf(out->scheme, sizeof out->scheme, "%.*s", (int)slen, authorization);
-    if (strcasecmp(out->scheme, "Basic") != 0)
-        return;
-    const char *cred = authorization + slen;
-    while (*cred == ' ' || *cred == '\t')
-        cred++;
-    size_t plain_len;
-    char *plain = base64_decode(cred, trim_len(cred, strlen(cred)), &plain_len);
-    if (!plain)
-        return;
-    char *colon = memchr(plain, ':', plain_len);
-    if (colon)
-        out->user = em_xstrndup(plain, (size_t)(colon - plain));
-    if (expected) {
-        /* Compare digests so neither the content nor the length leaks through timing. */
-        unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)plain, plain_len, a);
-        SHA256((const unsigned char *)expected, strlen(expected), b);
-        out->ok = colon && CRYPTO_memcmp(a, b, sizeof a) == 0;
-    }
-    OPENSSL_cleanse(plain, plain_len);
-    free(plain);
-}
-
-void em_auth_clear(struct em_auth *auth)
-{
-    free(auth->user);
-    auth->user = NULL;
-}
-
-char *em_auth_redact(const char *authorization)
-{
-    while (*authorization == ' ')
-        authorization++;
-    size_t slen = strcspn(authorization, " \t");
-    if (slen == 0 || slen > 32)
-        return em_xstrdup("<redacted>");
-    return em_xasprintf("%.*s <redacted>", (int)slen, authorization);
-}
-
 /* ---- routing and answers ---- */
 
-enum em_route { R_UNKNOWN, R_COORDINATIONS, R_COORDINATION, R_CANCEL, R_VERSIONS, R_JOURNAL };
+enum em_route {
+    R_UNKNOWN,
+    R_COORDINATIONS,
+    R_COORDINATION,
+    R_CANCEL,
+    R_VERSIONS,
+    R_JOURNAL,
+    R_TOKEN
+};
 
-static enum em_route route(const char *path, char *id, size_t idlen)
+static enum em_route route(const struct em *em, const char *path, char *id, size_t idlen)
 {
     static const char coords[] = EM_COORDINATIONS_PATH;
     if (strcmp(path, EM_JOURNAL_PATH) == 0)
         return R_JOURNAL;
+    if (em->opt.oauth2 && strcmp(path, EM_TOKEN_PATH) == 0)
+        return R_TOKEN;
     if (strcmp(path, "/lcmcoord/api_versions") == 0 ||
         strcmp(path, "/lcmcoord/v1/api_versions") == 0)
         return R_VERSIONS;
@@ -554,10 +505,34 @@ static void answer_journal(struct em *em, const struct em_request *rq, struct em
     }
 }
 
+/* --client-ca: nothing but the journal is served to a client without a good certificate. */
+static bool client_cert_refused(const struct em *em, const struct em_request *rq, enum em_route r,
+                                struct em_auth *auth, struct em_response *rs)
+{
+    if (!em->opt.client_ca || (rq->peer && rq->peer->cert_verified))
+        return false;
+    const char *why = rq->peer && rq->peer->problem[0] ? rq->peer->problem
+                                                       : "no client certificate was presented";
+    if (r == R_TOKEN) {
+        auth->present = true;
+        json_t *doc = json_pack("{s:s, s:s}", "error", "invalid_client", "error_description",
+                                "a client certificate signed by the configured CA is required");
+        rs->status = 401;
+        em_response_set_body(rs, json_dumps(doc, JSON_COMPACT), "application/json");
+        json_decref(doc);
+        em_headers_add(&rs->headers, "Cache-Control", "no-store");
+        em_headers_add(&rs->headers, "Pragma", "no-cache");
+        em_headers_add(&rs->headers, "WWW-Authenticate", "Basic realm=\"" EM_REALM "\"");
+    } else {
+        em_unauthorized(em, rs, NULL, why);
+    }
+    return true;
+}
+
 void em_handle(struct em *em, const struct em_request *rq, struct em_response *rs)
 {
     char id[128];
-    enum em_route r = route(rq->path, id, sizeof id);
+    enum em_route r = route(em, rq->path, id, sizeof id);
     memset(rs, 0, sizeof *rs);
     if (r == R_JOURNAL) {
         answer_journal(em, rq, rs);
@@ -569,21 +544,38 @@ void em_handle(struct em *em, const struct em_request *rq, struct em_response *r
     unsigned long posts = r == R_COORDINATIONS && strcmp(rq->method, "POST") == 0
                               ? atomic_fetch_add(&em->posts, 1) + 1
                               : atomic_load(&em->posts);
+    /* What the journal and the scenario see of a token request: no client secret. */
+    struct em_request shown = *rq;
+    char *redacted = NULL;
+    if (r == R_TOKEN && rq->body) {
+        redacted = em_form_redact(rq->body, rq->body_len, &shown.body_len);
+        shown.body = redacted;
+    }
     struct em_auth auth;
-    em_auth_check(em_headers_get(&rq->headers, "authorization"), em->opt.basic, &auth);
-    if (!auth.ok) {
-        em_response_problem(rs, 401,
-                            auth.present ? "the credentials are not valid"
-                                         : "HTTP Basic authentication is required");
-        em_headers_add(&rs->headers, "WWW-Authenticate", "Basic realm=\"lcmcoord\"");
-    } else if (rq->body_too_large) {
-        em_response_problem(rs, 413, "the request body is larger than %zu bytes",
-                            em->opt.body_limit);
-    } else if (!(em->scenario && em_scenario_call(em->scenario, rq, count, posts, rs))) {
-        answer_default(em, r, id, rq, rs);
+    memset(&auth, 0, sizeof auth);
+    const char *token_error = NULL;
+    if (client_cert_refused(em, rq, r, &auth, rs)) {
+        /* answered */
+    } else if (r == R_TOKEN) {
+        em_token_endpoint(em, rq, &shown, &auth, count, posts, rs);
+    } else {
+        em_api_authenticate(em, rq, &auth, &token_error);
+        if (!auth.ok)
+            em_unauthorized(em, rs, token_error,
+                            token_error      ? token_error
+                            : auth.present   ? "the credentials are not valid"
+                            : em->opt.oauth2 ? "authentication is required: a Bearer access token"
+                                             : "HTTP Basic authentication is required");
+        else if (rq->body_too_large)
+            em_response_problem(rs, 413, "the request body is larger than %zu bytes",
+                                em->opt.body_limit);
+        else if (!(em->scenario && em_scenario_call(em->scenario, rq, auth.present ? &auth : NULL,
+                                                    count, posts, rs)))
+            answer_default(em, r, id, rq, rs);
     }
     if (!em_headers_get(&rs->headers, "Version"))
         em_headers_add(&rs->headers, "Version", EM_API_VERSION);
-    em_journal_add(em->journal, rq, count, rs->status, &auth);
+    em_journal_add(em->journal, &shown, count, rs->status, &auth);
     em_auth_clear(&auth);
+    free(redacted);
 }

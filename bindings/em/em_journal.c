@@ -4,7 +4,7 @@
  * are serialized when added (dumping a shared jansson tree from several threads is not
  * something to rely on) and kept in a ring of at most `max`, oldest dropped. Credentials
  * never enter it: the Authorization value is reduced to its scheme, the auth summary keeps
- * only the user name.
+ * only the user (or OAuth client) name, and token request bodies arrive already redacted.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -175,11 +175,28 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     json_object_set_new(e, "status", json_integer(status));
     if (auth && auth->present) {
         json_t *a = json_object();
-        json_object_set_new(a, "scheme", clean_string(auth->scheme, strlen(auth->scheme)));
+        json_object_set_new(a, "scheme",
+                            auth->scheme[0] ? clean_string(auth->scheme, strlen(auth->scheme))
+                                            : json_null());
         json_object_set_new(
             a, "user", auth->user ? clean_string(auth->user, strlen(auth->user)) : json_null());
         json_object_set_new(a, "ok", json_boolean(auth->ok));
+        if (auth->token_seq)
+            json_object_set_new(a, "tokenSeq", json_integer((json_int_t)auth->token_seq));
         json_object_set_new(e, "auth", a);
+    }
+    if (rq->peer) {
+        /* Which certificate the client used, so tests can check it chose the right one. */
+        const struct em_peer *p = rq->peer;
+        json_t *t = json_object();
+        json_object_set_new(t, "version", json_string(p->version));
+        json_object_set_new(t, "clientCertSubject",
+                            p->cert_present ? clean_string(p->subject_cn, strlen(p->subject_cn))
+                                            : json_null());
+        json_object_set_new(t, "clientCertThumbprint",
+                            p->cert_present ? json_string(p->thumbprint) : json_null());
+        json_object_set_new(t, "clientCertVerified", json_boolean(p->cert_verified));
+        json_object_set_new(e, "tls", t);
     }
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);

@@ -1,7 +1,7 @@
 /*
  * `lcmcoord em`: the lifecycle of the EM simulator process. Parses the command line, loads
- * the scenario, starts the HTTP server, prints the one `listening on` line clients and
- * tests wait for, and then sleeps in sigwait() until SIGINT or SIGTERM. The signals are
+ * the scenario and the TLS files, starts the HTTP(S) server, prints the one `listening on` line
+ * clients and tests wait for, and then sleeps in sigwait() until SIGINT or SIGTERM. The signals are
  * blocked before any thread exists, so no handler ever runs on a worker thread and
  * shutdown is an ordinary, leak-free path that returns 0.
  */
@@ -42,6 +42,12 @@ int lcmc_em_main(int argc, char **argv)
     /* A client hanging up mid-answer must not kill the simulator. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Certificates first: a file that cannot be used is a bad option value (exit 2). */
+    struct em_tls_files tls;
+    memset(&tls, 0, sizeof tls);
+    if (opt.tls_cert && em_tls_load(&opt, &tls, err, sizeof err) < 0)
+        return usage_error(err);
+
     static struct em em;
     em_init(&em, &opt);
     if (opt.scenario) {
@@ -49,13 +55,15 @@ int lcmc_em_main(int argc, char **argv)
         if (!em.scenario) {
             fprintf(stderr, "lcmcoord em: %s\n", err);
             em_cleanup(&em);
+            em_tls_files_free(&tls);
             return 2;
         }
     }
-    struct em_server *srv = em_server_start(&em, err, sizeof err);
+    struct em_server *srv = em_server_start(&em, opt.tls_cert ? &tls : NULL, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "lcmcoord em: %s\n", err);
         em_cleanup(&em);
+        em_tls_files_free(&tls);
         return 1;
     }
     printf("listening on %s\n", em.base_url);
@@ -66,5 +74,6 @@ int lcmc_em_main(int argc, char **argv)
         ;
     em_server_stop(srv);
     em_cleanup(&em);
+    em_tls_files_free(&tls);
     return 0;
 }

@@ -16,6 +16,8 @@ const char em_usage_line[] =
     "usage: lcmcoord em [--listen HOST:PORT] [--mode sync|async] [--polls K] [--rejects N]\n"
     "                   [--result CONTINUE|ABORT|CANCELLED] [--retry-after SPEC]\n"
     "                   [--location absolute|relative|none] [--delay MS] [--basic USER:PASS]\n"
+    "                   [--oauth2 ID[:SECRET]] [--token-ttl S|none]\n"
+    "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]]\n"
     "                   [--body-limit BYTES] [--journal-max N] [--threads N]\n"
     "                   [--scenario FILE.lua] [--quiet] [--help]\n";
 
@@ -37,6 +39,13 @@ const char em_help_text[] =
     "  --location L          Location of 202 answers: absolute (default), relative, none\n"
     "  --delay MS            answer every API request MS milliseconds late (default 0)\n"
     "  --basic USER:PASS     require HTTP Basic authentication on API requests\n"
+    "  --oauth2 ID[:SECRET]  serve POST /token (client_credentials) for this client and\n"
+    "                        require a Bearer token it issued on API requests; no SECRET\n"
+    "                        needs --client-ca (the certificate authenticates the client)\n"
+    "  --token-ttl S|none    lifetime of issued tokens in seconds (default 3600)\n"
+    "  --tls-cert FILE       serve HTTPS (TLS 1.2+) with this PEM certificate (chain)...\n"
+    "  --tls-key FILE        ... and this PEM private key\n"
+    "  --client-ca FILE      require a client certificate issued by this PEM CA\n"
     "  --body-limit BYTES    largest request body accepted, else 413 (default 1048576)\n"
     "  --journal-max N       requests kept in /_em/journal, oldest dropped (default 10000)\n"
     "  --threads N           HTTP worker threads (default 2)\n"
@@ -44,7 +53,7 @@ const char em_help_text[] =
     "  --quiet               do not log one line per request on stderr\n"
     "  --help                show this help\n"
     "\n"
-    "Prints `listening on http://HOST:PORT` once ready; SIGINT or SIGTERM stop it.\n";
+    "Prints `listening on http(s)://HOST:PORT` once ready; SIGINT or SIGTERM stop it.\n";
 
 void em_options_init(struct em_options *opt)
 {
@@ -60,6 +69,7 @@ void em_options_init(struct em_options *opt)
     opt->location = EM_LOCATION_ABSOLUTE;
     opt->body_limit = EM_DEFAULT_BODY_LIMIT;
     opt->journal_max = EM_DEFAULT_JOURNAL_MAX;
+    opt->token_ttl = EM_DEFAULT_TOKEN_TTL;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -268,6 +278,31 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
         if (!colon || colon == value)
             return fail(err, errlen, "invalid --basic: expected USER:PASS with a non-empty USER");
         opt->basic = value;
+    } else if (strcmp(flag, "--oauth2") == 0) {
+        const char *colon = strchr(value, ':');
+        if (!*value || colon == value || (colon && !colon[1]))
+            return fail(err, errlen,
+                        "invalid --oauth2: expected ID:SECRET (or ID with --client-ca), "
+                        "both non-empty");
+        opt->oauth2 = value;
+    } else if (strcmp(flag, "--token-ttl") == 0) {
+        if (strcmp(value, "none") == 0)
+            opt->token_ttl = EM_TOKEN_TTL_NONE;
+        else if (parse_integer(value, false, 1, 100000000, &v) < 0)
+            return fail(err, errlen, "invalid --token-ttl '%s': expected 1 to 100000000 or none",
+                        value);
+        else
+            opt->token_ttl = v;
+    } else if (strcmp(flag, "--tls-cert") == 0 || strcmp(flag, "--tls-key") == 0 ||
+               strcmp(flag, "--client-ca") == 0) {
+        if (!*value)
+            return fail(err, errlen, "invalid %s: empty file name", flag);
+        if (strcmp(flag, "--client-ca") == 0)
+            opt->client_ca = value;
+        else if (strcmp(flag, "--tls-cert") == 0)
+            opt->tls_cert = value;
+        else
+            opt->tls_key = value;
     } else if (strcmp(flag, "--body-limit") == 0) {
         if (parse_count(flag, value, 1024LL * 1024 * 1024, &v, err, errlen) < 0)
             return -1;
@@ -294,10 +329,10 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
 
 static bool takes_value(const char *flag)
 {
-    static const char *const flags[] = {"--listen",  "--mode",        "--polls",       "--rejects",
-                                        "--result",  "--retry-after", "--location",    "--delay",
-                                        "--basic",   "--body-limit",  "--journal-max", "--threads",
-                                        "--scenario"};
+    static const char *const flags[] = {
+        "--listen",   "--mode",   "--polls",     "--rejects",    "--result",      "--retry-after",
+        "--location", "--delay",  "--basic",     "--body-limit", "--journal-max", "--threads",
+        "--scenario", "--oauth2", "--token-ttl", "--tls-cert",   "--tls-key",     "--client-ca"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(flag, flags[i]) == 0)
             return true;
@@ -342,6 +377,19 @@ enum em_parse_status em_options_parse(struct em_options *opt, int argc, char **a
         }
         if (apply_option(opt, flag, value, err, errlen) < 0)
             return EM_PARSE_ERROR;
+    }
+    /* Options that only make sense together, checked once all are known. */
+    if (!opt->tls_cert != !opt->tls_key) {
+        fail(err, errlen, "--tls-cert and --tls-key go together");
+        return EM_PARSE_ERROR;
+    }
+    if (opt->client_ca && !opt->tls_cert) {
+        fail(err, errlen, "--client-ca needs --tls-cert and --tls-key (HTTPS)");
+        return EM_PARSE_ERROR;
+    }
+    if (opt->oauth2 && !strchr(opt->oauth2, ':') && !opt->client_ca) {
+        fail(err, errlen, "--oauth2 without a SECRET needs --client-ca (certificate clients)");
+        return EM_PARSE_ERROR;
     }
     return EM_PARSE_OK;
 }

@@ -291,6 +291,48 @@ static int l_problem(lua_State *L)
     return 1;
 }
 
+/* em.unauthorized(detail [, scheme]) -> 401, {WWW-Authenticate}, ProblemDetails: lets a
+ * scenario refuse credentials the simulator itself accepted (an "expired" token...). */
+static int l_unauthorized(lua_State *L)
+{
+    struct em *em = scenario_of(L)->em;
+    const char *detail = luaL_optstring(L, 1, "the access token is no longer valid");
+    const char *def = em->opt.oauth2 || !em->opt.basic ? "Bearer" : "Basic";
+    const char *scheme = luaL_optstring(L, 2, def);
+    luaL_argcheck(L, strcmp(scheme, "Bearer") == 0 || strcmp(scheme, "Basic") == 0, 2,
+                  "expected 'Bearer' or 'Basic'");
+    lua_pushinteger(L, 401);
+    lua_createtable(L, 0, 1);
+    /* Build with Lua strings only: a C allocation must not be held across a raise. */
+    if (strcmp(scheme, "Basic") == 0) {
+        lua_pushliteral(L, "Basic realm=\"" EM_REALM "\"");
+    } else {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addstring(&b, "Bearer realm=\"" EM_REALM "\", error=\"invalid_token\", "
+                           "error_description=\"");
+        for (const char *p = detail; *p && p - detail < 200; p++)
+            luaL_addchar(&b, (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') ? '?' : *p);
+        luaL_addchar(&b, '"');
+        luaL_pushresult(&b);
+    }
+    lua_setfield(L, -2, "WWW-Authenticate");
+    lua_pushcfunction(L, l_problem);
+    lua_pushinteger(L, 401);
+    lua_pushstring(L, detail);
+    lua_call(L, 2, 1);
+    return 3;
+}
+
+/* em.revoke_token(seq) -> boolean: token number seq is refused from now on. */
+static int l_revoke_token(lua_State *L)
+{
+    struct em *em = scenario_of(L)->em;
+    lua_Integer seq = luaL_checkinteger(L, 1);
+    lua_pushboolean(L, em->tokens && seq > 0 && em_tokens_revoke(em->tokens, (unsigned long)seq));
+    return 1;
+}
+
 static int l_http_date(lua_State *L)
 {
     char buf[EM_HTTP_DATE_LEN];
@@ -341,6 +383,8 @@ static void open_libraries(lua_State *L)
                                         {"accept", l_accept},
                                         {"problem", l_problem},
                                         {"http_date", l_http_date},
+                                        {"unauthorized", l_unauthorized},
+                                        {"revoke_token", l_revoke_token},
                                         {NULL, NULL}};
     luaL_newlib(L, em_funcs);
     lua_newtable(L);
@@ -410,7 +454,8 @@ void em_scenario_free(struct em_scenario *sc)
 
 struct call {
     const struct em_request *rq;
-    const json_t *json; /* the body decoded, or NULL */
+    const struct em_auth *auth; /* NULL: no credentials were presented */
+    const json_t *json;         /* the body decoded, or NULL */
     unsigned long count, posts;
     struct em_response *rs;
     bool decided;
@@ -452,6 +497,39 @@ static void push_request(lua_State *L, const struct call *c)
     lua_setfield(L, -2, "count");
     lua_pushinteger(L, (lua_Integer)c->posts);
     lua_setfield(L, -2, "posts");
+    if (c->auth) {
+        lua_createtable(L, 0, 4);
+        if (c->auth->scheme[0]) {
+            lua_pushstring(L, c->auth->scheme);
+            lua_setfield(L, -2, "scheme");
+        }
+        if (c->auth->user) {
+            lua_pushstring(L, c->auth->user);
+            lua_setfield(L, -2, "user");
+        }
+        lua_pushboolean(L, c->auth->ok);
+        lua_setfield(L, -2, "ok");
+        if (c->auth->token_seq) {
+            lua_pushinteger(L, (lua_Integer)c->auth->token_seq);
+            lua_setfield(L, -2, "token_seq");
+        }
+        lua_setfield(L, -2, "auth");
+    }
+    if (rq->peer) {
+        const struct em_peer *p = rq->peer;
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, p->version);
+        lua_setfield(L, -2, "version");
+        if (p->cert_present) {
+            lua_pushstring(L, p->subject_cn);
+            lua_setfield(L, -2, "client_cert_subject");
+            lua_pushstring(L, p->thumbprint);
+            lua_setfield(L, -2, "client_cert_thumbprint");
+        }
+        lua_pushboolean(L, p->cert_verified);
+        lua_setfield(L, -2, "client_cert_verified");
+        lua_setfield(L, -2, "tls");
+    }
 }
 
 static bool valid_header_name(const char *s, size_t n)
@@ -530,11 +608,13 @@ static int call_protected(lua_State *L)
     return 0;
 }
 
-bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq, unsigned long count,
-                      unsigned long posts, struct em_response *rs)
+bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
+                      const struct em_auth *auth, unsigned long count, unsigned long posts,
+                      struct em_response *rs)
 {
     json_t *json = rq->body_len ? json_loadb(rq->body, rq->body_len, JSON_DECODE_ANY, NULL) : NULL;
-    struct call c = {.rq = rq, .json = json, .count = count, .posts = posts, .rs = rs};
+    struct call c = {
+        .rq = rq, .auth = auth, .json = json, .count = count, .posts = posts, .rs = rs};
     pthread_mutex_lock(&sc->mu);
     lua_State *L = sc->L;
     arm_deadline(sc);

@@ -4,6 +4,8 @@
  * MHD runs a thread pool over epoll; a request answered late (--delay) is suspended, not
  * slept on, and a single timer thread resumes it when due, so a stalled answer ties up
  * neither a worker nor shutdown (which resumes everything still waiting before stopping).
+ * Over HTTPS each connection carries what its TLS session says about the client (looked
+ * at once, on its first request), for the protocol logic to judge.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,7 @@ struct delay_queue {
 
 struct em_server {
     struct em *em;
+    bool tls;
     struct MHD_Daemon *daemon;
     unsigned port;
     struct delay_queue delays;
@@ -44,6 +47,7 @@ struct em_server {
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct em_conn {
     struct em_server *srv;
+    const struct em_peer *peer; /* the connection's, over HTTPS */
     struct MHD_Connection *connection;
     struct timespec started;  /* CLOCK_MONOTONIC, for the log line */
     struct timespec received; /* CLOCK_REALTIME, for the journal */
@@ -221,6 +225,7 @@ static void decide(struct em_conn *c, const char *url, const char *method)
     rq.body_len = c->body_len;
     rq.body_too_large = c->too_large;
     rq.received = c->received;
+    rq.peer = c->peer;
     MHD_get_connection_values(c->connection, MHD_HEADER_KIND, collect_header, &rq.headers);
 
     struct em_response rs;
@@ -261,6 +266,41 @@ static bool is_journal(const char *url)
     return strcmp(url, EM_JOURNAL_PATH) == 0;
 }
 
+/* The TLS facts of a connection, inspected on its first request: the handshake is over by
+ * then, and a connection's requests are handled one at a time, so no lock is needed. */
+static const struct em_peer *connection_peer(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ctx =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct em_peer *peer = ctx ? ctx->socket_context : NULL;
+    if (!peer)
+        return NULL;
+    if (!peer->inspected) {
+        const union MHD_ConnectionInfo *tls =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (tls && tls->tls_session)
+            em_tls_inspect(tls->tls_session, peer);
+        else
+            peer->inspected = true;
+    }
+    return peer;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)connection;
+    const struct em_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED && srv->tls) {
+        struct em_peer *peer = em_xmalloc(sizeof *peer);
+        memset(peer, 0, sizeof *peer);
+        *socket_context = peer;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -282,6 +322,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             if (*p < 0x21 || *p > 0x7e)
                 *p = '?';
         c->log_path = loggable(url);
+        if (srv->tls)
+            c->peer = connection_peer(connection);
         *req_cls = c;
         /* A declared body over the limit is refused before reading a byte of it. */
         const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
@@ -392,7 +434,11 @@ static int open_listener(const struct em_options *opt, bool *v6, unsigned *bound
     return fd;
 }
 
-struct em_server *em_server_start(struct em *em, char *err, size_t errlen)
+/* TLS 1.2 and 1.3 only, as SOL 013 asks; GnuTLS's NORMAL set otherwise. */
+static const char tls_priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+
+struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls, char *err,
+                                  size_t errlen)
 {
     bool v6 = false;
     unsigned port;
@@ -404,6 +450,7 @@ struct em_server *em_server_start(struct em *em, char *err, size_t errlen)
     memset(srv, 0, sizeof *srv);
     srv->em = em;
     srv->port = port;
+    srv->tls = tls != NULL;
     if (delay_start(&srv->delays) < 0) {
         snprintf(err, errlen, "cannot start the delay timer thread");
         close(fd);
@@ -414,11 +461,23 @@ struct em_server *em_server_start(struct em *em, char *err, size_t errlen)
                      MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
-    srv->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned int)em->opt.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                         srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300, MHD_OPTION_END);
+    /* Unused TLS options are passed as MHD_OPTION_ARRAY entries that end the list early. */
+    struct MHD_OptionItem tls_options[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? tls->cert : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities},
+        {tls && tls->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, tls ? tls->ca : NULL},
+        {MHD_OPTION_END, 0, NULL}};
+    if (tls)
+        flags |= MHD_USE_TLS;
+    else
+        tls_options[0].option = MHD_OPTION_END;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)em->opt.threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300, MHD_OPTION_ARRAY, tls_options,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%u", em->opt.host, port);
         close(fd);

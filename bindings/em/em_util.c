@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "em.h"
 
 void *em_xmalloc(size_t n)
@@ -120,4 +122,15 @@ void em_response_problem(struct em_response *rs, unsigned status, const char *fm
     rs->status = status;
     em_response_set_body(rs, json_dumps(problem, JSON_COMPACT), "application/problem+json");
     json_decref(problem);
+}
+
+void em_base64url(const unsigned char *in, size_t n, char *out)
+{
+    /* EVP_EncodeBlock writes padded standard base64; RFC 4648 §5 wants -_ and no '='. */
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (char *p = out; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
 }

@@ -199,6 +199,44 @@ static void test_split_listen(void **state)
                      -1);
 }
 
+static void test_auth_and_tls_options(void **state)
+{
+    (void)state;
+    struct em_options opt;
+    char err[256];
+    assert_int_equal(parse(&opt, err, sizeof err, NULL), EM_PARSE_OK);
+    assert_null(opt.oauth2);
+    assert_int_equal(opt.token_ttl, 3600);
+    assert_null(opt.tls_cert);
+    assert_int_equal(parse(&opt, err, sizeof err, "--oauth2", "id:se:cret", "--token-ttl=none",
+                           "--tls-cert", "c.pem", "--tls-key=k.pem", "--client-ca", "ca.pem", NULL),
+                     EM_PARSE_OK);
+    assert_string_equal(opt.oauth2, "id:se:cret");
+    assert_int_equal(opt.token_ttl, EM_TOKEN_TTL_NONE);
+    assert_string_equal(opt.tls_cert, "c.pem");
+    assert_string_equal(opt.tls_key, "k.pem");
+    assert_string_equal(opt.client_ca, "ca.pem");
+    assert_int_equal(parse(&opt, err, sizeof err, "--oauth2", "id", "--tls-cert", "c", "--tls-key",
+                           "k", "--client-ca", "ca", "--token-ttl", "1", NULL),
+                     EM_PARSE_OK);
+    assert_int_equal(opt.token_ttl, 1);
+
+    static const char *const bad[][4] = {
+        {"--oauth2", "id", NULL, NULL}, /* no secret needs --client-ca */
+        {"--oauth2", ":secret", NULL, NULL},     {"--oauth2", "id:", NULL, NULL},
+        {"--token-ttl", "0", NULL, NULL},        {"--token-ttl", "soon", NULL, NULL},
+        {"--tls-cert", "c.pem", NULL, NULL},     {"--tls-key", "k.pem", NULL, NULL},
+        {"--client-ca", "ca.pem", NULL, NULL},   {"--tls-cert", "", NULL, NULL},
+        {"--client-ca", "ca", "--oauth2", "id"}, /* no TLS */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(
+            parse(&opt, err, sizeof err, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL),
+            EM_PARSE_ERROR);
+        assert_true(strlen(err) > 0);
+    }
+}
+
 static void test_result_names_round_trip(void **state)
 {
     (void)state;
@@ -221,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_specs),
         cmocka_unit_test(test_http_date_is_imf_fixdate),
         cmocka_unit_test(test_split_listen),
+        cmocka_unit_test(test_auth_and_tls_options),
         cmocka_unit_test(test_result_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

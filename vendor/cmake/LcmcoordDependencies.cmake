@@ -9,12 +9,18 @@ pkg_check_modules(LCMC_JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
 pkg_check_modules(LCMC_OPENSSL REQUIRED IMPORTED_TARGET openssl>=3.0)
 pkg_check_modules(LCMC_LUA REQUIRED IMPORTED_TARGET lua5.4)
 pkg_check_modules(LCMC_MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.75)
+pkg_check_modules(LCMC_GNUTLS REQUIRED IMPORTED_TARGET gnutls>=3.7)
 
 add_library(lcmc::curl ALIAS PkgConfig::LCMC_CURL)
 add_library(lcmc::jansson ALIAS PkgConfig::LCMC_JANSSON)
 add_library(lcmc::openssl ALIAS PkgConfig::LCMC_OPENSSL)
 add_library(lcmc::lua ALIAS PkgConfig::LCMC_LUA)
 add_library(lcmc::microhttpd ALIAS PkgConfig::LCMC_MHD)
+add_library(lcmc::gnutls ALIAS PkgConfig::LCMC_GNUTLS)
+
+# libedit: line editing and history for `lcmcoord repl` (its readline-compatible API).
+pkg_check_modules(LCMC_EDIT REQUIRED IMPORTED_TARGET libedit)
+add_library(lcmc::edit ALIAS PkgConfig::LCMC_EDIT)
 
 # lua-cjson: the host links the same C module stock Lua loads as `cjson`, so the Lua
 # module can preload it when the interpreter has no cjson of its own on package.cpath.
