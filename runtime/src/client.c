@@ -265,8 +265,6 @@ int lcmc__client_prepare(lcmc_client *c, lcmc_transfer_spec *spec, const char *m
         return same;
     }
     if (c->options.allow_cross_origin) {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%s is not the EM's origin: sent without credentials",
-                  origin ? origin : "an unparsable URL");
         free(origin);
         return 0;
     }
@@ -405,6 +403,9 @@ lcmc_call *lcmc__call_start(lcmc_client *c, const char *method, const char *url,
     int same = lcmc__client_prepare(c, &spec, method, url, body, deadline, headers, err);
     if (same < 0)
         return NULL;
+    if (!same && c->auth.type != LCMC_AUTH_NONE)
+        lcmc__log(c->engine, LCMC_LOG_INFO,
+                  "%s is not the EM's origin: sending it without credentials", url);
     lcmc_call *call = calloc(1, sizeof *call);
     if (call == NULL) {
         lcmc__error_set(err, LCMC_ENOMEM, "out of memory");

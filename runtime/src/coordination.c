@@ -132,6 +132,13 @@ static void end_with_cancel(lcmc_coordination *c, lcmc_status status)
     finish(c, status);
 }
 
+/* Like end_with_cancel, for a failure already described in c->error. */
+static void end_with_cancel_keeping_error(lcmc_coordination *c, lcmc_status status)
+{
+    lcmc__error_move(&c->ending_error, &c->error);
+    end_with_cancel(c, status);
+}
+
 static void fail_deadline(lcmc_coordination *c, const char *what)
 {
     char *message = lcmc__asprintf("deadline exceeded: %s", what);
@@ -228,7 +235,7 @@ static void fail_with_answer(lcmc_coordination *c, const lcmc_transfer_result *r
     json_decref(problem);
     lcmc__error_set_request(&c->error, method, url);
     if (c->phase == PHASE_POLL)
-        end_with_cancel(c, status);
+        end_with_cancel_keeping_error(c, status);
     else
         finish(c, status);
 }
@@ -317,7 +324,7 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
     }
     lcmc__error_move(&c->error, &err);
     if (is_poll)
-        end_with_cancel(c, status);
+        end_with_cancel_keeping_error(c, status);
     else
         finish(c, status);
 }
