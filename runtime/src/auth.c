@@ -405,3 +405,49 @@ done:
     json_decref(doc);
     return result;
 }
+
+int lcmc__check_credentials_tls(const lcmc_auth *auth, const lcmc_tls_options *tls, char *why,
+                                size_t why_size)
+{
+    if (auth->type == LCMC_AUTH_OAUTH2_CLIENT_CERT && (tls->cert == NULL || tls->key == NULL)) {
+        snprintf(why, why_size,
+                 "authType OAUTH2_CLIENT_CERT needs a client certificate and key (tls.cert and "
+                 "tls.key, --cert and --key, or LCMCOORD_CERT and LCMCOORD_KEY)");
+        return -1;
+    }
+    if ((tls->cert == NULL) != (tls->key == NULL)) {
+        snprintf(why, why_size, "a client certificate needs its key and a key its certificate");
+        return -1;
+    }
+    if (tls->cert &&
+        lcmc__check_client_keypair(tls->cert, tls->key, tls->key_password, why, why_size) != 0)
+        return -1;
+    if (auth->type != LCMC_AUTH_OAUTH2_CLIENT_CERT)
+        return 0;
+    char thumbprint[64];
+    if (lcmc__certificate_thumbprint(tls->cert, thumbprint, why, why_size) != 0)
+        return -1;
+    if (strcmp(thumbprint, auth->certificate_ref) != 0) {
+        snprintf(why, why_size,
+                 "authentication.paramsOauth2ClientCert.certificateRef does not match the "
+                 "client certificate '%s' (its x5t#S256 is %s)",
+                 tls->cert, thumbprint);
+        return -1;
+    }
+    return 0;
+}
+
+const char *lcmc__auth_type_name(const lcmc_auth *auth)
+{
+    switch (auth->type) {
+    case LCMC_AUTH_BASIC:
+        return "BASIC";
+    case LCMC_AUTH_OAUTH2_CLIENT_CREDENTIALS:
+        return "OAUTH2_CLIENT_CREDENTIALS";
+    case LCMC_AUTH_OAUTH2_CLIENT_CERT:
+        return "OAUTH2_CLIENT_CERT";
+    case LCMC_AUTH_NONE:
+        break;
+    }
+    return "NONE";
+}

@@ -46,6 +46,13 @@ LCMC_INTERNAL int lcmc__certificate_thumbprint(const char *pem_path, char out[64
 /* Checks that a client certificate and key can be read and belong together. */
 LCMC_INTERNAL int lcmc__check_client_keypair(const char *cert_path, const char *key_path,
                                              const char *key_password, char *why, size_t why_size);
+/* Everything about the client certificate that can be known before a byte is sent: the
+ * files read, the key belongs to the certificate, and for OAUTH2_CLIENT_CERT the
+ * certificate is the one certificateRef names. Returns -1 with why. */
+int lcmc__check_credentials_tls(const lcmc_auth *auth, const lcmc_tls_options *tls, char *why,
+                                size_t why_size);
+const char *lcmc__auth_type_name(const lcmc_auth *auth);
+
 /* application/x-www-form-urlencoded encoding (RFC 6749 §2.3.1 asks it of client ids and
  * secrets before HTTP Basic, and the form body uses it). */
 LCMC_INTERNAL char *lcmc__form_encode(const char *text);

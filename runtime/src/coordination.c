@@ -45,8 +45,9 @@ struct lcmc_coordination {
     lcmc_call *call;        /* the POST or GET in flight */
     lcmc_call *cancel_call; /* a cancel request in flight */
     lcmc_timer timer;
-    int last_look;     /* the current wait was cut to the deadline: no poll after this one */
-    int cancel_wanted; /* lcmc_coordination_cancel was called */
+    lcmc_retry_policy policy; /* the waits; whether to retry is the protocol's to say */
+    int last_look;            /* the current wait was cut to the deadline: no poll after this one */
+    int cancel_wanted;        /* lcmc_coordination_cancel was called */
     int cancel_sent;
     unsigned posts, polls;
     lcmc_record_entry *record;
@@ -213,10 +214,16 @@ static void schedule_or_fail(lcmc_coordination *c, double wait, int is_poll, con
     free(what);
 }
 
+/* The wait the policy gives for an answer (or for no answer, r->status 0). */
 static double answer_wait(const lcmc_coordination *c, const lcmc_transfer_result *r)
 {
-    return lcmc__retry_wait(r->retry_after_present, r->retry_after, c->options->wait_floor,
-                            c->options->default_interval);
+    lcmc_retry_outcome outcome = {0};
+    outcome.attempt = (int)(c->polls > 0 ? c->polls : c->posts);
+    outcome.status = (int)r->status;
+    outcome.transport_failure = r->curl_code != CURLE_OK;
+    outcome.retry_after_present = r->retry_after_present;
+    outcome.retry_after = (double)r->retry_after;
+    return lcmc_retry_next_wait(&c->policy, &outcome, 0);
 }
 
 static void fail_with_answer(lcmc_coordination *c, const lcmc_transfer_result *r,
@@ -309,7 +316,7 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
     }
     int never_sent = r->curl_code == CURLE_COULDNT_CONNECT && !r->request_sent;
     if (status == LCMC_ETRANSPORT && (is_poll || never_sent)) {
-        double wait = lcmc__retry_wait(0, 0, c->options->wait_floor, c->options->default_interval);
+        double wait = answer_wait(c, r);
         if (schedule(c, wait, is_poll, lcmc_error_message(&err)) == 0) {
             lcmc__error_clear(&err);
             return;
@@ -493,7 +500,8 @@ static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method
                       const char *body, double deadline, lcmc_call_done_fn *done)
 {
     lcmc_error err = {0};
-    *slot = lcmc__call_start(c->client, method, url, body, deadline, done, c, &err);
+    lcmc_call_request request = {method, url, body, body ? strlen(body) : 0, NULL, deadline};
+    *slot = lcmc__call_start(lcmc__client_session(c->client), &request, done, c, &err);
     if (*slot == NULL) {
         lcmc__error_move(&c->error, &err);
         finish(c, c->error.status);
@@ -540,6 +548,15 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
     c->options = lcmc__client_options(client);
     c->op.interrupt = interrupt;
     lcmc__timer_init(&c->timer, timer_fired, c);
+    /* Constant waits of default_interval when the EM names none, never under the floor,
+     * for as long as the deadline allows (plan_wait holds the deadline). */
+    c->policy = (lcmc_retry_policy){.version = LCMC_RETRY_POLICY_VERSION,
+                                    .base = c->options->default_interval,
+                                    .multiplier = 1,
+                                    .floor = c->options->wait_floor,
+                                    .honour_retry_after = 1,
+                                    .retry_on_transport = 1,
+                                    .retry_on = {202, 429, 503}};
     double total = timeout > 0 ? timeout : c->options->timeout;
     c->deadline = lcmc__now() + total;
     c->reserve = total * 0.1 < LAST_LOOK_RESERVE_MAX ? total * 0.1 : LAST_LOOK_RESERVE_MAX;

@@ -377,3 +377,69 @@ lcmc_status lcmc_engine_run(lcmc_engine *e)
     }
     return e->interrupt_flag ? LCMC_ECANCELLED : LCMC_OK;
 }
+
+void lcmc_engine_log(lcmc_engine *e, lcmc_log_level level, const char *message)
+{
+    if (e && message && lcmc__log_enabled(e, level))
+        e->log_fn(e->log_userdata, level, message);
+}
+
+double lcmc_now(void)
+{
+    return lcmc__now();
+}
+
+double lcmc__random(lcmc_engine *e)
+{
+    /* xorshift64*: jitter needs spread, not secrecy. Seeded on first use. */
+    if (e->random_state == 0)
+        e->random_state =
+            ((unsigned long long)(lcmc__wall_now() * 1e6) ^ (unsigned long long)getpid()) | 1u;
+    unsigned long long x = e->random_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->random_state = x;
+    return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/* A sleep is an operation like any other, so that an interrupt ends it. */
+typedef struct sleeper {
+    lcmc_op op;
+    lcmc_timer timer;
+    int done;
+    int interrupted;
+} sleeper;
+
+static void sleeper_woke(lcmc_timer *timer)
+{
+    sleeper *s = timer->owner;
+    s->done = 1;
+}
+
+static void sleeper_interrupted(lcmc_op *op)
+{
+    sleeper *s = (sleeper *)op;
+    s->done = 1;
+    s->interrupted = 1;
+}
+
+lcmc_status lcmc_engine_sleep(lcmc_engine *e, double seconds)
+{
+    if (e == NULL || !(seconds >= 0))
+        return LCMC_EUSAGE;
+    if (e->interrupt_flag)
+        return LCMC_ECANCELLED;
+    sleeper s = {0};
+    s.op.interrupt = sleeper_interrupted;
+    lcmc__timer_init(&s.timer, sleeper_woke, &s);
+    if (lcmc__timer_arm(e, &s.timer, lcmc__now() + seconds) != 0)
+        return LCMC_ENOMEM;
+    lcmc__op_register(e, &s.op);
+    while (!s.done)
+        if (lcmc__engine_step(e) == LCMC_EUSAGE)
+            break;
+    lcmc__timer_disarm(e, &s.timer);
+    lcmc__op_unregister(e, &s.op);
+    return s.interrupted ? LCMC_ECANCELLED : LCMC_OK;
+}

@@ -43,6 +43,7 @@ struct lcmc_engine {
     struct lcmc_token_entry *tokens; /* the OAuth 2.0 token cache (token.c) */
     unsigned long token_requests;
     char **warned; /* what was warned about once already (origins over plain http) */
+    unsigned long long random_state;
     size_t warned_count;
 };
 

@@ -245,30 +245,66 @@ unsigned long lcmc__engine_next_client_serial(lcmc_engine *engine);
 
 /* ---- clients ------------------------------------------------------------------------- */
 
-/* Fills a transfer spec with what the client adds to every request to `url`: the Version,
- * Accept and Content-Type headers, TLS settings and Basic credentials (only for the EM's
- * own origin). `headers` must have room for 4 entries. Returns 1 when the request goes to
- * the EM's origin (credentials apply), 0 when it does not, and -1 with err set when it may
- * not be made at all (credentials configured, another origin, not allowed). */
-int lcmc__client_prepare(lcmc_client *client, lcmc_transfer_spec *spec, const char *method,
-                         const char *url, const char *body, double deadline, const char *headers[4],
-                         lcmc_error *err);
+/* What every request to one origin shares (call.c). Clients embed one for their EM;
+ * lcmc_request makes one per request. Pointers are borrowed from the owner, which outlives
+ * the calls made with it. */
+struct lcmc_auth;
+typedef struct lcmc_session {
+    lcmc_engine *engine;
+    const struct lcmc_auth *auth; /* NULL: no credentials */
+    const char *origin;           /* the only origin credentials may go to */
+    int allow_cross_origin;       /* other origins get the request without credentials */
+    const lcmc_tls_options *tls;
+    size_t max_body;
+    double token_refresh_margin;
+    const char *const *fixed_headers; /* sent with every request; NULL-terminated */
+    int json_bodies;                  /* a body is sent as application/json */
+    const char *peer;                 /* "the EM", "the server": for messages */
+} lcmc_session;
 
-/* A call: one logical request to the EM with the client's credentials. It waits for an
- * OAuth 2.0 token when it needs one, and after a 401 to a token it drops that token, gets a
- * new one and sends the request once more. */
+/* Fills a transfer spec for `url`: TLS, the body cap and Basic credentials (only for the
+ * session's origin). Returns 1 when the request goes to the credentials' origin, 0 when it
+ * does not, and -1 with err set when it may not be made at all (credentials held, another
+ * origin, not allowed). */
+int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
+                          const char *url, const char *body, size_t body_length, double deadline,
+                          lcmc_error *err);
+
+/* A call: one logical request with the session's credentials. It waits for an OAuth 2.0
+ * token when it needs one, and after a 401 to a token it drops that token, gets a new one
+ * and sends the request once more. */
 typedef struct lcmc_call lcmc_call;
 /* Exactly one of r (the final answer; r->curl_code says whether there was one) and err
- * (no token could be had) is set. Runs from the engine loop; the call is freed after. */
+ * (no token could be had) is set. Runs from the engine loop; the call is freed after, and
+ * r may be taken over (zero what was taken). */
 typedef void lcmc_call_done_fn(void *userdata, lcmc_transfer_result *r, const lcmc_error *err);
-/* NULL with err set when the call may not be made (see lcmc__client_prepare) or memory ran
- * out. */
-lcmc_call *lcmc__call_start(lcmc_client *client, const char *method, const char *url,
-                            const char *body, double deadline, lcmc_call_done_fn *done,
-                            void *userdata, lcmc_error *err);
+
+typedef struct lcmc_call_request {
+    const char *method;
+    const char *url;
+    const char *body; /* may be NULL */
+    size_t body_length;
+    const char *const *headers; /* besides the session's; NULL-terminated, may be NULL */
+    double deadline;
+} lcmc_call_request;
+
+/* NULL with err set when the call may not be made (see lcmc__session_prepare) or memory
+ * ran out; otherwise `done` is called later, from the loop. */
+lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request *request,
+                            lcmc_call_done_fn *done, void *userdata, lcmc_error *err);
 void lcmc__call_cancel(lcmc_call *call);
 
+/* Sends one request with a session (retried as `policy` says, when not NULL) and waits for
+ * the answer: the machinery of lcmc_client_request and lcmc_request (response.c). */
+lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, const char *url,
+                           const char *body, size_t body_length, const char *const *headers,
+                           double timeout, const lcmc_retry_policy *policy, lcmc_response **out);
+
+/* A number in [0, 1) from the engine's generator (retry jitter). */
+double lcmc__random(lcmc_engine *engine);
+
 lcmc_engine *lcmc__client_engine(const lcmc_client *client);
+const lcmc_session *lcmc__client_session(const lcmc_client *client);
 unsigned long lcmc__client_serial(const lcmc_client *client);
 const lcmc_client_options *lcmc__client_options(const lcmc_client *client);
 /* Whether the client holds credentials that must stay on the EM's origin. */

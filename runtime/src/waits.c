@@ -40,3 +40,50 @@ lcmc_wait_plan lcmc__plan_wait(double now, double wait, double deadline, int sho
     *until = last_look;
     return LCMC_WAIT_SHORTENED;
 }
+
+static int is_retryable(const lcmc_retry_policy *p, const lcmc_retry_outcome *o)
+{
+    if (o->transport_failure)
+        return p->retry_on_transport;
+    for (int i = 0; i < LCMC_RETRY_MAX_STATUSES && p->retry_on[i] != 0; i++)
+        if (p->retry_on[i] == o->status)
+            return 1;
+    return 0;
+}
+
+double lcmc_retry_next_wait(const lcmc_retry_policy *p, const lcmc_retry_outcome *o, double random)
+{
+    if (p == NULL || o == NULL || p->version != LCMC_RETRY_POLICY_VERSION)
+        return -1;
+    if (!is_retryable(p, o))
+        return -1;
+    if (p->attempts > 0 && o->attempt >= p->attempts)
+        return -1;
+    double wait;
+    if (p->honour_retry_after && o->retry_after_present) {
+        wait = lcmc__retry_wait(1, (long long)o->retry_after, p->floor, p->base);
+    } else {
+        /* Exponential backoff from `base`, capped, then shortened at random by up to
+         * `jitter` so that many clients refused together do not come back together. */
+        double multiplier = p->multiplier > 0 ? p->multiplier : 1;
+        wait = p->base;
+        for (int i = 1; i < o->attempt && (p->max <= 0 || wait < p->max); i++)
+            wait *= multiplier;
+        if (p->max > 0 && wait > p->max)
+            wait = p->max;
+        double jitter = p->jitter < 0 ? 0 : p->jitter > 1 ? 1 : p->jitter;
+        wait *= 1 - jitter * random;
+        if (wait < p->floor)
+            wait = p->floor;
+    }
+    if (p->deadline > 0) {
+        /* The deadline bounds when an attempt may start: a wait past it is cut to end
+         * there, and none is left once it has passed. */
+        double left = p->deadline - o->elapsed;
+        if (left <= 0)
+            return -1;
+        if (wait > left)
+            wait = left;
+    }
+    return wait;
+}

@@ -349,6 +349,88 @@ static void test_times_are_rfc3339_utc_with_milliseconds(void **state)
     assert_string_equal(text, "2025-11-25T13:20:00.250Z");
 }
 
+/* ---- retry policies --------------------------------------------------------------------- */
+
+static lcmc_retry_outcome answered(int attempt, int status)
+{
+    lcmc_retry_outcome o = {0};
+    o.attempt = attempt;
+    o.status = status;
+    return o;
+}
+
+static void test_policy_backs_off_exponentially_up_to_its_cap(void **state)
+{
+    (void)state;
+    lcmc_retry_policy p = LCMC_RETRY_POLICY_INIT;
+    p.attempts = 10;
+    p.jitter = 0;
+    lcmc_retry_outcome o = answered(1, 503);
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 1);
+    o.attempt = 3;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 4);
+    o.attempt = 9;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 30);
+}
+
+static void test_policy_jitter_shortens_within_its_fraction(void **state)
+{
+    (void)state;
+    lcmc_retry_policy p = LCMC_RETRY_POLICY_INIT;
+    p.base = 10;
+    p.jitter = 0.5;
+    p.floor = 0;
+    lcmc_retry_outcome o = answered(1, 429);
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 10);
+    assert_true(lcmc_retry_next_wait(&p, &o, 0.5) == 7.5);
+    assert_true(lcmc_retry_next_wait(&p, &o, 0.999) > 5);
+}
+
+static void test_policy_honours_retry_after_over_backoff(void **state)
+{
+    (void)state;
+    lcmc_retry_policy p = LCMC_RETRY_POLICY_INIT;
+    lcmc_retry_outcome o = answered(1, 503);
+    o.retry_after_present = 1;
+    o.retry_after = 7;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 7);
+    o.retry_after = 0; /* never a hot loop */
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 1);
+    p.honour_retry_after = 0;
+    o.retry_after = 7;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 1);
+}
+
+static void test_policy_stops_on_other_statuses_and_when_attempts_run_out(void **state)
+{
+    (void)state;
+    lcmc_retry_policy p = LCMC_RETRY_POLICY_INIT;
+    lcmc_retry_outcome o = answered(1, 400);
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) < 0);
+    o = answered(3, 503); /* the third of three attempts */
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) < 0);
+    o = answered(1, 0);
+    o.transport_failure = 1;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) >= 1);
+    p.retry_on_transport = 0;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) < 0);
+}
+
+static void test_policy_deadline_caps_the_wait_then_ends(void **state)
+{
+    (void)state;
+    lcmc_retry_policy p = LCMC_RETRY_POLICY_INIT;
+    p.attempts = 0;
+    p.deadline = 10;
+    lcmc_retry_outcome o = answered(1, 503);
+    o.retry_after_present = 1;
+    o.retry_after = 600;
+    o.elapsed = 8;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) == 2);
+    o.elapsed = 10;
+    assert_true(lcmc_retry_next_wait(&p, &o, 0) < 0);
+}
+
 /* ---- OAuth 2.0 -------------------------------------------------------------------------- */
 
 static void test_form_encoding_follows_rfc6749(void **state)
@@ -485,6 +567,11 @@ int main(void)
         cmocka_unit_test(test_lcmcoord_results_are_checked),
         cmocka_unit_test(test_buffer_refuses_to_grow_past_its_cap),
         cmocka_unit_test(test_times_are_rfc3339_utc_with_milliseconds),
+        cmocka_unit_test(test_policy_backs_off_exponentially_up_to_its_cap),
+        cmocka_unit_test(test_policy_jitter_shortens_within_its_fraction),
+        cmocka_unit_test(test_policy_honours_retry_after_over_backoff),
+        cmocka_unit_test(test_policy_stops_on_other_statuses_and_when_attempts_run_out),
+        cmocka_unit_test(test_policy_deadline_caps_the_wait_then_ends),
         cmocka_unit_test(test_form_encoding_follows_rfc6749),
         cmocka_unit_test(test_token_answer_is_read),
         cmocka_unit_test(test_bad_token_answers_are_named),

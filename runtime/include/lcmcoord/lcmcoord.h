@@ -258,6 +258,114 @@ LCMC_API double lcmc_response_elapsed(const lcmc_response *response);
 LCMC_API const char *lcmc_response_url(const lcmc_response *response);
 LCMC_API const lcmc_error *lcmc_response_error(const lcmc_response *response);
 
+/* ------------------------------------------------------------------------------------ */
+/* Logging through the engine (so scripts' lines look like the runtime's)               */
+
+/* Sends one line to the engine's log callback when `level` is enabled. */
+LCMC_API void lcmc_engine_log(lcmc_engine *engine, lcmc_log_level level, const char *message);
+/* Seconds on a monotonic clock, for measuring intervals. */
+LCMC_API double lcmc_now(void);
+/* Waits `seconds` on the engine (other work on it goes on); LCMC_ECANCELLED when the engine
+ * is interrupted meanwhile. */
+LCMC_API lcmc_status lcmc_engine_sleep(lcmc_engine *engine, double seconds);
+
+/* ------------------------------------------------------------------------------------ */
+/* Retry policies: the one definition of "try again" (the engine's own retries use it)  */
+
+#define LCMC_RETRY_POLICY_VERSION 1
+#define LCMC_RETRY_MAX_STATUSES   16
+
+typedef struct lcmc_retry_policy {
+    unsigned int version;   /* LCMC_RETRY_POLICY_VERSION */
+    int attempts;           /* attempts in all, the first included; 0: no limit but the deadline */
+    double deadline;        /* seconds from the first attempt; 0: none */
+    double base;            /* the first wait, when the answer names none; seconds */
+    double max;             /* the longest single wait; 0: no cap */
+    double multiplier;      /* each wait is the previous times this (1: constant) */
+    double jitter;          /* 0..1: each wait is shortened by up to this fraction, at random */
+    double floor;           /* no wait is shorter, whatever Retry-After says; seconds */
+    int honour_retry_after; /* a Retry-After in the answer sets the next wait */
+    int retry_on_transport; /* a failure without an answer is retried */
+    int retry_on[LCMC_RETRY_MAX_STATUSES]; /* HTTP statuses that are retried; 0 ends */
+} lcmc_retry_policy;
+
+/* 3 attempts, 1 s then doubling up to 30 s, 10% jitter, floor 1 s, Retry-After honoured,
+ * transport failures, 429 and 503 retried, no deadline. */
+#define LCMC_RETRY_POLICY_INIT                                                                     \
+    {                                                                                              \
+        LCMC_RETRY_POLICY_VERSION, 3, 0, 1, 30, 2, 0.1, 1, 1, 1,                                   \
+        {                                                                                          \
+            429, 503                                                                               \
+        }                                                                                          \
+    }
+
+/* What happened on one attempt, for deciding the next. */
+typedef struct lcmc_retry_outcome {
+    int attempt;             /* 1 for the first */
+    double elapsed;          /* seconds since the first attempt began */
+    int status;              /* HTTP status, or 0 when there was no answer */
+    int transport_failure;   /* 1 when there was no answer */
+    int retry_after_present; /* the answer carried Retry-After */
+    double retry_after;      /* its value in seconds (<= 0 for 0, past dates, garbage) */
+} lcmc_retry_outcome;
+
+/* The wait in seconds before the next attempt, or a negative number when there is to be
+ * none: the outcome is not retryable, or the attempts or the deadline are used up. `random`
+ * in [0, 1) draws the jitter (pass a fixed value for reproducible waits). */
+LCMC_API double lcmc_retry_next_wait(const lcmc_retry_policy *policy,
+                                     const lcmc_retry_outcome *outcome, double random);
+
+/* ------------------------------------------------------------------------------------ */
+/* Credentials and single HTTP requests to any URL                                      */
+
+/* Credentials from the ETSI `authentication` structure, with the TLS settings they need
+ * (client certificates). Tokens come from the engine's shared cache. */
+typedef struct lcmc_credentials lcmc_credentials;
+
+/* On failure the detail is lcmc_engine_last_error(). */
+LCMC_API lcmc_status lcmc_credentials_new(lcmc_credentials **out, lcmc_engine *engine,
+                                          const char *authentication_json,
+                                          const lcmc_tls_options *tls);
+LCMC_API void lcmc_credentials_free(lcmc_credentials *credentials);
+/* "BASIC", "OAUTH2_CLIENT_CREDENTIALS", "OAUTH2_CLIENT_CERT" or "NONE". */
+LCMC_API const char *lcmc_credentials_type(const lcmc_credentials *credentials);
+/* The value of an Authorization header ("Basic ...", "Bearer ..."), fetching a token when
+ * needed (within `timeout` seconds), or NULL for no credentials. Free it with
+ * lcmc_free_secret. On failure the detail is lcmc_engine_last_error(). */
+LCMC_API lcmc_status lcmc_credentials_header(lcmc_credentials *credentials, double timeout,
+                                             char **value);
+/* Wipes then frees a string that held a secret. */
+LCMC_API void lcmc_free_secret(char *secret);
+
+#define LCMC_REQUEST_OPTIONS_VERSION 1
+
+typedef struct lcmc_request_options {
+    unsigned int version;       /* LCMC_REQUEST_OPTIONS_VERSION */
+    const char *method;         /* NULL: GET */
+    const char *url;            /* absolute http(s) URL; required */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+    const char *body;           /* may be NULL */
+    size_t body_length;
+    /* Sent only to the URL's own origin; a 401 to a token is answered with one new token
+     * and one more try. NULL: none. */
+    lcmc_credentials *credentials;
+    const lcmc_tls_options *tls;    /* NULL: the credentials' TLS settings, else defaults */
+    double timeout;                 /* the deadline of the whole request, retries included; 0: 60 */
+    size_t max_body;                /* 0: 1 MiB */
+    const lcmc_retry_policy *retry; /* NULL: one attempt */
+} lcmc_request_options;
+
+#define LCMC_REQUEST_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        LCMC_REQUEST_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 0, NULL            \
+    }
+
+/* Sends one request (retried as the policy says) and waits for the answer. As with
+ * lcmc_client_request, any HTTP status is a success and *out always holds a response
+ * unless LCMC_EUSAGE/LCMC_ENOMEM. */
+LCMC_API lcmc_status lcmc_request(lcmc_engine *engine, const lcmc_request_options *options,
+                                  lcmc_response **out);
+
 #ifdef __cplusplus
 }
 #endif

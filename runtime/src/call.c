@@ -1,0 +1,238 @@
+/*
+ * Calls: one logical request with credentials. A session says what every request to one
+ * origin shares (credentials that may go only there, TLS settings, the body cap, headers
+ * sent each time); a call waits for an OAuth 2.0 token when it needs one, sends the
+ * request, and after a 401 to a token drops it, gets a new one and sends once more. Clients
+ * embed a session for their EM; lcmc_request makes one for the URL it is given.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "engine.h"
+
+#define MAX_FIXED_HEADERS 4
+
+int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
+                          const char *url, const char *body, size_t body_length, double deadline,
+                          lcmc_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->method = method;
+    spec->url = url;
+    spec->body = body;
+    spec->body_length = body_length;
+    spec->deadline = deadline;
+    spec->max_body = session->max_body;
+    spec->tls = session->tls;
+
+    const lcmc_auth *auth = session->auth;
+    int has_credentials = auth && auth->type != LCMC_AUTH_NONE;
+    char *origin = lcmc__url_origin(url);
+    int same = origin && session->origin && strcmp(origin, session->origin) == 0;
+    if (same || !has_credentials) {
+        free(origin);
+        if (same && has_credentials && auth->type == LCMC_AUTH_BASIC) {
+            spec->basic_user = auth->basic_user;
+            spec->basic_password = auth->basic_password;
+        }
+        return same;
+    }
+    if (session->allow_cross_origin) {
+        free(origin);
+        return 0;
+    }
+    char *path = lcmc__url_path(url);
+    lcmc__error_set(err, LCMC_EPROTOCOL,
+                    "refusing to send credentials to %s, which is not their origin %s (%s %s)",
+                    origin ? origin : "an unparsable URL", session->origin, method,
+                    path ? path : "?");
+    lcmc__error_set_request(err, method, url);
+    free(path);
+    free(origin);
+    return -1;
+}
+
+struct lcmc_call {
+    lcmc_session session;
+    char *method;
+    char *url;
+    char *body;
+    size_t body_length;
+    char **headers; /* the session's fixed headers, then the call's own; NULL-terminated */
+    double deadline;
+    int with_token; /* the request goes to the credentials' origin and they use tokens */
+    int retried;    /* the one retry after a 401 was spent */
+    char *token;    /* the token the transfer in flight carries */
+    lcmc_transfer *transfer;
+    lcmc_token_waiter *waiter;
+    lcmc_call_done_fn *done;
+    void *userdata;
+};
+
+static void call_free(lcmc_call *call)
+{
+    lcmc__transfer_cancel(call->transfer);
+    lcmc__token_waiter_cancel(call->waiter);
+    free(call->method);
+    free(call->url);
+    free(call->body);
+    for (char **h = call->headers; h && *h; h++)
+        free(*h);
+    free(call->headers);
+    lcmc__free_secret(call->token);
+    free(call);
+}
+
+void lcmc__call_cancel(lcmc_call *call)
+{
+    if (call)
+        call_free(call);
+}
+
+static int call_send(lcmc_call *call, const char *token);
+
+static void call_fail_now(lcmc_call *call, lcmc_status status, const char *message)
+{
+    lcmc_error err = {0};
+    lcmc__error_set(&err, status, "%s", message);
+    call->done(call->userdata, NULL, &err);
+    lcmc__error_clear(&err);
+    call_free(call);
+}
+
+static void call_transfer_done(lcmc_transfer *t, void *userdata)
+{
+    lcmc_call *call = userdata;
+    lcmc_transfer_result r;
+    lcmc__transfer_finish(t, &r);
+    call->transfer = NULL;
+    if (r.curl_code == CURLE_OK && r.status == 401 && call->with_token && !call->retried) {
+        /* The token was revoked or expired early: one fresh token, one more try. */
+        call->retried = 1;
+        lcmc_engine *e = call->session.engine;
+        lcmc__log(e, LCMC_LOG_INFO,
+                  "%s refused the access token (401): getting a new one and retrying once",
+                  call->session.peer);
+        lcmc__token_invalidate(e, call->session.auth, call->token);
+        lcmc__transfer_result_free(&r);
+        if (call_send(call, NULL) != 0)
+            call_fail_now(call, LCMC_ENOMEM, "out of memory");
+        return;
+    }
+    call->done(call->userdata, &r, NULL);
+    lcmc__transfer_result_free(&r);
+    call_free(call);
+}
+
+static void call_token_ready(void *userdata, const char *token, const lcmc_error *err)
+{
+    lcmc_call *call = userdata;
+    call->waiter = NULL;
+    if (token == NULL) {
+        call->done(call->userdata, NULL, err);
+        call_free(call);
+        return;
+    }
+    if (call_send(call, token) != 0)
+        call_fail_now(call, LCMC_ENOMEM, "out of memory");
+}
+
+/* Sends the request, first getting a token when it needs one and `token` is NULL. Returns
+ * -1, having called nothing back, only when memory ran out. */
+static int call_send(lcmc_call *call, const char *token)
+{
+    const lcmc_session *s = &call->session;
+    if (call->with_token && token == NULL) {
+        lcmc_token_request request = {s->auth, s->tls, s->max_body, s->token_refresh_margin,
+                                      call->deadline};
+        int got =
+            lcmc__token_get(s->engine, &request, call_token_ready, call, &call->waiter, &token);
+        if (got == 0)
+            return 0; /* call_token_ready goes on */
+        if (got < 0)
+            return -1;
+    }
+    lcmc_transfer_spec spec;
+    lcmc_error err = {0};
+    /* Checked when the call started: the origin cannot have changed since. */
+    lcmc__session_prepare(s, &spec, call->method, call->url, call->body, call->body_length,
+                          call->deadline, &err);
+    lcmc__error_clear(&err);
+    spec.headers = (const char *const *)call->headers;
+    lcmc__free_secret(call->token);
+    call->token = NULL;
+    if (call->with_token) {
+        if ((call->token = lcmc__strdup(token)) == NULL)
+            return -1;
+        spec.bearer_token = call->token;
+    }
+    lcmc__log(s->engine, LCMC_LOG_INFO, "%s %s", call->method, call->url);
+    call->transfer = lcmc__transfer_start(s->engine, &spec, call_transfer_done, call);
+    return call->transfer ? 0 : -1;
+}
+
+static int copy_headers(lcmc_call *call, const char *const *extra)
+{
+    size_t n = 0;
+    for (const char *const *h = call->session.fixed_headers; h && *h; h++)
+        n++;
+    for (const char *const *h = extra; h && *h; h++)
+        n++;
+    call->headers = calloc(n + 2, sizeof(char *));
+    if (call->headers == NULL)
+        return -1;
+    size_t i = 0;
+    for (const char *const *h = call->session.fixed_headers; h && *h; h++)
+        if ((call->headers[i++] = lcmc__strdup(*h)) == NULL)
+            return -1;
+    for (const char *const *h = extra; h && *h; h++)
+        if ((call->headers[i++] = lcmc__strdup(*h)) == NULL)
+            return -1;
+    if (call->body && call->session.json_bodies &&
+        (call->headers[i++] = lcmc__strdup("Content-Type: application/json")) == NULL)
+        return -1;
+    return 0;
+}
+
+lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request *request,
+                            lcmc_call_done_fn *done, void *userdata, lcmc_error *err)
+{
+    lcmc_transfer_spec spec;
+    int same = lcmc__session_prepare(session, &spec, request->method, request->url, request->body,
+                                     request->body_length, request->deadline, err);
+    if (same < 0)
+        return NULL;
+    int has_credentials = session->auth && session->auth->type != LCMC_AUTH_NONE;
+    if (!same && has_credentials)
+        lcmc__log(session->engine, LCMC_LOG_INFO,
+                  "%s is not the credentials' origin: sending it without them", request->url);
+    lcmc_call *call = calloc(1, sizeof *call);
+    if (call == NULL) {
+        lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    call->session = *session;
+    call->method = lcmc__strdup(request->method);
+    call->url = lcmc__strdup(request->url);
+    if (request->body) {
+        call->body = malloc(request->body_length + 1);
+        if (call->body) {
+            memcpy(call->body, request->body, request->body_length);
+            call->body[request->body_length] = '\0';
+        }
+        call->body_length = request->body_length;
+    }
+    call->deadline = request->deadline;
+    call->with_token = same && has_credentials && lcmc__auth_uses_token(session->auth);
+    call->done = done;
+    call->userdata = userdata;
+    if (call->method == NULL || call->url == NULL || (request->body && call->body == NULL) ||
+        copy_headers(call, request->headers) != 0 || call_send(call, NULL) != 0) {
+        /* Completion always comes from the loop, never from inside this call. */
+        call_free(call);
+        lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return call;
+}
