@@ -6,6 +6,7 @@ lcmc_add_busted_test(lua_exchange_spec exchange_spec.lua)
 lcmc_add_e2e_test(e2e_run_coordination test_run_coordination.py)
 lcmc_add_e2e_test(e2e_run_cli test_run_cli.py)
 lcmc_add_e2e_test(e2e_lua_stock test_lua_stock.py)
+lcmc_add_e2e_test(e2e_auth test_auth.py)
 
 # A stock lua5.4 loading a sanitized module needs the sanitizer runtime preloaded; the
 # Python suite passes it to the interpreter only, not to itself.

@@ -11,7 +11,8 @@
 #define LCMCOORD_VERSION "unknown"
 #endif
 
-static const char usage_line[] = "usage: lcmcoord [--help] [--version] <run|em> [args...]\n";
+static const char usage_line[] =
+    "usage: lcmcoord [--help] [--version] <run|coordinate|repl|em> [args...]\n";
 
 static void print_help(void)
 {
@@ -21,6 +22,8 @@ static void print_help(void)
           "\n"
           "Subcommands:\n"
           "  run SCRIPT.lua    run a CoordinateVNF script; its parameters are JSON on stdin\n"
+          "  coordinate        run one coordination against an EM, print the LcmCoord\n"
+          "  repl              an interactive Lua prompt for trying and debugging an EM\n"
           "  em                serve a simulated element manager (EM) over HTTP\n"
           "\n"
           "Run `lcmcoord SUBCOMMAND --help` for the options of each. See lcmcoord(1).\n",
@@ -46,6 +49,10 @@ int main(int argc, char **argv)
         return lcmc_run_main(argc - 1, argv + 1);
     if (strcmp(command, "em") == 0)
         return lcmc_em_main(argc - 1, argv + 1);
+    if (strcmp(command, "repl") == 0)
+        return lcmc_repl_main(argc - 1, argv + 1);
+    if (strcmp(command, "coordinate") == 0)
+        return lcmc_coordinate_main(argc - 1, argv + 1);
 
     fprintf(stderr, "lcmcoord: unknown %s '%s'\n", command[0] == '-' ? "option" : "subcommand",
             command);

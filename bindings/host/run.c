@@ -13,10 +13,8 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 
-#include <lua-cjson.h>
-
+#include "host.h"
 #include "lcmcoord_lua.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -24,10 +22,8 @@
 /* VNFC parameters are a few kilobytes; anything near this is not what a VNFM sends. */
 #define STDIN_CAP ((size_t)16 * 1024 * 1024)
 
-#define EXIT_REFUSED   1 /* coordination refused (ABORT...) or script error */
-#define EXIT_USAGE     2 /* usage or invalid input */
-#define EXIT_DEADLINE  3
-#define EXIT_TRANSPORT 4 /* transport, TLS, auth */
+#define EXIT_REFUSED LCMC_EXIT_REFUSED
+#define EXIT_USAGE   LCMC_EXIT_USAGE
 
 static const char usage_line[] =
     "usage: lcmcoord run [-v] [--record FILE] [--cacert FILE] [--capath DIR] [--cert FILE] "
@@ -42,51 +38,6 @@ typedef struct run_context {
     size_t input_length;
     int exit_status;
 } run_context;
-
-/* ---- signals ------------------------------------------------------------------------ */
-
-/* What the handler may touch. It calls only async-signal-safe things: the runtime's
- * interrupt, sigaction and lua_sethook (safe by design, as lua.c relies on). */
-static volatile sig_atomic_t caught_signal;
-static lcmc_engine *volatile signal_engine;
-static lua_State *volatile signal_state;
-
-static void interrupt_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted");
-}
-
-static void on_signal(int sig)
-{
-    /* A second signal of either kind ends the process at once. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGTERM, &dfl, NULL);
-
-    caught_signal = sig;
-    lcmc_engine *engine = signal_engine;
-    if (engine != NULL)
-        lcmc_engine_interrupt(engine);
-    /* Runtime calls return LCMC_ECANCELLED; the hook stops a script busy in pure Lua. */
-    lua_State *L = signal_state;
-    if (L != NULL)
-        lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
-static void set_handlers(void (*handler)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -121,39 +72,10 @@ static void print_help(void)
           stdout);
 }
 
-/* Matches `--name VALUE` and `--name=VALUE`; advances *i past what it used. Returns 1 on a
- * match (the value in *value, NULL when missing), 0 otherwise. */
-static int value_option(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
-static const char *env_default(const char *name)
-{
-    const char *value = getenv(name);
-    return value != NULL && value[0] != '\0' ? value : NULL;
-}
-
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(run_context *ctx, int argc, char **argv)
 {
-    ctx->tls.cacert = env_default("LCMCOORD_CACERT");
-    ctx->tls.capath = env_default("LCMCOORD_CAPATH");
-    ctx->tls.cert = env_default("LCMCOORD_CERT");
-    ctx->tls.key = env_default("LCMCOORD_KEY");
-    /* A passphrase on the command line would show in `ps`: environment only. */
-    ctx->tls.key_password = env_default("LCMCOORD_KEY_PASSWORD");
+    lcmc_host_tls_from_env(&ctx->tls);
 
     int i = 1;
     for (; i < argc; i++) {
@@ -178,15 +100,15 @@ static int parse_options(run_context *ctx, int argc, char **argv)
             ctx->verbosity += (int)strlen(arg + 1);
             continue;
         }
-        if (value_option(argc, argv, &i, "--record", &value))
+        if (lcmc_host_value_option(argc, argv, &i, "--record", &value))
             slot = &ctx->record;
-        else if (value_option(argc, argv, &i, "--cacert", &value))
+        else if (lcmc_host_value_option(argc, argv, &i, "--cacert", &value))
             slot = &ctx->tls.cacert;
-        else if (value_option(argc, argv, &i, "--capath", &value))
+        else if (lcmc_host_value_option(argc, argv, &i, "--capath", &value))
             slot = &ctx->tls.capath;
-        else if (value_option(argc, argv, &i, "--cert", &value))
+        else if (lcmc_host_value_option(argc, argv, &i, "--cert", &value))
             slot = &ctx->tls.cert;
-        else if (value_option(argc, argv, &i, "--key", &value))
+        else if (lcmc_host_value_option(argc, argv, &i, "--key", &value))
             slot = &ctx->tls.key;
         else
             return usage_error("unknown option '%s'", arg);
@@ -203,29 +125,6 @@ static int parse_options(run_context *ctx, int argc, char **argv)
 }
 
 /* ---- the Lua side ------------------------------------------------------------------- */
-
-static void log_line(void *userdata, lcmc_log_level level, const char *message)
-{
-    (void)userdata;
-    (void)level;
-    fprintf(stderr, "lcmcoord: %s\n", message);
-}
-
-/* Prints "lcmcoord: <text>" as one line unless `keep_lines` (tracebacks under -vv): a VNFM
- * stores stderr as the error detail, so one clear line is the contract. */
-static void report(const char *text, int keep_lines)
-{
-    fputs("lcmcoord: ", stderr);
-    for (const char *c = text; *c != '\0'; c++) {
-        if (!keep_lines && (*c == '\n' || *c == '\r')) {
-            if (c[1] != '\0' && c[1] != '\n' && c[1] != '\r')
-                fputc(' ', stderr);
-            continue;
-        }
-        fputc(*c, stderr);
-    }
-    fputc('\n', stderr);
-}
 
 /* The message handler of the script's lua_pcall: keeps lcmcoord error tables as they are
  * (their kind decides the exit status), turns anything else into its message, and adds a
@@ -254,49 +153,6 @@ static int message_handler(lua_State *L)
     else
         lua_pushstring(L, msg);
     return 1;
-}
-
-static int exit_status_of(lcmc_status status)
-{
-    switch (status) {
-    case LCMC_EDEADLINE:
-        return EXIT_DEADLINE;
-    case LCMC_ETRANSPORT:
-    case LCMC_ETLS:
-    case LCMC_EAUTH:
-        return EXIT_TRANSPORT;
-    case LCMC_EUSAGE:
-    case LCMC_EINVALID:
-        return EXIT_USAGE;
-    case LCMC_ECANCELLED:
-        return 128 + SIGINT;
-    default:
-        return EXIT_REFUSED;
-    }
-}
-
-/* Only the libraries a coordination script needs; no debug library. */
-static void open_libraries(lua_State *L)
-{
-    static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
-        {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
-        {LUA_IOLIBNAME, luaopen_io},        {LUA_OSLIBNAME, luaopen_os},
-        {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
-        {LUA_UTF8LIBNAME, luaopen_utf8},    {NULL, NULL},
-    };
-    for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
-        luaL_requiref(L, lib->name, lib->func, 1);
-        lua_pop(L, 1);
-    }
-    /* cjson from the linked liblua5.4-cjson, so neither the module nor scripts depend on
-     * package.cpath. */
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_setfield(L, -2, "cjson");
-    lua_pop(L, 1);
-    luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 0);
-    lua_pop(L, 1);
 }
 
 /* Decodes stdin into the VNFC parameter table (pushed). 0 on success, else reports why. */
@@ -342,15 +198,16 @@ static int run_protected(lua_State *L)
 {
     run_context *ctx = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    open_libraries(L);
+    lcmc_host_open_libraries(L);
 
     lcmc_engine *engine = lcmc_lua_engine(L);
     lcmc_lua_set_default_tls(L, &ctx->tls);
-    /* Without -v, stderr carries only the outcome: a VNFM stores it as the error detail,
-     * so even warnings (credentials over plain http) wait for -v. */
-    if (ctx->verbosity > 0)
-        lcmc_engine_set_log(engine, log_line, NULL,
-                            ctx->verbosity >= 2 ? LCMC_LOG_DEBUG : LCMC_LOG_INFO);
+    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
+     * such; progress only with -v. */
+    lcmc_engine_set_log(engine, lcmc_host_log_line, NULL,
+                        ctx->verbosity >= 2   ? LCMC_LOG_DEBUG
+                        : ctx->verbosity == 1 ? LCMC_LOG_INFO
+                                              : LCMC_LOG_WARN);
 
     ctx->exit_status = EXIT_USAGE;
     lua_pushlightuserdata(L, ctx);
@@ -369,14 +226,9 @@ static int run_protected(lua_State *L)
     lua_rawseti(L, -2, 0);
     lua_setglobal(L, "arg");
 
-    signal_engine = engine;
-    signal_state = L;
-    set_handlers(on_signal);
+    lcmc_host_signals_arm(engine, L);
     int rc = lua_pcall(L, 1, 0, handler);
-    set_handlers(SIG_DFL);
-    signal_state = NULL;
-    signal_engine = NULL;
-    lua_sethook(L, NULL, 0, 0);
+    int caught_signal = lcmc_host_signals_disarm(L);
 
     if (caught_signal != 0) {
         fprintf(stderr, "lcmcoord: interrupted by %s\n",
@@ -387,12 +239,13 @@ static int run_protected(lua_State *L)
     } else {
         lcmc_status status;
         if (lcmc_lua_error_status(L, -1, &status)) {
-            ctx->exit_status = exit_status_of(status);
-            report(luaL_tolstring(L, -1, NULL), 0);
+            ctx->exit_status = lcmc_host_exit_status(status);
+            lcmc_host_report(luaL_tolstring(L, -1, NULL), 0);
         } else {
             ctx->exit_status = EXIT_REFUSED;
-            report(lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "(no error message)",
-                   ctx->verbosity >= 2);
+            lcmc_host_report(lua_tostring(L, -1) != NULL ? lua_tostring(L, -1)
+                                                         : "(no error message)",
+                             ctx->verbosity >= 2);
         }
     }
     if (ctx->record != NULL)
@@ -429,9 +282,7 @@ int lcmc_run_main(int argc, char **argv)
     lua_pushcfunction(L, run_protected);
     lua_pushlightuserdata(L, &ctx);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        set_handlers(SIG_DFL);
-        signal_state = NULL;
-        signal_engine = NULL;
+        lcmc_host_signals_disarm(NULL);
         fprintf(stderr, "lcmcoord run: %s\n", luaL_tolstring(L, -1, NULL));
         ctx.exit_status = EXIT_REFUSED;
     }

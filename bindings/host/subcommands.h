@@ -8,5 +8,7 @@
 
 int lcmc_run_main(int argc, char **argv);
 int lcmc_em_main(int argc, char **argv);
+int lcmc_repl_main(int argc, char **argv);
+int lcmc_coordinate_main(int argc, char **argv);
 
 #endif

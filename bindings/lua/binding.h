@@ -89,4 +89,41 @@ int lcmc_lua_client_new(lua_State *L);
 /* Lua: lcmcoord.create_coordination(endpoint, authentication, coord_req, timeout) */
 int lcmc_lua_create_coordination(lua_State *L);
 
+/* ---- request.c --------------------------------------------------------------------- */
+
+/* Lua: lcmcoord.request{action=..., instance=..., op_occ=..., operation=..., input=...} */
+int lcmc_lua_request(lua_State *L);
+
+/* ---- client.c (shared readers) ----------------------------------------------------- */
+
+/* Reads the `tls` field of the options table at t into tls (strings kept in `keep`); the
+ * host's defaults when absent. */
+void lcmc_lua_read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls);
+
+/* ---- credentials.c -------------------------------------------------------------------- */
+
+/* Pushes the lcmcoord.auth submodule table. */
+void lcmc_lua_open_auth(lua_State *L);
+/* The JSON an auth object was made from, or NULL when idx is not one. */
+const char *lcmc_lua_credentials_json(lua_State *L, int idx);
+lcmc_credentials *lcmc_lua_to_credentials(lua_State *L, int idx);
+
+/* ---- retry.c ---------------------------------------------------------------------------- */
+
+/* Pushes the lcmcoord.retry submodule table. */
+void lcmc_lua_open_retry(lua_State *L);
+/* A policy from a policy object or a table at idx (argument `arg` in messages). */
+void lcmc_lua_check_policy(lua_State *L, int idx, int arg, lcmc_retry_policy *policy);
+
+/* ---- http.c ------------------------------------------------------------------------------ */
+
+/* Pushes the lcmcoord.http submodule table. */
+void lcmc_lua_open_http(lua_State *L);
+int lcmc_lua_http_request(lua_State *L);
+
+/* ---- script.c ---------------------------------------------------------------------------- */
+
+/* Sets sleep, now and log on the module table at the top of the stack. */
+void lcmc_lua_open_script(lua_State *L);
+
 #endif

@@ -83,7 +83,7 @@ static double opt_number(lua_State *L, int t, int arg, const char *field)
     return value;
 }
 
-static void read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls)
+void lcmc_lua_read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls)
 {
     static const char *const known[] = {"cacert",       "capath", "cert", "key",
                                         "key_password", "verify", NULL};
@@ -117,6 +117,10 @@ static const char *auth_json(lua_State *L, int idx, int arg, int keep)
 {
     if (lcmc_lua_is_absent(L, idx))
         return NULL;
+    /* An auth object (lcmcoord.auth.new) brings the structure it was made from. */
+    const char *from_object = lcmc_lua_credentials_json(L, idx);
+    if (from_object != NULL)
+        return from_object;
     const char *json = lcmc_lua_json_encode(L, idx, NULL);
     if (json == NULL)
         luaL_argerror(L, arg, lua_pushfstring(L, "authentication: %s", lua_tostring(L, -1)));
@@ -151,9 +155,18 @@ static client_box *push_client(lua_State *L, const lcmc_client_options *opts, in
 
 int lcmc_lua_client_new(lua_State *L)
 {
-    static const char *const known[] = {
-        "endpoint",   "authentication",   "timeout",  "version", "tls",
-        "wait_floor", "default_interval", "max_body", NULL};
+    static const char *const known[] = {"endpoint",
+                                        "authentication",
+                                        "timeout",
+                                        "version",
+                                        "tls",
+                                        "wait_floor",
+                                        "default_interval",
+                                        "max_body",
+                                        "oauth2_client_auth",
+                                        "token_refresh_margin",
+                                        "allow_cross_origin",
+                                        NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     check_fields(L, 1, 1, known);
@@ -167,8 +180,9 @@ int lcmc_lua_client_new(lua_State *L)
         field_error(L, 1, "endpoint", "string");
     }
     lua_getfield(L, 1, "authentication");
-    if (!lcmc_lua_is_absent(L, -1) && !lua_istable(L, -1))
-        field_error(L, 1, "authentication", "table");
+    if (!lcmc_lua_is_absent(L, -1) && !lua_istable(L, -1) &&
+        lcmc_lua_credentials_json(L, -1) == NULL)
+        field_error(L, 1, "authentication", "table or lcmcoord.auth");
     opts.authentication_json = auth_json(L, -1, 1, keep);
     lua_pop(L, 1);
     opts.api_version = opt_string(L, 1, 1, keep, "version");
@@ -184,10 +198,33 @@ int lcmc_lua_client_new(lua_State *L)
         opts.max_body = (size_t)max;
     }
     lua_pop(L, 1);
-    read_tls(L, 1, keep, &opts.tls);
+    lcmc_lua_read_tls(L, 1, keep, &opts.tls);
+    /* How the client secret reaches the token endpoint: "basic" (client_secret_basic, the
+     * default) or "body" (client_secret_post). */
+    const char *client_auth = opt_string(L, 1, 1, keep, "oauth2_client_auth");
+    if (client_auth && strcmp(client_auth, "body") == 0)
+        opts.oauth2_secret_in_body = 1;
+    else if (client_auth && strcmp(client_auth, "basic") != 0) {
+        lua_getfield(L, 1, "oauth2_client_auth");
+        field_error(L, 1, "oauth2_client_auth", "\"basic\" or \"body\"");
+    }
+    opts.token_refresh_margin = opt_number(L, 1, 1, "token_refresh_margin");
+    lua_getfield(L, 1, "allow_cross_origin");
+    if (!lcmc_lua_is_absent(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            field_error(L, 1, "allow_cross_origin", "boolean");
+        opts.allow_cross_origin = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
 
     push_client(L, &opts, keep);
     return 1;
+}
+
+lcmc_client *lcmc_lua_to_client(lua_State *L, int idx)
+{
+    client_box *box = luaL_testudata(L, idx, LCMC_LUA_CLIENT_MT);
+    return box != NULL ? box->client : NULL;
 }
 
 static client_box *check_client(lua_State *L)
@@ -263,7 +300,9 @@ static int client_coordinate(lua_State *L)
 int lcmc_lua_create_coordination(lua_State *L)
 {
     luaL_checkstring(L, 1);
-    luaL_argexpected(L, lcmc_lua_is_absent(L, 2) || lua_istable(L, 2), 2, "table or nil");
+    luaL_argexpected(
+        L, lcmc_lua_is_absent(L, 2) || lua_istable(L, 2) || lcmc_lua_credentials_json(L, 2) != NULL,
+        2, "table, lcmcoord.auth or nil");
     luaL_checktype(L, 3, LUA_TTABLE);
     /* Like Tacker: anything but a positive number means the default budget. */
     double timeout = lua_type(L, 4) == LUA_TNUMBER ? lua_tonumber(L, 4) : 0;

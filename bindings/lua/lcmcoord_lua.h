@@ -30,6 +30,11 @@ void lcmc_lua_set_default_tls(lua_State *L, const lcmc_tls_options *tls);
  * status its `kind` names. */
 int lcmc_lua_error_status(lua_State *L, int idx, lcmc_status *status);
 
+/* The runtime client of the lcmcoord.client userdata at `idx`, or NULL when the value is not
+ * one or is closed. Borrowed: valid while the userdata is open. For hosts that send requests
+ * the module has no method for (the REPL's `:journal`). */
+lcmc_client *lcmc_lua_to_client(lua_State *L, int idx);
+
 /* Decodes JSON text with the module's strict cjson instance (the module must be open). On
  * success pushes the value and returns 1; on failure pushes cjson's message and returns 0.
  * Objects and arrays both decode to tables: check the text when the difference matters. */

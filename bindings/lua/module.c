@@ -12,6 +12,7 @@ int luaopen_lcmcoord(lua_State *L)
         {"client", lcmc_lua_client_new},
         {"is_error", lcmc_lua_is_error_fn},
         {"record", lcmc_lua_engine_record},
+        {"request", lcmc_lua_request},
         {NULL, NULL},
     };
     luaL_checkversion(L);
@@ -25,6 +26,13 @@ int luaopen_lcmcoord(lua_State *L)
     lua_getfield(L, -1, "null");
     lua_setfield(L, -3, "null");
     lua_setfield(L, -2, "json");
+    lcmc_lua_open_auth(L);
+    lua_setfield(L, -2, "auth");
+    lcmc_lua_open_retry(L);
+    lua_setfield(L, -2, "retry");
+    lcmc_lua_open_http(L);
+    lua_setfield(L, -2, "http");
+    lcmc_lua_open_script(L);
     lua_pushliteral(L, LCMC_VERSION_STRING);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, "lcmcoord " LCMC_VERSION_STRING);

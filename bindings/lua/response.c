@@ -64,6 +64,13 @@ void lcmc_lua_push_response(lua_State *L, const lcmc_response *response)
 
     lua_pushnumber(L, lcmc_response_elapsed(response));
     lua_setfield(L, -2, "elapsed");
+    /* Parsed once here (seconds or HTTP-date), so that retry policies and scripts need no
+     * date parser of their own. */
+    double retry_after = 0;
+    if (lcmc_response_retry_after(response, &retry_after)) {
+        lua_pushnumber(L, retry_after);
+        lua_setfield(L, -2, "retry_after");
+    }
     const char *url = lcmc_response_url(response);
     if (url != NULL) {
         lcmc_lua_push_display_url(L, url);

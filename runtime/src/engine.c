@@ -403,6 +403,11 @@ double lcmc__random(lcmc_engine *e)
     return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+double lcmc_engine_random(lcmc_engine *e)
+{
+    return e ? lcmc__random(e) : 0;
+}
+
 /* A sleep is an operation like any other, so that an interrupt ends it. */
 typedef struct sleeper {
     lcmc_op op;

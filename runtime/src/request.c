@@ -211,6 +211,11 @@ lcmc_status lcmc_request(lcmc_engine *e, const lcmc_request_options *o, lcmc_res
                             .fixed_headers = NULL,
                             .json_bodies = 0,
                             .peer = "the server"};
+    if (c && c->auth.type != LCMC_AUTH_NONE && strncmp(url, "http://", 7) == 0)
+        lcmc__warn_once(e, origin,
+                        "credentials are sent to %s over plain http://, readable by anyone on "
+                        "the path",
+                        origin);
     if (session.tls && session.tls->insecure)
         lcmc__warn_once(e, "insecure",
                         "TLS verification is off: the server is not authenticated, and "

@@ -254,6 +254,13 @@ double lcmc_response_elapsed(const lcmc_response *r)
     return r ? r->result.elapsed : 0;
 }
 
+int lcmc_response_retry_after(const lcmc_response *r, double *seconds)
+{
+    if (seconds)
+        *seconds = r && r->result.retry_after_present ? (double)r->result.retry_after : 0;
+    return r && r->result.retry_after_present;
+}
+
 const char *lcmc_response_url(const lcmc_response *r)
 {
     return r ? r->url : NULL;

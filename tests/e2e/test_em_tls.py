@@ -14,26 +14,10 @@ import unittest
 import urllib.parse
 
 import certs
-from harness import API_HEADERS, EM, TestCase, curl, run_lcmcoord, sample_request
+from harness import API_HEADERS, EM, TestCase, TlsEM, curl, run_lcmcoord, sample_request
 
 COORDS = "/lcmcoord/v1/coordinations"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-class TlsEM(EM):
-    """EM over HTTPS with the test PKI; the journal is read with curl trusting the CA."""
-
-    def __init__(self, pki, *args, cert=None, key=None):
-        self.pki = pki
-        super().__init__("--tls-cert", cert or pki.server_cert, "--tls-key",
-                         key or pki.server_key, *args)
-
-    def journal(self):
-        done = subprocess.run(["curl", "-sS", "--fail", "--cacert", self.pki.ca_cert,
-                               self.url + "/_em/journal"], capture_output=True, timeout=20)
-        if done.returncode != 0:
-            raise AssertionError(f"cannot read the journal: {done.stderr.decode()}")
-        return json.loads(done.stdout)
 
 
 class TlsTestCase(TestCase):

@@ -50,11 +50,14 @@ def gaps(entries):
 
 
 class SyncResults(harness.TestCase):
-    def test_continue_exits_0_silently(self):
+    def test_continue_exits_0_with_only_the_plain_http_warning(self):
         with harness.EM() as em:
             done = run_script(vnfc_param(em.url))
             self.assertEqual(done.returncode, 0, done.stderr)
-            self.assertEqual(done.stderr, "")
+            # Basic credentials over http:// are worth one warning, and nothing else is said.
+            self.assertEqual(done.stderr,
+                             f"lcmcoord: warning: credentials are sent to {em.url} over plain "
+                             "http://, readable by anyone on the path\n")
             self.assertEqual(len(posts(em.journal())), 1)
 
     def test_abort_exits_1_with_the_em_detail_on_one_line(self):

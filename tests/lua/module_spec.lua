@@ -57,7 +57,7 @@ describe("bad arguments raise in Lua's style", function()
 
   it("create_coordination: authentication", function()
     assert.has_error(function() lcmcoord.create_coordination(REFUSED, 5, {}) end,
-      "bad argument #2 to 'create_coordination' (table or nil expected, got number)")
+      "bad argument #2 to 'create_coordination' (table, lcmcoord.auth or nil expected, got number)")
   end)
 
   it("create_coordination: request", function()

@@ -255,6 +255,9 @@ LCMC_API void lcmc_response_header(const lcmc_response *response, size_t i, cons
 /* The last header named `name` (any case), or NULL. */
 LCMC_API const char *lcmc_response_header_get(const lcmc_response *response, const char *name);
 LCMC_API double lcmc_response_elapsed(const lcmc_response *response);
+/* 1 when the answer carried Retry-After, with *seconds its value as libcurl read it (delay
+ * seconds or an HTTP-date; <= 0 for "0", a past date or garbage); 0 otherwise. */
+LCMC_API int lcmc_response_retry_after(const lcmc_response *response, double *seconds);
 LCMC_API const char *lcmc_response_url(const lcmc_response *response);
 LCMC_API const lcmc_error *lcmc_response_error(const lcmc_response *response);
 
@@ -268,6 +271,8 @@ LCMC_API double lcmc_now(void);
 /* Waits `seconds` on the engine (other work on it goes on); LCMC_ECANCELLED when the engine
  * is interrupted meanwhile. */
 LCMC_API lcmc_status lcmc_engine_sleep(lcmc_engine *engine, double seconds);
+/* A number in [0, 1) from the engine's generator, seeded per process (retry jitter). */
+LCMC_API double lcmc_engine_random(lcmc_engine *engine);
 
 /* ------------------------------------------------------------------------------------ */
 /* Retry policies: the one definition of "try again" (the engine's own retries use it)  */

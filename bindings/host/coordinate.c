@@ -1,0 +1,372 @@
+/*
+ * `lcmcoord coordinate`: one coordination from the shell, for an operator checking an EM or a
+ * shell script that needs one: the request is built from a few flags (by the module's
+ * `lcmcoord.request`, the same helper scripts and the REPL use) or taken whole from a file or
+ * stdin; the LcmCoord is printed on stdout as JSON, and the exit status and one stderr line
+ * follow `lcmcoord run`'s conventions, with CONTINUE the only success.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "host.h"
+#include "lcmcoord_lua.h"
+#include "repl.h"
+#include "run_io.h"
+#include "subcommands.h"
+
+/* A request is a few kilobytes; this only stops a runaway pipe. */
+#define REQUEST_CAP ((size_t)16 * 1024 * 1024)
+
+static const char usage_line[] =
+    "usage: lcmcoord coordinate --endpoint URL (--action NAME | --request FILE|-) "
+    "[--auth FILE] [--input JSON] [--instance ID] [--op-occ ID] [--operation TYPE] "
+    "[--version V] [--timeout S] [-v] [--cacert FILE] [--capath DIR] [--cert FILE] [--key FILE]";
+
+typedef struct coordinate_options {
+    lcmc_host_client_options client;
+    lcmc_tls_options tls;
+    const char *action;
+    const char *request;
+    const char *input;
+    const char *instance;
+    const char *op_occ;
+    const char *operation;
+    int verbosity;
+    int exit_status;
+} coordinate_options;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("lcmcoord coordinate: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (%s)\n", usage_line);
+    return LCMC_EXIT_USAGE;
+}
+
+static void print_help(void)
+{
+    printf("%s\n", usage_line);
+    fputs("\n"
+          "Runs one coordination against an EM and prints the LcmCoord (JSON) on stdout.\n"
+          "The request is built from --action and the optional fields (random ids,\n"
+          "CHANGE_VNFPKG), or read whole from --request FILE (- for stdin).\n"
+          "\n"
+          "Options:\n"
+          "  --endpoint URL     the EM's apiRoot (required)\n"
+          "  --action NAME      coordinationActionName (required without --request)\n"
+          "  --request FILE|-   the LcmCoordRequest as JSON, instead of building one\n"
+          "  --input JSON       inputParams, a JSON object\n"
+          "  --instance ID      vnfInstanceId (default: a random UUID)\n"
+          "  --op-occ ID        vnfLcmOpOccId (default: a random UUID)\n"
+          "  --operation TYPE   lcmOperationType (default CHANGE_VNFPKG)\n"
+          "  --auth FILE        the `authentication` structure (JSON, as in additionalParams)\n"
+          "  --version V        the Version header sent (default 1.0.0)\n"
+          "  --timeout S        deadline of the whole coordination, seconds (default 3600)\n"
+          "  -v, --verbose      log each request and wait to stderr (-vv: more detail)\n"
+          "  --cacert FILE      CA bundle for TLS (env LCMCOORD_CACERT)\n"
+          "  --capath DIR       CA directory for TLS (env LCMCOORD_CAPATH)\n"
+          "  --cert FILE        client certificate for mutual TLS (env LCMCOORD_CERT)\n"
+          "  --key FILE         its private key (env LCMCOORD_KEY; passphrase in\n"
+          "                     LCMCOORD_KEY_PASSWORD)\n"
+          "  -h, --help         show this help\n"
+          "\n"
+          "Exit status: 0 CONTINUE; 1 ABORT, CANCELLED or an error answer; 2 usage or\n"
+          "invalid input; 3 deadline exceeded; 4 transport, TLS or authentication failure;\n"
+          "130/143 interrupted by SIGINT/SIGTERM.\n",
+          stdout);
+}
+
+/* Returns -1 when the options are fine, else the exit status to return. */
+static int parse_options(coordinate_options *o, int argc, char **argv)
+{
+    lcmc_host_tls_from_env(&o->tls);
+    const char *timeout = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+        const char **slot = NULL;
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            print_help();
+            return 0;
+        }
+        if (strcmp(arg, "--verbose") == 0) {
+            o->verbosity++;
+            continue;
+        }
+        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
+            o->verbosity += (int)strlen(arg + 1);
+            continue;
+        }
+        if (lcmc_host_value_option(argc, argv, &i, "--endpoint", &value))
+            slot = &o->client.endpoint;
+        else if (lcmc_host_value_option(argc, argv, &i, "--action", &value))
+            slot = &o->action;
+        else if (lcmc_host_value_option(argc, argv, &i, "--request", &value))
+            slot = &o->request;
+        else if (lcmc_host_value_option(argc, argv, &i, "--input", &value))
+            slot = &o->input;
+        else if (lcmc_host_value_option(argc, argv, &i, "--instance", &value))
+            slot = &o->instance;
+        else if (lcmc_host_value_option(argc, argv, &i, "--op-occ", &value))
+            slot = &o->op_occ;
+        else if (lcmc_host_value_option(argc, argv, &i, "--operation", &value))
+            slot = &o->operation;
+        else if (lcmc_host_value_option(argc, argv, &i, "--auth", &value))
+            slot = &o->client.auth_path;
+        else if (lcmc_host_value_option(argc, argv, &i, "--version", &value))
+            slot = &o->client.version;
+        else if (lcmc_host_value_option(argc, argv, &i, "--timeout", &value))
+            slot = &timeout;
+        else if (lcmc_host_value_option(argc, argv, &i, "--cacert", &value))
+            slot = &o->tls.cacert;
+        else if (lcmc_host_value_option(argc, argv, &i, "--capath", &value))
+            slot = &o->tls.capath;
+        else if (lcmc_host_value_option(argc, argv, &i, "--cert", &value))
+            slot = &o->tls.cert;
+        else if (lcmc_host_value_option(argc, argv, &i, "--key", &value))
+            slot = &o->tls.key;
+        else if (arg[0] == '-')
+            return usage_error("unknown option '%s'", arg);
+        else
+            return usage_error("unexpected argument '%s'", arg);
+        if (value == NULL || value[0] == '\0')
+            return usage_error("option '%s' needs a value", arg);
+        *slot = value;
+    }
+    if (o->client.endpoint == NULL)
+        return usage_error("%s", "--endpoint is required");
+    if (o->request == NULL && o->action == NULL)
+        return usage_error("%s", "--action or --request is required");
+    if (o->request != NULL && (o->action != NULL || o->input != NULL || o->instance != NULL ||
+                               o->op_occ != NULL || o->operation != NULL))
+        return usage_error("%s", "--request takes the whole request: drop --action, --input, "
+                                 "--instance, --op-occ and --operation");
+    if (timeout != NULL) {
+        char *end = NULL;
+        o->client.timeout = strtod(timeout, &end);
+        if (end == timeout || *end != '\0' || !(o->client.timeout > 0))
+            return usage_error("--timeout needs a positive number of seconds, not '%s'", timeout);
+    }
+    return -1;
+}
+
+/* Pushes the request text read from --request (a file, or stdin for "-"). 0, or reports. */
+static int push_request_file(lua_State *L, const char *path)
+{
+    int from_stdin = strcmp(path, "-") == 0;
+    FILE *in = from_stdin ? stdin : fopen(path, "rb");
+    size_t length = 0;
+    char *text = in != NULL ? lcmc_read_all(in, REQUEST_CAP, &length) : NULL;
+    int saved_errno = errno;
+    if (in != NULL && !from_stdin)
+        fclose(in);
+    if (text == NULL) {
+        fprintf(stderr, "lcmcoord coordinate: cannot read the request from %s: %s\n",
+                from_stdin ? "stdin" : path, strerror(saved_errno));
+        return -1;
+    }
+    lua_pushlstring(L, text, length);
+    free(text);
+    return 0;
+}
+
+/* Calls module.field(arg at idx) in protection; pushes the result, or reports `what` and
+ * returns -1 with nothing pushed. */
+static int call_module(lua_State *L, const char *path, int idx, const char *what)
+{
+    idx = lua_absindex(L, idx);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "lcmcoord");
+    if (strcmp(path, "request") == 0) {
+        lua_getfield(L, -1, "request");
+    } else {
+        lua_getfield(L, -1, "json");
+        lua_getfield(L, -1, "encode");
+        lua_remove(L, -2);
+    }
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "lcmcoord coordinate: %s: %s\n", what, luaL_tolstring(L, -1, NULL));
+        lua_pop(L, 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the request from the flags with lcmcoord.request and pushes it as JSON text. */
+static int push_built_request(lua_State *L, const coordinate_options *o)
+{
+    lua_createtable(L, 0, 5);
+    int fields = lua_gettop(L);
+    lua_pushstring(L, o->action);
+    lua_setfield(L, fields, "action");
+    if (o->instance != NULL) {
+        lua_pushstring(L, o->instance);
+        lua_setfield(L, fields, "instance");
+    }
+    if (o->op_occ != NULL) {
+        lua_pushstring(L, o->op_occ);
+        lua_setfield(L, fields, "op_occ");
+    }
+    if (o->operation != NULL) {
+        lua_pushstring(L, o->operation);
+        lua_setfield(L, fields, "operation");
+    }
+    if (o->input != NULL) {
+        /* cjson gives a table for arrays too; only an object is a KeyValuePairs. */
+        int object = o->input[strspn(o->input, " \t\r\n")] == '{';
+        if (!lcmc_lua_json_decode(L, o->input, strlen(o->input)) || !object) {
+            fprintf(stderr, "lcmcoord coordinate: --input is not a JSON object%s%s (%s)\n",
+                    object ? ": " : "", object ? lua_tostring(L, -1) : "", usage_line);
+            lua_settop(L, fields - 1);
+            return -1;
+        }
+        lua_setfield(L, fields, "input");
+    }
+    if (call_module(L, "request", fields, "cannot build the request") != 0 ||
+        call_module(L, "json.encode", -1, "cannot encode the request") != 0) {
+        lua_settop(L, fields - 1);
+        return -1;
+    }
+    lua_replace(L, fields);
+    lua_settop(L, fields);
+    return 0;
+}
+
+/* What is kept of a finished coordination once it is freed (it must go before its client,
+ * and nothing that may raise runs while it is alive). */
+typedef struct outcome {
+    lcmc_status status;
+    lcmc_result result;
+    char *lcmcoord_json;
+    char *message;
+} outcome;
+
+static void run_coordination(lcmc_engine *engine, lcmc_client *client, const char *request,
+                             outcome *out, int *caught)
+{
+    lcmc_coordination *coord = NULL;
+    lcmc_host_signals_arm(engine, NULL);
+    out->status = lcmc_client_coordinate(client, request, 0, &coord);
+    *caught = lcmc_host_signals_disarm(NULL);
+    out->result = coord != NULL ? lcmc_coordination_result(coord) : LCMC_RESULT_NONE;
+    const char *json = coord != NULL ? lcmc_coordination_lcmcoord_json(coord) : NULL;
+    const lcmc_error *err = coord != NULL ? lcmc_coordination_error(coord) : NULL;
+    out->lcmcoord_json = json != NULL ? strdup(json) : NULL;
+    out->message = strdup(err != NULL ? lcmc_error_message(err) : lcmc_strerror(out->status));
+    lcmc_coordination_free(coord);
+}
+
+/* Prints the LcmCoord and returns the exit status its result means. */
+static int finish(lua_State *L, const outcome *out)
+{
+    if (!lcmc_lua_json_decode(L, out->lcmcoord_json, strlen(out->lcmcoord_json))) {
+        lcmc_host_report("the LcmCoord cannot be decoded", 0);
+        return LCMC_EXIT_REFUSED;
+    }
+    lcmc_show_style plain = {0};
+    lcmc_show_json(L, -1, stdout, &plain);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (out->result == LCMC_RESULT_CONTINUE)
+        return 0;
+    /* One line saying why the operation will not go on: the EM's own words when it gave
+     * some (error.detail of an ABORT). */
+    lua_getfield(L, -1, "id");
+    lua_getfield(L, -2, "error");
+    if (lua_istable(L, -1))
+        lua_getfield(L, -1, "detail");
+    else
+        lua_pushnil(L);
+    const char *result = lcmc_result_name(out->result);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        lua_pushfstring(L, "coordination %s ended with %s: %s", lua_tostring(L, -3),
+                        result != NULL ? result : "?", lua_tostring(L, -1));
+    else
+        lua_pushfstring(L, "coordination %s ended with %s",
+                        lua_tostring(L, -3) != NULL ? lua_tostring(L, -3) : "?",
+                        result != NULL ? result : "?");
+    lcmc_host_report(lua_tostring(L, -1), 0);
+    lua_pop(L, 4);
+    return LCMC_EXIT_REFUSED;
+}
+
+static int coordinate_protected(lua_State *L)
+{
+    coordinate_options *o = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    o->exit_status = LCMC_EXIT_USAGE;
+    lcmc_host_open_libraries(L);
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    lcmc_lua_set_default_tls(L, &o->tls);
+    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
+     * such; progress only with -v. */
+    lcmc_engine_set_log(engine, lcmc_host_log_line, NULL,
+                        o->verbosity >= 2   ? LCMC_LOG_DEBUG
+                        : o->verbosity == 1 ? LCMC_LOG_INFO
+                                            : LCMC_LOG_WARN);
+
+    /* The request first: a bad one is refused before anything is sent or any file read. */
+    int rc = o->request != NULL ? push_request_file(L, o->request) : push_built_request(L, o);
+    if (rc != 0)
+        return 0;
+    int request = lua_gettop(L);
+    rc = lcmc_host_push_client(L, "lcmcoord coordinate", &o->client);
+    if (rc != 0) {
+        o->exit_status = rc;
+        return 0;
+    }
+    lcmc_client *client = lcmc_lua_to_client(L, -1);
+
+    outcome out = {LCMC_OK, LCMC_RESULT_NONE, NULL, NULL};
+    int caught = 0;
+    run_coordination(engine, client, lua_tostring(L, request), &out, &caught);
+    if (caught != 0) {
+        fprintf(stderr, "lcmcoord: interrupted by %s\n", caught == SIGINT ? "SIGINT" : "SIGTERM");
+        o->exit_status = 128 + caught;
+    } else if (out.status == LCMC_OK && out.lcmcoord_json != NULL) {
+        /* Freed first: finish() may raise on a memory error. */
+        lua_pushstring(L, out.lcmcoord_json);
+        free(out.lcmcoord_json);
+        out.lcmcoord_json = (char *)lua_tostring(L, -1);
+        free(out.message);
+        out.message = NULL;
+        o->exit_status = finish(L, &out);
+        return 0;
+    } else {
+        lcmc_host_report(out.message != NULL ? out.message : "not enough memory", 0);
+        o->exit_status = lcmc_host_exit_status(out.status != LCMC_OK ? out.status : LCMC_EPROTOCOL);
+    }
+    free(out.lcmcoord_json);
+    free(out.message);
+    return 0;
+}
+
+int lcmc_coordinate_main(int argc, char **argv)
+{
+    coordinate_options options;
+    memset(&options, 0, sizeof options);
+    int rc = parse_options(&options, argc, argv);
+    if (rc >= 0)
+        return rc;
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        fputs("lcmcoord coordinate: not enough memory\n", stderr);
+        return LCMC_EXIT_REFUSED;
+    }
+    lua_pushcfunction(L, coordinate_protected);
+    lua_pushlightuserdata(L, &options);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lcmc_host_signals_disarm(NULL);
+        fprintf(stderr, "lcmcoord coordinate: %s\n", luaL_tolstring(L, -1, NULL));
+        options.exit_status = LCMC_EXIT_REFUSED;
+    }
+    lua_close(L);
+    return options.exit_status;
+}

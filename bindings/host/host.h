@@ -1,0 +1,72 @@
+/*
+ * What the client subcommands of the `lcmcoord` program (run, coordinate, repl) share, so
+ * that they behave alike for an operator and a VNFM: the exit status of each lcmcoord error
+ * kind, the one-line stderr report, the SIGINT/SIGTERM plumbing that cancels whatever is in
+ * flight on an engine, and the handling of `--name VALUE` options and of the TLS defaults
+ * taken from the environment.
+ */
+#ifndef LCMCOORD_HOST_HOST_H
+#define LCMCOORD_HOST_HOST_H
+
+#include <signal.h>
+
+#include <lua.h>
+
+#include "lcmcoord/lcmcoord.h"
+
+#define LCMC_EXIT_REFUSED   1 /* coordination refused (ABORT...) or script error */
+#define LCMC_EXIT_USAGE     2 /* usage or invalid input */
+#define LCMC_EXIT_DEADLINE  3
+#define LCMC_EXIT_TRANSPORT 4 /* transport, TLS, auth */
+
+/* The exit status `lcmcoord run` gives an error of this kind (docs/lua-api.md). */
+int lcmc_host_exit_status(lcmc_status status);
+
+/* Prints "lcmcoord: <text>" on stderr as one line (line breaks become spaces) unless
+ * `keep_lines`: a VNFM stores stderr as the error detail, so one clear line is the contract. */
+void lcmc_host_report(const char *text, int keep_lines);
+
+/* Matches `--name VALUE` and `--name=VALUE` at argv[*i]; advances *i past what it used.
+ * Returns 1 on a match (the value in *value, NULL when missing), 0 otherwise. */
+int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value);
+
+/* Fills `tls` from LCMCOORD_CACERT, LCMCOORD_CAPATH, LCMCOORD_CERT, LCMCOORD_KEY and
+ * LCMCOORD_KEY_PASSWORD (a passphrase is never taken from the command line: `ps` shows it). */
+void lcmc_host_tls_from_env(lcmc_tls_options *tls);
+
+/* Opens the standard libraries a coordination script needs (no debug library), preloads the
+ * linked lua-cjson as `cjson` (so nothing depends on package.cpath) and loads `lcmcoord`.
+ * Raises on memory errors: call it from protected code. */
+void lcmc_host_open_libraries(lua_State *L);
+
+/* An lcmc_log_fn writing "lcmcoord: <message>" lines on stderr (for -v). */
+void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message);
+
+/* What `repl` and `coordinate` take from their command line to make the client of one EM. */
+typedef struct lcmc_host_client_options {
+    const char *endpoint;
+    const char *auth_path; /* a file holding the `authentication` structure; NULL: none */
+    const char *version;   /* the Version header; NULL: the runtime's */
+    double timeout;        /* seconds; 0: the runtime's */
+} lcmc_host_client_options;
+
+/* Pushes an `lcmcoord.client` made from `options` (the module must be loaded). On failure
+ * prints one line on stderr starting with `prog` (naming the endpoint or the authentication
+ * file, never showing the file's content), pushes nothing and returns the exit status (2 for
+ * an unreadable or invalid file, else as lcmc_host_exit_status); returns 0 on success. */
+int lcmc_host_push_client(lua_State *L, const char *prog, const lcmc_host_client_options *options);
+
+/* ---- signals --------------------------------------------------------------------------- */
+
+/* While armed, SIGINT and SIGTERM interrupt `engine` (every request in flight finishes
+ * LCMC_ECANCELLED) and, when L is not NULL, set a hook that raises "interrupted" at the next
+ * Lua instruction, so a script busy in pure Lua stops too. The first signal puts back the
+ * default actions: a second one ends the process at once. Disarming restores the default
+ * actions, removes the hook and returns the signal caught while armed (0: none). The caller
+ * then resets the engine's interrupt if it goes on using it. */
+void lcmc_host_signals_arm(lcmc_engine *engine, lua_State *L);
+int lcmc_host_signals_disarm(lua_State *L);
+/* The signal caught since the last arm (0: none); readable while armed. */
+int lcmc_host_signal_caught(void);
+
+#endif

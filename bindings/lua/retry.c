@@ -1,0 +1,199 @@
+/*
+ * lcmcoord.retry: retry policies for scripts, the same lcmc_retry_policy the engine uses
+ * for its own retries, so there is one definition of "try again". policy:run(fn) calls
+ * fn(attempt) until it succeeds or the policy gives up; http.request takes a policy (or
+ * the table that would make one) as its `retry` option.
+ */
+#include <string.h>
+
+#include "binding.h"
+
+#define POLICY_MT "lcmcoord.retry_policy"
+
+static const char *const policy_fields[] = {"attempts",           "deadline", "base",  "max",
+                                            "multiplier",         "jitter",   "floor", "retry_on",
+                                            "honour_retry_after", NULL};
+
+static int policy_error(lua_State *L, int arg, const char *field, const char *expected)
+{
+    return luaL_argerror(L, arg, lua_pushfstring(L, "retry.%s: %s expected", field, expected));
+}
+
+static double number_field(lua_State *L, int t, int arg, const char *field, double fallback,
+                           double min)
+{
+    double value = fallback;
+    if (lua_getfield(L, t, field) != LUA_TNIL) {
+        if (!lua_isnumber(L, -1))
+            policy_error(L, arg, field, "number");
+        value = lua_tonumber(L, -1);
+        if (!(value >= min))
+            policy_error(L, arg, field, min > 0 ? "positive number" : "non-negative number");
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
+/* Fills `policy` from the table at t (fields as lcmcoord.retry.policy documents). */
+static void policy_from_table(lua_State *L, int t, int arg, lcmc_retry_policy *policy)
+{
+    lcmc_retry_policy defaults = LCMC_RETRY_POLICY_INIT;
+    *policy = defaults;
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        int known = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (const char *const *f = policy_fields; *f && !known; f++)
+                known = strcmp(*f, lua_tostring(L, -2)) == 0;
+        if (!known) {
+            lua_pop(L, 1);
+            return (void)luaL_argerror(
+                L, arg,
+                lua_pushfstring(L, "unknown retry policy field '%s'", luaL_tolstring(L, -1, NULL)));
+        }
+        lua_pop(L, 1);
+    }
+    policy->attempts = (int)number_field(L, t, arg, "attempts", policy->attempts, 0);
+    policy->deadline = number_field(L, t, arg, "deadline", policy->deadline, 0);
+    policy->base = number_field(L, t, arg, "base", policy->base, 0);
+    policy->max = number_field(L, t, arg, "max", policy->max, 0);
+    policy->multiplier = number_field(L, t, arg, "multiplier", policy->multiplier, 0);
+    policy->jitter = number_field(L, t, arg, "jitter", policy->jitter, 0);
+    if (policy->jitter > 1)
+        policy_error(L, arg, "jitter", "number from 0 to 1");
+    policy->floor = number_field(L, t, arg, "floor", policy->floor, 0);
+    if (lua_getfield(L, t, "honour_retry_after") != LUA_TNIL) {
+        if (!lua_isboolean(L, -1))
+            policy_error(L, arg, "honour_retry_after", "boolean");
+        policy->honour_retry_after = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "retry_on") != LUA_TNIL) {
+        if (!lua_istable(L, -1))
+            policy_error(L, arg, "retry_on", "list of statuses and \"transport\"");
+        memset(policy->retry_on, 0, sizeof policy->retry_on);
+        policy->retry_on_transport = 0;
+        int n = 0;
+        lua_Integer len = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= len; i++) {
+            lua_geti(L, -1, i);
+            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "transport") == 0)
+                policy->retry_on_transport = 1;
+            else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 100 &&
+                     lua_tointeger(L, -1) <= 599 && n < LCMC_RETRY_MAX_STATUSES - 1)
+                policy->retry_on[n++] = (int)lua_tointeger(L, -1);
+            else
+                policy_error(L, arg, "retry_on", "list of statuses (100-599) and \"transport\"");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void lcmc_lua_check_policy(lua_State *L, int idx, int arg, lcmc_retry_policy *policy)
+{
+    lcmc_retry_policy *existing = luaL_testudata(L, idx, POLICY_MT);
+    if (existing != NULL) {
+        *policy = *existing;
+        return;
+    }
+    luaL_argexpected(L, lua_istable(L, idx), arg, "lcmcoord.retry_policy or table");
+    policy_from_table(L, lua_absindex(L, idx), arg, policy);
+}
+
+/* lcmcoord.retry.policy{...} */
+static int policy_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lcmc_retry_policy policy;
+    policy_from_table(L, 1, 1, &policy);
+    lcmc_retry_policy *box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = policy;
+    luaL_setmetatable(L, POLICY_MT);
+    return 1;
+}
+
+/* What one call of fn said, as the policy sees it: returns 1 when it is a failure the
+ * policy may retry (outcome filled), 0 when fn succeeded or failed for good. */
+static int read_outcome(lua_State *L, int first, lcmc_retry_outcome *outcome)
+{
+    if (lua_istable(L, first) && !lcmc_lua_is_error(L, first)) {
+        /* A response table: its status decides. */
+        if (lua_getfield(L, first, "status") != LUA_TNUMBER) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        outcome->status = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (lua_getfield(L, first, "retry_after") == LUA_TNUMBER) {
+            outcome->retry_after_present = 1;
+            outcome->retry_after = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 1);
+        return 1;
+    }
+    if (lua_isnil(L, first) && lcmc_lua_is_error(L, first + 1)) {
+        lua_getfield(L, first + 1, "kind");
+        outcome->transport_failure =
+            lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "transport") == 0;
+        lua_pop(L, 1);
+        lua_getfield(L, first + 1, "status");
+        outcome->status = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* policy:run(fn) -> what fn returned last */
+static int policy_run(lua_State *L)
+{
+    lcmc_retry_policy *policy = luaL_checkudata(L, 1, POLICY_MT);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    double started = lcmc_now();
+    for (int attempt = 1;; attempt++) {
+        lua_settop(L, 2);
+        lua_pushvalue(L, 2);
+        lua_pushinteger(L, attempt);
+        lua_call(L, 1, LUA_MULTRET);
+        int results = lua_gettop(L) - 2;
+        lcmc_retry_outcome outcome = {0};
+        outcome.attempt = attempt;
+        if (results == 0 || !read_outcome(L, 3, &outcome))
+            return results;
+        outcome.elapsed = lcmc_now() - started;
+        double wait = lcmc_retry_next_wait(policy, &outcome, lcmc_engine_random(engine));
+        if (wait < 0)
+            return results;
+        if (lcmc_engine_sleep(engine, wait) != LCMC_OK) {
+            lua_pushnil(L);
+            lcmc_lua_push_status_error(L, LCMC_ECANCELLED, "interrupted while waiting to retry",
+                                       NULL, NULL);
+            return 2;
+        }
+    }
+}
+
+static int policy_tostring(lua_State *L)
+{
+    lcmc_retry_policy *p = luaL_checkudata(L, 1, POLICY_MT);
+    lua_pushfstring(L, "lcmcoord.retry_policy (%d attempts, base %f s)", p->attempts, p->base);
+    return 1;
+}
+
+void lcmc_lua_open_retry(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"run", policy_run}, {NULL, NULL}};
+    if (luaL_newmetatable(L, POLICY_MT)) {
+        lua_pushcfunction(L, policy_tostring);
+        lua_setfield(L, -2, "__tostring");
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, policy_new);
+    lua_setfield(L, -2, "policy");
+}
