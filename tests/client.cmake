@@ -14,3 +14,5 @@ if(LCMCOORD_SANITIZE MATCHES "address")
   set_property(TEST e2e_lua_stock APPEND PROPERTY ENVIRONMENT
                "LCMC_STOCK_LUA_PRELOAD=${LCMC_ASAN_RUNTIME}")
 endif()
+lcmc_add_e2e_test(e2e_primitives test_primitives.py)
+lcmc_add_busted_test(lua_primitives_spec primitives_spec.lua)

@@ -6,6 +6,7 @@
  * every client is freed before the engine, as the runtime requires.
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "binding.h"
@@ -66,6 +67,14 @@ static engine_box *get_box(lua_State *L)
     return box;
 }
 
+/* Under a stock interpreter nobody else sets a log: warnings (credentials over plain
+ * http, TLS verification off) and script errors still deserve stderr. A host replaces it. */
+static void log_to_stderr(void *userdata, lcmc_log_level level, const char *message)
+{
+    (void)userdata;
+    fprintf(stderr, "lcmcoord: %s%s\n", level == LCMC_LOG_WARN ? "warning: " : "", message);
+}
+
 lcmc_engine *lcmc_lua_engine(lua_State *L)
 {
     engine_box *box = get_box(L);
@@ -76,6 +85,7 @@ lcmc_engine *lcmc_lua_engine(lua_State *L)
             lcmc_lua_push_status_error(L, status, "cannot create the lcmcoord engine", NULL, NULL);
             lua_error(L);
         }
+        lcmc_engine_set_log(box->engine, log_to_stderr, NULL, LCMC_LOG_WARN);
     }
     return box->engine;
 }
