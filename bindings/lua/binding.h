@@ -121,9 +121,15 @@ void lcmc_lua_check_policy(lua_State *L, int idx, int arg, lcmc_retry_policy *po
 void lcmc_lua_open_http(lua_State *L);
 int lcmc_lua_http_request(lua_State *L);
 
+/* ---- batch.c ----------------------------------------------------------------------------- */
+
+/* Lua: client:coordinate_all(reqs [, opts]) */
+int lcmc_lua_client_coordinate_all(lua_State *L);
+
 /* ---- script.c ---------------------------------------------------------------------------- */
 
 /* Sets sleep, now and log on the module table at the top of the stack. */
 void lcmc_lua_open_script(lua_State *L);
+
 
 #endif

@@ -436,6 +436,7 @@ void lcmc_lua_client_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"coordinate", client_coordinate},
+        {"coordinate_all", lcmc_lua_client_coordinate_all},
         {"post", client_post},
         {"get", client_get},
         {"cancel", client_cancel},

@@ -26,6 +26,12 @@ static void global_init(void)
     global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* Enough active transfers to keep every connection busy with one queued behind it. */
+static size_t active_transfers_for(long max_host_connections)
+{
+    return max_host_connections > 0 ? (size_t)max_host_connections * 2 : 256;
+}
+
 lcmc_status lcmc_engine_new(lcmc_engine **out)
 {
     if (out == NULL)
@@ -50,6 +56,7 @@ lcmc_status lcmc_engine_new(lcmc_engine **out)
     /* Many coordinations to one EM should share a few kept-alive connections rather than
      * open one each; HTTP/1.1 pipelining is gone from libcurl, so requests queue instead. */
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    e->max_active_transfers = active_transfers_for(64);
     e->log_max = LCMC_LOG_WARN;
     *out = e;
     return LCMC_OK;
@@ -100,6 +107,8 @@ lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *e, long max)
     if (e == NULL || max < 0)
         return LCMC_EUSAGE;
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+    e->max_active_transfers = active_transfers_for(max);
+    lcmc__transfers_pump(e);
     return LCMC_OK;
 }
 

@@ -16,6 +16,11 @@ struct lcmc_engine {
     size_t heap_length, heap_allocated;
     lcmc_op *ops;
     size_t transfers_running;
+    /* At most this many transfers are active (own an easy handle, sit in libcurl's lists);
+     * the rest wait in a queue, so ten thousand coordinations cost little and libcurl's
+     * per-turn work stays bounded. */
+    size_t max_active_transfers;
+    struct lcmc_transfer *queue_head, *queue_tail;
     /* Easy handles kept after use: they hold libcurl's DNS and TLS session caches, and
      * reusing them spares an allocation per request. */
     CURL **idle_easy;
@@ -50,6 +55,8 @@ struct lcmc_engine {
 /* Logs a warning once per engine for a given key (e.g. an origin). */
 void lcmc__warn_once(lcmc_engine *engine, const char *key, const char *fmt, ...) LCMC_PRINTF(3, 4);
 
+/* Starts queued transfers while there is room among the active ones. */
+void lcmc__transfers_pump(lcmc_engine *engine);
 /* Completes every transfer libcurl reports finished (engine loop only). */
 void lcmc__transfers_collect(lcmc_engine *engine);
 void lcmc__records_free(lcmc_engine *engine);

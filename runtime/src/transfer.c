@@ -26,6 +26,12 @@ struct lcmc_transfer {
     lcmc_transfer_result result;
     lcmc_timer failed_start; /* reports a transfer that could not even be added */
     int in_multi;
+    /* Waiting for a place among the engine's active transfers: the spec (its strings are
+     * the transfer's own, its pointers borrowed from owners that outlive it) is applied
+     * when one frees up. */
+    int queued;
+    lcmc_transfer_spec spec;
+    lcmc_transfer *queue_prev, *queue_next;
 };
 
 static size_t on_body(char *data, size_t size, size_t count, void *userdata)
@@ -138,8 +144,27 @@ static void give_back_easy(lcmc_engine *e, CURL *easy)
     e->idle_easy[e->idle_count++] = easy;
 }
 
+static void unqueue(lcmc_transfer *t)
+{
+    lcmc_engine *e = t->engine;
+    if (t->queue_prev)
+        t->queue_prev->queue_next = t->queue_next;
+    else
+        e->queue_head = t->queue_next;
+    if (t->queue_next)
+        t->queue_next->queue_prev = t->queue_prev;
+    else
+        e->queue_tail = t->queue_prev;
+    t->queue_prev = t->queue_next = NULL;
+    t->queued = 0;
+}
+
 static void release(lcmc_transfer *t)
 {
+    lcmc_engine *e_of_release = t->engine;
+    int was_active = t->in_multi;
+    if (t->queued)
+        unqueue(t);
     if (t->easy) {
         if (t->in_multi) {
             curl_multi_remove_handle(t->engine->multi, t->easy);
@@ -153,6 +178,8 @@ static void release(lcmc_transfer *t)
     free(t->url);
     free(t->body);
     free(t);
+    if (was_active)
+        lcmc__transfers_pump(e_of_release);
 }
 
 static void report_failed_start(lcmc_timer *timer)
@@ -251,6 +278,42 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     return 0;
 }
 
+/* Reports a transfer that could not be started through its callback, from the loop (never
+ * inside the caller's frame). Returns -1 when even that is impossible. */
+static int fail_from_the_loop(lcmc_transfer *t, CURLcode code, const char *why)
+{
+    t->result.curl_code = code;
+    snprintf(t->result.curl_error, sizeof t->result.curl_error, "%s", why);
+    return lcmc__timer_arm(t->engine, &t->failed_start, lcmc__now());
+}
+
+/* Gives a transfer its easy handle and hands it to libcurl. Returns -1 when memory ran out
+ * before anything could be reported; the transfer is then still the caller's. */
+static int activate(lcmc_transfer *t)
+{
+    lcmc_engine *e = t->engine;
+    if (t->easy == NULL)
+        t->easy = take_easy(e);
+    if (t->easy == NULL || configure(t, &t->spec) != 0)
+        return -1;
+    if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK)
+        return fail_from_the_loop(t, CURLE_FAILED_INIT, "the request could not be queued");
+    t->in_multi = 1;
+    e->transfers_running++;
+    return 0;
+}
+
+void lcmc__transfers_pump(lcmc_engine *e)
+{
+    while (e->queue_head && e->transfers_running < e->max_active_transfers) {
+        lcmc_transfer *t = e->queue_head;
+        unqueue(t);
+        /* Out of memory here: the owner learns of it as of any failed transfer. */
+        if (activate(t) != 0)
+            fail_from_the_loop(t, CURLE_OUT_OF_MEMORY, "out of memory");
+    }
+}
+
 lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *spec,
                                     lcmc_transfer_done_fn *done, void *userdata)
 {
@@ -273,25 +336,30 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
             t->body_length = spec->body_length;
         }
     }
-    t->easy = take_easy(e);
-    if (t->method == NULL || t->url == NULL || (spec->body && t->body == NULL) || t->easy == NULL ||
-        configure(t, spec) != 0) {
+    if (t->method == NULL || t->url == NULL || (spec->body && t->body == NULL)) {
         release(t);
         return NULL;
     }
-    if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK) {
-        /* The callback must not run inside the caller's frame: report from the loop. */
-        t->result.curl_code = CURLE_FAILED_INIT;
-        snprintf(t->result.curl_error, sizeof t->result.curl_error,
-                 "the request could not be queued");
-        if (lcmc__timer_arm(e, &t->failed_start, lcmc__now()) != 0) {
+    t->spec = *spec;
+    t->spec.method = t->method;
+    t->spec.url = t->url;
+    t->spec.body = t->body;
+    if (e->transfers_running < e->max_active_transfers) {
+        if (activate(t) != 0) {
             release(t);
             return NULL;
         }
         return t;
     }
-    t->in_multi = 1;
-    e->transfers_running++;
+    /* Beyond the active set a transfer costs only this struct: no easy handle, no place in
+     * libcurl's lists that every turn of the loop would walk. */
+    t->queued = 1;
+    t->queue_prev = e->queue_tail;
+    if (e->queue_tail)
+        e->queue_tail->queue_next = t;
+    else
+        e->queue_head = t;
+    e->queue_tail = t;
     return t;
 }
 
@@ -412,6 +480,7 @@ void lcmc__transfers_collect(lcmc_engine *e)
         e->transfers_running--;
         t->done(t, t->userdata);
     }
+    lcmc__transfers_pump(e);
 }
 
 static int is_tls_failure(CURLcode code)

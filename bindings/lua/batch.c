@@ -1,0 +1,120 @@
+/*
+ * client:coordinate_all(reqs [, opts]): many coordinations at once on the one engine, each
+ * under its own deadline, sharing the client's connections and token. The runtime does the
+ * concurrency; this file only turns a list of request tables into coordinations and their
+ * outcomes back into a list, in input order. A batch userdata owns the coordinations, so
+ * that a Lua error in between frees them at the next collection.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+
+#define BATCH_MT "lcmcoord.batch"
+
+typedef struct batch {
+    size_t count;
+    lcmc_coordination **coordinations;
+} batch;
+
+static int batch_gc(lua_State *L)
+{
+    batch *b = luaL_checkudata(L, 1, BATCH_MT);
+    for (size_t i = 0; i < b->count; i++)
+        lcmc_coordination_free(b->coordinations[i]);
+    free(b->coordinations);
+    b->coordinations = NULL;
+    b->count = 0;
+    return 0;
+}
+
+static batch *new_batch(lua_State *L, size_t count)
+{
+    if (luaL_newmetatable(L, BATCH_MT)) {
+        lua_pushcfunction(L, batch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    batch *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->count = 0;
+    b->coordinations = NULL;
+    luaL_setmetatable(L, BATCH_MT);
+    if (count > 0 && (b->coordinations = calloc(count, sizeof *b->coordinations)) == NULL)
+        luaL_error(L, "not enough memory");
+    b->count = count;
+    return b;
+}
+
+/* client:coordinate_all(reqs [, {timeout=, max_connections=}]) -> {{coord=}|{err=}, ...} */
+int lcmc_lua_client_coordinate_all(lua_State *L)
+{
+    lcmc_client *client = lcmc_lua_to_client(L, 1);
+    if (client == NULL) {
+        luaL_checkudata(L, 1, LCMC_LUA_CLIENT_MT);
+        return luaL_error(L, "attempt to use a closed client");
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    double timeout = 0;
+    lua_Integer max_connections = 0;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "timeout");
+        if (!lua_isnil(L, -1)) {
+            timeout = lua_tonumber(L, -1);
+            luaL_argcheck(L, lua_isnumber(L, -1) && timeout > 0, 3,
+                          "timeout: positive number expected");
+        }
+        lua_getfield(L, 3, "max_connections");
+        if (!lua_isnil(L, -1)) {
+            max_connections = lua_tointeger(L, -1);
+            luaL_argcheck(L, lua_isinteger(L, -1) && max_connections > 0, 3,
+                          "max_connections: positive integer expected");
+        }
+        lua_pop(L, 2);
+    }
+    lua_Integer n = luaL_len(L, 2);
+    /* Encode everything first: a bad request raises before anything is sent. */
+    lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
+    int texts = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_geti(L, 2, i) != LUA_TTABLE)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "request %d is not a table", (int)i));
+        if (lcmc_lua_json_encode(L, -1, NULL) == NULL)
+            return luaL_argerror(L, 2,
+                                 lua_pushfstring(L, "request %d: %s", (int)i, lua_tostring(L, -1)));
+        lua_rawseti(L, texts, i);
+        lua_pop(L, 1);
+    }
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    if (max_connections > 0)
+        lcmc_engine_set_max_host_connections(engine, (long)max_connections);
+    batch *b = new_batch(L, (size_t)n);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, texts, i);
+        lcmc_coordination_start(&b->coordinations[i - 1], client, lua_tostring(L, -1), timeout);
+        lua_pop(L, 1);
+    }
+    lcmc_engine_run(engine);
+
+    lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lcmc_coordination *coord = b->coordinations[i - 1];
+        lua_createtable(L, 0, 1);
+        if (coord == NULL) {
+            lcmc_lua_push_status_error(L, LCMC_ENOMEM, NULL, NULL, NULL);
+            lua_setfield(L, -2, "err");
+        } else if (lcmc_lua_push_result(L, coord, lcmc_coordination_status(coord))) {
+            lua_setfield(L, -2, "coord");
+        } else {
+            lua_setfield(L, -2, "err");
+        }
+        lua_rawseti(L, -2, i);
+    }
+    /* The coordinations go before their client may: the results are copied out. */
+    lua_pushcfunction(L, batch_gc);
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    return 1;
+}
