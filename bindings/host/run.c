@@ -16,6 +16,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "params.h"
 #include "run_io.h"
 #include "subcommands.h"
 
@@ -31,6 +32,7 @@ static const char usage_line[] =
 
 typedef struct run_context {
     int verbosity;
+    int any_params; /* --any-params: stdin need not be CoordinateVNF parameters */
     const char *record;
     const char *script;
     lcmc_tls_options tls;
@@ -59,6 +61,9 @@ static void print_help(void)
           "Options:\n"
           "  -v, --verbose    log each request and wait to stderr (-vv: more detail)\n"
           "  --record FILE    write the coordination record (JSON) to FILE at the end\n"
+          "  --any-params     accept any JSON object on stdin (for scripts that are not\n"
+          "                   CoordinateVNF scripts; otherwise endpoint, authentication\n"
+          "                   and LcmCoordRequest are required)\n"
           "  --cacert FILE    CA bundle for TLS (env LCMCOORD_CACERT)\n"
           "  --capath DIR     CA directory for TLS (env LCMCOORD_CAPATH)\n"
           "  --cert FILE      client certificate for mutual TLS (env LCMCOORD_CERT)\n"
@@ -94,6 +99,10 @@ static int parse_options(run_context *ctx, int argc, char **argv)
         }
         if (strcmp(arg, "--verbose") == 0) {
             ctx->verbosity++;
+            continue;
+        }
+        if (strcmp(arg, "--any-params") == 0) {
+            ctx->any_params = 1;
             continue;
         }
         if (arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
@@ -158,22 +167,11 @@ static int message_handler(lua_State *L)
 /* Decodes stdin into the VNFC parameter table (pushed). 0 on success, else reports why. */
 static int push_parameters(lua_State *L, const run_context *ctx)
 {
-    const char *text = ctx->input + strspn(ctx->input, " \t\r\n");
-    if (*text == '\0') {
-        fputs("lcmcoord run: stdin is empty (expected the VNFC parameters as a JSON object)\n",
-              stderr);
-        return -1;
-    }
-    if (!lcmc_lua_json_decode(L, ctx->input, ctx->input_length)) {
-        fprintf(stderr, "lcmcoord run: stdin is not valid JSON: %s\n", lua_tostring(L, -1));
-        return -1;
-    }
-    /* cjson gives a table for arrays too; only an object is a parameter dict. */
-    if (*text != '{') {
-        fputs("lcmcoord run: stdin is not a JSON object\n", stderr);
-        return -1;
-    }
-    return 0;
+    char why[256];
+    if (lcmc_params_push(L, ctx->input, ctx->input_length, !ctx->any_params, why, sizeof why) == 0)
+        return 0;
+    fprintf(stderr, "lcmcoord run: %s\n", why);
+    return -1;
 }
 
 static void write_record(lua_State *L, run_context *ctx)

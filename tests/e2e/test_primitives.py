@@ -27,7 +27,7 @@ def lua(text, param, *flags, timeout=60):
         path = os.path.join(tmp, "script.lua")
         with open(path, "w", encoding="utf-8") as f:
             f.write('local lcmcoord = require "lcmcoord"\nlocal p = ...\n' + text)
-        return harness.run_lcmcoord("run", *flags, path, stdin=json.dumps(param),
+        return harness.run_lcmcoord("run", "--any-params", *flags, path, stdin=json.dumps(param),
                                     timeout=timeout)
 
 

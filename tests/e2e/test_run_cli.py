@@ -50,6 +50,19 @@ class Stdin(harness.TestCase):
     def test_empty_stdin_exits_2(self):
         self.check_bad_stdin("", "lcmcoord run: stdin is empty")
 
+    def test_missing_or_mistyped_fields_exit_2_naming_the_field(self):
+        full = {"endpoint": "http://127.0.0.1:1", "authentication": None,
+                "LcmCoordRequest": {}}
+        for field in ("endpoint", "authentication", "LcmCoordRequest"):
+            partial = {k: v for k, v in full.items() if k != field}
+            self.check_bad_stdin(json.dumps(partial),
+                                 f"lcmcoord run: the VNFC parameters have no '{field}'")
+        self.check_bad_stdin(json.dumps(dict(full, endpoint=5)),
+                             "lcmcoord run: the VNFC parameters' 'endpoint' must be a string")
+        self.check_bad_stdin(json.dumps(dict(full, LcmCoordRequest="x")),
+                             "lcmcoord run: the VNFC parameters' 'LcmCoordRequest' must be an "
+                             "object")
+
 
 class Scripts(TempDirTestCase):
     def test_missing_script_exits_2_naming_it(self):
@@ -60,7 +73,7 @@ class Scripts(TempDirTestCase):
 
     def test_syntax_error_exits_2_with_file_and_line(self):
         path = self.write("broken.lua", "local p = ...\nlocal x = = 1\n")
-        done = harness.run_lcmcoord("run", path, stdin="{}")
+        done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}")
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertRegex(self.assertOneLine(done.stderr), r"broken\.lua:2: ")
 
@@ -69,14 +82,15 @@ class Scripts(TempDirTestCase):
             self.skipTest("luac5.4 not installed")
         path = os.path.join(self.tmp, "compiled.luac")
         subprocess.run(["luac5.4", "-o", path, "-"], input=b"return 1", check=True)
-        done = harness.run_lcmcoord("run", path, stdin="{}")
+        done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}")
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("binary", self.assertOneLine(done.stderr))
 
     def test_runtime_error_in_the_script_exits_1_with_its_line(self):
         param = vnfc_param("http://127.0.0.1:1")
         del param["LcmCoordRequest"]
-        done = run_script(param)
+        # Past the host's own check, the sample script's check raises a Lua error.
+        done = run_script(param, "--any-params")
         self.assertEqual(done.returncode, 1, done.stderr)
         self.assertRegex(self.assertOneLine(done.stderr),
                          r"^lcmcoord: .*coordinate_vnf\.lua:\d+: .*LcmCoordRequest")
@@ -86,7 +100,7 @@ class Scripts(TempDirTestCase):
                           "assert(p.nested.list[2] == 'b', 'bad list')\n"
                           "assert(p.flag == true)\n"
                           "io.stdout:write(p.name)\n")
-        done = harness.run_lcmcoord("run", path,
+        done = harness.run_lcmcoord("run", "--any-params", path,
                                     stdin=json.dumps({"name": "vdu", "flag": True,
                                                       "nested": {"list": ["a", "b"]}}))
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -94,7 +108,7 @@ class Scripts(TempDirTestCase):
 
     def test_multi_line_error_message_is_reported_on_one_line(self):
         path = self.write("multi.lua", "error('first\\nsecond', 0)\n")
-        done = harness.run_lcmcoord("run", path, stdin="{}")
+        done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}")
         self.assertEqual(done.returncode, 1, done.stderr)
         self.assertEqual(self.assertOneLine(done.stderr), "lcmcoord: first second")
 
@@ -102,7 +116,7 @@ class Scripts(TempDirTestCase):
         # An invalid request is refused before anything is sent: kind invalid_request, 2.
         path = self.write("invalid.lua", "local lcmcoord = require 'lcmcoord'\n"
                           "lcmcoord.create_coordination('http://127.0.0.1:1', nil, {})\n")
-        done = harness.run_lcmcoord("run", path, stdin="{}")
+        done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}")
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertRegex(self.assertOneLine(done.stderr), r"^lcmcoord: .*vnfInstanceId")
 
@@ -116,7 +130,7 @@ class Scripts(TempDirTestCase):
         path = self.write("cjson.lua", "local cjson = require 'cjson'\n"
                           "assert(cjson.encode({1}) == '[1]')\n"
                           "assert(require 'lcmcoord'.json.decode('[2]')[1] == 2)\n")
-        done = harness.run_lcmcoord("run", path, stdin="{}",
+        done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}",
                                     env={"LUA_CPATH": "/nonexistent/?.so"})
         self.assertEqual(done.returncode, 0, done.stderr)
 
@@ -233,7 +247,7 @@ class Signals(harness.TestCase):
             path = os.path.join(tmp, "spin.lua")
             with open(path, "w", encoding="utf-8") as f:
                 f.write("io.stdout:write('spinning\\n'); io.stdout:flush()\nwhile true do end\n")
-            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", path], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", "--any-params", path], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 proc.stdin.write("{}")
