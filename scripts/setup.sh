@@ -17,6 +17,7 @@ packages=(
   libcmocka-dev
   lua-busted
   python3
+  libssh2-1-dev openssh-server openssh-client
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -83,6 +84,7 @@ struct em_options {
     size_t body_limit;
     size_t journal_max;
     const char *scenario;
+    const char *chaos; /* --chaos NAME (or "list"); borrowed from argv */
     bool quiet;
 };
 
@@ -357,6 +359,9 @@ void em_rfc3339(const struct timespec *ts, char buf[32]);
 /* ---- scenarios (em_scenario.c) ---- */
 
 struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err, size_t errlen);
+/* The same from text in memory; chunkname names it in messages (e.g. "=chaos:empty-201"). */
+struct em_scenario *em_scenario_load_buffer(const char *chunkname, const char *src, size_t len,
+                                            struct em *em, char *err, size_t errlen);
 void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url);
 void em_scenario_free(struct em_scenario *sc);
 /* Runs the scenario on a request; false means it fell through to the defaults. */
@@ -373,5 +378,57 @@ struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls,
                                   size_t errlen);
 unsigned em_server_port(const struct em_server *srv);
 void em_server_stop(struct em_server *srv);
+
+/* ---- misbehaviour on purpose: --chaos (em_chaos.c, em_chaos_raw.c) ---- */
+
+enum em_chaos_kind {
+    EM_CHAOS_RAW,      /* hand-written bytes on a plain socket: what MHD cannot be made to do */
+    EM_CHAOS_SCENARIO, /* an answer MHD can send, decided by a built-in Lua scenario */
+    EM_CHAOS_CERT,     /* the ordinary EM over HTTPS with a certificate that must be bad */
+};
+
+struct em_chaos_conn;
+
+struct em_chaos {
+    const char *name;
+    enum em_chaos_kind kind;
+    const char *description;
+    void (*run)(struct em_chaos_conn *c); /* EM_CHAOS_RAW: what to do with one connection */
+    bool reads_request;                   /* EM_CHAOS_RAW: read the request head (and body) first */
+    bool https;         /* EM_CHAOS_RAW: advertise https:// (it will not speak TLS) */
+    const char *source; /* EM_CHAOS_SCENARIO: the Lua text */
+    size_t source_len;
+};
+
+/* NULL when no misbehaviour has that name. */
+const struct em_chaos *em_chaos_find(const char *name);
+/* Every name with its one-line description, sorted by name. */
+void em_chaos_list(FILE *out);
+size_t em_chaos_count(void);
+const struct em_chaos *em_chaos_at(size_t i);
+/* EM_CHAOS_CERT: checks that the PEM certificate really has the fault the name promises
+ * (expired, not for localhost, self-signed), so a test cannot pass by accident. */
+int em_chaos_check_cert(const struct em_chaos *chaos, const char *cert_pem, char *err,
+                        size_t errlen);
+
+/* The Lua scenarios of scripts/em/chaos/, built into the program (em_chaos_scripts.c,
+ * generated): name = file name without .lua, description = its first comment line. */
+struct em_chaos_script {
+    const char *name;
+    const char *description;
+    const unsigned char *source;
+    size_t len;
+};
+extern const struct em_chaos_script em_chaos_scripts[];
+extern const size_t em_chaos_script_count;
+
+/* The raw-socket misbehaviours (em_chaos_raw.c) and their server. */
+extern const struct em_chaos em_chaos_raw_table[];
+extern const size_t em_chaos_raw_count;
+struct em_chaos_server;
+struct em_chaos_server *em_chaos_server_start(const struct em_chaos *chaos,
+                                              const struct em_options *opt, char *base_url,
+                                              size_t base_len, char *err, size_t errlen);
+void em_chaos_server_stop(struct em_chaos_server *srv);
 
 #endif

@@ -3,7 +3,8 @@
  * the scenario and the TLS files, starts the HTTP(S) server, prints the one `listening on` line
  * clients and tests wait for, and then sleeps in sigwait() until SIGINT or SIGTERM. The signals are
  * blocked before any thread exists, so no handler ever runs on a worker thread and
- * shutdown is an ordinary, leak-free path that returns 0.
+ * shutdown is an ordinary, leak-free path that returns 0. `--chaos` picks a misbehaviour:
+ * a raw-socket one replaces the HTTP server altogether, the others run on it.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,26 @@ static int usage_error(const char *msg)
 {
     fprintf(stderr, "lcmcoord em: %s (see lcmcoord em --help)\n", msg);
     return 2;
+}
+
+/* --chaos with a raw-socket misbehaviour: no libmicrohttpd, no protocol state at all. */
+static int serve_raw(const struct em_chaos *chaos, const struct em_options *opt,
+                     const sigset_t *stop_signals)
+{
+    char err[512], url[EM_BASE_URL_MAX];
+    struct em_chaos_server *srv =
+        em_chaos_server_start(chaos, opt, url, sizeof url, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "lcmcoord em: %s\n", err);
+        return 1;
+    }
+    printf("listening on %s\n", url);
+    fflush(stdout);
+    int sig = 0;
+    while (sigwait(stop_signals, &sig) != 0)
+        ;
+    em_chaos_server_stop(srv);
+    return 0;
 }
 
 int lcmc_em_main(int argc, char **argv)
@@ -34,6 +55,25 @@ int lcmc_em_main(int argc, char **argv)
         break;
     }
 
+    const struct em_chaos *chaos = NULL;
+    if (opt.chaos) {
+        if (strcmp(opt.chaos, "list") == 0) {
+            em_chaos_list(stdout);
+            return 0;
+        }
+        if (!(chaos = em_chaos_find(opt.chaos))) {
+            snprintf(err, sizeof err, "unknown --chaos '%.60s' (--chaos list shows them all)",
+                     opt.chaos);
+            return usage_error(err);
+        }
+        if (chaos->kind != EM_CHAOS_CERT && opt.tls_cert)
+            return usage_error("--tls-cert goes only with the --chaos tls-*-cert names");
+        if (chaos->kind == EM_CHAOS_CERT && !opt.tls_cert)
+            return usage_error("this --chaos needs the bad certificate as --tls-cert/--tls-key");
+        if (opt.scenario && chaos->kind != EM_CHAOS_CERT)
+            return usage_error("--scenario and --chaos cannot be combined");
+    }
+
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
@@ -47,10 +87,28 @@ int lcmc_em_main(int argc, char **argv)
     memset(&tls, 0, sizeof tls);
     if (opt.tls_cert && em_tls_load(&opt, &tls, err, sizeof err) < 0)
         return usage_error(err);
+    if (chaos && chaos->kind == EM_CHAOS_CERT &&
+        em_chaos_check_cert(chaos, tls.cert, err, sizeof err) < 0) {
+        em_tls_files_free(&tls);
+        return usage_error(err);
+    }
+    if (chaos && chaos->kind == EM_CHAOS_RAW)
+        return serve_raw(chaos, &opt, &stop_signals);
 
     static struct em em;
     em_init(&em, &opt);
-    if (opt.scenario) {
+    if (chaos && chaos->kind == EM_CHAOS_SCENARIO) {
+        char chunk[160];
+        snprintf(chunk, sizeof chunk, "@scripts/em/chaos/%s.lua", chaos->name);
+        em.scenario =
+            em_scenario_load_buffer(chunk, chaos->source, chaos->source_len, &em, err, sizeof err);
+        if (!em.scenario) { /* a broken built-in scenario: a bug, reported as such */
+            fprintf(stderr, "lcmcoord em: %s\n", err);
+            em_cleanup(&em);
+            em_tls_files_free(&tls);
+            return 2;
+        }
+    } else if (opt.scenario) {
         em.scenario = em_scenario_load(opt.scenario, &em, err, sizeof err);
         if (!em.scenario) {
             fprintf(stderr, "lcmcoord em: %s\n", err);

@@ -19,7 +19,7 @@ const char em_usage_line[] =
     "                   [--oauth2 ID[:SECRET]] [--token-ttl S|none]\n"
     "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]]\n"
     "                   [--body-limit BYTES] [--journal-max N] [--threads N]\n"
-    "                   [--scenario FILE.lua] [--quiet] [--help]\n";
+    "                   [--scenario FILE.lua] [--chaos NAME|list] [--quiet] [--help]\n";
 
 const char em_help_text[] =
     "\n"
@@ -50,6 +50,8 @@ const char em_help_text[] =
     "  --journal-max N       requests kept in /_em/journal, oldest dropped (default 10000)\n"
     "  --threads N           HTTP worker threads (default 2)\n"
     "  --scenario FILE.lua   let a Lua function decide answers (see docs/em.md)\n"
+    "  --chaos NAME          misbehave on purpose, as NAME says (--chaos list: all names;\n"
+    "                        see docs/reliability.md)\n"
     "  --quiet               do not log one line per request on stderr\n"
     "  --help                show this help\n"
     "\n"
@@ -317,6 +319,11 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
         if (parse_integer(value, false, 1, 256, &v) < 0)
             return fail(err, errlen, "invalid --threads '%s': expected 1 to 256", value);
         opt->threads = (unsigned)v;
+    } else if (strcmp(flag, "--chaos") == 0) {
+        /* The name is checked against the catalogue by the caller (em_chaos.c). */
+        if (!*value)
+            return fail(err, errlen, "invalid --chaos: empty name (see --chaos list)");
+        opt->chaos = value;
     } else if (strcmp(flag, "--scenario") == 0) {
         if (!*value)
             return fail(err, errlen, "invalid --scenario: empty file name");
@@ -330,9 +337,10 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
 static bool takes_value(const char *flag)
 {
     static const char *const flags[] = {
-        "--listen",   "--mode",   "--polls",     "--rejects",    "--result",      "--retry-after",
-        "--location", "--delay",  "--basic",     "--body-limit", "--journal-max", "--threads",
-        "--scenario", "--oauth2", "--token-ttl", "--tls-cert",   "--tls-key",     "--client-ca"};
+        "--listen",      "--mode",     "--polls",     "--rejects", "--result",
+        "--retry-after", "--location", "--delay",     "--basic",   "--body-limit",
+        "--journal-max", "--threads",  "--scenario",  "--oauth2",  "--token-ttl",
+        "--tls-cert",    "--tls-key",  "--client-ca", "--chaos"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(flag, flags[i]) == 0)
             return true;

@@ -396,7 +396,9 @@ static void open_libraries(lua_State *L)
     lua_setglobal(L, "em");
 }
 
-struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err, size_t errlen)
+/* Loads from a file (src NULL) or from text built into the program (--chaos). */
+static struct em_scenario *load(const char *file, const char *src, size_t len, struct em *em,
+                                char *err, size_t errlen)
 {
     struct em_scenario *sc = em_xmalloc(sizeof *sc);
     memset(sc, 0, sizeof *sc);
@@ -414,7 +416,8 @@ struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err,
     open_libraries(L);
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
     arm_deadline(sc);
-    if (luaL_loadfilex(L, file, "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    int loaded = src ? luaL_loadbufferx(L, src, len, file, "t") : luaL_loadfilex(L, file, "t");
+    if (loaded != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
         em_scenario_free(sc);
         return NULL;
@@ -427,6 +430,17 @@ struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err,
     }
     sc->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return sc;
+}
+
+struct em_scenario *em_scenario_load(const char *file, struct em *em, char *err, size_t errlen)
+{
+    return load(file, NULL, 0, em, err, errlen);
+}
+
+struct em_scenario *em_scenario_load_buffer(const char *chunkname, const char *src, size_t len,
+                                            struct em *em, char *err, size_t errlen)
+{
+    return load(chunkname, src, len, em, err, errlen);
 }
 
 void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url)

@@ -131,5 +131,7 @@ int lcmc_lua_client_coordinate_all(lua_State *L);
 /* Sets sleep, now and log on the module table at the top of the stack. */
 void lcmc_lua_open_script(lua_State *L);
 
+/* ssh.c: sets the lcmcoord.ssh submodule on the module table at the top of the stack. */
+void lcmc_lua_open_ssh(lua_State *L);
 
 #endif

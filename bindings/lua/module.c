@@ -33,6 +33,7 @@ int luaopen_lcmcoord(lua_State *L)
     lcmc_lua_open_http(L);
     lua_setfield(L, -2, "http");
     lcmc_lua_open_script(L);
+    lcmc_lua_open_ssh(L);
     lua_pushliteral(L, LCMC_VERSION_STRING);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, "lcmcoord " LCMC_VERSION_STRING);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,8 +70,8 @@ struct lcmc_ssh_result {
 
 static int is_base64_char(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 int lcmc__ssh_parse_sha256(const char *text, unsigned char digest[LCMC_SSH_SHA256_LENGTH])
@@ -203,8 +204,7 @@ static void drain_wake_pipe(lcmc_engine *engine)
 /* Sleeps until `fd` is ready for `events`, the engine is interrupted, or `until` (monotonic
  * seconds, never after `deadline`) passes. Returns LCMC_OK when it is time to try again,
  * LCMC_ECANCELLED or LCMC_EDEADLINE. */
-static lcmc_status wait_fd(lcmc_engine *engine, int fd, short events, double until,
-                           double deadline)
+static lcmc_status wait_fd(lcmc_engine *engine, int fd, short events, double until, double deadline)
 {
     for (;;) {
         if (engine->interrupt_flag)
@@ -280,13 +280,12 @@ static int close_socket(void *clientp, curl_socket_t item)
 
 /* Opens the TCP connection with libcurl in connect-only mode on a private multi handle, so
  * that the wait can include the engine's wake-up pipe. */
-static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budget,
-                               lcmc_error *err)
+static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budget, lcmc_error *err)
 {
     lcmc_engine *engine = s->engine;
     int bracket = strchr(s->host, ':') != NULL;
-    char *url = lcmc__asprintf("http://%s%s%s:%d/", bracket ? "[" : "", s->host,
-                               bracket ? "]" : "", s->port);
+    char *url = lcmc__asprintf("http://%s%s%s:%d/", bracket ? "[" : "", s->host, bracket ? "]" : "",
+                               s->port);
     CURL *easy = curl_easy_init();
     CURLM *multi = curl_multi_init();
     curl_socket_t kept = CURL_SOCKET_BAD;
@@ -347,8 +346,7 @@ static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budg
                 s->fd = fd;
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
             } else {
-                lcmc__error_set(err, LCMC_ETRANSPORT, "cannot connect to %s: no socket",
-                                s->label);
+                lcmc__error_set(err, LCMC_ETRANSPORT, "cannot connect to %s: no socket", s->label);
                 status = LCMC_ETRANSPORT;
             }
         } else if (code == CURLE_OPERATION_TIMEDOUT) {
@@ -442,8 +440,8 @@ static lcmc_status load_known_hosts(lcmc_ssh_session *s, const char *path, int i
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         if (is_default && errno == ENOENT) {
-            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: no %s: no host key is known",
-                      s->label, path);
+            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: no %s: no host key is known", s->label,
+                      path);
             return LCMC_OK;
         }
         lcmc__error_set(err, LCMC_EUSAGE, "cannot read the known_hosts file %s: %s", path,
@@ -498,8 +496,8 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
     const unsigned char *hash =
         (const unsigned char *)libssh2_hostkey_hash(s->ssh, LIBSSH2_HOSTKEY_HASH_SHA256);
     if (key == NULL || hash == NULL) {
-        lcmc__error_set(err, LCMC_ETRANSPORT, "SSH server %s sent no usable host key: %s",
-                        s->label, ssh_last_error(s));
+        lcmc__error_set(err, LCMC_ETRANSPORT, "SSH server %s sent no usable host key: %s", s->label,
+                        ssh_last_error(s));
         return LCMC_ETRANSPORT;
     }
     lcmc__ssh_format_sha256(hash, s->fingerprint);
@@ -507,8 +505,8 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
 
     if (pin != NULL) {
         if (lcmc__ssh_digest_equal(hash, pin)) {
-            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: host key %s %s matches the pin",
-                      s->label, type_name, s->fingerprint);
+            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: host key %s %s matches the pin", s->label,
+                      type_name, s->fingerprint);
             return LCMC_OK;
         }
         char expected[LCMC_SSH_FINGERPRINT_SIZE];
@@ -521,8 +519,8 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
         return LCMC_EAUTH;
     }
 
-    int typemask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                   known_host_key_bits(type);
+    int typemask =
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | known_host_key_bits(type);
     struct libssh2_knownhost *entry = NULL;
     if (libssh2_knownhost_checkp(revoked, s->host, s->port, key, key_length, typemask, &entry) ==
         LIBSSH2_KNOWNHOST_CHECK_MATCH) {
@@ -563,8 +561,8 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
                         s->label, type_name, s->fingerprint, known_path);
         return LCMC_EAUTH;
     default:
-        lcmc__error_set(err, LCMC_EAUTH, "cannot check the host key of %s against %s: %s",
-                        s->label, known_path, ssh_last_error(s));
+        lcmc__error_set(err, LCMC_EAUTH, "cannot check the host key of %s against %s: %s", s->label,
+                        known_path, ssh_last_error(s));
         return LCMC_EAUTH;
     }
 }
@@ -652,8 +650,8 @@ static lcmc_status authenticate(lcmc_ssh_session *s, const lcmc_ssh_options *o, 
             return LCMC_OK; /* the server accepted "none" */
         if (libssh2_session_last_errno(s->ssh) != LIBSSH2_ERROR_EAGAIN) {
             lcmc__error_set(err, LCMC_ETRANSPORT,
-                            "SSH server %s did not list its authentication methods: %s",
-                            s->label, ssh_last_error(s));
+                            "SSH server %s did not list its authentication methods: %s", s->label,
+                            ssh_last_error(s));
             return LCMC_ETRANSPORT;
         }
         if ((status = wait_session(s, deadline)) != LCMC_OK)
@@ -777,8 +775,7 @@ static lcmc_status check_options(const lcmc_ssh_options *o, unsigned char *pin, 
 }
 
 /* Everything lcmc_ssh_connect does after the session struct exists; fills err on failure. */
-static lcmc_status connect_session(lcmc_ssh_session *s, const lcmc_ssh_options *o,
-                                   lcmc_error *err)
+static lcmc_status connect_session(lcmc_ssh_session *s, const lcmc_ssh_options *o, lcmc_error *err)
 {
     lcmc_status status;
     unsigned char pin_digest[LCMC_SSH_SHA256_LENGTH];
@@ -901,7 +898,6 @@ lcmc_status lcmc_ssh_connect(lcmc_engine *engine, const lcmc_ssh_options *option
     if (status != LCMC_OK) {
         lcmc__log(engine, LCMC_LOG_DEBUG, "ssh: %s", err.message ? err.message : "failed");
         lcmc__error_move(&engine->last_error, &err);
-        lcmc__error_clear(&err);
         lcmc_ssh_session_free(s);
         return status;
     }
@@ -960,8 +956,8 @@ static lcmc_status read_output(lcmc_ssh_session *s, LIBSSH2_CHANNEL *channel, do
     for (;;) {
         int progressed = 0;
         for (int stream = 0; stream < 2; stream++) {
-            ssize_t n = libssh2_channel_read_ex(
-                channel, stream == 0 ? 0 : SSH_EXTENDED_DATA_STDERR, chunk, sizeof chunk);
+            ssize_t n = libssh2_channel_read_ex(channel, stream == 0 ? 0 : SSH_EXTENDED_DATA_STDERR,
+                                                chunk, sizeof chunk);
             if (n > 0) {
                 progressed = 1;
                 int rc = stream == 0
@@ -973,11 +969,16 @@ static lcmc_status read_output(lcmc_ssh_session *s, LIBSSH2_CHANNEL *channel, do
                 }
             } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
                 lcmc__error_set(err, LCMC_ETRANSPORT,
-                                "SSH connection to %s lost while reading the output: %s",
-                                s->label, ssh_last_error(s));
+                                "SSH connection to %s lost while reading the output: %s", s->label,
+                                ssh_last_error(s));
                 return LCMC_ETRANSPORT;
             }
         }
+        /* A command that writes without pause never lets the socket wait below run: its
+         * deadline and interrupts are checked here too. */
+        if (s->engine->interrupt_flag || lcmc__now() >= deadline)
+            return wait_failure(s, s->engine->interrupt_flag ? LCMC_ECANCELLED : LCMC_EDEADLINE,
+                                "running the command", budget, err);
         if (progressed)
             continue;
         if (libssh2_channel_eof(channel))
@@ -1005,8 +1006,8 @@ static lcmc_status run_command(lcmc_ssh_session *s, const char *command, double 
     LIBSSH2_CHANNEL *channel;
     while ((channel = libssh2_channel_open_session(s->ssh)) == NULL) {
         if (libssh2_session_last_errno(s->ssh) != LIBSSH2_ERROR_EAGAIN) {
-            lcmc__error_set(err, LCMC_ETRANSPORT, "cannot open an SSH channel to %s: %s",
-                            s->label, ssh_last_error(s));
+            lcmc__error_set(err, LCMC_ETRANSPORT, "cannot open an SSH channel to %s: %s", s->label,
+                            ssh_last_error(s));
             return LCMC_ETRANSPORT;
         }
         if ((status = wait_session(s, deadline)) != LCMC_OK)
@@ -1026,8 +1027,7 @@ static lcmc_status run_command(lcmc_ssh_session *s, const char *command, double 
     CHANNEL_STEP(libssh2_channel_wait_closed(channel), "closing the channel");
     char *signal_name = NULL;
     size_t signal_length = 0;
-    libssh2_channel_get_exit_signal(channel, &signal_name, &signal_length, NULL, NULL, NULL,
-                                    NULL);
+    libssh2_channel_get_exit_signal(channel, &signal_name, &signal_length, NULL, NULL, NULL, NULL);
     if (signal_name != NULL && signal_length > 0) {
         r->exit_signal = malloc(signal_length + 1);
         if (r->exit_signal != NULL) {
@@ -1077,7 +1077,8 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
             free(shown);
         }
         status = run_command(s, command, start + budget, budget, r, &r->error);
-        if (status == LCMC_EDEADLINE || status == LCMC_ECANCELLED || status == LCMC_ETRANSPORT)
+        /* Every failure there abandons a channel, or libssh2 halfway through a step. */
+        if (status != LCMC_OK)
             s->unusable = 1;
     }
     r->status = status;
@@ -1087,9 +1088,8 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
                   r->exit_signal ? "killed by signal" : "exited",
                   r->exit_signal ? -1 : r->exit_status, r->elapsed);
         if (r->out_truncated || r->err_truncated)
-            lcmc__log(s->engine, LCMC_LOG_INFO,
-                      "ssh %s: output over %zu bytes dropped (%s%s%s)", s->label,
-                      s->max_output, r->out_truncated ? "stdout" : "",
+            lcmc__log(s->engine, LCMC_LOG_INFO, "ssh %s: output over %zu bytes dropped (%s%s%s)",
+                      s->label, s->max_output, r->out_truncated ? "stdout" : "",
                       r->out_truncated && r->err_truncated ? ", " : "",
                       r->err_truncated ? "stderr" : "");
     } else {

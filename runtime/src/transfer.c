@@ -121,6 +121,66 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     return 0;
 }
 
+/* The headers kept for the caller: enough for any real answer, bounded for a hostile one
+ * (libcurl itself stops at its own cap of header bytes). */
+#define MAX_KEPT_HEADERS 128
+
+static void add_header(lcmc_transfer_result *r, const char *line, size_t length)
+{
+    const char *colon = memchr(line, ':', length);
+    if (colon == NULL || colon == line || r->header_count >= MAX_KEPT_HEADERS)
+        return;
+    if (r->header_names == NULL) {
+        r->header_names = calloc(MAX_KEPT_HEADERS, sizeof(char *));
+        r->header_values = calloc(MAX_KEPT_HEADERS, sizeof(char *));
+        if (r->header_names == NULL || r->header_values == NULL)
+            return;
+    }
+    const char *value = colon + 1;
+    const char *end = line + length;
+    while (value < end && (*value == ' ' || *value == '\t'))
+        value++;
+    while (end > value && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char *name = malloc((size_t)(colon - line) + 1);
+    char *copy = malloc((size_t)(end - value) + 1);
+    if (name == NULL || copy == NULL) {
+        free(name);
+        free(copy);
+        return;
+    }
+    memcpy(name, line, (size_t)(colon - line));
+    name[colon - line] = '\0';
+    memcpy(copy, value, (size_t)(end - value));
+    copy[end - value] = '\0';
+    r->header_names[r->header_count] = name;
+    r->header_values[r->header_count] = copy;
+    r->header_count++;
+}
+
+static void drop_headers(lcmc_transfer_result *r)
+{
+    for (size_t i = 0; i < r->header_count; i++) {
+        free(r->header_names[i]);
+        free(r->header_values[i]);
+    }
+    r->header_count = 0;
+}
+
+/* Collects the headers as they arrive, in one pass: walking libcurl's stored headers
+ * afterwards costs time quadratic in their number, which a hostile EM chooses. A status
+ * line starts a new answer (after a 100 Continue, say): only the final one's are kept. */
+static size_t on_header(char *data, size_t size, size_t count, void *userdata)
+{
+    lcmc_transfer *t = userdata;
+    size_t n = size * count;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        drop_headers(&t->result);
+    else
+        add_header(&t->result, data, n);
+    return n;
+}
+
 static CURL *take_easy(lcmc_engine *e)
 {
     if (e->idle_count > 0)
@@ -221,6 +281,8 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->result.curl_error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "lcmcoord/" LCMC_VERSION_STRING);
     if (t->engine->trace_fn) {
         curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, on_debug);
@@ -413,27 +475,6 @@ static char *header_value(CURL *easy, const char *name)
     return lcmc__strdup(h->value);
 }
 
-static void harvest_headers(lcmc_transfer *t)
-{
-    size_t count = 0;
-    struct curl_header *h = NULL;
-    while ((h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h)) != NULL)
-        count++;
-    if (count == 0)
-        return;
-    t->result.header_names = calloc(count, sizeof(char *));
-    t->result.header_values = calloc(count, sizeof(char *));
-    if (!t->result.header_names || !t->result.header_values)
-        return;
-    size_t i = 0;
-    while (i < count && (h = curl_easy_nextheader(t->easy, CURLH_HEADER, -1, h)) != NULL) {
-        t->result.header_names[i] = lcmc__strdup(h->name);
-        t->result.header_values[i] = lcmc__strdup(h->value);
-        i++;
-    }
-    t->result.header_count = i;
-}
-
 static void harvest(lcmc_transfer *t, CURLcode code)
 {
     lcmc_transfer_result *r = &t->result;
@@ -458,7 +499,6 @@ static void harvest(lcmc_transfer *t, CURLcode code)
             r->retry_after = (long long)seconds;
             free(retry_after);
         }
-        harvest_headers(t);
     }
     if (code == CURLE_WRITE_ERROR && r->body.overflowed)
         r->curl_code = CURLE_FILESIZE_EXCEEDED;
@@ -506,6 +546,14 @@ static int is_tls_failure(CURLcode code)
     }
 }
 
+/* Failures before the request could reach the server. */
+static int never_reached(CURLcode code)
+{
+    return code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
+           code == CURLE_COULDNT_CONNECT || code == CURLE_FAILED_INIT ||
+           code == CURLE_OUT_OF_MEMORY || code == CURLE_URL_MALFORMAT;
+}
+
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *method, const char *url,
                                  const char *peer, lcmc_error *err)
 {
@@ -525,10 +573,20 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
         status = LCMC_ETRANSPORT;
         lcmc__error_set(err, status, "no complete answer from %s in time: %s (%s %s)", peer,
                         shown ? shown : "?", method, path ? path : "?");
-    } else {
+    } else if (never_reached(r->curl_code)) {
         status = LCMC_ETRANSPORT;
         lcmc__error_set(err, status, "cannot reach %s: %s (%s %s)", peer, shown ? shown : "?",
                         method, path ? path : "?");
+    } else if (r->curl_code == CURLE_GOT_NOTHING) {
+        status = LCMC_ETRANSPORT;
+        lcmc__error_set(err, status, "%s closed the connection without answering (%s %s)", peer,
+                        method, path ? path : "?");
+    } else {
+        /* The connection was there: what came back was cut short or is not HTTP. Pointing
+         * the operator at the network would send them the wrong way. */
+        status = LCMC_ETRANSPORT;
+        lcmc__error_set(err, status, "%s's answer was cut short or malformed: %s (%s %s)", peer,
+                        shown ? shown : "?", method, path ? path : "?");
     }
     err->http_status = (int)r->status;
     lcmc__error_set_request(err, method, url);

@@ -3,6 +3,8 @@
  * Pure arithmetic, kept apart so the unit tests pin every edge (Retry-After 0, past dates,
  * waits that end after the deadline).
  */
+#include <math.h>
+
 #include "internal.h"
 
 double lcmc__retry_wait(int present, long long retry_after, double floor, double default_interval)
@@ -61,7 +63,12 @@ double lcmc_retry_next_wait(const lcmc_retry_policy *p, const lcmc_retry_outcome
         return -1;
     double wait;
     if (p->honour_retry_after && o->retry_after_present) {
-        wait = lcmc__retry_wait(1, (long long)o->retry_after, p->floor, p->base);
+        /* As a double all the way: a hostile value (1e20, NaN) must neither overflow a
+         * conversion nor slip under the floor. */
+        double asked = o->retry_after;
+        wait = !(asked >= p->floor) ? p->floor : asked;
+        if (p->max > 0 && wait > p->max)
+            wait = p->max;
     } else {
         /* Exponential backoff from `base`, capped, then shortened at random by up to
          * `jitter` so that many clients refused together do not come back together. */

@@ -10,6 +10,7 @@ pkg_check_modules(LCMC_OPENSSL REQUIRED IMPORTED_TARGET openssl>=3.0)
 pkg_check_modules(LCMC_LUA REQUIRED IMPORTED_TARGET lua5.4)
 pkg_check_modules(LCMC_MHD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.75)
 pkg_check_modules(LCMC_GNUTLS REQUIRED IMPORTED_TARGET gnutls>=3.7)
+pkg_check_modules(LCMC_SSH2 REQUIRED IMPORTED_TARGET libssh2)
 
 add_library(lcmc::curl ALIAS PkgConfig::LCMC_CURL)
 add_library(lcmc::jansson ALIAS PkgConfig::LCMC_JANSSON)
@@ -17,6 +18,7 @@ add_library(lcmc::openssl ALIAS PkgConfig::LCMC_OPENSSL)
 add_library(lcmc::lua ALIAS PkgConfig::LCMC_LUA)
 add_library(lcmc::microhttpd ALIAS PkgConfig::LCMC_MHD)
 add_library(lcmc::gnutls ALIAS PkgConfig::LCMC_GNUTLS)
+add_library(lcmc::ssh2 ALIAS PkgConfig::LCMC_SSH2)
 
 # libedit: line editing and history for `lcmcoord repl` (its readline-compatible API).
 pkg_check_modules(LCMC_EDIT REQUIRED IMPORTED_TARGET libedit)

@@ -285,7 +285,7 @@ typedef struct lcmc_retry_policy {
     int attempts;           /* attempts in all, the first included; 0: no limit but the deadline */
     double deadline;        /* seconds from the first attempt; 0: none */
     double base;            /* the first wait, when the answer names none; seconds */
-    double max;             /* the longest single wait; 0: no cap */
+    double max;             /* the longest single wait, Retry-After included; 0: no cap */
     double multiplier;      /* each wait is the previous times this (1: constant) */
     double jitter;          /* 0..1: each wait is shortened by up to this fraction, at random */
     double floor;           /* no wait is shorter, whatever Retry-After says; seconds */

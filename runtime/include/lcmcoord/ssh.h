@@ -91,10 +91,10 @@ LCMC_API const char *lcmc_ssh_session_host_key_sha256(const lcmc_ssh_session *se
  * its exit status, stdout and stderr, all within `timeout` seconds (<= 0: the session's).
  * *out always holds a result (except on LCMC_EUSAGE and LCMC_ENOMEM); on failure
  * lcmc_ssh_result_error says why and the output read so far is kept. A command that runs
- * and exits non-zero is a success here. After LCMC_EDEADLINE, LCMC_ECANCELLED or
- * LCMC_ETRANSPORT the session is left unusable (later commands fail with LCMC_ETRANSPORT):
- * connect again. The remote command is not killed by a deadline: only its channel is
- * abandoned. */
+ * and exits non-zero is a success here. After any failure (LCMC_EDEADLINE, LCMC_ECANCELLED,
+ * LCMC_ETRANSPORT...) the session is left unusable (later commands fail with
+ * LCMC_ETRANSPORT): connect again. The remote command is not killed by a deadline: only its
+ * channel is abandoned. */
 LCMC_API lcmc_status lcmc_ssh_exec(lcmc_ssh_session *session, const char *command, double timeout,
                                    lcmc_ssh_result **out);
 LCMC_API void lcmc_ssh_result_free(lcmc_ssh_result *result);

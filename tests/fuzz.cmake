@@ -1,0 +1,31 @@
+# Fuzz targets for every parser of outside input (tests/fuzz/fuzz_*.c). With
+# -DLCMCOORD_FUZZ=ON (clang, see scripts/fuzz.sh) each becomes a libFuzzer binary
+# fuzz_<name>; otherwise each is linked with a replay driver and ctest runs it over its
+# corpus (tests/fuzz/corpus/<name>/: seeds, and every crash ever found, as regressions).
+option(LCMCOORD_FUZZ "Build libFuzzer targets (needs clang)" OFF)
+
+set(LCMC_FUZZ_TARGETS location lcmcoord token request em_form retry_after vnfc_param)
+foreach(target ${LCMC_FUZZ_TARGETS})
+  set(sources "${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${target}.c")
+  if(target STREQUAL "vnfc_param")
+    list(APPEND sources "${PROJECT_SOURCE_DIR}/bindings/host/params.c")
+  endif()
+  if(LCMCOORD_FUZZ)
+    set(name fuzz_${target})
+    add_executable(${name} ${sources})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    set(name replay_${target})
+    add_executable(${name} ${sources} "${CMAKE_CURRENT_SOURCE_DIR}/fuzz/replay.c")
+    add_test(NAME fuzz_corpus_${target}
+             COMMAND ${name} "${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${target}")
+    set_tests_properties(fuzz_corpus_${target} PROPERTIES ENVIRONMENT "${LCMC_TEST_ENV}"
+                         LABELS unit)
+  endif()
+  target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src"
+                             "${PROJECT_SOURCE_DIR}/bindings/em" "${PROJECT_SOURCE_DIR}/bindings"
+                             "${PROJECT_SOURCE_DIR}/bindings/lua"
+                             "${CMAKE_CURRENT_SOURCE_DIR}/fuzz")
+  target_link_libraries(${name} PRIVATE lcmcoord_runtime lcmcoord_em lcmcoord_luastatic
+                        lcmc::jansson lcmc::curl lcmc::lua lcmc::cjson m)
+endforeach()

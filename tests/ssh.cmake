@@ -1,0 +1,12 @@
+# Tests of lcmcoord.ssh: a cmocka suite for the SSH client's logic (fingerprints, output
+# caps, failures before any SSH is spoken), a busted spec of the Lua face under a stock
+# lua5.4, and an end-to-end suite running `lcmcoord run` scripts (the shipped
+# coordinate_vnf_drain.lua included) against a real OpenSSH sshd it starts on a free
+# loopback port.
+lcmc_add_cmocka_test(test_ssh_logic
+  SOURCES unit/test_ssh_logic.c
+  LIBS lcmcoord_runtime lcmc::jansson lcmc::curl)
+target_include_directories(test_ssh_logic PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
+
+lcmc_add_e2e_test(e2e_ssh test_ssh.py)
+lcmc_add_busted_test(lua_ssh_spec ssh_spec.lua)
