@@ -18,6 +18,7 @@ packages=(
   lua-busted
   python3
   libssh2-1-dev openssh-server openssh-client
+  groff-base
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 
 #include "em.h"
+#include "subcommands.h"
 
 struct em_conn;
 
@@ -247,6 +248,36 @@ static void decide(struct em_conn *c, const char *url, const char *method)
     em_response_free(&rs);
 }
 
+/* `lcmcoord em --log-format json` (the option is taken by the program's dispatcher, main.c):
+ * one JSON object per request for a log collector. Set once before the server starts. */
+static bool log_json;
+
+void lcmc_em_set_log_json(int on)
+{
+    log_json = on != 0;
+}
+
+/* The request line as JSON: {time, method, path, status, ms}; time is RFC 3339 UTC. */
+static void log_request_json(const struct em_conn *c, double ms)
+{
+    struct timespec now;
+    struct tm tm;
+    char stamp[40];
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", now.tv_nsec / 1000000L);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f}", "time", stamp, "method", c->method, "path",
+                          c->log_path, "status", (int)c->status, "ms", ms);
+    char *line = o != NULL
+                     ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                     : NULL;
+    if (line != NULL)
+        fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
 static enum MHD_Result answer(struct em_conn *c)
 {
     struct MHD_Response *resp = c->response;
@@ -255,7 +286,9 @@ static enum MHD_Result answer(struct em_conn *c)
         return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(c->connection, c->status, resp);
     MHD_destroy_response(resp);
-    if (!c->srv->em->opt.quiet)
+    if (!c->srv->em->opt.quiet && log_json)
+        log_request_json(c, ms_since(&c->started));
+    else if (!c->srv->em->opt.quiet)
         fprintf(stderr, "%s %s %u %.1f ms\n", c->method, c->log_path, c->status,
                 ms_since(&c->started));
     return ret;

@@ -24,11 +24,13 @@
 static const char usage_line[] =
     "usage: lcmcoord coordinate --endpoint URL (--action NAME | --request FILE|-) "
     "[--auth FILE] [--input JSON] [--instance ID] [--op-occ ID] [--operation TYPE] "
-    "[--version V] [--timeout S] [-v] [--cacert FILE] [--capath DIR] [--cert FILE] [--key FILE]";
+    "[--version V] [--timeout S] [-v] [--cacert FILE] [--capath DIR] [--cert FILE] [--key FILE] "
+    "[--config FILE] [--log-format text|json] [--print-config]";
 
 typedef struct coordinate_options {
     lcmc_host_client_options client;
-    lcmc_tls_options tls;
+    lcmc_host_config config;
+    lcmc_host_log log;
     const char *action;
     const char *request;
     const char *input;
@@ -72,6 +74,11 @@ static void print_help(void)
           "  --cert FILE        client certificate for mutual TLS (env LCMCOORD_CERT)\n"
           "  --key FILE         its private key (env LCMCOORD_KEY; passphrase in\n"
           "                     LCMCOORD_KEY_PASSWORD)\n"
+          "  --config FILE      configuration file (env LCMCOORD_CONFIG; default\n"
+          "                     " LCMCOORD_DEFAULT_CONFIG ")\n"
+          "  --log-format F     text (default) or json: one JSON object per log line\n"
+          "                     (env LCMCOORD_LOG_FORMAT)\n"
+          "  --print-config     print the effective settings and where each comes from\n"
           "  -h, --help         show this help\n"
           "\n"
           "Exit status: 0 CONTINUE; 1 ABORT, CANCELLED or an error answer; 2 usage or\n"
@@ -83,8 +90,6 @@ static void print_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(coordinate_options *o, int argc, char **argv)
 {
-    lcmc_host_tls_from_env(&o->tls);
-    const char *timeout = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = NULL;
@@ -101,6 +106,11 @@ static int parse_options(coordinate_options *o, int argc, char **argv)
             o->verbosity += (int)strlen(arg + 1);
             continue;
         }
+        int matched = lcmc_host_config_option(&o->config, argc, argv, &i, 1);
+        if (matched < 0)
+            return usage_error("option '%s' needs a value", arg);
+        if (matched > 0)
+            continue;
         if (lcmc_host_value_option(argc, argv, &i, "--endpoint", &value))
             slot = &o->client.endpoint;
         else if (lcmc_host_value_option(argc, argv, &i, "--action", &value))
@@ -119,16 +129,6 @@ static int parse_options(coordinate_options *o, int argc, char **argv)
             slot = &o->client.auth_path;
         else if (lcmc_host_value_option(argc, argv, &i, "--version", &value))
             slot = &o->client.version;
-        else if (lcmc_host_value_option(argc, argv, &i, "--timeout", &value))
-            slot = &timeout;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cacert", &value))
-            slot = &o->tls.cacert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--capath", &value))
-            slot = &o->tls.capath;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cert", &value))
-            slot = &o->tls.cert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--key", &value))
-            slot = &o->tls.key;
         else if (arg[0] == '-')
             return usage_error("unknown option '%s'", arg);
         else
@@ -137,6 +137,8 @@ static int parse_options(coordinate_options *o, int argc, char **argv)
             return usage_error("option '%s' needs a value", arg);
         *slot = value;
     }
+    if (o->config.print)
+        return -1;
     if (o->client.endpoint == NULL)
         return usage_error("%s", "--endpoint is required");
     if (o->request == NULL && o->action == NULL)
@@ -145,12 +147,6 @@ static int parse_options(coordinate_options *o, int argc, char **argv)
                                o->op_occ != NULL || o->operation != NULL))
         return usage_error("%s", "--request takes the whole request: drop --action, --input, "
                                  "--instance, --op-occ and --operation");
-    if (timeout != NULL) {
-        char *end = NULL;
-        o->client.timeout = strtod(timeout, &end);
-        if (end == timeout || *end != '\0' || !(o->client.timeout > 0))
-            return usage_error("--timeout needs a positive number of seconds, not '%s'", timeout);
-    }
     return -1;
 }
 
@@ -304,13 +300,10 @@ static int coordinate_protected(lua_State *L)
     o->exit_status = LCMC_EXIT_USAGE;
     lcmc_host_open_libraries(L);
     lcmc_engine *engine = lcmc_lua_engine(L);
-    lcmc_lua_set_default_tls(L, &o->tls);
-    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
-     * such; progress only with -v. */
-    lcmc_engine_set_log(engine, lcmc_host_log_line, NULL,
-                        o->verbosity >= 2   ? LCMC_LOG_DEBUG
-                        : o->verbosity == 1 ? LCMC_LOG_INFO
-                                            : LCMC_LOG_WARN);
+    o->log.action = o->action;
+    lcmc_host_apply_config(L, &o->config, o->verbosity, &o->log);
+    /* The timeout of this coordination, from --timeout, the environment or the file. */
+    o->client.timeout = lcmc_host_config_number(&o->config, LCMC_CONF_TIMEOUT);
 
     /* The request first: a bad one is refused before anything is sent or any file read. */
     int rc = o->request != NULL ? push_request_file(L, o->request) : push_built_request(L, o);
@@ -355,8 +348,17 @@ int lcmc_coordinate_main(int argc, char **argv)
     int rc = parse_options(&options, argc, argv);
     if (rc >= 0)
         return rc;
+    options.config.usage_line = usage_line;
+    rc = lcmc_host_config_resolve(&options.config, "lcmcoord coordinate");
+    if (rc != 0 || options.config.print) {
+        if (rc == 0)
+            lcmc_host_config_print(&options.config, "lcmcoord coordinate", stdout);
+        lcmc_host_config_free(&options.config);
+        return rc;
+    }
     lua_State *L = luaL_newstate();
     if (L == NULL) {
+        lcmc_host_config_free(&options.config);
         fputs("lcmcoord coordinate: not enough memory\n", stderr);
         return LCMC_EXIT_REFUSED;
     }
@@ -368,5 +370,6 @@ int lcmc_coordinate_main(int argc, char **argv)
         options.exit_status = LCMC_EXIT_REFUSED;
     }
     lua_close(L);
+    lcmc_host_config_free(&options.config);
     return options.exit_status;
 }

@@ -1,13 +1,17 @@
 /*
  * The behaviour `lcmcoord run`, `lcmcoord coordinate` and `lcmcoord repl` share (host.h):
  * one mapping from error kinds to exit statuses, one way of reporting a failure on stderr,
- * and one signal handler, so that a VNFM or an operator sees the same conventions from all
- * three.
+ * one way of logging (text or JSON lines) and one signal handler, so that a VNFM or an
+ * operator sees the same conventions from all three.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -69,21 +73,6 @@ int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, cons
     return 1;
 }
 
-static const char *env_default(const char *name)
-{
-    const char *value = getenv(name);
-    return value != NULL && value[0] != '\0' ? value : NULL;
-}
-
-void lcmc_host_tls_from_env(lcmc_tls_options *tls)
-{
-    tls->cacert = env_default("LCMCOORD_CACERT");
-    tls->capath = env_default("LCMCOORD_CAPATH");
-    tls->cert = env_default("LCMCOORD_CERT");
-    tls->key = env_default("LCMCOORD_KEY");
-    tls->key_password = env_default("LCMCOORD_KEY_PASSWORD");
-}
-
 void lcmc_host_open_libraries(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -110,6 +99,239 @@ void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *messag
     (void)userdata;
     /* "warning:" sets warnings apart from the one line that states the outcome. */
     fprintf(stderr, "lcmcoord: %s%s\n", level == LCMC_LOG_WARN ? "warning: " : "", message);
+}
+
+/* ---- JSON log lines -------------------------------------------------------------------- */
+
+/* About a hundred coordinations' worth of record. */
+#define RECORD_LOOKUP_CAP ((size_t)64 * 1024)
+
+static const char *level_name(lcmc_log_level level)
+{
+    switch (level) {
+    case LCMC_LOG_ERROR:
+        return "error";
+    case LCMC_LOG_WARN:
+        return "warn";
+    case LCMC_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+/* RFC 3339 UTC with milliseconds, as the record's times. */
+static void format_now(char text[40])
+{
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(text, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(text + n, 40 - n, ".%03ldZ", now.tv_nsec / 1000000L);
+}
+
+/* A JSON string of `text`; bytes that are not UTF-8 (a script may log anything) become '?'
+ * rather than losing the line. */
+static json_t *string_value(const char *text)
+{
+    json_t *v = json_string(text);
+    if (v != NULL)
+        return v;
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return NULL;
+    for (unsigned char *c = (unsigned char *)copy; *c != '\0'; c++)
+        if (*c >= 0x80)
+            *c = '?';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+static void set_text(json_t *o, const char *key, const char *text, size_t length)
+{
+    char *copy = strndup(text, length);
+    if (copy != NULL)
+        json_object_set_new(o, key, string_value(copy));
+    free(copy);
+}
+
+/* The id after "coordination " in m, when what follows looks like one (ids hold a digit;
+ * "coordination failed" does not). */
+static void set_coordination_id(json_t *o, const char *m)
+{
+    const char *at = strstr(m, "coordination ");
+    if (at == NULL)
+        return;
+    at += strlen("coordination ");
+    size_t n = strcspn(at, ": ,");
+    int digit = 0;
+    for (size_t i = 0; i < n; i++)
+        digit |= isdigit((unsigned char)at[i]) != 0;
+    if (n > 0 && digit)
+        set_text(o, "coordination_id", at, n);
+}
+
+/* The number of seconds after `marker` in m, or -1. */
+static double seconds_after(const char *m, const char *marker)
+{
+    const char *at = strstr(m, marker);
+    if (at == NULL)
+        return -1;
+    char *end = NULL;
+    double v = strtod(at + strlen(marker), &end);
+    return end != at + strlen(marker) && strncmp(end, " s", 2) == 0 ? v : -1;
+}
+
+/* Reads what the runtime's messages say (runtime/src: call.c, coordination.c, response.c,
+ * token.c) into fields, so a collector can filter on them without parsing prose. A message
+ * that matches nothing keeps only its text. */
+static void describe(json_t *o, const char *m)
+{
+    size_t word = strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    if (word > 0 && m[word] == ' ' && strncmp(m + word + 1, "http", 4) == 0 &&
+        strchr(m + word + 1, ' ') == NULL) {
+        json_object_set_new(o, "event", json_string("request"));
+        set_text(o, "method", m, word);
+        json_object_set_new(o, "url", string_value(m + word + 1));
+        return;
+    }
+    size_t len = strlen(m);
+    if (strspn(m, "0123456789") == 3 && m[3] == ' ' && len > 5 &&
+        strcmp(m + len - 4, " ms)") == 0 && strrchr(m, '(') != NULL) {
+        json_object_set_new(o, "event", json_string("response"));
+        json_object_set_new(o, "status", json_integer(strtol(m, NULL, 10)));
+        json_object_set_new(o, "ms", json_real(strtod(strrchr(m, '(') + 1, NULL)));
+        return;
+    }
+    static const char *const results[] = {"CONTINUE", "ABORT", "CANCELLED", NULL};
+    if (strncmp(m, "coordination ", 13) == 0 && strstr(m, ": ") != NULL) {
+        const char *result = strstr(m, ": ") + 2;
+        for (const char *const *r = results; *r != NULL; r++)
+            if (strcmp(result, *r) == 0) {
+                json_object_set_new(o, "event", json_string("result"));
+                json_object_set_new(o, "result", json_string(*r));
+                set_coordination_id(o, m);
+                return;
+            }
+    }
+    if (strncmp(m, "coordination failed: ", 21) == 0) {
+        json_object_set_new(o, "event", json_string("failed"));
+        return;
+    }
+    double wait = seconds_after(m, "retrying in ");
+    if (wait < 0)
+        wait = seconds_after(m, "polling in ");
+    if (wait < 0)
+        wait = seconds_after(m, "polling once more in ");
+    if (wait >= 0) {
+        json_object_set_new(o, "event", json_string(strstr(m, "(attempt ") ? "retry" : "wait"));
+        json_object_set_new(o, "wait", json_real(wait));
+        return;
+    }
+    if (strstr(m, "cancel") != NULL && strstr(m, "coordination ") != NULL) {
+        json_object_set_new(o, "event", json_string("cancel"));
+        set_coordination_id(o, m);
+        return;
+    }
+    if (strstr(m, "access token") != NULL)
+        json_object_set_new(o, "event", json_string("token"));
+    else if (strncmp(m, "ssh", 3) == 0)
+        json_object_set_new(o, "event", json_string("ssh"));
+}
+
+/* Adds the action (and the id, when the message did not give it) of the coordination the
+ * line is about: the one the message names, else the only one in flight. */
+static void add_coordination(json_t *o, lcmc_host_log *log)
+{
+    if (log == NULL)
+        return;
+    json_t *known_id = json_object_get(o, "coordination_id");
+    const char *id = json_string_value(known_id);
+    json_t *match = NULL;
+    json_t *doc = NULL;
+    char *text = NULL;
+    /* The record is read whole on each line: cheap for the few coordinations of a script,
+     * not for a batch of thousands, where the lines go without it. */
+    if (log->engine != NULL && !log->record_too_large &&
+        lcmc_engine_record_json(log->engine, &text) == LCMC_OK) {
+        log->record_too_large = strlen(text) > RECORD_LOOKUP_CAP;
+        doc = json_loads(text, 0, NULL);
+    }
+    lcmc_free(text);
+    json_t *entries = json_object_get(doc, "lcmCoordinations");
+    size_t in_flight = 0, i;
+    json_t *entry, *open = NULL;
+    json_array_foreach(entries, i, entry)
+    {
+        const char *entry_id = json_string_value(json_object_get(entry, "id"));
+        if (id != NULL && entry_id != NULL && strcmp(id, entry_id) == 0)
+            match = entry;
+        if (json_object_get(entry, "endTime") == NULL) {
+            in_flight++;
+            open = entry;
+        }
+    }
+    if (match == NULL && id == NULL && in_flight == 1)
+        match = open;
+    json_t *action = json_object_get(match, "coordinationActionName");
+    if (json_is_string(action))
+        json_object_set(o, "action", action);
+    else if (log->action != NULL)
+        json_object_set_new(o, "action", string_value(log->action));
+    json_t *match_id = json_object_get(match, "id");
+    if (id == NULL && json_is_string(match_id))
+        json_object_set(o, "coordination_id", match_id);
+    json_decref(doc);
+}
+
+void lcmc_host_log_json(void *userdata, lcmc_log_level level, const char *message)
+{
+    char stamp[40];
+    format_now(stamp);
+    json_t *o = json_object();
+    char *line = NULL;
+    if (o != NULL) {
+        json_object_set_new(o, "time", json_string(stamp));
+        json_object_set_new(o, "level", json_string(level_name(level)));
+        json_object_set_new(o, "message", string_value(message));
+        describe(o, message);
+        add_coordination(o, userdata);
+        line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        json_decref(o);
+    }
+    if (line != NULL) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
+    } else {
+        lcmc_host_log_line(NULL, level, message);
+    }
+}
+
+void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
+                            lcmc_host_log *log)
+{
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    lcmc_tls_options tls;
+    lcmc_host_config_tls(config, &tls);
+    lcmc_lua_set_default_tls(L, &tls);
+    lcmc_lua_client_defaults defaults = {
+        lcmc_host_config_number(config, LCMC_CONF_TIMEOUT),
+        lcmc_host_config_number(config, LCMC_CONF_WAIT_FLOOR),
+        lcmc_host_config_number(config, LCMC_CONF_DEFAULT_INTERVAL),
+    };
+    lcmc_lua_set_default_client_options(L, &defaults);
+    log->engine = engine;
+    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
+     * such; progress only with -v. */
+    lcmc_log_level level = verbosity >= 2   ? LCMC_LOG_DEBUG
+                           : verbosity == 1 ? LCMC_LOG_INFO
+                                            : LCMC_LOG_WARN;
+    if (lcmc_host_config_json_logs(config))
+        lcmc_engine_set_log(engine, lcmc_host_log_json, log, level);
+    else
+        lcmc_engine_set_log(engine, lcmc_host_log_line, NULL, level);
 }
 
 /* ---- the client of one EM ------------------------------------------------------------- */

@@ -2,8 +2,8 @@
  * What the client subcommands of the `lcmcoord` program (run, coordinate, repl) share, so
  * that they behave alike for an operator and a VNFM: the exit status of each lcmcoord error
  * kind, the one-line stderr report, the SIGINT/SIGTERM plumbing that cancels whatever is in
- * flight on an engine, and the handling of `--name VALUE` options and of the TLS defaults
- * taken from the environment.
+ * flight on an engine, the handling of `--name VALUE` options, the configuration they share
+ * (config.h), and the log lines (text, or JSON for a VNFM's log collector).
  */
 #ifndef LCMCOORD_HOST_HOST_H
 #define LCMCOORD_HOST_HOST_H
@@ -12,6 +12,7 @@
 
 #include <lua.h>
 
+#include "config.h"
 #include "lcmcoord/lcmcoord.h"
 
 #define LCMC_EXIT_REFUSED   1 /* coordination refused (ABORT...) or script error */
@@ -30,10 +31,6 @@ void lcmc_host_report(const char *text, int keep_lines);
  * Returns 1 on a match (the value in *value, NULL when missing), 0 otherwise. */
 int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value);
 
-/* Fills `tls` from LCMCOORD_CACERT, LCMCOORD_CAPATH, LCMCOORD_CERT, LCMCOORD_KEY and
- * LCMCOORD_KEY_PASSWORD (a passphrase is never taken from the command line: `ps` shows it). */
-void lcmc_host_tls_from_env(lcmc_tls_options *tls);
-
 /* Opens the standard libraries a coordination script needs (no debug library), preloads the
  * linked lua-cjson as `cjson` (so nothing depends on package.cpath) and loads `lcmcoord`.
  * Raises on memory errors: call it from protected code. */
@@ -41,6 +38,26 @@ void lcmc_host_open_libraries(lua_State *L);
 
 /* An lcmc_log_fn writing "lcmcoord: <message>" lines on stderr (for -v). */
 void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message);
+
+/* What the JSON log lines know beyond the message. Must outlive the engine's use of it. */
+typedef struct lcmc_host_log {
+    lcmc_engine *engine;  /* its record gives the action and id of a coordination in flight */
+    const char *action;   /* the action when the host knows it beforehand, else NULL */
+    int record_too_large; /* set once the record is too large to read on every line */
+} lcmc_host_log;
+
+/* An lcmc_log_fn (userdata: an lcmc_host_log, or NULL) writing one JSON object per line on
+ * stderr: time (RFC 3339 UTC), level, message, and what the message tells when it is one of
+ * the runtime's (event, method, url, status, ms, wait, result, coordination_id, action).
+ * The runtime never puts credentials in messages, so none reach these lines. */
+void lcmc_host_log_json(void *userdata, lcmc_log_level level, const char *message);
+
+/* Applies a resolved configuration to the Lua state's engine (the module must be open): the
+ * default TLS and timing options of scripts' clients, and the log in the configured format
+ * at the level `verbosity` asks for (warnings always; -v info; -vv debug). `log` is used
+ * for JSON lines. Raises on memory errors. */
+void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
+                            lcmc_host_log *log);
 
 /* What `repl` and `coordinate` take from their command line to make the client of one EM. */
 typedef struct lcmc_host_client_options {

@@ -26,11 +26,12 @@
 
 static const char usage_line[] =
     "usage: lcmcoord repl [--endpoint URL] [--auth FILE] [--version V] [--timeout S] "
-    "[--cacert FILE] [--capath DIR] [--cert FILE] [--key FILE]";
+    "[--cacert FILE] [--capath DIR] [--cert FILE] [--key FILE] [--config FILE] [--print-config]";
 
 typedef struct repl_options {
     lcmc_host_client_options client;
-    lcmc_tls_options tls;
+    lcmc_host_config config;
+    lcmc_host_log log;
 } repl_options;
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -63,6 +64,9 @@ static void print_usage_help(void)
           "  --cert FILE      client certificate for mutual TLS (env LCMCOORD_CERT)\n"
           "  --key FILE       its private key (env LCMCOORD_KEY; passphrase in\n"
           "                   LCMCOORD_KEY_PASSWORD)\n"
+          "  --config FILE    configuration file (env LCMCOORD_CONFIG; default\n"
+          "                   " LCMCOORD_DEFAULT_CONFIG ")\n"
+          "  --print-config   print the effective settings and where each comes from\n"
           "  -h, --help       show this help\n"
           "\n"
           "History: $XDG_DATA_HOME/lcmcoord/history (lines that look like they hold a\n"
@@ -73,32 +77,25 @@ static void print_usage_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(repl_options *o, int argc, char **argv)
 {
-    lcmc_host_tls_from_env(&o->tls);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = NULL;
         const char **slot = NULL;
-        const char *timeout = NULL;
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             print_usage_help();
             return 0;
         }
+        int matched = lcmc_host_config_option(&o->config, argc, argv, &i, 1);
+        if (matched < 0)
+            return usage_error("option '%s' needs a value", arg);
+        if (matched > 0)
+            continue;
         if (lcmc_host_value_option(argc, argv, &i, "--endpoint", &value))
             slot = &o->client.endpoint;
         else if (lcmc_host_value_option(argc, argv, &i, "--auth", &value))
             slot = &o->client.auth_path;
         else if (lcmc_host_value_option(argc, argv, &i, "--version", &value))
             slot = &o->client.version;
-        else if (lcmc_host_value_option(argc, argv, &i, "--timeout", &value))
-            slot = &timeout;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cacert", &value))
-            slot = &o->tls.cacert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--capath", &value))
-            slot = &o->tls.capath;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cert", &value))
-            slot = &o->tls.cert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--key", &value))
-            slot = &o->tls.key;
         else if (arg[0] == '-')
             return usage_error("unknown option '%s'", arg);
         else
@@ -106,12 +103,6 @@ static int parse_options(repl_options *o, int argc, char **argv)
         if (value == NULL || value[0] == '\0')
             return usage_error("option '%s' needs a value", arg);
         *slot = value;
-        if (slot == &timeout) {
-            char *end = NULL;
-            o->client.timeout = strtod(value, &end);
-            if (end == value || *end != '\0' || !(o->client.timeout > 0))
-                return usage_error("--timeout needs a positive number of seconds, not '%s'", value);
-        }
     }
     if (o->client.auth_path != NULL && o->client.endpoint == NULL)
         return usage_error("%s", "--auth needs --endpoint");
@@ -357,7 +348,7 @@ static void run_loop(lcmc_repl *repl)
 
 typedef struct setup_job {
     lcmc_repl *repl;
-    const repl_options *options;
+    repl_options *options;
     int exit_status; /* -1: ready */
 } setup_job;
 
@@ -372,7 +363,9 @@ static int setup_protected(lua_State *L)
     lua_setglobal(L, "lcmcoord");
     lua_pop(L, 1);
     repl->engine = lcmc_lua_engine(L);
-    lcmc_lua_set_default_tls(L, &job->options->tls);
+    repl_options *options = job->options;
+    lcmc_host_apply_config(L, &options->config, 0, &options->log);
+    options->client.timeout = lcmc_host_config_number(&options->config, LCMC_CONF_TIMEOUT);
     if (job->options->client.endpoint != NULL) {
         int rc = lcmc_host_push_client(L, "lcmcoord repl", &job->options->client);
         if (rc != 0) {
@@ -407,6 +400,14 @@ int lcmc_repl_main(int argc, char **argv)
     int rc = parse_options(&options, argc, argv);
     if (rc >= 0)
         return rc;
+    options.config.usage_line = usage_line;
+    rc = lcmc_host_config_resolve(&options.config, "lcmcoord repl");
+    if (rc != 0 || options.config.print) {
+        if (rc == 0)
+            lcmc_host_config_print(&options.config, "lcmcoord repl", stdout);
+        lcmc_host_config_free(&options.config);
+        return rc;
+    }
 
     lcmc_repl repl;
     memset(&repl, 0, sizeof repl);
@@ -435,5 +436,6 @@ int lcmc_repl_main(int argc, char **argv)
         lcmc_engine_set_trace(repl.engine, NULL, NULL);
     fflush(stdout);
     lua_close(repl.L);
+    lcmc_host_config_free(&options.config);
     return rc;
 }

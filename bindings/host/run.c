@@ -28,14 +28,16 @@
 
 static const char usage_line[] =
     "usage: lcmcoord run [-v] [--record FILE] [--cacert FILE] [--capath DIR] [--cert FILE] "
-    "[--key FILE] SCRIPT.lua < VNFC_PARAM.json";
+    "[--key FILE] [--config FILE] [--log-format text|json] [--print-config] "
+    "SCRIPT.lua < VNFC_PARAM.json";
 
 typedef struct run_context {
     int verbosity;
     int any_params; /* --any-params: stdin need not be CoordinateVNF parameters */
     const char *record;
     const char *script;
-    lcmc_tls_options tls;
+    lcmc_host_config config;
+    lcmc_host_log log;
     char *input;
     size_t input_length;
     int exit_status;
@@ -69,6 +71,11 @@ static void print_help(void)
           "  --cert FILE      client certificate for mutual TLS (env LCMCOORD_CERT)\n"
           "  --key FILE       its private key (env LCMCOORD_KEY; passphrase in\n"
           "                   LCMCOORD_KEY_PASSWORD)\n"
+          "  --config FILE    configuration file (env LCMCOORD_CONFIG; default\n"
+          "                   " LCMCOORD_DEFAULT_CONFIG ")\n"
+          "  --log-format F   text (default) or json: one JSON object per log line\n"
+          "                   (env LCMCOORD_LOG_FORMAT)\n"
+          "  --print-config   print the effective settings and where each comes from\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: 0 success; 1 coordination refused or script error; 2 usage or\n"
@@ -80,8 +87,6 @@ static void print_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(run_context *ctx, int argc, char **argv)
 {
-    lcmc_host_tls_from_env(&ctx->tls);
-
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i];
@@ -109,22 +114,21 @@ static int parse_options(run_context *ctx, int argc, char **argv)
             ctx->verbosity += (int)strlen(arg + 1);
             continue;
         }
+        int matched = lcmc_host_config_option(&ctx->config, argc, argv, &i, 0);
+        if (matched < 0)
+            return usage_error("option '%s' needs a value", arg);
+        if (matched > 0)
+            continue;
         if (lcmc_host_value_option(argc, argv, &i, "--record", &value))
             slot = &ctx->record;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cacert", &value))
-            slot = &ctx->tls.cacert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--capath", &value))
-            slot = &ctx->tls.capath;
-        else if (lcmc_host_value_option(argc, argv, &i, "--cert", &value))
-            slot = &ctx->tls.cert;
-        else if (lcmc_host_value_option(argc, argv, &i, "--key", &value))
-            slot = &ctx->tls.key;
         else
             return usage_error("unknown option '%s'", arg);
         if (value == NULL || value[0] == '\0')
             return usage_error("option '%s' needs a value", arg);
         *slot = value;
     }
+    if (i >= argc && ctx->config.print)
+        return -1;
     if (i >= argc)
         return usage_error("%s", "no script given");
     if (i + 1 < argc)
@@ -199,13 +203,7 @@ static int run_protected(lua_State *L)
     lcmc_host_open_libraries(L);
 
     lcmc_engine *engine = lcmc_lua_engine(L);
-    lcmc_lua_set_default_tls(L, &ctx->tls);
-    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
-     * such; progress only with -v. */
-    lcmc_engine_set_log(engine, lcmc_host_log_line, NULL,
-                        ctx->verbosity >= 2   ? LCMC_LOG_DEBUG
-                        : ctx->verbosity == 1 ? LCMC_LOG_INFO
-                                              : LCMC_LOG_WARN);
+    lcmc_host_apply_config(L, &ctx->config, ctx->verbosity, &ctx->log);
 
     ctx->exit_status = EXIT_USAGE;
     lua_pushlightuserdata(L, ctx);
@@ -251,6 +249,40 @@ static int run_protected(lua_State *L)
     return 0;
 }
 
+/* Runs the script once the options and the configuration are settled. */
+static int run_script(run_context *ctx)
+{
+    /* Refuse before running anything: a coordination whose record is then lost would leave
+     * the VNFM unable to account for it. */
+    if (ctx->record != NULL && lcmc_check_writable(ctx->record) != 0) {
+        fprintf(stderr, "lcmcoord run: cannot write the record to %s: %s\n", ctx->record,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    ctx->input = lcmc_read_all(stdin, STDIN_CAP, &ctx->input_length);
+    if (ctx->input == NULL) {
+        fprintf(stderr, "lcmcoord run: cannot read stdin: %s\n", strerror(errno));
+        return EXIT_USAGE;
+    }
+
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        free(ctx->input);
+        fputs("lcmcoord run: not enough memory\n", stderr);
+        return EXIT_REFUSED;
+    }
+    lua_pushcfunction(L, run_protected);
+    lua_pushlightuserdata(L, ctx);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lcmc_host_signals_disarm(NULL);
+        fprintf(stderr, "lcmcoord run: %s\n", luaL_tolstring(L, -1, NULL));
+        ctx->exit_status = EXIT_REFUSED;
+    }
+    lua_close(L);
+    free(ctx->input);
+    return ctx->exit_status;
+}
+
 int lcmc_run_main(int argc, char **argv)
 {
     run_context ctx;
@@ -258,33 +290,12 @@ int lcmc_run_main(int argc, char **argv)
     int rc = parse_options(&ctx, argc, argv);
     if (rc >= 0)
         return rc;
-    /* Refuse before running anything: a coordination whose record is then lost would leave
-     * the VNFM unable to account for it. */
-    if (ctx.record != NULL && lcmc_check_writable(ctx.record) != 0) {
-        fprintf(stderr, "lcmcoord run: cannot write the record to %s: %s\n", ctx.record,
-                strerror(errno));
-        return EXIT_USAGE;
-    }
-    ctx.input = lcmc_read_all(stdin, STDIN_CAP, &ctx.input_length);
-    if (ctx.input == NULL) {
-        fprintf(stderr, "lcmcoord run: cannot read stdin: %s\n", strerror(errno));
-        return EXIT_USAGE;
-    }
-
-    lua_State *L = luaL_newstate();
-    if (L == NULL) {
-        free(ctx.input);
-        fputs("lcmcoord run: not enough memory\n", stderr);
-        return EXIT_REFUSED;
-    }
-    lua_pushcfunction(L, run_protected);
-    lua_pushlightuserdata(L, &ctx);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        lcmc_host_signals_disarm(NULL);
-        fprintf(stderr, "lcmcoord run: %s\n", luaL_tolstring(L, -1, NULL));
-        ctx.exit_status = EXIT_REFUSED;
-    }
-    lua_close(L);
-    free(ctx.input);
-    return ctx.exit_status;
+    ctx.config.usage_line = usage_line;
+    rc = lcmc_host_config_resolve(&ctx.config, "lcmcoord run");
+    if (rc == 0 && ctx.config.print)
+        lcmc_host_config_print(&ctx.config, "lcmcoord run", stdout);
+    else if (rc == 0)
+        rc = run_script(&ctx);
+    lcmc_host_config_free(&ctx.config);
+    return rc;
 }

@@ -11,4 +11,7 @@ int lcmc_em_main(int argc, char **argv);
 int lcmc_repl_main(int argc, char **argv);
 int lcmc_coordinate_main(int argc, char **argv);
 
+/* `lcmcoord em --log-format json`: one JSON object per request line (em_server.c). */
+void lcmc_em_set_log_json(int on);
+
 #endif

@@ -186,9 +186,17 @@ int lcmc_lua_client_new(lua_State *L)
     opts.authentication_json = auth_json(L, -1, 1, keep);
     lua_pop(L, 1);
     opts.api_version = opt_string(L, 1, 1, keep, "version");
+    /* What the script leaves out, the host's configuration may set (0: the runtime's). */
+    const lcmc_lua_client_defaults *defaults = lcmc_lua_default_client_options(L);
     opts.timeout = opt_number(L, 1, 1, "timeout");
+    if (opts.timeout == 0)
+        opts.timeout = defaults->timeout;
     opts.wait_floor = opt_number(L, 1, 1, "wait_floor");
+    if (opts.wait_floor == 0)
+        opts.wait_floor = defaults->wait_floor;
     opts.default_interval = opt_number(L, 1, 1, "default_interval");
+    if (opts.default_interval == 0)
+        opts.default_interval = defaults->default_interval;
     lua_getfield(L, 1, "max_body");
     if (!lcmc_lua_is_absent(L, -1)) {
         int isint = 0;
@@ -304,10 +312,12 @@ int lcmc_lua_create_coordination(lua_State *L)
         L, lcmc_lua_is_absent(L, 2) || lua_istable(L, 2) || lcmc_lua_credentials_json(L, 2) != NULL,
         2, "table, lcmcoord.auth or nil");
     luaL_checktype(L, 3, LUA_TTABLE);
-    /* Like Tacker: anything but a positive number means the default budget. */
+    /* Like Tacker: anything but a positive number means the default budget (the host's, when
+     * its configuration sets one). */
+    const lcmc_lua_client_defaults *defaults = lcmc_lua_default_client_options(L);
     double timeout = lua_type(L, 4) == LUA_TNUMBER ? lua_tonumber(L, 4) : 0;
     if (!(timeout > 0))
-        timeout = DEFAULT_TIMEOUT;
+        timeout = defaults->timeout > 0 ? defaults->timeout : DEFAULT_TIMEOUT;
     lua_settop(L, 4);
     lua_newtable(L);
     int keep = lua_gettop(L);
@@ -317,6 +327,8 @@ int lcmc_lua_create_coordination(lua_State *L)
     opts.endpoint = keep_string(L, keep, 1);
     opts.authentication_json = auth_json(L, 2, 2, keep);
     opts.timeout = timeout;
+    opts.wait_floor = defaults->wait_floor;
+    opts.default_interval = defaults->default_interval;
     opts.tls = *lcmc_lua_default_tls(L);
     client_box *box = push_client(L, &opts, keep);
 

@@ -15,7 +15,8 @@
 
 typedef struct engine_box {
     lcmc_engine *engine;
-    lcmc_tls_options tls; /* defaults for clients; the strings are owned here */
+    lcmc_tls_options tls;            /* defaults for clients; the strings are owned here */
+    lcmc_lua_client_defaults client; /* timing defaults for clients, from the host */
 } engine_box;
 
 static void clear_tls(lcmc_tls_options *tls)
@@ -119,6 +120,19 @@ void lcmc_lua_set_default_tls(lua_State *L, const lcmc_tls_options *tls)
 const lcmc_tls_options *lcmc_lua_default_tls(lua_State *L)
 {
     return &get_box(L)->tls;
+}
+
+void lcmc_lua_set_default_client_options(lua_State *L, const lcmc_lua_client_defaults *defaults)
+{
+    engine_box *box = get_box(L);
+    memset(&box->client, 0, sizeof box->client);
+    if (defaults != NULL)
+        box->client = *defaults;
+}
+
+const lcmc_lua_client_defaults *lcmc_lua_default_client_options(lua_State *L)
+{
+    return &get_box(L)->client;
 }
 
 int lcmc_lua_engine_record(lua_State *L)

@@ -2,8 +2,8 @@
  * The C face of the `lcmcoord` Lua module, for programs that embed Lua (the `lcmcoord run`
  * host): open the module, reach the one engine that every client of a Lua state runs on (to
  * interrupt it from a signal handler, set its log, read its record), give clients default
- * TLS settings, and recognise the module's error values. A stock interpreter needs none of
- * this: `require "lcmcoord"` is enough there.
+ * TLS settings and timings, and recognise the module's error values. A stock interpreter needs none
+ * of this: `require "lcmcoord"` is enough there.
  */
 #ifndef LCMCOORD_LUA_H
 #define LCMCOORD_LUA_H
@@ -25,6 +25,20 @@ lcmc_engine *lcmc_lua_engine(lua_State *L);
 /* TLS settings for clients whose script gives no `tls` table (and for create_coordination).
  * The strings are copied; NULL clears the defaults. Raises on memory errors. */
 void lcmc_lua_set_default_tls(lua_State *L, const lcmc_tls_options *tls);
+
+/* Timing defaults for clients whose script does not give them (lcmcoord.client, and
+ * create_coordination when its timeout is not a positive number), so that a host's
+ * configuration file can set them for every script. 0 in a field: the runtime's default. */
+typedef struct lcmc_lua_client_defaults {
+    double timeout;          /* seconds; create_coordination's Tacker default 3600 otherwise */
+    double wait_floor;       /* seconds */
+    double default_interval; /* seconds */
+} lcmc_lua_client_defaults;
+
+/* Sets the defaults above (copied; NULL clears them). */
+void lcmc_lua_set_default_client_options(lua_State *L, const lcmc_lua_client_defaults *defaults);
+/* The defaults in force (all 0 when none). Borrowed. */
+const lcmc_lua_client_defaults *lcmc_lua_default_client_options(lua_State *L);
 
 /* 1 when the value at `idx` is an lcmcoord error table; then *status (if not NULL) is the
  * status its `kind` names. */

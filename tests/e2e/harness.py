@@ -21,6 +21,10 @@ SOURCE_DIR = os.environ.get(
     "LCMCOORD_SOURCE_DIR",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 SHARED_DIR = os.path.join(os.path.dirname(SOURCE_DIR), "shared")
+# Client processes run under this command when set (scripts/valgrind.sh sets valgrind),
+# and the timeouts of waits stretch by LCMCOORD_TIME_FACTOR to match.
+WRAPPER = os.environ.get("LCMCOORD_WRAPPER", "").split()
+TIME_FACTOR = float(os.environ.get("LCMCOORD_TIME_FACTOR", "1"))
 LISTEN_LINE = re.compile(r"^listening on (https?://[^\s]+)$")
 
 
@@ -180,8 +184,8 @@ def run_lcmcoord(*args, stdin=None, timeout=120, env=None):
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    return subprocess.run([LCMCOORD_BIN, *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run([*WRAPPER, LCMCOORD_BIN, *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout * TIME_FACTOR, env=full_env)
 
 
 def sample_request(**overrides):

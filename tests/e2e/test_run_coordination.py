@@ -208,7 +208,8 @@ class Deadlines(harness.TestCase):
         self.assertEqual(done.returncode, 3, done.stderr)
         self.assertIn("deadline", self.assertOneLine(done.stderr))
         self.assertGreaterEqual(elapsed, earliest)
-        self.assertLess(elapsed, 4.5)
+        # Under valgrind (scripts/valgrind.sh) the process alone takes seconds to start.
+        self.assertLess(elapsed, 4.5 if harness.TIME_FACTOR == 1 else 4.5 + 15)
 
     def test_stalled_em_ends_at_the_deadline(self):
         self.check_deadline(1.9, "--delay", "600000")

@@ -1,0 +1,75 @@
+# bash completion for lcmcoord(1): subcommands, each subcommand's options, and the values
+# of options that take a fixed set or a file. The options are read from the installed
+# program's own `lcmcoord SUBCOMMAND --help` (once per shell), so the completion always
+# matches the program it completes; a fixed list stands in when the program is missing.
+# Installed as share/bash-completion/completions/lcmcoord.
+
+_lcmcoord_options()
+{
+    local sub=$1 var="_lcmcoord_opts_${1}"
+    if [[ -z ${!var-} ]]; then
+        local help
+        help=$("${_lcmcoord_prog:-lcmcoord}" "$sub" --help 2>/dev/null)
+        if [[ -n $help ]]; then
+            printf -v "$var" '%s' "$(grep -oE -- '(^|[ ,[(])--?[a-zA-Z][a-zA-Z0-9-]*' <<<"$help" |
+                sed -E 's/^[ ,[(]//' | sort -u | tr '\n' ' ')"
+        else
+            case $sub in
+            run) printf -v "$var" '%s' "-v --verbose --record --cacert --capath --cert --key --config --log-format --print-config --help" ;;
+            coordinate) printf -v "$var" '%s' "--endpoint --action --request --input --instance --op-occ --operation --auth --version --timeout -v --verbose --cacert --capath --cert --key --config --log-format --print-config --help" ;;
+            repl) printf -v "$var" '%s' "--endpoint --auth --version --timeout --cacert --capath --cert --key --config --print-config --help" ;;
+            em) printf -v "$var" '%s' "--listen --mode --polls --rejects --result --retry-after --location --delay --basic --oauth2 --token-ttl --tls-cert --tls-key --client-ca --body-limit --journal-max --threads --scenario --chaos --quiet --log-format --help" ;;
+            esac
+        fi
+        # Taken by the program before the simulator's own options, so maybe not in em's help.
+        if [[ $sub == em && ${!var} != *--log-format* ]]; then
+            printf -v "$var" '%s' "${!var} --log-format"
+        fi
+    fi
+    printf '%s' "${!var-}"
+}
+
+_lcmcoord()
+{
+    local cur prev sub i
+    COMPREPLY=()
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]:-}
+    _lcmcoord_prog=${COMP_WORDS[0]:-lcmcoord}
+    sub=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+        run | coordinate | repl | em) sub=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    if [[ -z $sub ]]; then
+        COMPREPLY=($(compgen -W "run coordinate repl em --help --version" -- "$cur"))
+        return 0
+    fi
+    case $prev in
+    --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return 0 ;;
+    --mode) COMPREPLY=($(compgen -W "sync async" -- "$cur")); return 0 ;;
+    --result) COMPREPLY=($(compgen -W "CONTINUE ABORT CANCELLED" -- "$cur")); return 0 ;;
+    --location) COMPREPLY=($(compgen -W "absolute relative none" -- "$cur")); return 0 ;;
+    --operation)
+        COMPREPLY=($(compgen -W "INSTANTIATE SCALE SCALE_TO_LEVEL CHANGE_FLAVOUR TERMINATE HEAL OPERATE CHANGE_EXT_CONN MODIFY_INFO CREATE_SNAPSHOT REVERT_TO_SNAPSHOT CHANGE_VNFPKG" -- "$cur"))
+        return 0 ;;
+    --capath) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+    --record | --cacert | --cert | --key | --config | --auth | --request | --tls-cert | \
+        --tls-key | --client-ca | --scenario)
+        COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+    --endpoint | --action | --input | --instance | --op-occ | --version | --timeout | \
+        --listen | --polls | --rejects | --retry-after | --delay | --basic | --oauth2 | \
+        --token-ttl | --body-limit | --journal-max | --threads | --chaos)
+        return 0 ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_lcmcoord_options "$sub")" -- "$cur"))
+    elif [[ $sub == run ]]; then
+        # The script: Lua files and directories on the way to them.
+        COMPREPLY=($(compgen -f -X '!*.lua' -- "$cur") $(compgen -d -- "$cur"))
+    fi
+    return 0
+}
+
+complete -o filenames -F _lcmcoord lcmcoord

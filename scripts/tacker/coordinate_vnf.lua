@@ -1,0 +1,1 @@
+../coordinate_vnf.lua
