@@ -109,7 +109,7 @@ static int parse_integer(const char *s, bool allow_negative, long long min, long
 
 int em_retry_parse(const char *spec, struct em_retry *out, char *err, size_t errlen)
 {
-    long long v;
+    long long v = 0; /* set by parse_count before any use; the compiler cannot see it at -O3 */
     memset(out, 0, sizeof *out);
     if (strcmp(spec, "none") == 0) {
         out->kind = EM_RETRY_NONE;
@@ -234,7 +234,7 @@ static int parse_count(const char *flag, const char *value, long long max, long 
 static int apply_option(struct em_options *opt, const char *flag, const char *value, char *err,
                         size_t errlen)
 {
-    long long v;
+    long long v = 0; /* set by parse_count before any use; the compiler cannot see it at -O3 */
     if (strcmp(flag, "--listen") == 0) {
         if (em_split_listen(value, opt->host, sizeof opt->host, &opt->port) < 0)
             return fail(err, errlen,

@@ -68,8 +68,10 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         }
         lua_getfield(L, 3, "max_connections");
         if (!lua_isnil(L, -1)) {
-            max_connections = lua_tointeger(L, -1);
-            luaL_argcheck(L, lua_isinteger(L, -1) && max_connections > 0, 3,
+            /* 2.0 is as good as 2: JSON-decoded numbers arrive as floats. */
+            int whole = 0;
+            max_connections = lua_tointegerx(L, -1, &whole);
+            luaL_argcheck(L, whole && max_connections > 0, 3,
                           "max_connections: positive integer expected");
         }
         lua_pop(L, 2);
@@ -95,6 +97,9 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lua_rawgeti(L, texts, i);
         lcmc_coordination_start(&b->coordinations[i - 1], client, lua_tostring(L, -1), timeout);
         lua_pop(L, 1);
+        /* The runtime keeps its own copy: this one can go with the next collection. */
+        lua_pushnil(L);
+        lua_rawseti(L, texts, i);
     }
     lcmc_engine_run(engine);
 
@@ -111,6 +116,9 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
             lua_setfield(L, -2, "err");
         }
         lua_rawseti(L, -2, i);
+        /* Copied out: free it now rather than hold every coordination until the end. */
+        lcmc_coordination_free(coord);
+        b->coordinations[i - 1] = NULL;
     }
     /* The coordinations go before their client may: the results are copied out. */
     lua_pushcfunction(L, batch_gc);

@@ -13,9 +13,10 @@
 
 #define MAX_FIXED_HEADERS 4
 
-int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
-                          const char *url, const char *body, size_t body_length, double deadline,
-                          lcmc_error *err)
+/* Fills a transfer spec for a request whose origin was already judged (`same`). */
+static void fill_spec(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
+                      const char *url, const char *body, size_t body_length, double deadline,
+                      int same)
 {
     memset(spec, 0, sizeof *spec);
     spec->method = method;
@@ -25,22 +26,25 @@ int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec,
     spec->deadline = deadline;
     spec->max_body = session->max_body;
     spec->tls = session->tls;
+    const lcmc_auth *auth = session->auth;
+    if (same && auth && auth->type == LCMC_AUTH_BASIC) {
+        spec->basic_user = auth->basic_user;
+        spec->basic_password = auth->basic_password;
+    }
+}
 
+/* 1 for the credentials' own origin, 0 for another one they may not go to (or none are
+ * held), -1 with err set when the request may not be made at all. */
+static int judge_origin(const lcmc_session *session, const char *method, const char *url,
+                        lcmc_error *err)
+{
     const lcmc_auth *auth = session->auth;
     int has_credentials = auth && auth->type != LCMC_AUTH_NONE;
     char *origin = lcmc__url_origin(url);
     int same = origin && session->origin && strcmp(origin, session->origin) == 0;
-    if (same || !has_credentials) {
+    if (same || !has_credentials || session->allow_cross_origin) {
         free(origin);
-        if (same && has_credentials && auth->type == LCMC_AUTH_BASIC) {
-            spec->basic_user = auth->basic_user;
-            spec->basic_password = auth->basic_password;
-        }
         return same;
-    }
-    if (session->allow_cross_origin) {
-        free(origin);
-        return 0;
     }
     char *path = lcmc__url_path(url);
     lcmc__error_set(err, LCMC_EPROTOCOL,
@@ -53,17 +57,29 @@ int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec,
     return -1;
 }
 
+int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
+                          const char *url, const char *body, size_t body_length, double deadline,
+                          lcmc_error *err)
+{
+    int same = judge_origin(session, method, url, err);
+    if (same >= 0)
+        fill_spec(session, spec, method, url, body, body_length, deadline, same);
+    return same;
+}
+
 struct lcmc_call {
     lcmc_session session;
-    char *method;
-    char *url;
-    char *body;
+    /* Borrowed from the caller's lcmc_call_request, which outlives the call. */
+    const char *method;
+    const char *url;
+    const char *body;
     size_t body_length;
-    char **headers; /* the session's fixed headers, then the call's own; NULL-terminated */
+    const char **headers; /* the session's fixed headers, then the call's own; NULL ends */
     double deadline;
-    int with_token; /* the request goes to the credentials' origin and they use tokens */
-    int retried;    /* the one retry after a 401 was spent */
-    char *token;    /* the token the transfer in flight carries */
+    int same_origin; /* the request goes to the credentials' origin */
+    int with_token;  /* ... and they use tokens */
+    int retried;     /* the one retry after a 401 was spent */
+    char *token;     /* the token the transfer in flight carries */
     lcmc_transfer *transfer;
     lcmc_token_waiter *waiter;
     lcmc_call_done_fn *done;
@@ -74,11 +90,6 @@ static void call_free(lcmc_call *call)
 {
     lcmc__transfer_cancel(call->transfer);
     lcmc__token_waiter_cancel(call->waiter);
-    free(call->method);
-    free(call->url);
-    free(call->body);
-    for (char **h = call->headers; h && *h; h++)
-        free(*h);
     free(call->headers);
     lcmc__free_secret(call->token);
     free(call);
@@ -154,12 +165,10 @@ static int call_send(lcmc_call *call, const char *token)
             return -1;
     }
     lcmc_transfer_spec spec;
-    lcmc_error err = {0};
-    /* Checked when the call started: the origin cannot have changed since. */
-    lcmc__session_prepare(s, &spec, call->method, call->url, call->body, call->body_length,
-                          call->deadline, &err);
-    lcmc__error_clear(&err);
-    spec.headers = (const char *const *)call->headers;
+    /* The origin was judged when the call started: it cannot have changed since. */
+    fill_spec(s, &spec, call->method, call->url, call->body, call->body_length, call->deadline,
+              call->same_origin);
+    spec.headers = call->headers;
     lcmc__free_secret(call->token);
     call->token = NULL;
     if (call->with_token) {
@@ -172,7 +181,7 @@ static int call_send(lcmc_call *call, const char *token)
     return call->transfer ? 0 : -1;
 }
 
-static int copy_headers(lcmc_call *call, const char *const *extra)
+static int join_headers(lcmc_call *call, const char *const *extra)
 {
     size_t n = 0;
     for (const char *const *h = call->session.fixed_headers; h && *h; h++)
@@ -184,23 +193,18 @@ static int copy_headers(lcmc_call *call, const char *const *extra)
         return -1;
     size_t i = 0;
     for (const char *const *h = call->session.fixed_headers; h && *h; h++)
-        if ((call->headers[i++] = lcmc__strdup(*h)) == NULL)
-            return -1;
+        call->headers[i++] = *h;
     for (const char *const *h = extra; h && *h; h++)
-        if ((call->headers[i++] = lcmc__strdup(*h)) == NULL)
-            return -1;
-    if (call->body && call->session.json_bodies &&
-        (call->headers[i++] = lcmc__strdup("Content-Type: application/json")) == NULL)
-        return -1;
+        call->headers[i++] = *h;
+    if (call->body && call->session.json_bodies)
+        call->headers[i++] = "Content-Type: application/json";
     return 0;
 }
 
 lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request *request,
                             lcmc_call_done_fn *done, void *userdata, lcmc_error *err)
 {
-    lcmc_transfer_spec spec;
-    int same = lcmc__session_prepare(session, &spec, request->method, request->url, request->body,
-                                     request->body_length, request->deadline, err);
+    int same = judge_origin(session, request->method, request->url, err);
     if (same < 0)
         return NULL;
     int has_credentials = session->auth && session->auth->type != LCMC_AUTH_NONE;
@@ -213,23 +217,17 @@ lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request
         return NULL;
     }
     call->session = *session;
-    call->method = lcmc__strdup(request->method);
-    call->url = lcmc__strdup(request->url);
-    if (request->body) {
-        call->body = malloc(request->body_length + 1);
-        if (call->body) {
-            memcpy(call->body, request->body, request->body_length);
-            call->body[request->body_length] = '\0';
-        }
-        call->body_length = request->body_length;
-    }
+    call->method = request->method;
+    call->url = request->url;
+    call->body = request->body;
+    call->body_length = request->body ? request->body_length : 0;
     call->deadline = request->deadline;
+    call->same_origin = same;
     call->with_token = same && has_credentials && lcmc__auth_uses_token(session->auth);
     call->done = done;
     call->userdata = userdata;
-    if (call->method == NULL || call->url == NULL || (request->body && call->body == NULL) ||
-        copy_headers(call, request->headers) != 0 || call_send(call, NULL) != 0) {
-        /* Completion always comes from the loop, never from inside this call. */
+    /* Completion always comes from the loop, never from inside this call. */
+    if (join_headers(call, request->headers) != 0 || call_send(call, NULL) != 0) {
         call_free(call);
         lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
         return NULL;

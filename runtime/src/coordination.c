@@ -251,11 +251,9 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
                             const char *url)
 {
     char why[200];
-    char *shown_status = lcmc__asprintf("%ld %s", r->status, lcmc__reason_phrase(r->status));
     if (r->body.length == 0) {
-        snprintf(why, sizeof why, "EM answered %s with an empty body instead of an LcmCoord",
-                 shown_status ? shown_status : "?");
-        free(shown_status);
+        snprintf(why, sizeof why, "EM answered %ld %s with an empty body instead of an LcmCoord",
+                 r->status, lcmc__reason_phrase(r->status));
         fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
         return;
     }
@@ -271,14 +269,12 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
         /* problem says why */
     }
     if (problem[0]) {
-        snprintf(why, sizeof why, "EM answered %s but %s", shown_status ? shown_status : "?",
-                 problem);
-        free(shown_status);
+        snprintf(why, sizeof why, "EM answered %ld %s but %s", r->status,
+                 lcmc__reason_phrase(r->status), problem);
         json_decref(doc);
         fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
         return;
     }
-    free(shown_status);
     const char *id = json_string_value(json_object_get(doc, "id"));
     if (c->id == NULL || strcmp(c->id, id) != 0) {
         free(c->id);

@@ -168,7 +168,9 @@ void lcmc__op_unregister(lcmc_engine *engine, lcmc_op *op);
 typedef struct lcmc_transfer lcmc_transfer;
 typedef void lcmc_transfer_done_fn(lcmc_transfer *transfer, void *userdata);
 
-/* What a transfer is asked to do. Strings are copied. */
+/* What a transfer is asked to do. Everything is borrowed: the owner (a call, a token
+ * fetch) keeps it alive until the transfer ends or is cancelled, since a queued transfer
+ * is configured only when it becomes active. */
 typedef struct lcmc_transfer_spec {
     const char *method;
     const char *url;
@@ -279,6 +281,7 @@ typedef struct lcmc_call lcmc_call;
  * r may be taken over (zero what was taken). */
 typedef void lcmc_call_done_fn(void *userdata, lcmc_transfer_result *r, const lcmc_error *err);
 
+/* Borrowed: the caller keeps these alive until the call is done or cancelled. */
 typedef struct lcmc_call_request {
     const char *method;
     const char *url;

@@ -34,6 +34,8 @@ struct lcmc_token_entry {
     double renew_at; /* monotonic; INFINITY when the token has no expiry */
     double refresh_margin;
     lcmc_transfer *fetch;
+    /* What the fetch in flight borrows: its form body and the form-encoded credentials. */
+    char *fetch_body, *fetch_id, *fetch_secret;
     lcmc_token_waiter *waiters;
     lcmc_engine *engine;
 };
@@ -66,6 +68,14 @@ static lcmc_token_entry *add_entry(lcmc_engine *e, const lcmc_auth *auth)
     t->next = e->tokens;
     e->tokens = t;
     return t;
+}
+
+static void drop_fetch_strings(lcmc_token_entry *t)
+{
+    lcmc__free_secret(t->fetch_body);
+    free(t->fetch_id);
+    lcmc__free_secret(t->fetch_secret);
+    t->fetch_body = t->fetch_id = t->fetch_secret = NULL;
 }
 
 static void drop_token(lcmc_token_entry *t)
@@ -104,6 +114,7 @@ static void fetch_done(lcmc_transfer *transfer, void *userdata)
     lcmc_transfer_result r;
     lcmc__transfer_finish(transfer, &r);
     t->fetch = NULL;
+    drop_fetch_strings(t);
     const char *method = "POST";
     lcmc_error err = {0};
     char *path = lcmc__url_path(t->token_endpoint);
@@ -207,10 +218,12 @@ static int start_fetch(lcmc_engine *e, lcmc_token_entry *t, const lcmc_token_req
     lcmc__log(e, LCMC_LOG_INFO, "asking %s for an access token", auth->token_endpoint);
     t->fetch = lcmc__transfer_start(e, &spec, fetch_done, t);
     e->token_requests++;
-    lcmc__free_secret(body);
-    free(id);
-    lcmc__free_secret(secret);
-    return t->fetch ? 0 : -1;
+    if (t->fetch == NULL)
+        goto fail;
+    t->fetch_body = body;
+    t->fetch_id = id;
+    t->fetch_secret = secret;
+    return 0;
 fail:
     lcmc__free_secret(body);
     free(id);
@@ -274,6 +287,7 @@ void lcmc__tokens_free(lcmc_engine *e)
     while (t) {
         lcmc_token_entry *next = t->next;
         lcmc__transfer_cancel(t->fetch);
+        drop_fetch_strings(t);
         lcmc_token_waiter *w = t->waiters;
         while (w) {
             lcmc_token_waiter *wn = w->next;

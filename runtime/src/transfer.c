@@ -16,9 +16,10 @@ struct lcmc_transfer {
     lcmc_engine *engine;
     CURL *easy;
     struct curl_slist *headers;
-    char *method;
-    char *url;
-    char *body;
+    /* Borrowed from the owner (a call, a token fetch), which outlives the transfer. */
+    const char *method;
+    const char *url;
+    const char *body;
     size_t body_length;
     lcmc_transfer_done_fn *done;
     void *userdata;
@@ -234,9 +235,6 @@ static void release(lcmc_transfer *t)
     }
     lcmc__timer_disarm(t->engine, &t->failed_start);
     curl_slist_free_all(t->headers);
-    free(t->method);
-    free(t->url);
-    free(t->body);
     free(t);
     if (was_active)
         lcmc__transfers_pump(e_of_release);
@@ -388,24 +386,11 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
     t->result.body.cap = spec->max_body;
     t->secret_exchange = spec->secret_exchange;
     lcmc__timer_init(&t->failed_start, report_failed_start, t);
-    t->method = lcmc__strdup(spec->method);
-    t->url = lcmc__strdup(spec->url);
-    if (spec->body) {
-        t->body = malloc(spec->body_length + 1);
-        if (t->body) {
-            memcpy(t->body, spec->body, spec->body_length);
-            t->body[spec->body_length] = '\0';
-            t->body_length = spec->body_length;
-        }
-    }
-    if (t->method == NULL || t->url == NULL || (spec->body && t->body == NULL)) {
-        release(t);
-        return NULL;
-    }
+    t->method = spec->method;
+    t->url = spec->url;
+    t->body = spec->body;
+    t->body_length = spec->body ? spec->body_length : 0;
     t->spec = *spec;
-    t->spec.method = t->method;
-    t->spec.url = t->url;
-    t->spec.body = t->body;
     if (e->transfers_running < e->max_active_transfers) {
         if (activate(t) != 0) {
             release(t);
