@@ -16,6 +16,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "script_limits.h"
 #include "params.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -28,12 +29,21 @@
 
 static const char usage_line[] =
     "usage: lcmcoord run [-v] [--record FILE] [--cacert FILE] [--capath DIR] [--cert FILE] "
-    "[--key FILE] [--config FILE] [--log-format text|json] [--print-config] "
-    "SCRIPT.lua < VNFC_PARAM.json";
+    "[--key FILE] [--config FILE] [--log-format text|json] [--print-config] [--sandbox] "
+    "[--script-timeout S] [--memory-limit MIB] SCRIPT.lua < VNFC_PARAM.json";
+
+/* What an operator's script may use unless told otherwise: its coordination's own timeout
+ * plus this much for the script's other work, and this much memory for its Lua state. */
+#define SCRIPT_GRACE_SECONDS   60.0
+#define DEFAULT_SCRIPT_SECONDS (3600.0 + SCRIPT_GRACE_SECONDS)
+#define DEFAULT_MEMORY_MIB     512
 
 typedef struct run_context {
     int verbosity;
-    int any_params; /* --any-params: stdin need not be CoordinateVNF parameters */
+    int any_params;        /* --any-params: stdin need not be CoordinateVNF parameters */
+    int sandbox;           /* --sandbox: only base, string, table, math, utf8 and lcmcoord */
+    double script_timeout; /* --script-timeout; 0: from the parameters' timeout */
+    lcmc_script_limits limits;
     const char *record;
     const char *script;
     lcmc_host_config config;
@@ -76,6 +86,11 @@ static void print_help(void)
           "  --log-format F   text (default) or json: one JSON object per log line\n"
           "                   (env LCMCOORD_LOG_FORMAT)\n"
           "  --print-config   print the effective settings and where each comes from\n"
+          "  --sandbox        give the script only base, string, table, math, utf8 and\n"
+          "                   lcmcoord (no io, os, files, bytecode)\n"
+          "  --script-timeout S  stop the script after S seconds (default: the parameters'\n"
+          "                   timeout, or 3600, plus 60)\n"
+          "  --memory-limit MIB  cap the script's Lua memory (default 512)\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: 0 success; 1 coordination refused or script error; 2 usage or\n"
@@ -108,6 +123,24 @@ static int parse_options(run_context *ctx, int argc, char **argv)
         }
         if (strcmp(arg, "--any-params") == 0) {
             ctx->any_params = 1;
+            continue;
+        }
+        if (strcmp(arg, "--sandbox") == 0) {
+            ctx->sandbox = 1;
+            continue;
+        }
+        if (lcmc_host_value_option(argc, argv, &i, "--script-timeout", &value) ||
+            lcmc_host_value_option(argc, argv, &i, "--memory-limit", &value)) {
+            int is_timeout = strncmp(arg, "--script-timeout", 16) == 0;
+            char *end = NULL;
+            double number = value ? strtod(value, &end) : 0;
+            if (value == NULL || end == value || *end != '\0' || !(number > 0) ||
+                number > (is_timeout ? 1e7 : 1e6))
+                return usage_error("option '%s' needs a positive number", arg);
+            if (is_timeout)
+                ctx->script_timeout = number;
+            else
+                ctx->limits.memory_bytes = (size_t)(number * 1024 * 1024);
             continue;
         }
         if (arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
@@ -169,11 +202,23 @@ static int message_handler(lua_State *L)
 }
 
 /* Decodes stdin into the VNFC parameter table (pushed). 0 on success, else reports why. */
-static int push_parameters(lua_State *L, const run_context *ctx)
+static int push_parameters(lua_State *L, run_context *ctx)
 {
     char why[256];
-    if (lcmc_params_push(L, ctx->input, ctx->input_length, !ctx->any_params, why, sizeof why) == 0)
+    if (lcmc_params_push(L, ctx->input, ctx->input_length, !ctx->any_params, why, sizeof why) ==
+        0) {
+        /* The script's deadline: its coordination's timeout plus room for its own work. */
+        if (ctx->script_timeout > 0) {
+            ctx->limits.seconds = ctx->script_timeout;
+        } else {
+            lua_getfield(L, -1, "timeout");
+            double timeout = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+            lua_pop(L, 1);
+            ctx->limits.seconds = timeout > 0 && timeout < 1e7 ? timeout + SCRIPT_GRACE_SECONDS
+                                                               : DEFAULT_SCRIPT_SECONDS;
+        }
         return 0;
+    }
     fprintf(stderr, "lcmcoord run: %s\n", why);
     return -1;
 }
@@ -200,7 +245,10 @@ static int run_protected(lua_State *L)
 {
     run_context *ctx = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    lcmc_host_open_libraries(L);
+    if (ctx->sandbox)
+        lcmc_limits_open_sandbox(L);
+    else
+        lcmc_host_open_libraries(L);
 
     lcmc_engine *engine = lcmc_lua_engine(L);
     lcmc_host_apply_config(L, &ctx->config, ctx->verbosity, &ctx->log);
@@ -223,10 +271,20 @@ static int run_protected(lua_State *L)
     lua_setglobal(L, "arg");
 
     lcmc_host_signals_arm(engine, L);
+    lcmc_limits_arm(&ctx->limits, L, engine);
     int rc = lua_pcall(L, 1, 0, handler);
+    lcmc_limits_disarm(L);
     int caught_signal = lcmc_host_signals_disarm(L);
 
-    if (caught_signal != 0) {
+    if (caught_signal == 0 && ctx->limits.deadline_passed) {
+        fprintf(stderr, "lcmcoord: the script ran past its deadline of %g s\n",
+                ctx->limits.seconds);
+        ctx->exit_status = lcmc_host_exit_status(LCMC_EDEADLINE);
+    } else if (caught_signal == 0 && rc != LUA_OK && ctx->limits.memory_exceeded) {
+        fprintf(stderr, "lcmcoord: the script went over its memory limit of %zu MiB\n",
+                ctx->limits.memory_bytes / (1024 * 1024));
+        ctx->exit_status = EXIT_REFUSED;
+    } else if (caught_signal != 0) {
         fprintf(stderr, "lcmcoord: interrupted by %s\n",
                 caught_signal == SIGINT ? "SIGINT" : "SIGTERM");
         ctx->exit_status = 128 + caught_signal;
@@ -265,7 +323,9 @@ static int run_script(run_context *ctx)
         return EXIT_USAGE;
     }
 
-    lua_State *L = luaL_newstate();
+    if (ctx->limits.memory_bytes == 0)
+        ctx->limits.memory_bytes = (size_t)DEFAULT_MEMORY_MIB * 1024 * 1024;
+    lua_State *L = lcmc_limits_new_state(&ctx->limits);
     if (L == NULL) {
         free(ctx->input);
         fputs("lcmcoord run: not enough memory\n", stderr);

@@ -1,0 +1,196 @@
+/*
+ * Limits on the operator's script: `lcmcoord run` executes code from a VNF package, inside
+ * an upgrade that must not hang or eat the VNFM host's memory. A deadline ends a script that
+ * loops forever (a count hook checks the clock in pure Lua; an alarm interrupts the engine
+ * when the script waits in a runtime call); a counting allocator caps the Lua state's memory;
+ * and --sandbox leaves a script no files, processes or bytecode.
+ */
+#define _DEFAULT_SOURCE /* setitimer */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <lua-cjson.h>
+
+#include "script_limits.h"
+#include "lcmcoord_lua.h"
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+static void *counting_alloc(void *userdata, void *block, size_t old_size, size_t new_size)
+{
+    lcmc_script_limits *limits = userdata;
+    /* For a new block Lua passes the kind of object in old_size, not a size. */
+    size_t old = block != NULL ? old_size : 0;
+    if (new_size == 0) {
+        free(block);
+        limits->used -= old;
+        return NULL;
+    }
+    if (limits->memory_bytes != 0 && new_size > old &&
+        limits->used + (new_size - old) > limits->memory_bytes) {
+        limits->memory_exceeded = 1;
+        return NULL; /* Lua raises "not enough memory" */
+    }
+    void *moved = realloc(block, new_size);
+    if (moved != NULL)
+        limits->used = limits->used - old + new_size;
+    return moved;
+}
+
+static int at_panic(lua_State *L)
+{
+    const char *message = lua_tostring(L, -1);
+    fprintf(stderr, "lcmcoord: Lua panic: %s\n", message ? message : "(not a string)");
+    return 0; /* abort() follows */
+}
+
+lua_State *lcmc_limits_new_state(lcmc_script_limits *limits)
+{
+    limits->used = 0;
+    limits->memory_exceeded = 0;
+    limits->deadline_passed = 0;
+    lua_State *L = lua_newstate(counting_alloc, limits);
+    if (L != NULL)
+        lua_atpanic(L, at_panic);
+    return L;
+}
+
+/* ---- the sandbox ------------------------------------------------------------------------ */
+
+/* load(chunk, name, mode, env) with mode forced to text: bytecode skips the checks the
+ * compiler makes and can crash the interpreter. */
+static int sandbox_load(lua_State *L)
+{
+    int args = lua_gettop(L);
+    luaL_checkany(L, 1);
+    if (args < 2)
+        lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    /* An env given explicitly (even nil) is passed on; none given keeps the default. */
+    if (args >= 4)
+        lua_pushvalue(L, 4);
+    int top = lua_gettop(L) - (args >= 4 ? 5 : 4);
+    lua_call(L, args >= 4 ? 4 : 3, LUA_MULTRET);
+    return lua_gettop(L) - top;
+}
+
+/* require for the sandbox: the modules the host carries, nothing from files. */
+static int sandbox_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    lua_CFunction open = NULL;
+    if (strcmp(name, "lcmcoord") == 0)
+        open = luaopen_lcmcoord;
+    else if (strcmp(name, "cjson") == 0)
+        open = luaopen_cjson;
+    if (open == NULL)
+        return luaL_error(
+            L, "module '%s' is not available in --sandbox (only lcmcoord and cjson are)", name);
+    luaL_requiref(L, name, open, 0);
+    return 1;
+}
+
+void lcmc_limits_open_sandbox(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, sandbox_load, 1);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, sandbox_require);
+    lua_setglobal(L, "require");
+    /* The module needs cjson; it finds it through require, which now means ours. */
+    luaL_requiref(L, "cjson", luaopen_cjson, 0);
+    lua_pop(L, 1);
+    luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 1);
+    lua_pop(L, 1);
+}
+
+/* ---- the deadline ----------------------------------------------------------------------- */
+
+static lcmc_script_limits *armed_limits;
+static lua_State *armed_state;
+static lcmc_engine *armed_engine;
+static double armed_deadline;
+
+static void deadline_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (armed_limits != NULL && (armed_limits->deadline_passed || lcmc_now() >= armed_deadline)) {
+        armed_limits->deadline_passed = 1;
+        luaL_error(L, "the script ran past its deadline of %f s", armed_limits->seconds);
+    }
+}
+
+static void on_alarm(int signal_number)
+{
+    (void)signal_number;
+    /* Async-signal-safe only: a flag, the engine's interrupt, and a hook (lua_sethook is
+     * safe to call from a handler, as lua.c does for SIGINT). */
+    if (armed_limits == NULL)
+        return;
+    armed_limits->deadline_passed = 1;
+    if (armed_engine != NULL)
+        lcmc_engine_interrupt(armed_engine);
+    if (armed_state != NULL)
+        lua_sethook(armed_state, deadline_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine)
+{
+    if (limits->seconds <= 0)
+        return;
+    armed_limits = limits;
+    armed_state = L;
+    armed_engine = engine;
+    armed_deadline = lcmc_now() + limits->seconds;
+    /* Every 10,000 instructions: negligible cost, and a tight loop notices within
+     * microseconds. */
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_alarm;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGALRM, &action, NULL);
+    struct itimerval timer;
+    memset(&timer, 0, sizeof timer);
+    timer.it_value.tv_sec = (time_t)limits->seconds;
+    timer.it_value.tv_usec =
+        (suseconds_t)((limits->seconds - (double)(time_t)limits->seconds) * 1e6);
+    setitimer(ITIMER_REAL, &timer, NULL);
+}
+
+void lcmc_limits_disarm(lua_State *L)
+{
+    struct itimerval off;
+    memset(&off, 0, sizeof off);
+    setitimer(ITIMER_REAL, &off, NULL);
+    signal(SIGALRM, SIG_DFL);
+    if (L != NULL && armed_state == L)
+        lua_sethook(L, NULL, 0, 0);
+    armed_limits = NULL;
+    armed_state = NULL;
+    armed_engine = NULL;
+}

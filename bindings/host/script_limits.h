@@ -1,0 +1,37 @@
+/*
+ * Limits on the operator's script under `lcmcoord run` (script_limits.c): a deadline for the whole
+ * script, a cap on the memory its Lua state may use, and a sandbox of libraries.
+ */
+#ifndef LCMCOORD_HOST_SCRIPT_LIMITS_H
+#define LCMCOORD_HOST_SCRIPT_LIMITS_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "lcmcoord/lcmcoord.h"
+
+typedef struct lcmc_script_limits {
+    double seconds;      /* the script's deadline from arming; 0: none */
+    size_t memory_bytes; /* what the Lua state may allocate; 0: no cap */
+    /* What happened (read after the script ended). */
+    volatile sig_atomic_t deadline_passed;
+    int memory_exceeded;
+    size_t used;
+} lcmc_script_limits;
+
+/* A Lua state whose allocations count against limits->memory_bytes. NULL when out of
+ * memory. `limits` must outlive the state. */
+lua_State *lcmc_limits_new_state(lcmc_script_limits *limits);
+
+/* Opens only base (without dofile, loadfile, and with load taking text alone), string,
+ * table, math and utf8, and a `require` that knows the lcmcoord module and cjson only. */
+void lcmc_limits_open_sandbox(lua_State *L);
+
+/* Starts the deadline: a count hook stops a script busy in Lua, and an alarm interrupts the
+ * engine when the script is waiting in a runtime call. One script at a time per process. */
+void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine);
+void lcmc_limits_disarm(lua_State *L);
+
+#endif
