@@ -461,6 +461,42 @@ class SecretsCanaryTest(PkiTestCase):
         self.assertEqual(tls_failure.returncode, 4, tls_failure.stderr)
         self.check(tls_failure)
 
+    def write_auth(self, tmp, authentication):
+        path = os.path.join(tmp, "auth.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(authentication, f)
+        return path
+
+    def test_coordinate_at_full_verbosity(self):
+        with tempfile.TemporaryDirectory() as tmp, EM(
+                "--scenario", os.path.join(HERE, "scenarios", "canary_token.lua")) as em:
+            auth = self.write_auth(tmp, oauth2(em.url + "/token", secret=self.SECRET))
+            done = harness.run_lcmcoord("coordinate", "-vv", "--endpoint", em.url, "--action",
+                                        "prv.test.canary", "--auth", auth)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.check(done)
+
+    def test_repl_trace_replay(self):
+        # :trace on prints every exchange as sent and received: the token request, its
+        # answer (which holds the token) and the Bearer header must all come out redacted.
+        with tempfile.TemporaryDirectory() as tmp, EM(
+                "--scenario", os.path.join(HERE, "scenarios", "canary_token.lua")) as em:
+            auth = self.write_auth(tmp, oauth2(em.url + "/token", secret=self.SECRET))
+            lines = [":trace on", "em:api_versions()",
+                     'em:coordinate(lcmcoord.request{action = "prv.test.canary"})']
+            done = harness.run_lcmcoord("repl", "--endpoint", em.url, "--auth", auth,
+                                        stdin="\n".join(lines) + "\n",
+                                        env={"XDG_DATA_HOME": tmp})
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn("Authorization: Bearer <redacted>", done.stdout + done.stderr)
+            self.check(done)
+            history = os.path.join(tmp, "lcmcoord", "history")
+            if os.path.exists(history):
+                with open(history, encoding="utf-8") as f:
+                    text = f.read()
+                for word in self.forbidden():
+                    self.assertNotIn(word, text)
+
 
 if __name__ == "__main__":
     unittest.main()
