@@ -215,6 +215,10 @@ static int eval_protected(lua_State *L)
 
     double started = now();
     lcmc_host_signals_arm(repl->engine, L);
+    /* Delivered now to the armed handler, it interrupts this line as it should. */
+    int early = lcmc_edit_take_interrupt();
+    if (early != 0)
+        raise(early);
     status = lua_pcall(L, 0, LUA_MULTRET, 1);
     int sig = lcmc_host_signals_disarm(L);
     double took = now() - started;

@@ -71,6 +71,9 @@ void lcmc_edit_close(void);
 /* Reads one line with `prompt` (malloc'd, without its newline), or NULL at end of input. On
  * Ctrl-C (or SIGTERM) at the prompt returns NULL with *interrupted set to the signal. */
 char *lcmc_edit_read(lcmc_repl *repl, const char *prompt, int *interrupted);
+/* A SIGINT or SIGTERM that arrived after the last line was read and before evaluation armed
+ * its own handlers (0: none), cleared by the call. */
+int lcmc_edit_take_interrupt(void);
 /* Adds the lines of one finished chunk to the session history and, unless one of them holds
  * something that looks like a secret, to the history file. */
 void lcmc_edit_remember(lcmc_repl *repl, const char *chunk);

@@ -120,6 +120,9 @@ static int journal_command(lcmc_repl *repl)
     lua_setmetatable(L, -2);
 
     lcmc_host_signals_arm(repl->engine, NULL);
+    int early = lcmc_edit_take_interrupt();
+    if (early != 0)
+        raise(early);
     lcmc_status status = lcmc_client_request(client, "GET", "/_em/journal", NULL, 0, slot);
     int caught = lcmc_host_signals_disarm(NULL);
     lcmc_engine_reset_interrupt(repl->engine);

@@ -479,9 +479,21 @@ char *lcmc_edit_read(lcmc_repl *repl, const char *prompt, int *interrupted)
     sigaction(SIGINT, &sa, &previous_int);
     sigaction(SIGTERM, &sa, &previous_term);
     char *line = readline(prompt);
+    if (line != NULL) {
+        /* The handler stays until evaluation arms its own: a Ctrl-C typed just after Enter
+         * belongs to the line about to run (lcmc_edit_take_interrupt hands it over). */
+        return line;
+    }
     sigaction(SIGINT, &previous_int, NULL);
     sigaction(SIGTERM, &previous_term, NULL);
-    if (line == NULL && prompt_interrupted != 0)
+    if (prompt_interrupted != 0)
         *interrupted = prompt_interrupted;
     return line;
+}
+
+int lcmc_edit_take_interrupt(void)
+{
+    int caught = prompt_interrupted;
+    prompt_interrupted = 0;
+    return caught;
 }
