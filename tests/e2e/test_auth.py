@@ -241,6 +241,33 @@ class ClientCertificateTest(PkiTestCase):
         self.assertEqual(done.returncode, 4, done.stderr)
         self.assertIn("does not belong to the certificate", self.assertOneLine(done.stderr))
 
+    def test_encrypted_key_with_its_passphrase_from_the_environment(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            key = os.path.join(tmp, "client.enc.key")
+            subprocess.run(["openssl", "pkey", "-in", self.pki.client_key, "-aes256", "-out", key,
+                            "-passout", "pass:K3y-Passphrase"], check=True, capture_output=True)
+            expected = certs.thumbprint(self.pki.client_cert)
+            with TlsEM(self.pki, "--client-ca", self.pki.ca_cert, "--oauth2", CLIENT_ID) as em:
+                params = param(em.url, client_cert_auth(em.url + "/token", expected))
+                flags = self.tls_flags(key=key)
+                right = run(params, "-vv", *flags, env={"LCMCOORD_KEY_PASSWORD": "K3y-Passphrase"})
+                wrong = run(params, *flags, env={"LCMCOORD_KEY_PASSWORD": "not-it"})
+                none = run(params, *flags)
+        self.assertEqual(right.returncode, 0, right.stderr)
+        self.assertNotIn("K3y-Passphrase", right.stdout + right.stderr)
+        for done in (wrong, none):
+            self.assertEqual(done.returncode, 4, done.stderr)
+            line = self.assertOneLine(done.stderr)
+            self.assertIn("cannot be read", line)
+            self.assertNotIn("K3y-Passphrase", line)
+
+    def test_unreadable_certificate_file_is_named(self):
+        with TlsEM(self.pki) as em:
+            done = run(param(em.url, None), "--cacert", self.pki.ca_cert, "--cert",
+                       "/nonexistent/client.pem", "--key", self.pki.client_key)
+        self.assertIn(done.returncode, (2, 4), done.stderr)
+        self.assertIn("/nonexistent/client.pem", self.assertOneLine(done.stderr))
+
     def test_client_cert_auth_without_local_certificate_is_explained(self):
         with TlsEM(self.pki) as em:
             done = run(param(em.url, client_cert_auth(em.url + "/token", "x")),
