@@ -90,6 +90,8 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lua_pop(L, 1);
     }
     lcmc_engine *engine = lcmc_lua_engine(L);
+    /* For this batch only: other clients of the state keep the engine's setting. */
+    long previous_connections = lcmc_engine_max_host_connections(engine);
     if (max_connections > 0)
         lcmc_engine_set_max_host_connections(engine, (long)max_connections);
     batch *b = new_batch(L, (size_t)n);
@@ -102,6 +104,7 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lua_rawseti(L, texts, i);
     }
     lcmc_engine_run(engine);
+    lcmc_engine_set_max_host_connections(engine, previous_connections);
 
     lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
     for (lua_Integer i = 1; i <= n; i++) {

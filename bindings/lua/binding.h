@@ -98,7 +98,7 @@ int lcmc_lua_request(lua_State *L);
 
 /* Reads the `tls` field of the options table at t into tls (strings kept in `keep`); the
  * host's defaults when absent. */
-void lcmc_lua_read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls);
+void lcmc_lua_read_tls(lua_State *L, int t, int arg, int keep, lcmc_tls_options *tls);
 
 /* ---- credentials.c -------------------------------------------------------------------- */
 

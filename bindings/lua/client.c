@@ -83,7 +83,7 @@ static double opt_number(lua_State *L, int t, int arg, const char *field)
     return value;
 }
 
-void lcmc_lua_read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls)
+void lcmc_lua_read_tls(lua_State *L, int t, int arg, int keep, lcmc_tls_options *tls)
 {
     static const char *const known[] = {"cacert",       "capath", "cert", "key",
                                         "key_password", "verify", NULL};
@@ -95,18 +95,18 @@ void lcmc_lua_read_tls(lua_State *L, int t, int keep, lcmc_tls_options *tls)
         return;
     }
     if (!lua_istable(L, -1))
-        field_error(L, 1, "tls", "table");
+        field_error(L, arg, "tls", "table");
     int tt = lua_gettop(L);
-    check_fields(L, tt, 1, known);
-    tls->cacert = opt_string(L, tt, 1, keep, "cacert");
-    tls->capath = opt_string(L, tt, 1, keep, "capath");
-    tls->cert = opt_string(L, tt, 1, keep, "cert");
-    tls->key = opt_string(L, tt, 1, keep, "key");
-    tls->key_password = opt_string(L, tt, 1, keep, "key_password");
+    check_fields(L, tt, arg, known);
+    tls->cacert = opt_string(L, tt, arg, keep, "cacert");
+    tls->capath = opt_string(L, tt, arg, keep, "capath");
+    tls->cert = opt_string(L, tt, arg, keep, "cert");
+    tls->key = opt_string(L, tt, arg, keep, "key");
+    tls->key_password = opt_string(L, tt, arg, keep, "key_password");
     lua_getfield(L, tt, "verify");
     if (!lcmc_lua_is_absent(L, -1)) {
         if (!lua_isboolean(L, -1))
-            field_error(L, 1, "tls.verify", "boolean");
+            field_error(L, arg, "tls.verify", "boolean");
         tls->insecure = !lua_toboolean(L, -1);
     }
     lua_pop(L, 2);
@@ -206,7 +206,7 @@ int lcmc_lua_client_new(lua_State *L)
         opts.max_body = (size_t)max;
     }
     lua_pop(L, 1);
-    lcmc_lua_read_tls(L, 1, keep, &opts.tls);
+    lcmc_lua_read_tls(L, 1, 1, keep, &opts.tls);
     /* How the client secret reaches the token endpoint: "basic" (client_secret_basic, the
      * default) or "body" (client_secret_post). */
     const char *client_auth = opt_string(L, 1, 1, keep, "oauth2_client_auth");

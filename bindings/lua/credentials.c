@@ -51,7 +51,7 @@ static int auth_new(lua_State *L)
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, "tls");
-    lcmc_lua_read_tls(L, lua_gettop(L), keep, &tls);
+    lcmc_lua_read_tls(L, lua_gettop(L), 2, keep, &tls);
     size_t length = 0;
     const char *json = lcmc_lua_json_encode(L, 1, &length);
     if (json == NULL)

@@ -100,7 +100,8 @@ int lcmc_lua_http_request(lua_State *L)
     if (has_body && has_json)
         return luaL_argerror(L, 1, "body and json: give one of them");
     if (has_body) {
-        if (!lua_isstring(L, -2))
+        /* A string only: a number would be converted into a string nothing keeps alive. */
+        if (lua_type(L, -2) != LUA_TSTRING)
             request_error(L, "body", "string");
         o.body = lua_tolstring(L, -2, &o.body_length);
     } else if (has_json) {
@@ -130,7 +131,7 @@ int lcmc_lua_http_request(lua_State *L)
     o.headers = headers;
 
     lcmc_tls_options tls = {0};
-    lcmc_lua_read_tls(L, 1, keep, &tls);
+    lcmc_lua_read_tls(L, 1, 1, keep, &tls);
     o.tls = &tls;
     if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
         if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) <= 0)
@@ -152,6 +153,8 @@ int lcmc_lua_http_request(lua_State *L)
     lua_pop(L, 1);
 
     lcmc_engine *engine = lcmc_lua_engine(L);
+    /* Made first: nothing may raise between making credentials and freeing them. */
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
     lcmc_credentials *made = NULL;
     if (lua_getfield(L, 1, "auth") != LUA_TNIL) {
         o.credentials = lcmc_lua_to_credentials(L, -1);
@@ -173,7 +176,6 @@ int lcmc_lua_http_request(lua_State *L)
     }
     lua_pop(L, 1);
 
-    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
     lcmc_status status = lcmc_request(engine, &o, &guard->response);
     lcmc_credentials_free(made);
     if (guard->response == NULL) {

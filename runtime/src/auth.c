@@ -179,7 +179,9 @@ lcmc_status lcmc__auth_parse(lcmc_auth *auth, const char *authentication_json, c
     json_error_t jerr;
     json_t *doc = json_loads(authentication_json, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL) {
-        snprintf(why, why_size, "authentication is not valid JSON: %s", jerr.text);
+        /* Only where: jansson's text quotes the input near the error, which may be a secret. */
+        snprintf(why, why_size, "authentication is not valid JSON (line %d, column %d)", jerr.line,
+                 jerr.column);
         return LCMC_EUSAGE;
     }
     lcmc_status status = LCMC_EUSAGE;

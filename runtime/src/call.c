@@ -82,6 +82,7 @@ struct lcmc_call {
     char *token;     /* the token the transfer in flight carries */
     lcmc_transfer *transfer;
     lcmc_token_waiter *waiter;
+    lcmc_timer token_deadline; /* the call's own deadline while it waits for a token */
     lcmc_call_done_fn *done;
     void *userdata;
 };
@@ -90,6 +91,7 @@ static void call_free(lcmc_call *call)
 {
     lcmc__transfer_cancel(call->transfer);
     lcmc__token_waiter_cancel(call->waiter);
+    lcmc__timer_disarm(call->session.engine, &call->token_deadline);
     free(call->headers);
     lcmc__free_secret(call->token);
     free(call);
@@ -110,6 +112,15 @@ static void call_fail_now(lcmc_call *call, lcmc_status status, const char *messa
     call->done(call->userdata, NULL, &err);
     lcmc__error_clear(&err);
     call_free(call);
+}
+
+static void token_wait_expired(lcmc_timer *timer)
+{
+    lcmc_call *call = timer->owner;
+    lcmc__token_waiter_cancel(call->waiter);
+    call->waiter = NULL;
+    call_fail_now(call, LCMC_EDEADLINE,
+                  "deadline exceeded while waiting for an access token from the token endpoint");
 }
 
 static void call_transfer_done(lcmc_transfer *t, void *userdata)
@@ -140,6 +151,7 @@ static void call_token_ready(void *userdata, const char *token, const lcmc_error
 {
     lcmc_call *call = userdata;
     call->waiter = NULL;
+    lcmc__timer_disarm(call->session.engine, &call->token_deadline);
     if (token == NULL) {
         call->done(call->userdata, NULL, err);
         call_free(call);
@@ -159,8 +171,12 @@ static int call_send(lcmc_call *call, const char *token)
                                       call->deadline};
         int got =
             lcmc__token_get(s->engine, &request, call_token_ready, call, &call->waiter, &token);
-        if (got == 0)
+        if (got == 0) {
+            /* The fetch has a budget of its own; this call's deadline is its own too. */
+            if (lcmc__timer_arm(s->engine, &call->token_deadline, call->deadline) != 0)
+                return -1;
             return 0; /* call_token_ready goes on */
+        }
         if (got < 0)
             return -1;
     }
@@ -217,6 +233,7 @@ lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request
         return NULL;
     }
     call->session = *session;
+    lcmc__timer_init(&call->token_deadline, token_wait_expired, call);
     call->method = request->method;
     call->url = request->url;
     call->body = request->body;

@@ -378,8 +378,11 @@ static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const 
         finish(c, LCMC_ENOMEM);
         return;
     }
-    if (c->cancel_wanted && !c->cancel_sent)
+    if (c->cancel_wanted && !c->cancel_sent) {
         send_cancel(c, c->deadline);
+        if (c->phase == PHASE_DONE)
+            return; /* the cancel could not even start */
+    }
     schedule_or_fail(c, answer_wait(c, r), 1, "EM accepted the coordination (202)");
 }
 
@@ -568,7 +571,9 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
     json_t *request = json_loads(request_json, JSON_REJECT_DUPLICATES, &jerr);
     char why[300] = "";
     if (request == NULL)
-        snprintf(why, sizeof why, "the LcmCoordRequest is not valid JSON: %s", jerr.text);
+        /* Only where: jansson's text quotes the input, which may hold inputParams' values. */
+        snprintf(why, sizeof why, "the LcmCoordRequest is not valid JSON (line %d, column %d)",
+                 jerr.line, jerr.column);
     else if (lcmc__validate_request(request, why, sizeof why) != 0) {
         /* why names the field */
     } else {

@@ -56,6 +56,7 @@ lcmc_status lcmc_engine_new(lcmc_engine **out)
     /* Many coordinations to one EM should share a few kept-alive connections rather than
      * open one each; HTTP/1.1 pipelining is gone from libcurl, so requests queue instead. */
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    e->max_host_connections = 64;
     e->max_active_transfers = active_transfers_for(64);
     e->log_max = LCMC_LOG_WARN;
     *out = e;
@@ -107,9 +108,15 @@ lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *e, long max)
     if (e == NULL || max < 0)
         return LCMC_EUSAGE;
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+    e->max_host_connections = max;
     e->max_active_transfers = active_transfers_for(max);
     lcmc__transfers_pump(e);
     return LCMC_OK;
+}
+
+long lcmc_engine_max_host_connections(const lcmc_engine *e)
+{
+    return e ? e->max_host_connections : 0;
 }
 
 void lcmc_engine_interrupt(lcmc_engine *e)
@@ -326,8 +333,10 @@ static void drain_wake_pipe(lcmc_engine *e)
     }
 }
 
-static void fire_due_timers(lcmc_engine *e)
+/* Returns how many fired. */
+static size_t fire_due_timers(lcmc_engine *e)
 {
+    size_t fired = 0;
     double now = lcmc__now();
     /* Only what was due on entry fires: a timer re-armed for "now" by its own callback
      * waits for the next turn, so the loop always gets back to the sockets. */
@@ -336,7 +345,9 @@ static void fire_due_timers(lcmc_engine *e)
         lcmc_timer *t = e->heap[0];
         lcmc__timer_disarm(e, t);
         t->fire(t);
+        fired++;
     }
+    return fired;
 }
 
 static int poll_timeout_ms(const lcmc_engine *e)
@@ -354,12 +365,14 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
 {
     if (e->interrupt_flag && !e->interrupt_handled)
         deliver_interrupt(e);
-    fire_due_timers(e);
+    size_t fired = fire_due_timers(e);
     if (e->transfers_running == 0 && e->heap_length == 0)
-        return LCMC_EUSAGE;
+        return fired ? LCMC_OK : LCMC_EUSAGE;
 
     struct curl_waitfd wake = {.fd = e->wake_pipe[0], .events = CURL_WAIT_POLLIN, .revents = 0};
-    CURLMcode mc = curl_multi_poll(e->multi, &wake, 1, poll_timeout_ms(e), NULL);
+    /* A timer that fired may have finished what the caller waits for (a sleep, a
+     * coordination): look at the sockets without blocking, so the caller sees it now. */
+    CURLMcode mc = curl_multi_poll(e->multi, &wake, 1, fired ? 0 : poll_timeout_ms(e), NULL);
     if (mc != CURLM_OK && mc != CURLM_UNRECOVERABLE_POLL)
         return LCMC_ENOMEM;
     if (wake.revents)

@@ -20,6 +20,7 @@ struct lcmc_engine {
      * the rest wait in a queue, so ten thousand coordinations cost little and libcurl's
      * per-turn work stays bounded. */
     size_t max_active_transfers;
+    long max_host_connections;
     struct lcmc_transfer *queue_head, *queue_tail;
     /* Easy handles kept after use: they hold libcurl's DNS and TLS session caches, and
      * reusing them spares an allocation per request. */

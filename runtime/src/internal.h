@@ -181,6 +181,7 @@ typedef struct lcmc_transfer_spec {
     size_t max_body;
     const lcmc_tls_options *tls;
     int secret_exchange;    /* a token request: its bodies are never traced */
+    int immediate;          /* never queued: configured before lcmc__transfer_start returns */
     const char *basic_user; /* HTTP Basic credentials, or NULL */
     const char *basic_password;
     const char *bearer_token; /* an OAuth 2.0 access token, or NULL */

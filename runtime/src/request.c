@@ -110,6 +110,7 @@ static char *basic_header(const lcmc_auth *auth)
 
 typedef struct token_wait {
     int done;
+    int expired;
     char *token;
     lcmc_error error;
 } token_wait;
@@ -124,6 +125,12 @@ static void token_arrived(void *userdata, const char *token, const lcmc_error *e
         lcmc__error_set(&w->error, err->status, "%s", lcmc_error_message(err));
         w->error.http_status = err->http_status;
     }
+}
+
+static void token_wait_expired(lcmc_timer *timer)
+{
+    token_wait *w = timer->owner;
+    w->expired = 1;
 }
 
 lcmc_status lcmc_credentials_header(lcmc_credentials *c, double timeout, char **value)
@@ -150,10 +157,21 @@ lcmc_status lcmc_credentials_header(lcmc_credentials *c, double timeout, char **
         *value = lcmc__asprintf("Bearer %s", token);
         return *value ? LCMC_OK : LCMC_ENOMEM;
     }
+    /* The fetch has a budget of its own; this wait is bounded by the caller's timeout. */
+    lcmc_timer expiry;
+    lcmc__timer_init(&expiry, token_wait_expired, &w);
+    if (lcmc__timer_arm(e, &expiry, deadline) != 0) {
+        lcmc__token_waiter_cancel(waiter);
+        return LCMC_ENOMEM;
+    }
     lcmc_status s = LCMC_OK;
     while (!w.done) {
         if (e->interrupt_flag) {
             s = LCMC_ECANCELLED;
+            break;
+        }
+        if (w.expired) {
+            s = LCMC_EDEADLINE;
             break;
         }
         if (lcmc__engine_step(e) == LCMC_EUSAGE && !w.done) {
@@ -161,11 +179,14 @@ lcmc_status lcmc_credentials_header(lcmc_credentials *c, double timeout, char **
             break;
         }
     }
+    lcmc__timer_disarm(e, &expiry);
     if (!w.done) {
         lcmc__token_waiter_cancel(waiter);
         lcmc__engine_set_last_error(e, s, "%s",
-                                    s == LCMC_ECANCELLED ? "interrupted while waiting for a token"
-                                                         : "the token request was lost");
+                                    s == LCMC_ECANCELLED  ? "interrupted while waiting for a token"
+                                    : s == LCMC_EDEADLINE ? "deadline exceeded while waiting for "
+                                                            "an access token"
+                                                          : "the token request was lost");
         return s;
     }
     if (w.token == NULL) {

@@ -20,6 +20,7 @@ typedef struct lcmc_token_entry lcmc_token_entry;
 
 struct lcmc_token_waiter {
     lcmc_token_waiter *prev, *next;
+    lcmc_token_waiter **list; /* the head of the list it is on */
     lcmc_token_entry *entry;
     lcmc_token_ready_fn *ready;
     void *userdata;
@@ -90,20 +91,26 @@ unsigned long lcmc__token_requests(const lcmc_engine *e)
     return e->token_requests;
 }
 
-/* Hands the outcome to every waiter. The list is detached first: a waiter's callback may
- * start requests that join a new fetch. */
+/* Hands the outcome to the waiters of the fetch that ended. They move to a list of their
+ * own first: a callback may cancel other waiters (a coordination that ends cancels its
+ * other call), which must find a whole list, and may add new waiters, which belong to the
+ * next fetch, not to this outcome. The token stays valid across the callbacks: they run
+ * before any other turn of the loop. */
 static void notify(lcmc_token_entry *t, const lcmc_error *err)
 {
-    lcmc_token_waiter *w = t->waiters;
+    lcmc_token_waiter *pending = t->waiters;
     t->waiters = NULL;
-    /* The token stays valid across the callbacks: they run before any other turn. */
-    while (w) {
-        lcmc_token_waiter *next = w->next;
+    for (lcmc_token_waiter *w = pending; w; w = w->next)
+        w->list = &pending;
+    while (pending) {
+        lcmc_token_waiter *w = pending;
+        pending = w->next;
+        if (pending)
+            pending->prev = NULL;
         lcmc_token_ready_fn *ready = w->ready;
         void *userdata = w->userdata;
         free(w);
         ready(userdata, err ? NULL : t->token, err);
-        w = next;
     }
 }
 
@@ -193,18 +200,22 @@ static int start_fetch(lcmc_engine *e, lcmc_token_entry *t, const lcmc_token_req
     }
     if (body == NULL)
         goto fail;
-    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
-                             "Accept: application/json", NULL};
+    /* Static, or owned by the entry: nothing the transfer reads may belong to the requester,
+     * who may be gone before the fetch ends. */
+    static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                                          "Accept: application/json", NULL};
     lcmc_transfer_spec spec = {0};
     spec.method = "POST";
-    spec.url = auth->token_endpoint;
+    spec.url = t->token_endpoint;
     spec.body = body;
     spec.body_length = strlen(body);
     spec.headers = headers;
-    double budget = request->deadline - lcmc__now();
-    if (budget > TOKEN_FETCH_BUDGET_MAX)
-        budget = TOKEN_FETCH_BUDGET_MAX;
-    spec.deadline = lcmc__now() + budget;
+    /* A budget of the fetch's own: every waiter bounds its wait by its own deadline
+     * (call.c), so one requester's short deadline cannot cut the token short for others. */
+    spec.deadline = lcmc__now() + TOKEN_FETCH_BUDGET_MAX;
+    /* Configured at once (never queued), while the requester's TLS settings are alive:
+     * libcurl copies what it keeps. */
+    spec.immediate = 1;
     spec.max_body = request->max_body;
     spec.tls = request->tls;
     spec.secret_exchange = 1;
@@ -247,6 +258,7 @@ int lcmc__token_get(lcmc_engine *e, const lcmc_token_request *request, lcmc_toke
     if (w == NULL)
         return -1;
     w->entry = t;
+    w->list = &t->waiters;
     w->ready = ready;
     w->userdata = userdata;
     w->next = t->waiters;
@@ -268,7 +280,7 @@ void lcmc__token_waiter_cancel(lcmc_token_waiter *w)
     if (w->prev)
         w->prev->next = w->next;
     else
-        w->entry->waiters = w->next;
+        *w->list = w->next;
     if (w->next)
         w->next->prev = w->prev;
     free(w);

@@ -391,7 +391,7 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
     t->body = spec->body;
     t->body_length = spec->body ? spec->body_length : 0;
     t->spec = *spec;
-    if (e->transfers_running < e->max_active_transfers) {
+    if (spec->immediate || e->transfers_running < e->max_active_transfers) {
         if (activate(t) != 0) {
             release(t);
             return NULL;

@@ -20,6 +20,11 @@ describe("lcmcoord.http.request", function()
       "bad argument #1 to 'request' (headers: names and values without ':' or line breaks expected)")
   end)
 
+  it("wants a string body, not a number converted on the fly", function()
+    assert.has_error(function() lcmcoord.http.request{url = "http://h/", body = 12345} end,
+      "bad argument #1 to 'request' (body: string expected)")
+  end)
+
   it("refuses a URL it cannot use, as an error value", function()
     local r, err = lcmcoord.http.request{url = "ftp://h/"}
     assert.is_nil(r)
@@ -37,6 +42,12 @@ describe("lcmcoord.auth", function()
     auth:close()
     assert.equals("lcmcoord.auth (closed)", tostring(auth))
     assert.has_error(function() auth:header() end, "attempt to use a closed auth object")
+  end)
+
+  it("names its second argument when the tls table is wrong", function()
+    local ok, err = pcall(lcmcoord.auth.new, BASIC, "x")
+    assert.is_false(ok)
+    assert.matches("bad argument #2", err)
   end)
 
   it("raises an error value naming the field", function()

@@ -532,6 +532,13 @@ static void test_auth_errors_name_the_field_not_the_secret(void **state)
     assert_int_equal(lcmc__auth_parse(&auth, bad_ref, why, sizeof why), LCMC_EUSAGE);
     assert_non_null(strstr(why, "certificateRef.type must be x5t#S256"));
 
+    /* jansson quotes the input near a syntax error: a secret must not reach the message. */
+    assert_int_equal(lcmc__auth_parse(&auth, "{\"paramsBasic\":{\"password\":\"Sup3r\\qS3cret\"}}",
+                                      why, sizeof why),
+                     LCMC_EUSAGE);
+    assert_non_null(strstr(why, "not valid JSON"));
+    assert_null(strstr(why, "Sup3r"));
+
     assert_int_equal(lcmc__auth_parse(&auth, "{\"authType\":[\"DIGEST\"]}", why, sizeof why),
                      LCMC_EUSAGE);
     assert_non_null(strstr(why, "authType[1]"));

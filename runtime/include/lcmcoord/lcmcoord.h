@@ -110,6 +110,7 @@ typedef void lcmc_trace_fn(void *userdata, lcmc_trace_kind kind, const char *dat
 LCMC_API void lcmc_engine_set_trace(lcmc_engine *engine, lcmc_trace_fn *fn, void *userdata);
 /* How many connections the engine keeps open to one host at most (0: libcurl's default). */
 LCMC_API lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *engine, long max);
+LCMC_API long lcmc_engine_max_host_connections(const lcmc_engine *engine);
 /* Async-signal-safe: every coordination and request in flight is cancelled (the EM is asked
  * to cancel coordinations that have an id, briefly) and finishes with LCMC_ECANCELLED. The
  * blocking call in progress returns promptly. Stays in effect until lcmc_engine_reset_interrupt. */
