@@ -14,19 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "em.h"
-
-static const char *const operation_types[] = {"INSTANTIATE",
-                                              "SCALE",
-                                              "SCALE_TO_LEVEL",
-                                              "CHANGE_FLAVOUR",
-                                              "TERMINATE",
-                                              "HEAL",
-                                              "OPERATE",
-                                              "CHANGE_EXT_CONN",
-                                              "MODIFY_INFO",
-                                              "CREATE_SNAPSHOT",
-                                              "REVERT_TO_SNAPSHOT",
-                                              "CHANGE_VNFPKG"};
+#include "lcmcoord/lcmcoord.h"
 
 void em_init(struct em *em, const struct em_options *opt)
 {
@@ -240,10 +228,8 @@ int em_validate_request(const json_t *req, char *detail, size_t len)
                  json_type_name(op));
         return 422;
     }
-    bool known = false;
-    for (size_t i = 0; i < sizeof operation_types / sizeof operation_types[0]; i++)
-        known = known || strcmp(json_string_value(op), operation_types[i]) == 0;
-    if (!known) {
+    /* The client's own check: one list of LcmOperationForCoordType values. */
+    if (!lcmc_operation_type_is_valid(json_string_value(op))) {
         snprintf(detail, len, "lcmOperationType: '%.64s' is not a LcmOperationForCoordType",
                  json_string_value(op));
         return 422;

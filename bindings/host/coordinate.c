@@ -43,10 +43,7 @@ typedef struct coordinate_options {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("lcmcoord coordinate: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (%s)\n", usage_line);
-    return LCMC_EXIT_USAGE;
+    return lcmc_host_usage_error("coordinate", usage_line, fmt, arg);
 }
 
 static void print_help(void)

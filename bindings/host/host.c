@@ -94,6 +94,15 @@ void lcmc_host_open_libraries(lua_State *L)
     lua_pop(L, 1);
 }
 
+int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const char *fmt,
+                          const char *arg)
+{
+    fprintf(stderr, "lcmcoord %s: ", subcommand);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (%s)\n", usage_line);
+    return LCMC_EXIT_USAGE;
+}
+
 void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message)
 {
     (void)userdata;

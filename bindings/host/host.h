@@ -73,6 +73,11 @@ typedef struct lcmc_host_client_options {
  * an unreadable or invalid file, else as lcmc_host_exit_status); returns 0 on success. */
 int lcmc_host_push_client(lua_State *L, const char *prog, const lcmc_host_client_options *options);
 
+/* Reports a usage mistake of `lcmcoord SUBCOMMAND` as one line ("lcmcoord run: unknown
+ * option '--x' (usage: ...)") and returns the usage exit status. fmt takes one %s. */
+int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const char *fmt,
+                          const char *arg);
+
 /* ---- signals --------------------------------------------------------------------------- */
 
 /* While armed, SIGINT and SIGTERM interrupt `engine` (every request in flight finishes

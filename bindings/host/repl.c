@@ -38,10 +38,7 @@ typedef struct repl_options {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("lcmcoord repl: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (%s)\n", usage_line);
-    return LCMC_EXIT_USAGE;
+    return lcmc_host_usage_error("repl", usage_line, fmt, arg);
 }
 
 static void print_usage_help(void)

@@ -57,10 +57,7 @@ typedef struct run_context {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("lcmcoord run: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (%s)\n", usage_line);
-    return EXIT_USAGE;
+    return lcmc_host_usage_error("run", usage_line, fmt, arg);
 }
 
 static void print_help(void)

@@ -17,22 +17,6 @@
 #define DEFAULT_OPERATION "CHANGE_VNFPKG"
 #define DEFAULT_VNFM      "http://vnfm.example:9890"
 
-static const char *const operations[] = {
-    "INSTANTIATE",
-    "SCALE",
-    "SCALE_TO_LEVEL",
-    "CHANGE_FLAVOUR",
-    "TERMINATE",
-    "HEAL",
-    "OPERATE",
-    "CHANGE_EXT_CONN",
-    "MODIFY_INFO",
-    "CREATE_SNAPSHOT",
-    "REVERT_TO_SNAPSHOT",
-    "CHANGE_VNFPKG",
-    NULL,
-};
-
 /* Pushes a random (version 4) UUID. The kernel's generator rather than math.random: ids of
  * coordinations from different processes started in the same second must not collide. */
 static void push_uuid(lua_State *L)
@@ -136,10 +120,7 @@ int lcmc_lua_request(lua_State *L)
     const char *instance = string_field(L, "instance", NULL, 1);
     const char *op_occ = string_field(L, "op_occ", NULL, 1);
     const char *operation = string_field(L, "operation", DEFAULT_OPERATION, 0);
-    int known_operation = 0;
-    for (const char *const *o = operations; *o != NULL && !known_operation; o++)
-        known_operation = strcmp(operation, *o) == 0;
-    if (!known_operation)
+    if (!lcmc_operation_type_is_valid(operation))
         luaL_argerror(L, 1,
                       lua_pushfstring(L,
                                       "field 'operation': '%s' is not a LcmOperationForCoordType",

@@ -32,8 +32,10 @@ static int fail(char *why, size_t why_size, const char *fmt, const char *field)
     return -1;
 }
 
-static int is_operation_type(const char *value)
+int lcmc_operation_type_is_valid(const char *value)
 {
+    if (value == NULL)
+        return 0;
     for (const char *const *t = operation_types; *t; t++)
         if (strcmp(*t, value) == 0)
             return 1;
@@ -76,7 +78,7 @@ int lcmc__validate_request(const json_t *request, char *why, size_t why_size)
         check_string(request, "coordinationActionName", "coordinationActionName", why, why_size))
         return -1;
     const char *type = json_string_value(json_object_get(request, "lcmOperationType"));
-    if (!is_operation_type(type)) {
+    if (!lcmc_operation_type_is_valid(type)) {
         if (why && why_size)
             snprintf(why, why_size,
                      "lcmOperationType: '%.40s' is not one of INSTANTIATE, SCALE, "

@@ -230,6 +230,8 @@ LCMC_API lcmc_result lcmc_coordination_result(const lcmc_coordination *coord);
 LCMC_API const char *lcmc_coordination_lcmcoord_json(const lcmc_coordination *coord);
 /* The coordination's id once known (from the LcmCoord or the 202's Location), or NULL. */
 LCMC_API const char *lcmc_coordination_id(const lcmc_coordination *coord);
+/* 1 when `name` is a LcmOperationForCoordType (INSTANTIATE, SCALE, ..., CHANGE_VNFPKG). */
+LCMC_API int lcmc_operation_type_is_valid(const char *name);
 /* "CONTINUE", "ABORT", "CANCELLED", or NULL for LCMC_RESULT_NONE. */
 LCMC_API const char *lcmc_result_name(lcmc_result result);
 
