@@ -16,9 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_t *problem = lcmc__decode_problem((const char *)data, size);
     long status = size > 0 ? 300 + data[0] : 500;
-    char *message = lcmc__http_error_message(status, problem, size > 1 && data[1] & 1 ? "text/plain" : NULL,
-                                             (const char *)data, size, "POST",
-                                             "http://h/lcmcoord/v1/coordinations");
+    char *message = lcmc__http_error_message(
+        status, problem, size > 1 && data[1] & 1 ? "text/plain" : NULL, (const char *)data, size,
+        "POST", "http://h/lcmcoord/v1/coordinations");
     free(message);
     json_decref(problem);
     return 0;

@@ -11,8 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (text == NULL)
         return 0;
     char why[160];
-    char *url = lcmc__resolve_location("http://em.example:6789/p/lcmcoord/v1/coordinations",
-                                       text, why, sizeof why);
+    char *url = lcmc__resolve_location("http://em.example:6789/p/lcmcoord/v1/coordinations", text,
+                                       why, sizeof why);
     if (url) {
         free(lcmc__url_origin(url));
         free(lcmc__url_path(url));

@@ -11,8 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     double expires_in = 0;
     int has_expiry = 0;
     char why[256];
-    if (lcmc__parse_token_response((const char *)data, size, &token, &expires_in, &has_expiry,
-                                   why, sizeof why) == 0)
+    if (lcmc__parse_token_response((const char *)data, size, &token, &expires_in, &has_expiry, why,
+                                   sizeof why) == 0)
         lcmc_free_secret(token);
     char *text = fuzz_string(data, size);
     if (text) {
