@@ -374,6 +374,10 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
 struct em_server;
 
 /* tls: the PEM texts for HTTPS (kept alive until em_server_stop), or NULL for HTTP. */
+/* Binds and listens on opt's HOST:PORT (non-blocking), so the real port (for port 0) is
+ * known before the first request; *v6 tells whether it is an IPv6 address. The socket, or
+ * -1 with err set. Used by the HTTP server and the raw chaos server alike. */
+int em_listen(const struct em_options *opt, bool *v6, unsigned *bound, char *err, size_t errlen);
 struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls, char *err,
                                   size_t errlen);
 unsigned em_server_port(const struct em_server *srv);

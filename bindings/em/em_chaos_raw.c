@@ -12,8 +12,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -549,46 +547,13 @@ static void *accept_thread(void *arg)
     return NULL;
 }
 
-static int listen_on(const struct em_options *opt, unsigned *bound, char *err, size_t errlen)
-{
-    char port[8];
-    snprintf(port, sizeof port, "%u", opt->port);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(opt->host, port, &hints, &ai);
-    if (gai != 0) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", opt->host, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->host, opt->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage sa;
-    socklen_t salen = sizeof sa;
-    *bound = opt->port;
-    if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0)
-        *bound = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                                : ((struct sockaddr_in *)&sa)->sin_port);
-    return fd;
-}
-
 struct em_chaos_server *em_chaos_server_start(const struct em_chaos *chaos,
                                               const struct em_options *opt, char *base_url,
                                               size_t base_len, char *err, size_t errlen)
 {
     unsigned port;
-    int fd = listen_on(opt, &port, err, errlen);
+    bool v6 = false;
+    int fd = em_listen(opt, &v6, &port, err, errlen);
     if (fd < 0)
         return NULL;
     struct em_chaos_server *srv = em_xmalloc(sizeof *srv);
@@ -604,7 +569,6 @@ struct em_chaos_server *em_chaos_server_start(const struct em_chaos *chaos,
         free(srv);
         return NULL;
     }
-    bool v6 = strchr(opt->host, ':') != NULL;
     snprintf(base_url, base_len, "%s://%s%s%s:%u", chaos->https ? "https" : "http", v6 ? "[" : "",
              opt->host, v6 ? "]" : "", port);
     return srv;

@@ -430,8 +430,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* Binds the listening socket ourselves so the real port (for port 0) is known, and the
  * base URL set, before the first request can arrive. */
-static int open_listener(const struct em_options *opt, bool *v6, unsigned *bound, char *err,
-                         size_t errlen)
+int em_listen(const struct em_options *opt, bool *v6, unsigned *bound, char *err, size_t errlen)
 {
     char port[8];
     snprintf(port, sizeof port, "%u", opt->port);
@@ -475,7 +474,7 @@ struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls,
 {
     bool v6 = false;
     unsigned port;
-    int fd = open_listener(&em->opt, &v6, &port, err, errlen);
+    int fd = em_listen(&em->opt, &v6, &port, err, errlen);
     if (fd < 0)
         return NULL;
     em_set_base_url(em, port);

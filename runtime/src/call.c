@@ -33,10 +33,8 @@ static void fill_spec(const lcmc_session *session, lcmc_transfer_spec *spec, con
     }
 }
 
-/* 1 for the credentials' own origin, 0 for another one they may not go to (or none are
- * held), -1 with err set when the request may not be made at all. */
-static int judge_origin(const lcmc_session *session, const char *method, const char *url,
-                        lcmc_error *err)
+int lcmc__session_judge_origin(const lcmc_session *session, const char *method, const char *url,
+                               lcmc_error *err)
 {
     const lcmc_auth *auth = session->auth;
     int has_credentials = auth && auth->type != LCMC_AUTH_NONE;
@@ -55,16 +53,6 @@ static int judge_origin(const lcmc_session *session, const char *method, const c
     free(path);
     free(origin);
     return -1;
-}
-
-int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
-                          const char *url, const char *body, size_t body_length, double deadline,
-                          lcmc_error *err)
-{
-    int same = judge_origin(session, method, url, err);
-    if (same >= 0)
-        fill_spec(session, spec, method, url, body, body_length, deadline, same);
-    return same;
 }
 
 struct lcmc_call {
@@ -220,7 +208,7 @@ static int join_headers(lcmc_call *call, const char *const *extra)
 lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request *request,
                             lcmc_call_done_fn *done, void *userdata, lcmc_error *err)
 {
-    int same = judge_origin(session, request->method, request->url, err);
+    int same = lcmc__session_judge_origin(session, request->method, request->url, err);
     if (same < 0)
         return NULL;
     int has_credentials = session->auth && session->auth->type != LCMC_AUTH_NONE;

@@ -206,16 +206,6 @@ const lcmc_client_options *lcmc__client_options(const lcmc_client *c)
     return &c->options;
 }
 
-int lcmc__client_has_credentials(const lcmc_client *c)
-{
-    return c->auth.type != LCMC_AUTH_NONE;
-}
-
-const char *lcmc__client_origin(const lcmc_client *c)
-{
-    return c->origin;
-}
-
 const lcmc_session *lcmc__client_session(const lcmc_client *c)
 {
     return &c->session;

@@ -349,21 +349,21 @@ static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const 
         fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
         return;
     }
-    if (lcmc__client_has_credentials(c->client) && !c->options->allow_cross_origin) {
+    /* Judged now rather than at the first poll, after a wait: the answer is already known. */
+    lcmc_error refused = {0};
+    if (lcmc__session_judge_origin(lcmc__client_session(c->client), "GET", poll_url, &refused) <
+        0) {
         char *origin = lcmc__url_origin(poll_url);
-        int same = origin && strcmp(origin, lcmc__client_origin(c->client)) == 0;
-        if (!same) {
-            char message[400];
-            snprintf(message, sizeof message,
-                     "EM answered 202 Accepted with a Location on another origin (%s); the "
-                     "EM's credentials are not sent there",
-                     origin ? origin : "unparsable");
-            free(origin);
-            free(poll_url);
-            fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
-            return;
-        }
+        char message[400];
+        snprintf(message, sizeof message,
+                 "EM answered 202 Accepted with a Location on another origin (%s); the "
+                 "EM's credentials are not sent there",
+                 origin ? origin : "unparsable");
         free(origin);
+        free(poll_url);
+        lcmc__error_clear(&refused);
+        fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
+        return;
     }
     c->poll_url = poll_url;
     size_t n = strlen(poll_url);

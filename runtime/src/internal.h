@@ -74,12 +74,6 @@ void lcmc__free_secret(char *s);
 
 /* ---- pure helpers (unit tested) ----------------------------------------------------- */
 
-/* The wait before the next attempt, in seconds: the server's Retry-After when it sent one
- * (`present`, `retry_after` as libcurl computed it, which is <= 0 for "0", a past date or
- * garbage), never below `floor`; `default_interval` when it sent none. */
-LCMC_INTERNAL double lcmc__retry_wait(int present, long long retry_after, double floor,
-                                      double default_interval);
-
 /* What to do with a wait that starts `now` and lasts `wait` under `deadline`: */
 typedef enum lcmc_wait_plan {
     LCMC_WAIT_AS_ASKED,      /* it ends in time: wait all of it */
@@ -210,12 +204,9 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *engine, const lcmc_transfer_spe
                                     lcmc_transfer_done_fn *done, void *userdata);
 /* Stops a transfer without calling its callback, and frees it. */
 void lcmc__transfer_cancel(lcmc_transfer *transfer);
-const lcmc_transfer_result *lcmc__transfer_result(const lcmc_transfer *transfer);
 /* Takes the result out of a finished transfer and frees the transfer. */
 void lcmc__transfer_finish(lcmc_transfer *transfer, lcmc_transfer_result *out);
 void lcmc__transfer_result_free(lcmc_transfer_result *result);
-const char *lcmc__transfer_method(const lcmc_transfer *transfer);
-const char *lcmc__transfer_url(const lcmc_transfer *transfer);
 
 /* Classifies a failed transfer into a status and fills err (with the request's method/URL). */
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *result, const char *method,
@@ -265,13 +256,11 @@ typedef struct lcmc_session {
     const char *peer;                 /* "the EM", "the server": for messages */
 } lcmc_session;
 
-/* Fills a transfer spec for `url`: TLS, the body cap and Basic credentials (only for the
- * session's origin). Returns 1 when the request goes to the credentials' origin, 0 when it
- * does not, and -1 with err set when it may not be made at all (credentials held, another
- * origin, not allowed). */
-int lcmc__session_prepare(const lcmc_session *session, lcmc_transfer_spec *spec, const char *method,
-                          const char *url, const char *body, size_t body_length, double deadline,
-                          lcmc_error *err);
+/* Whether a request to `url` may carry the session's credentials: 1 for their own origin,
+ * 0 for another one (or none are held, or other origins are allowed without them), -1 with
+ * err set when the request may not be made at all. The one place the origin rule lives. */
+int lcmc__session_judge_origin(const lcmc_session *session, const char *method, const char *url,
+                               lcmc_error *err);
 
 /* A call: one logical request with the session's credentials. It waits for an OAuth 2.0
  * token when it needs one, and after a 401 to a token it drops that token, gets a new one
@@ -311,8 +300,5 @@ lcmc_engine *lcmc__client_engine(const lcmc_client *client);
 const lcmc_session *lcmc__client_session(const lcmc_client *client);
 unsigned long lcmc__client_serial(const lcmc_client *client);
 const lcmc_client_options *lcmc__client_options(const lcmc_client *client);
-/* Whether the client holds credentials that must stay on the EM's origin. */
-int lcmc__client_has_credentials(const lcmc_client *client);
-const char *lcmc__client_origin(const lcmc_client *client);
 
 #endif

@@ -416,21 +416,6 @@ void lcmc__transfer_cancel(lcmc_transfer *t)
         release(t);
 }
 
-const lcmc_transfer_result *lcmc__transfer_result(const lcmc_transfer *t)
-{
-    return &t->result;
-}
-
-const char *lcmc__transfer_method(const lcmc_transfer *t)
-{
-    return t->method;
-}
-
-const char *lcmc__transfer_url(const lcmc_transfer *t)
-{
-    return t->url;
-}
-
 void lcmc__transfer_finish(lcmc_transfer *t, lcmc_transfer_result *out)
 {
     *out = t->result;

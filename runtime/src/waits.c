@@ -7,17 +7,6 @@
 
 #include "internal.h"
 
-double lcmc__retry_wait(int present, long long retry_after, double floor, double default_interval)
-{
-    if (!present)
-        return default_interval > floor ? default_interval : floor;
-    /* "0", a past HTTP-date and garbage all reach us as <= 0: a floor keeps a busy EM from
-     * being hammered in a tight loop. */
-    if ((double)retry_after < floor)
-        return floor;
-    return (double)retry_after;
-}
-
 lcmc_wait_plan lcmc__plan_wait(double now, double wait, double deadline, int shortenable,
                                double reserve, double *until)
 {
