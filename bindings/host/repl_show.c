@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 
@@ -111,6 +112,24 @@ static void write_string(FILE *out, const char *s, size_t len)
 
 /* Integers as integers, and floats that hold one too: cjson decodes every JSON number as a
  * float, and `201.0` is not how the EM wrote it. 14 digits otherwise, as cjson encodes. */
+/* The length of the scheme of an Authorization value ("Basic <token>", "Bearer <token>"),
+ * or 0: what auth:header() returns is a credential, and the REPL never shows one, not even
+ * when asked to print it (the trace redacts the same values on the wire). */
+static size_t credential_scheme(const char *s, size_t len)
+{
+    static const char *const schemes[] = {"Basic ", "Bearer ", NULL};
+    for (const char *const *scheme = schemes; *scheme; scheme++) {
+        size_t n = strlen(*scheme);
+        if (len <= n || strncasecmp(s, *scheme, n) != 0)
+            continue;
+        for (size_t i = n; i < len; i++)
+            if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+                return 0;
+        return n - 1;
+    }
+    return 0;
+}
+
 static void write_number(lua_State *L, int idx, FILE *out)
 {
     if (lua_isinteger(L, idx)) {
@@ -282,6 +301,13 @@ static void write_value(lua_State *L, int idx, FILE *out, const lcmc_show_style 
     case LUA_TSTRING: {
         size_t len = 0;
         const char *s = lua_tolstring(L, idx, &len);
+        size_t scheme = credential_scheme(s, len);
+        char redacted[32];
+        if (scheme > 0) {
+            snprintf(redacted, sizeof redacted, "%.*s <redacted>", (int)scheme, s);
+            s = redacted;
+            len = strlen(redacted);
+        }
         paint(out, style, C_STRING);
         write_string(out, s, len);
         paint(out, style, C_RESET);
@@ -486,7 +512,13 @@ void lcmc_show_results(lcmc_repl *repl, int n)
         } else {
             if (type == LUA_TSTRING)
                 remember(L, idx);
-            fputs(luaL_tolstring(L, idx, NULL), stdout);
+            size_t len = 0;
+            const char *text = luaL_tolstring(L, idx, &len);
+            size_t scheme = type == LUA_TSTRING ? credential_scheme(text, len) : 0;
+            if (scheme > 0)
+                fprintf(stdout, "%.*s <redacted>", (int)scheme, text);
+            else
+                fputs(text, stdout);
             lua_pop(L, 1);
             open_line = 1;
         }

@@ -5,6 +5,7 @@ session with `lcmcoord run`'s exit status and one line on stderr; and the startu
 The interactive side is in test_repl_pty.py.
 """
 
+import base64
 import json
 import os
 import re
@@ -61,6 +62,21 @@ class Replay(harness.TestCase):
         self.assertEqual(coord["coordinationResult"], "CONTINUE")
         self.assertEqual(coord["coordinationActionName"], "replayed")
         self.assertEqual(len(posts), 1)
+
+    def test_an_authorization_value_is_never_shown(self):
+        done = replay([
+            'a = lcmcoord.auth.new{authType = {"BASIC"}, '
+            'paramsBasic = {userName = "u", password = "Zq9-Repl-Pw"}}',
+            "a:header()",
+            "{h = a:header()}",
+            '"Bearer of good news"',
+        ])
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.splitlines()[0], "Basic <redacted>")
+        self.assertIn('"h": "Basic <redacted>"', done.stdout)
+        self.assertIn("Bearer of good news", done.stdout)
+        self.assertNotIn(base64.b64encode(b"u:Zq9-Repl-Pw").decode(), done.stdout)
+        self.assertNotIn("Zq9-Repl-Pw", done.stdout + done.stderr)
 
     def test_a_failing_line_stops_the_replay_with_exit_1(self):
         done = replay(["print('before')", "error('the third line fails')", "print('after')"])
