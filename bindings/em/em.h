@@ -17,15 +17,26 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #define EM_DEFAULT_PORT         6789
-#define EM_DEFAULT_BODY_LIMIT   (1024u * 1024u)
+/* Byte budgets (docs/em.md, "Limits"): every one of them is what bounds memory and CPU time
+ * per request, whatever a client sends. */
+#define EM_DEFAULT_BODY_LIMIT   (256u * 1024u) /* API bodies: a LcmCoordRequest with room */
+#define EM_TOKEN_BODY_MAX       4096u          /* /token bodies: a client_credentials form */
+#define EM_FORM_MAX_FIELDS      64u
+#define EM_STORE_BYTES          (32u * 1024u * 1024u) /* coordinations kept, serialized */
+#define EM_JOURNAL_BYTES        (16u * 1024u * 1024u) /* journal entries, serialized */
+#define EM_JSON_MAX_DEPTH       32u
+#define EM_JSON_MAX_MEMBERS     10000u /* object members and array elements, in all */
+#define EM_JSON_MAX_STRING      (64u * 1024u) /* one string or key, in bytes */
+#define EM_SCENARIO_MEMORY      (64u * 1024u * 1024u) /* one Lua state's heap */
 #define EM_DEFAULT_JOURNAL_MAX  10000u
 #define EM_STORE_CAPACITY       65536u
-#define EM_JOURNAL_BODY_MAX     (64u * 1024u)
+#define EM_JOURNAL_BODY_MAX     (16u * 1024u)
 #define EM_ID_LEN               36
 #define EM_HTTP_DATE_LEN        40
 #define EM_BASE_URL_MAX         300
@@ -149,6 +160,12 @@ struct em_response {
     char *body; /* malloc'd or NULL */
     size_t body_len;
     bool may_delay; /* false for the journal, which --delay must not slow down */
+    /* A body produced piece by piece instead of `body` (the journal), with the signatures
+     * of libmicrohttpd's content reader: read returns bytes written, -1 at the end; free
+     * is called once when the response is done with (sent or not). */
+    ssize_t (*stream_read)(void *ctx, uint64_t pos, char *buf, size_t max);
+    void (*stream_free)(void *ctx);
+    void *stream_ctx;
 };
 
 void em_response_free(struct em_response *rs);
@@ -191,6 +208,11 @@ void em_handle(struct em *em, const struct em_request *rq, struct em_response *r
 int em_check_version(const char *value, char *detail, size_t len);
 bool em_check_content_type(const char *value);
 int em_parse_body(const char *body, size_t len, json_t **out, char *detail, size_t dlen);
+/* Checks a decoded body against EM_JSON_MAX_DEPTH, _MEMBERS and _STRING; 0, or -1 with
+ * detail naming the limit exceeded. */
+int em_json_check_limits(const json_t *j, char *detail, size_t dlen);
+/* Largest body accepted on this path (the token endpoint's is small: it is unauthenticated). */
+size_t em_body_limit(const struct em *em, const char *path);
 int em_validate_request(const json_t *req, char *detail, size_t len);
 json_t *em_problem(unsigned status, const char *detail);
 const char *em_reason(unsigned status);
@@ -285,7 +307,9 @@ char *em_form_decode(const char *s, size_t n, size_t *outlen);
 int em_form_parse(const char *body, size_t len, struct em_form *out, char *err, size_t errlen);
 const char *em_form_get(const struct em_form *f, const char *name);
 void em_form_free(struct em_form *f);
-/* A copy of a form body with the values of secret-bearing fields replaced by <redacted>. */
+/* A copy of a form body keeping only what is known to be harmless: fields named in an
+ * allow-list with plain values verbatim, known OAuth parameter names with their values as
+ * <redacted>, any other field as <redacted> whole. */
 char *em_form_redact(const char *body, size_t len, size_t *outlen);
 
 /* ---- access tokens (em_tokens.c) ---- */
@@ -333,11 +357,16 @@ unsigned em_coord_poll(struct em_coord *c);
 /* A cancel: 202 when running (one more 202 follows), 409 when finished. */
 unsigned em_coord_cancel(struct em_coord *c);
 
-struct em_store *em_store_new(size_t capacity);
+/* At most `capacity` coordinations and `max_bytes` of their serialized documents. */
+struct em_store *em_store_new(size_t capacity, size_t max_bytes);
 void em_store_free(struct em_store *s);
 void em_store_new_id(struct em_store *s, char id[EM_ID_LEN + 1]);
-/* Stores a coordination (doc is stolen); returns the serialized doc for a 201 body. */
-char *em_store_put(struct em_store *s, const char *id, json_t *doc, unsigned polls, bool done);
+/* Stores a coordination (doc is stolen); *body (if body is not NULL) gets the serialized
+ * doc for a 201 body. When the byte budget is short, finished coordinations are forgotten,
+ * oldest first; -1 when that is not enough (every byte is held by one in progress). */
+int em_store_put(struct em_store *s, const char *id, json_t *doc, unsigned polls, bool done,
+                 char **body);
+size_t em_store_bytes(struct em_store *s);
 /* 404, 202 or 200 (then *body is the LcmCoord, malloc'd). */
 unsigned em_store_get(struct em_store *s, const char *id, char **body);
 /* 404, 202 or 409. */
@@ -349,7 +378,20 @@ struct em_journal *em_journal_new(size_t max);
 void em_journal_free(struct em_journal *j);
 void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned long seq,
                     unsigned status, const struct em_auth *auth);
+/* The whole journal as one string (tests); the server streams it with a reader instead. */
 char *em_journal_dump(struct em_journal *j);
+void em_journal_set_budget(struct em_journal *j, size_t max_bytes);
+size_t em_journal_bytes(struct em_journal *j);
+/* A snapshot of the entries (references, not copies) for em_response.stream_*. */
+struct em_journal_reader;
+struct em_journal_reader *em_journal_reader_new(struct em_journal *j);
+ssize_t em_journal_reader_read(void *reader, uint64_t pos, char *buf, size_t max);
+void em_journal_reader_free(void *reader);
+/* What the journal and the request log show of a header value and of a request target:
+ * allow-listed headers verbatim, Authorization as its scheme, anything else <redacted>;
+ * the path without its query (?<redacted>) and without userinfo. malloc'd. */
+char *em_redact_header(const char *name, const char *value);
+char *em_redact_path(const char *path);
 size_t em_journal_count(struct em_journal *j);
 void em_journal_clear(struct em_journal *j);
 /* Returns a malloc'd copy of s with invalid UTF-8 replaced by U+FFFD. */

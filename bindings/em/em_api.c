@@ -23,7 +23,7 @@ void em_init(struct em *em, const struct em_options *opt)
     atomic_init(&em->requests, 0);
     atomic_init(&em->posts, 0);
     atomic_init(&em->valid_posts, 0);
-    em->store = em_store_new(EM_STORE_CAPACITY);
+    em->store = em_store_new(EM_STORE_CAPACITY, EM_STORE_BYTES);
     em->journal = em_journal_new(opt->journal_max);
     em->wildcard_host = strcmp(opt->host, "0.0.0.0") == 0 || strcmp(opt->host, "::") == 0;
     if (opt->oauth2) {
@@ -170,8 +170,67 @@ int em_parse_body(const char *body, size_t len, json_t **out, char *detail, size
         json_decref(j);
         return 400;
     }
+    if (em_json_check_limits(j, detail, dlen) < 0) {
+        json_decref(j);
+        return 400;
+    }
     *out = j;
     return 0;
+}
+
+/* Walks a decoded body once; members counts object members and array elements. */
+static int json_limits_walk(const json_t *j, unsigned depth, size_t *members, char *detail,
+                            size_t dlen)
+{
+    if (depth > EM_JSON_MAX_DEPTH) {
+        snprintf(detail, dlen, "the request body is nested deeper than %u levels",
+                 EM_JSON_MAX_DEPTH);
+        return -1;
+    }
+    if (json_is_string(j) && json_string_length(j) > EM_JSON_MAX_STRING) {
+        snprintf(detail, dlen, "the request body has a string longer than %u bytes",
+                 EM_JSON_MAX_STRING);
+        return -1;
+    }
+    size_t n = json_is_object(j) ? json_object_size(j) : json_is_array(j) ? json_array_size(j) : 0;
+    *members += n;
+    if (*members > EM_JSON_MAX_MEMBERS) {
+        snprintf(detail, dlen, "the request body has more than %u members and elements",
+                 EM_JSON_MAX_MEMBERS);
+        return -1;
+    }
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)j, key, v)
+        {
+            if (strlen(key) > EM_JSON_MAX_STRING) {
+                snprintf(detail, dlen, "the request body has a key longer than %u bytes",
+                         EM_JSON_MAX_STRING);
+                return -1;
+            }
+            if (json_limits_walk(v, depth + 1, members, detail, dlen) < 0)
+                return -1;
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < n; i++)
+            if (json_limits_walk(json_array_get(j, i), depth + 1, members, detail, dlen) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+int em_json_check_limits(const json_t *j, char *detail, size_t dlen)
+{
+    size_t members = 0;
+    return json_limits_walk(j, 1, &members, detail, dlen);
+}
+
+size_t em_body_limit(const struct em *em, const char *path)
+{
+    if (em->opt.oauth2 && strcmp(path, EM_TOKEN_PATH) == 0)
+        return em->opt.body_limit < EM_TOKEN_BODY_MAX ? em->opt.body_limit : EM_TOKEN_BODY_MAX;
+    return em->opt.body_limit;
 }
 
 static int check_string(const json_t *parent, const char *key, const char *path, char *detail,
@@ -405,12 +464,20 @@ static void answer_post(struct em *em, const struct em_request *rq, struct em_re
     char *self = em_xasprintf("%s%s/%s", base, EM_COORDINATIONS_PATH, id);
     json_t *doc = em_lcmcoord_build(req, id, self, em->opt.result);
     json_decref(req);
-    if (em->opt.mode == EM_MODE_SYNC) {
+    bool sync = em->opt.mode == EM_MODE_SYNC;
+    char *stored = NULL;
+    if (em_store_put(em->store, id, doc, sync ? 0 : em->opt.polls, sync, sync ? &stored : NULL) <
+        0) {
+        em_response_problem(rs, 503,
+                            "the EM holds %u MiB of coordinations in progress, its limit; retry "
+                            "once some have finished",
+                            EM_STORE_BYTES / (1024u * 1024u));
+        em_headers_add(&rs->headers, "Retry-After", "1");
+    } else if (sync) {
         rs->status = 201;
-        em_response_set_body(rs, em_store_put(em->store, id, doc, 0, true), "application/json");
+        em_response_set_body(rs, stored, "application/json");
         em_headers_add(&rs->headers, "Location", self);
     } else {
-        free(em_store_put(em->store, id, doc, em->opt.polls, false));
         rs->status = 202;
         if (em->opt.location == EM_LOCATION_ABSOLUTE)
             em_headers_add(&rs->headers, "Location", self);
@@ -478,11 +545,50 @@ static void answer_default(struct em *em, enum em_route r, const char *id,
         answer_coordination(em, r, id, rs);
 }
 
+/* The journal shows what clients sent: when the EM has credentials, so does the journal.
+ * It takes --basic, a valid Bearer token, or the --oauth2 client's id and secret as Basic. */
+static bool journal_authorized(struct em *em, const struct em_request *rq)
+{
+    if (!em->opt.basic && !em->opt.oauth2)
+        return true;
+    if (em->opt.client_ca && rq->peer && rq->peer->cert_verified)
+        return true; /* a certificate the EM verified is a credential of its own */
+    struct em_auth auth;
+    memset(&auth, 0, sizeof auth);
+    const char *token_error;
+    em_api_authenticate(em, rq, &auth, &token_error);
+    bool ok = auth.ok;
+    em_auth_clear(&auth);
+    const char *authorization = em_headers_get(&rq->headers, "authorization");
+    if (!ok && em->client_secret && authorization) {
+        /* As RFC 6749 §2.3.1 encodes it, or as plain HTTP Basic (RFC 7617). */
+        for (int encoded = 1; encoded >= 0 && !ok; encoded--) {
+            char *user = NULL, *password = NULL;
+            size_t plen = 0;
+            if (em_basic_decode(authorization, encoded, &user, &password, &plen) == 0) {
+                ok = em_secret_equal(user, strlen(user), em->client_id, strlen(em->client_id)) &
+                     em_secret_equal(password, plen, em->client_secret, strlen(em->client_secret));
+                OPENSSL_cleanse(password, plen);
+            }
+            free(user);
+            free(password);
+        }
+    }
+    return ok;
+}
+
 static void answer_journal(struct em *em, const struct em_request *rq, struct em_response *rs)
 {
-    if (strcmp(rq->method, "GET") == 0) {
+    if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "DELETE") != 0) {
+        method_not_allowed(rs, rq->method, "GET, DELETE");
+    } else if (!journal_authorized(em, rq)) {
+        em_unauthorized(em, rs, NULL, "the journal needs the EM's credentials");
+    } else if (strcmp(rq->method, "GET") == 0) {
         rs->status = 200;
-        em_response_set_body(rs, em_journal_dump(em->journal), "application/json");
+        em_headers_add(&rs->headers, "Content-Type", "application/json");
+        rs->stream_ctx = em_journal_reader_new(em->journal);
+        rs->stream_read = em_journal_reader_read;
+        rs->stream_free = em_journal_reader_free;
     } else if (strcmp(rq->method, "DELETE") == 0) {
         em_journal_clear(em->journal);
         rs->status = 204;
@@ -554,7 +660,7 @@ void em_handle(struct em *em, const struct em_request *rq, struct em_response *r
                                              : "HTTP Basic authentication is required");
         else if (rq->body_too_large)
             em_response_problem(rs, 413, "the request body is larger than %zu bytes",
-                                em->opt.body_limit);
+                                em_body_limit(em, rq->path));
         else if (!(em->scenario && em_scenario_call(em->scenario, rq, auth.present ? &auth : NULL,
                                                     count, posts, rs)))
             answer_default(em, r, id, rq, rs);

@@ -2,8 +2,13 @@
  * Coordinations the simulator has created, and the small state machine behind GET and
  * cancel. Identifiers look like UUIDs: a random per-process prefix (so ids differ between
  * runs) followed by a 48-bit serial number, which doubles as the index into a fixed ring
- * of slots. Lookup is therefore O(1) without a hash table and memory stays bounded: once
- * the ring is full the oldest coordination is forgotten (its GET answers 404).
+ * of slots. Lookup is therefore O(1) without a hash table, and memory is bounded twice:
+ * once the ring is full the oldest coordination is forgotten (its GET answers 404), and the
+ * serialized documents kept never exceed a byte budget. Only the serialized text is kept
+ * (a jansson tree of a large inputParams costs several times its text). When the budget is
+ * short, finished coordinations are forgotten, oldest first; when every byte belongs to one
+ * still in progress, a new one is refused (the caller answers 503 with Retry-After), since
+ * forgetting a running coordination would break a client that is polling it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -47,8 +52,9 @@ struct em_slot {
     struct em_coord coord;
     bool used;
     bool cancel_applied;
-    json_t *doc;
     char *body;
+    size_t len;
+    struct em_slot *older, *newer; /* the order coordinations were stored in */
 };
 
 struct em_store {
@@ -56,6 +62,8 @@ struct em_store {
     size_t mask;
     struct em_slot *slots;
     atomic_ullong next;
+    struct em_slot *oldest, *newest;
+    size_t bytes, max_bytes;
     unsigned prefix_a, prefix_b, prefix_c, prefix_d;
 };
 
@@ -74,7 +82,7 @@ static void random_bytes(unsigned char *buf, size_t n)
     }
 }
 
-struct em_store *em_store_new(size_t capacity)
+struct em_store *em_store_new(size_t capacity, size_t max_bytes)
 {
     size_t cap = 1;
     while (cap < capacity)
@@ -87,6 +95,7 @@ struct em_store *em_store_new(size_t capacity)
     if (!s->slots)
         abort();
     atomic_init(&s->next, 0);
+    s->max_bytes = max_bytes;
     unsigned char r[10];
     random_bytes(r, sizeof r);
     s->prefix_a = (unsigned)r[0] << 24 | (unsigned)r[1] << 16 | (unsigned)r[2] << 8 | r[3];
@@ -96,9 +105,17 @@ struct em_store *em_store_new(size_t capacity)
     return s;
 }
 
-static void slot_clear(struct em_slot *slot)
+static void slot_clear(struct em_store *s, struct em_slot *slot)
 {
-    json_decref(slot->doc);
+    if (slot->older)
+        slot->older->newer = slot->newer;
+    else
+        s->oldest = slot->newer;
+    if (slot->newer)
+        slot->newer->older = slot->older;
+    else
+        s->newest = slot->older;
+    s->bytes -= slot->len;
     free(slot->body);
     memset(slot, 0, sizeof *slot);
 }
@@ -109,7 +126,7 @@ void em_store_free(struct em_store *s)
         return;
     for (size_t i = 0; i <= s->mask; i++)
         if (s->slots[i].used)
-            slot_clear(&s->slots[i]);
+            slot_clear(s, &s->slots[i]);
     free(s->slots);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -134,27 +151,69 @@ static struct em_slot *slot_for(struct em_store *s, const char *id)
     return &s->slots[serial & s->mask];
 }
 
-char *em_store_put(struct em_store *s, const char *id, json_t *doc, unsigned polls, bool done)
+/* Forgets finished coordinations, oldest first, until `need` more bytes fit; false when
+ * they do not (what is left is in progress). */
+static bool make_room_locked(struct em_store *s, size_t need)
 {
+    if (need > s->max_bytes)
+        return false;
+    for (struct em_slot *slot = s->oldest; slot && s->bytes + need > s->max_bytes;) {
+        struct em_slot *next = slot->newer;
+        if (slot->coord.phase == EM_COORD_DONE)
+            slot_clear(s, slot);
+        slot = next;
+    }
+    return s->bytes + need <= s->max_bytes;
+}
+
+int em_store_put(struct em_store *s, const char *id, json_t *doc, unsigned polls, bool done,
+                 char **body_out)
+{
+    if (body_out)
+        *body_out = NULL;
     struct em_slot *slot = slot_for(s, id);
     if (!slot) {
         json_decref(doc);
-        return NULL;
+        return -1;
     }
     /* Serialize outside the lock: inputParams can be large. */
     char *body = json_dumps(doc, JSON_COMPACT);
-    char *copy = em_xstrdup(body);
+    json_decref(doc);
+    size_t len = strlen(body);
     pthread_mutex_lock(&s->mu);
     if (slot->used)
-        slot_clear(slot);
+        slot_clear(s, slot); /* the ring came round: the oldest goes, whatever its state */
+    if (!make_room_locked(s, len)) {
+        pthread_mutex_unlock(&s->mu);
+        free(body);
+        return -1;
+    }
     memcpy(slot->id, id, EM_ID_LEN + 1);
     slot->used = true;
     slot->coord.phase = done ? EM_COORD_DONE : EM_COORD_RUNNING;
     slot->coord.polls_left = done ? 0 : polls;
-    slot->doc = doc;
     slot->body = body;
+    slot->len = len;
+    s->bytes += len;
+    slot->older = s->newest;
+    slot->newer = NULL;
+    if (s->newest)
+        s->newest->newer = slot;
+    else
+        s->oldest = slot;
+    s->newest = slot;
+    if (body_out)
+        *body_out = em_xstrndup(body, len);
     pthread_mutex_unlock(&s->mu);
-    return copy;
+    return 0;
+}
+
+size_t em_store_bytes(struct em_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->bytes;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 static struct em_slot *find_locked(struct em_store *s, const char *id)
@@ -171,11 +230,19 @@ unsigned em_store_get(struct em_store *s, const char *id, char **body)
     unsigned status = slot ? em_coord_poll(&slot->coord) : 404;
     if (status == 200) {
         if (slot->coord.cancelled && !slot->cancel_applied) {
-            json_object_set_new(slot->doc, "coordinationResult",
-                                json_string(em_result_name(EM_RESULT_CANCELLED)));
-            json_object_del(slot->doc, "error");
-            free(slot->body);
-            slot->body = json_dumps(slot->doc, JSON_COMPACT);
+            json_t *doc = json_loadb(slot->body, slot->len, 0, NULL);
+            if (doc) {
+                json_object_set_new(doc, "coordinationResult",
+                                    json_string(em_result_name(EM_RESULT_CANCELLED)));
+                json_object_del(doc, "error");
+                char *again = json_dumps(doc, JSON_COMPACT);
+                json_decref(doc);
+                s->bytes -= slot->len;
+                free(slot->body);
+                slot->body = again;
+                slot->len = strlen(again);
+                s->bytes += slot->len;
+            }
             slot->cancel_applied = true;
         }
         *body = em_xstrdup(slot->body);

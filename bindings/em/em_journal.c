@@ -2,11 +2,19 @@
  * The request journal behind GET /_em/journal: what each request looked like and what it
  * was answered, so that tests of a client can check what the client actually sent. Entries
  * are serialized when added (dumping a shared jansson tree from several threads is not
- * something to rely on) and kept in a ring of at most `max`, oldest dropped. Credentials
- * never enter it: the Authorization value is reduced to its scheme, the auth summary keeps
- * only the user (or OAuth client) name, and token request bodies arrive already redacted.
+ * something to rely on) and kept in a ring bounded twice: at most `max` entries and at most
+ * EM_JOURNAL_BYTES of text, oldest dropped. Each entry is reference-counted, so a dump takes
+ * a snapshot of references under a short lock and streams them afterwards: no reader copies
+ * the journal, and a slow reader pins only entries, never a copy of them.
+ *
+ * What is kept is decided by allow-lists, not deny-lists: header values are kept only for
+ * headers known to carry no credentials, the Authorization value is reduced to a known
+ * scheme, the query string and URL userinfo are hidden, form fields and JSON members are
+ * kept only when their names (and, for forms, their values) are known to be harmless, and
+ * the bodies of requests refused by authentication are not kept at all.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +22,24 @@
 
 #include "em.h"
 
+struct journal_entry {
+    atomic_uint refs;
+    size_t len;
+    char text[];
+};
+
 struct em_journal {
     pthread_mutex_t mu;
-    char **ring;
+    struct journal_entry **ring;
     size_t max, head, count;
+    size_t bytes, max_bytes;
 };
+
+static void entry_release(struct journal_entry *e)
+{
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1)
+        free(e);
+}
 
 struct em_journal *em_journal_new(size_t max)
 {
@@ -29,19 +50,41 @@ struct em_journal *em_journal_new(size_t max)
         abort();
     j->max = max;
     j->head = j->count = 0;
+    j->bytes = 0;
+    j->max_bytes = EM_JOURNAL_BYTES;
     return j;
+}
+
+void em_journal_set_budget(struct em_journal *j, size_t max_bytes)
+{
+    pthread_mutex_lock(&j->mu);
+    j->max_bytes = max_bytes;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Takes the oldest entry out of the ring; the caller releases it outside the lock. */
+static struct journal_entry *drop_oldest_locked(struct em_journal *j)
+{
+    struct journal_entry *e = j->ring[j->head];
+    j->ring[j->head] = NULL;
+    j->head = (j->head + 1) % j->max;
+    j->count--;
+    j->bytes -= e->len;
+    return e;
 }
 
 void em_journal_clear(struct em_journal *j)
 {
     pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < j->count; i++) {
-        size_t k = (j->head + i) % j->max;
-        free(j->ring[k]);
-        j->ring[k] = NULL;
-    }
-    j->head = j->count = 0;
+    size_t n = j->count;
+    struct journal_entry **old = n ? em_xmalloc(n * sizeof *old) : NULL;
+    for (size_t i = 0; i < n; i++)
+        old[i] = drop_oldest_locked(j);
+    j->head = 0;
     pthread_mutex_unlock(&j->mu);
+    for (size_t i = 0; i < n; i++)
+        entry_release(old[i]);
+    free(old);
 }
 
 void em_journal_free(struct em_journal *j)
@@ -58,6 +101,14 @@ size_t em_journal_count(struct em_journal *j)
 {
     pthread_mutex_lock(&j->mu);
     size_t n = j->count;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}
+
+size_t em_journal_bytes(struct em_journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    size_t n = j->bytes;
     pthread_mutex_unlock(&j->mu);
     return n;
 }
@@ -135,12 +186,153 @@ static json_t *clean_string(const char *s, size_t len)
     return v;
 }
 
+/* ---- what may be kept: allow-lists ---- */
+
+/* Request headers that carry no credentials in any scheme this API or HTTP knows of. */
+static bool harmless_header(const char *name)
+{
+    static const char *const names[] = {"accept",
+                                        "accept-charset",
+                                        "accept-encoding",
+                                        "accept-language",
+                                        "cache-control",
+                                        "connection",
+                                        "content-encoding",
+                                        "content-length",
+                                        "content-type",
+                                        "date",
+                                        "expect",
+                                        "host",
+                                        "if-match",
+                                        "if-none-match",
+                                        "keep-alive",
+                                        "pragma",
+                                        "te",
+                                        "trailer",
+                                        "transfer-encoding",
+                                        "upgrade",
+                                        "user-agent",
+                                        "version",
+                                        "via"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The Authorization value as the journal shows it: a known scheme, never the rest. */
+static char *redact_authorization(const char *value)
+{
+    static const char *const schemes[] = {"Basic",     "Bearer", "Digest", "DPoP",
+                                          "Negotiate", "HOBA",   "Mutual", "AWS4-HMAC-SHA256"};
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strcspn(value, " \t");
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strlen(schemes[i]) == n && strncasecmp(value, schemes[i], n) == 0)
+            return em_xasprintf("%s <redacted>", schemes[i]);
+    return em_xstrdup("<redacted>");
+}
+
+char *em_redact_header(const char *name, const char *value)
+{
+    if (strcasecmp(name, "authorization") == 0)
+        return redact_authorization(value);
+    return harmless_header(name) ? em_xstrdup(value) : em_xstrdup("<redacted>");
+}
+
+char *em_redact_path(const char *path)
+{
+    const char *query = strchr(path, '?');
+    size_t n = query ? (size_t)(query - path) : strlen(path);
+    const char *scheme_end = strstr(path, "://");
+    char *out;
+    if (scheme_end && (size_t)(scheme_end - path) < n) {
+        /* absolute-form (RFC 9112 §3.2.2): hide any user:password@ in the authority. */
+        const char *authority = scheme_end + 3;
+        size_t alen = strcspn(authority, "/?#");
+        const char *at = memchr(authority, '@', alen);
+        if (at)
+            out = em_xasprintf("%.*s<redacted>@%.*s", (int)(authority - path), path,
+                               (int)(n - (size_t)(at + 1 - path)), at + 1);
+        else
+            out = em_xstrndup(path, n);
+    } else {
+        out = em_xstrndup(path, n);
+    }
+    if (query) {
+        char *with = em_xasprintf("%s?<redacted>", out);
+        free(out);
+        out = with;
+    }
+    return out;
+}
+
+/* Top-level members of a LcmCoordRequest (SOL 002 §10.5.2.3): the API's own payload. */
+static bool harmless_member(const char *name)
+{
+    static const char *const names[] = {"vnfInstanceId",    "vnfLcmOpOccId",
+                                        "lcmOperationType", "coordinationActionName",
+                                        "inputParams",      "_links"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The body as the journal keeps it (valid UTF-8, at most EM_JOURNAL_BODY_MAX): a JSON object
+ * made only of LcmCoordRequest members verbatim, otherwise those members alone; a form
+ * (on /token) with only its harmless fields; anything else not at all. *redacted tells
+ * whether something was left out. */
+static char *journal_body(const struct em_request *rq, bool refused, size_t *len, bool *redacted)
+{
+    *redacted = false;
+    *len = 0;
+    if (!rq->body || !rq->body_len)
+        return em_xstrdup("");
+    if (refused) {
+        *redacted = true;
+        return em_xstrdup("");
+    }
+    size_t n;
+    char *clean = em_utf8_sanitize(rq->body, rq->body_len, &n);
+    if (strcmp(rq->path, EM_TOKEN_PATH) == 0) {
+        /* em_api.c hands the form here already reduced to its harmless fields. */
+        *len = n;
+        return clean;
+    }
+    json_t *doc = json_loadb(clean, n, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        free(clean);
+        *redacted = true;
+        return em_xstrdup("");
+    }
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(doc, tmp, key, v)
+    {
+        if (!harmless_member(key)) {
+            json_object_del(doc, key);
+            *redacted = true;
+        }
+    }
+    if (*redacted) {
+        free(clean);
+        clean = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        n = strlen(clean);
+    }
+    json_decref(doc);
+    *len = n;
+    return clean;
+}
+
 static json_t *headers_object(const struct em_headers *h)
 {
     json_t *obj = json_object();
     for (size_t i = 0; i < h->n; i++) {
-        char *value = strcasecmp(h->v[i].name, "authorization") == 0 ? em_auth_redact(h->v[i].value)
-                                                                     : em_xstrdup(h->v[i].value);
+        char *value = em_redact_header(h->v[i].name, h->v[i].value);
         json_t *name = clean_string(h->v[i].name, strlen(h->v[i].name));
         const char *key = json_string_value(name);
         json_t *prev = json_object_get(obj, key);
@@ -166,12 +358,24 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     json_object_set_new(e, "seq", json_integer((json_int_t)seq));
     json_object_set_new(e, "time", json_string(when));
     json_object_set_new(e, "method", clean_string(rq->method, strlen(rq->method)));
-    json_object_set_new(e, "path", clean_string(rq->path, strlen(rq->path)));
+    char *path = em_redact_path(rq->path);
+    json_object_set_new(e, "path", clean_string(path, strlen(path)));
+    free(path);
     json_object_set_new(e, "headers", headers_object(&rq->headers));
-    size_t keep = rq->body_len > EM_JOURNAL_BODY_MAX ? EM_JOURNAL_BODY_MAX : rq->body_len;
-    json_object_set_new(e, "body", clean_string(rq->body ? rq->body : "", keep));
-    if (keep < rq->body_len || rq->body_too_large)
+    /* A request refused by authentication is someone without credentials: keep nothing. */
+    bool refused = auth && !auth->ok && (status == 401 || status == 403);
+    size_t blen;
+    bool redacted;
+    char *body = journal_body(rq, refused, &blen, &redacted);
+    size_t keep = blen > EM_JOURNAL_BODY_MAX ? EM_JOURNAL_BODY_MAX : blen;
+    while (keep < blen && keep > 0 && ((unsigned char)body[keep] & 0xc0) == 0x80)
+        keep--; /* never cut a UTF-8 sequence in half */
+    json_object_set_new(e, "body", json_stringn(body, keep));
+    free(body);
+    if (keep < blen || rq->body_too_large)
         json_object_set_new(e, "bodyTruncated", json_true());
+    if (redacted)
+        json_object_set_new(e, "bodyRedacted", json_true());
     json_object_set_new(e, "status", json_integer(status));
     if (auth && auth->present) {
         json_t *a = json_object();
@@ -200,40 +404,126 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     }
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
+    size_t n = strlen(text);
+    struct journal_entry *entry = em_xmalloc(sizeof *entry + n + 1);
+    atomic_init(&entry->refs, 1);
+    entry->len = n;
+    memcpy(entry->text, text, n + 1);
+    free(text);
 
-    char *dropped = NULL;
+    struct journal_entry *dropped[8];
+    size_t ndropped = 0;
     pthread_mutex_lock(&j->mu);
-    if (j->count == j->max) {
-        dropped = j->ring[j->head];
-        j->ring[j->head] = text;
-        j->head = (j->head + 1) % j->max;
-    } else {
-        j->ring[(j->head + j->count) % j->max] = text;
+    /* Make room by count and by bytes; an entry is at most ~EM_JOURNAL_BODY_MAX * 3 plus
+     * its headers, so a handful of drops always suffices. */
+    while (j->count && (j->count == j->max || j->bytes + n > j->max_bytes) &&
+           ndropped < sizeof dropped / sizeof dropped[0])
+        dropped[ndropped++] = drop_oldest_locked(j);
+    if (j->count < j->max && j->bytes + n <= j->max_bytes) {
+        j->ring[(j->head + j->count) % j->max] = entry;
         j->count++;
+        j->bytes += n;
+        entry = NULL;
     }
     pthread_mutex_unlock(&j->mu);
-    free(dropped);
+    for (size_t i = 0; i < ndropped; i++)
+        entry_release(dropped[i]);
+    entry_release(entry); /* larger than the whole budget: not kept */
+}
+
+/* ---- reading: a snapshot of references, streamed ---- */
+
+struct em_journal_reader {
+    struct journal_entry **v;
+    size_t n;
+    size_t at;     /* entry being sent */
+    size_t offset; /* bytes of it already sent; SIZE_MAX before its separator */
+    bool opened, closed;
+};
+
+struct em_journal_reader *em_journal_reader_new(struct em_journal *j)
+{
+    struct em_journal_reader *r = em_xmalloc(sizeof *r);
+    memset(r, 0, sizeof *r);
+    pthread_mutex_lock(&j->mu);
+    r->n = j->count;
+    r->v = r->n ? em_xmalloc(r->n * sizeof *r->v) : NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        r->v[i] = j->ring[(j->head + i) % j->max];
+        atomic_fetch_add(&r->v[i]->refs, 1);
+    }
+    pthread_mutex_unlock(&j->mu);
+    r->offset = SIZE_MAX;
+    return r;
+}
+
+ssize_t em_journal_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos; /* called in order, once per chunk */
+    struct em_journal_reader *r = cls;
+    size_t o = 0;
+    if (!r->opened && o < max) {
+        buf[o++] = '[';
+        r->opened = true;
+    }
+    while (o < max && r->at < r->n) {
+        struct journal_entry *e = r->v[r->at];
+        if (r->offset == SIZE_MAX) {
+            if (r->at)
+                buf[o++] = ',';
+            r->offset = 0;
+            continue;
+        }
+        size_t k = e->len - r->offset;
+        if (k > max - o)
+            k = max - o;
+        memcpy(buf + o, e->text + r->offset, k);
+        o += k;
+        r->offset += k;
+        if (r->offset == e->len) {
+            /* Sent: let it go now, so a slow reader pins less and less. */
+            entry_release(e);
+            r->v[r->at] = NULL;
+            r->at++;
+            r->offset = SIZE_MAX;
+        }
+    }
+    if (r->at == r->n && !r->closed && o < max) {
+        buf[o++] = ']';
+        r->closed = true;
+    }
+    if (o == 0 && r->closed)
+        return -1; /* end of stream (MHD_CONTENT_READER_END_OF_STREAM) */
+    return (ssize_t)o;
+}
+
+void em_journal_reader_free(void *cls)
+{
+    struct em_journal_reader *r = cls;
+    if (!r)
+        return;
+    for (size_t i = r->at; i < r->n; i++)
+        entry_release(r->v[i]);
+    free(r->v);
+    free(r);
 }
 
 char *em_journal_dump(struct em_journal *j)
 {
-    pthread_mutex_lock(&j->mu);
-    size_t total = 3;
-    for (size_t i = 0; i < j->count; i++)
-        total += strlen(j->ring[(j->head + i) % j->max]) + 1;
-    char *out = em_xmalloc(total);
-    size_t o = 0;
-    out[o++] = '[';
-    for (size_t i = 0; i < j->count; i++) {
-        const char *entry = j->ring[(j->head + i) % j->max];
-        size_t n = strlen(entry);
-        if (i)
-            out[o++] = ',';
-        memcpy(out + o, entry, n);
-        o += n;
+    struct em_journal_reader *r = em_journal_reader_new(j);
+    size_t cap = 4096, len = 0;
+    char *out = em_xmalloc(cap);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap *= 2;
+            out = em_xrealloc(out, cap);
+        }
+        ssize_t got = em_journal_reader_read(r, len, out + len, cap - len - 1);
+        if (got < 0)
+            break;
+        len += (size_t)got;
     }
-    pthread_mutex_unlock(&j->mu);
-    out[o++] = ']';
-    out[o] = '\0';
+    out[len] = '\0';
+    em_journal_reader_free(r);
     return out;
 }

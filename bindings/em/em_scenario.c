@@ -3,9 +3,18 @@
  * decide the answer to any request the command-line options cannot describe (the third
  * POST aborts, two 503s then async, a garbage Retry-After...). Returning nothing falls
  * through to the options, so scenarios only say what is special. One Lua state serves all
- * worker threads behind a mutex; a count hook bounds each call so a runaway loop costs one
- * 500, not a wedged server. Everything that can raise runs under lua_pcall, and no C
- * allocation is held across a call that can raise.
+ * worker threads (em.state is shared, calls are serialized), and every call is bounded so
+ * that holding it can never wedge the server:
+ *  - time: a count hook raises once the deadline passes and again on every later tick, and
+ *    pcall, xpcall and coroutine.resume re-raise after it, so no Lua code can catch it;
+ *    __gc metamethods (run with hooks off) are refused; the string matchers, which run in
+ *    C where no hook fires, refuse subject/pattern pairs whose worst-case backtracking
+ *    exceeds a step budget; a waiter gives up after the deadline with a 503;
+ *  - memory: the state's allocator refuses to grow past EM_SCENARIO_MEMORY;
+ *  - reach: no io, package or debug; os has only time, clock, date and difftime; load
+ *    takes text only and string.dump is gone.
+ * Everything that can raise runs under lua_pcall, and no C allocation is held across a
+ * call that can raise.
  */
 #include <math.h>
 #include <pthread.h>
@@ -22,12 +31,17 @@
 
 #define MAX_ENCODE_DEPTH 200
 
+/* Worst-case steps a string matcher may be asked to take in one call (about 0.1 s). */
+#define MATCH_STEP_BUDGET 1e8
+
 struct em_scenario {
     pthread_mutex_t mu;
     lua_State *L;
     int fn_ref;
     struct em *em;
     struct timespec deadline; /* CLOCK_MONOTONIC */
+    bool expired;             /* the deadline passed: nothing may run on */
+    size_t heap, heap_max;    /* bytes the Lua state holds, and its cap */
 };
 
 /* Lua has no null; JSON nulls become this sentinel, exposed as em.null. */
@@ -38,6 +52,8 @@ static struct em_scenario *scenario_of(lua_State *L)
     return *(struct em_scenario **)lua_getextraspace(L);
 }
 
+static void deadline_hook(lua_State *L, lua_Debug *ar);
+
 static void arm_deadline(struct em_scenario *sc)
 {
     clock_gettime(CLOCK_MONOTONIC, &sc->deadline);
@@ -47,17 +63,48 @@ static void arm_deadline(struct em_scenario *sc)
         sc->deadline.tv_sec++;
         sc->deadline.tv_nsec -= 1000000000L;
     }
+    sc->expired = false;
+    lua_sethook(sc->L, deadline_hook, LUA_MASKCOUNT, 1000);
+}
+
+static int raise_deadline(lua_State *L)
+{
+    return luaL_error(L, "scenario ran longer than %d ms", EM_SCENARIO_DEADLINE_MS);
 }
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct em_scenario *sc = scenario_of(L);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > sc->deadline.tv_sec ||
-        (now.tv_sec == sc->deadline.tv_sec && now.tv_nsec > sc->deadline.tv_nsec))
-        luaL_error(L, "scenario ran longer than %d ms", EM_SCENARIO_DEADLINE_MS);
+    if (!sc->expired) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec < sc->deadline.tv_sec ||
+            (now.tv_sec == sc->deadline.tv_sec && now.tv_nsec <= sc->deadline.tv_nsec))
+            return;
+        sc->expired = true;
+        /* From now on every instruction raises, wherever a pcall might have caught it. */
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+    }
+    raise_deadline(L);
+}
+
+/* The state's allocator: counts what the state holds and refuses to pass its cap. */
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct em_scenario *sc = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        sc->heap -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > sc->heap_max - sc->heap)
+        return NULL; /* Lua raises "not enough memory" */
+    void *p = realloc(ptr, nsize);
+    if (p)
+        sc->heap = sc->heap - old + nsize;
+    return p;
 }
 
 /* ---- JSON <-> Lua ---- */
@@ -231,7 +278,8 @@ static int l_lcmcoord(lua_State *L)
     free(self);
     json_decref(req);
     json_to_lua(L, doc);
-    free(em_store_put(em->store, id, doc, 0, true));
+    if (em_store_put(em->store, id, doc, 0, true, NULL) < 0)
+        return luaL_error(L, "the EM's coordination store is full (in-progress ones hold it)");
     return 1;
 }
 
@@ -258,7 +306,10 @@ static int l_accept(lua_State *L)
     char *self = em_xasprintf("%s%s/%s", em->base_url, EM_COORDINATIONS_PATH, id);
     json_t *doc = em_lcmcoord_build(req, id, self, result);
     json_decref(req);
-    free(em_store_put(em->store, id, doc, (unsigned)polls, false));
+    if (em_store_put(em->store, id, doc, (unsigned)polls, false, NULL) < 0) {
+        free(self);
+        return luaL_error(L, "the EM's coordination store is full (in-progress ones hold it)");
+    }
     lua_pushinteger(L, 202);
     lua_newtable(L);
     if (em->opt.location != EM_LOCATION_NONE) {
@@ -360,6 +411,113 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/* ---- the sandbox ---- */
+
+/* After pcall, xpcall or coroutine.resume returns: a deadline error must not be caught. */
+static int after_protected(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    if (scenario_of(L)->expired)
+        return raise_deadline(L);
+    return lua_gettop(L);
+}
+
+/* Calls the original function (upvalue 1) with all arguments, then after_protected. */
+static int l_guarded(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, after_protected);
+    return after_protected(L, LUA_OK, 0);
+}
+
+static void guard(lua_State *L, int table, const char *name)
+{
+    lua_getfield(L, table, name);
+    lua_pushcclosure(L, l_guarded, 1);
+    lua_setfield(L, table, name);
+}
+
+/* Finalizers run with hooks off, where no deadline can stop them: refuse __gc. */
+static int l_setmetatable(lua_State *L)
+{
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "__gc metamethods are not available to scenarios");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* Worst-case steps of a Lua pattern match: each quantified item may backtrack over the
+ * whole subject, so steps grow as (n + 1) ^ (quantifiers + 1) (one fewer when anchored). */
+static double match_cost(const char *pat, size_t plen, size_t n)
+{
+    unsigned quantifiers = 0;
+    bool anchored = plen && pat[0] == '^';
+    for (size_t i = anchored; i < plen; i++) {
+        char c = pat[i];
+        if (c == '%' && i + 1 < plen) {
+            if (pat[i + 1] == 'b')
+                quantifiers++; /* %bxy scans ahead for its match */
+            i++;
+        } else if (c == '[') {
+            i++;
+            if (i < plen && pat[i] == '^')
+                i++;
+            do { /* the first ']' is literal */
+                if (i < plen && pat[i] == '%')
+                    i++;
+                i++;
+            } while (i < plen && pat[i] != ']');
+        } else if (c == '*' || c == '+' || c == '-' || c == '?') {
+            quantifiers++;
+        }
+    }
+    double cost = 1;
+    for (unsigned k = 0; k < quantifiers + (anchored ? 0u : 1u) && cost <= MATCH_STEP_BUDGET; k++)
+        cost *= (double)n + 1;
+    return cost * (double)(plen + 1);
+}
+
+/* string.find/match/gmatch/gsub: the matcher runs in C, out of the deadline's reach, so a
+ * match that could backtrack for longer than the budget is refused before it starts. */
+static int l_bounded_match(lua_State *L)
+{
+    size_t n, plen;
+    luaL_checklstring(L, 1, &n);
+    const char *pat = luaL_checklstring(L, 2, &plen);
+    bool plain = lua_tointeger(L, lua_upvalueindex(2)) == 1 && lua_toboolean(L, 4);
+    if (!plain && match_cost(pat, plen, n) > MATCH_STEP_BUDGET)
+        return luaL_error(L,
+                          "pattern too costly for a %d-byte subject (each of *, +, -, ? and "
+                          "%%b multiplies the worst case by the subject length); match a "
+                          "shorter string or use fewer quantifiers",
+                          (int)n);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void bound_matcher(lua_State *L, int table, const char *name, bool has_plain)
+{
+    lua_getfield(L, table, name);
+    lua_pushinteger(L, has_plain ? 1 : 0);
+    lua_pushcclosure(L, l_bounded_match, 2);
+    lua_setfield(L, table, name);
+}
+
+/* load with mode "t" whatever the caller asks: bytecode can crash the VM. */
+static const char load_text_only[] =
+    "local raw_load = ...\n"
+    "return function(chunk, name, mode, ...)\n"
+    "  if select('#', ...) > 0 then return raw_load(chunk, name, 't', ...) end\n"
+    "  return raw_load(chunk, name, 't')\n"
+    "end\n";
+
 static void open_libraries(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -378,6 +536,50 @@ static void open_libraries(lua_State *L)
     lua_setglobal(L, "loadfile");
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
+    if (luaL_loadbufferx(L, load_text_only, sizeof load_text_only - 1, "=load", "t") == LUA_OK) {
+        lua_getglobal(L, "load");
+        lua_call(L, 1, 1);
+        lua_setglobal(L, "load");
+    } else {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setglobal(L, "load");
+    }
+    /* os: the clock and dates only (no execute, exit, getenv, files, locale). */
+    lua_getglobal(L, "os");
+    static const char *const os_kept[] = {"time", "clock", "date", "difftime"};
+    lua_createtable(L, 0, 4);
+    for (size_t i = 0; i < sizeof os_kept / sizeof os_kept[0]; i++) {
+        lua_getfield(L, -2, os_kept[i]);
+        lua_setfield(L, -2, os_kept[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getglobal(L, "os");
+    lua_setfield(L, -2, LUA_OSLIBNAME);
+    lua_pop(L, 1);
+    /* The deadline must survive pcall and coroutines; finalizers must not exist. */
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    guard(L, g, "pcall");
+    guard(L, g, "xpcall");
+    lua_getfield(L, g, "setmetatable");
+    lua_pushcclosure(L, l_setmetatable, 1);
+    lua_setfield(L, g, "setmetatable");
+    lua_getglobal(L, "coroutine");
+    guard(L, lua_gettop(L), "resume");
+    guard(L, lua_gettop(L), "close");
+    lua_pop(L, 1);
+    lua_getglobal(L, "string");
+    int str = lua_gettop(L);
+    bound_matcher(L, str, "find", true);
+    bound_matcher(L, str, "match", false);
+    bound_matcher(L, str, "gmatch", false);
+    bound_matcher(L, str, "gsub", false);
+    lua_pushnil(L);
+    lua_setfield(L, str, "dump");
+    lua_pop(L, 2);
 
     static const luaL_Reg em_funcs[] = {{"lcmcoord", l_lcmcoord},
                                         {"accept", l_accept},
@@ -404,7 +606,8 @@ static struct em_scenario *load(const char *file, const char *src, size_t len, s
     memset(sc, 0, sizeof *sc);
     sc->em = em;
     sc->fn_ref = LUA_NOREF;
-    sc->L = luaL_newstate();
+    sc->heap_max = EM_SCENARIO_MEMORY;
+    sc->L = lua_newstate(counting_alloc, sc);
     if (!sc->L) {
         snprintf(err, errlen, "%s: cannot create a Lua state", file);
         free(sc);
@@ -413,9 +616,8 @@ static struct em_scenario *load(const char *file, const char *src, size_t len, s
     pthread_mutex_init(&sc->mu, NULL);
     lua_State *L = sc->L;
     *(struct em_scenario **)lua_getextraspace(L) = sc;
-    open_libraries(L);
-    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
     arm_deadline(sc);
+    open_libraries(L);
     int loaded = src ? luaL_loadbufferx(L, src, len, file, "t") : luaL_loadfilex(L, file, "t");
     if (loaded != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
@@ -627,9 +829,24 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
                       struct em_response *rs)
 {
     json_t *json = rq->body_len ? json_loadb(rq->body, rq->body_len, JSON_DECODE_ANY, NULL) : NULL;
+    char limit[160];
+    if (json && em_json_check_limits(json, limit, sizeof limit) < 0) {
+        json_decref(json); /* req.json is nil, as for a body that is not JSON */
+        json = NULL;
+    }
     struct call c = {
         .rq = rq, .auth = auth, .json = json, .count = count, .posts = posts, .rs = rs};
-    pthread_mutex_lock(&sc->mu);
+    /* Calls are serialized, but a waiter never waits longer than one call may last. */
+    struct timespec give_up;
+    clock_gettime(CLOCK_REALTIME, &give_up);
+    give_up.tv_sec += EM_SCENARIO_DEADLINE_MS / 1000 + 1;
+    if (pthread_mutex_timedlock(&sc->mu, &give_up) != 0) {
+        json_decref(json);
+        em_response_free(rs);
+        em_response_problem(rs, 503, "the scenario is busy with another request; retry");
+        em_headers_add(&rs->headers, "Retry-After", "1");
+        return true;
+    }
     lua_State *L = sc->L;
     arm_deadline(sc);
     lua_pushcfunction(L, call_protected);
@@ -637,7 +854,8 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         char *text = em_xstrdup(msg ? msg : "(error object is not a string)");
-        lua_pop(L, 1);
+        lua_settop(L, 0);
+        sc->expired = false;
         pthread_mutex_unlock(&sc->mu);
         fprintf(stderr, "lcmcoord em: scenario error: %s\n", text);
         em_response_free(rs);

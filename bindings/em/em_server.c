@@ -233,10 +233,16 @@ static void decide(struct em_conn *c, const char *url, const char *method)
     em_handle(c->srv->em, &rq, &rs);
     em_headers_free(&rq.headers);
 
-    /* MHD frees the body with free() once sent; an empty one still needs a response. */
+    /* MHD frees the body with free() once sent; an empty one still needs a response. A
+     * streamed body (the journal) is read chunk by chunk, never copied whole. */
     struct MHD_Response *resp =
-        rs.body_len ? MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE)
-                    : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        rs.stream_read ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                           rs.stream_read, rs.stream_ctx,
+                                                           rs.stream_free)
+        : rs.body_len ? MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE)
+                      : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (rs.stream_read && resp)
+        rs.stream_ctx = NULL; /* MHD frees it now, even if the response is never sent */
     if (rs.body_len)
         rs.body = NULL;
     for (size_t i = 0; resp && i < rs.headers.n; i++)
@@ -341,7 +347,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     (void)version;
     struct em_server *srv = cls;
     struct em_conn *c = *req_cls;
-    size_t limit = srv->em->opt.body_limit;
+    size_t limit = em_body_limit(srv->em, url);
 
     if (!c) {
         c = em_xmalloc(sizeof *c);
@@ -354,7 +360,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         for (char *p = c->method; *p; p++)
             if (*p < 0x21 || *p > 0x7e)
                 *p = '?';
-        c->log_path = loggable(url);
+        char *shown_path = em_redact_path(url); /* no query string or userinfo in logs */
+        c->log_path = loggable(shown_path);
+        free(shown_path);
         if (srv->tls)
             c->peer = connection_peer(connection);
         *req_cls = c;

@@ -97,6 +97,10 @@ void em_response_free(struct em_response *rs)
     free(rs->body);
     rs->body = NULL;
     rs->body_len = 0;
+    if (rs->stream_free && rs->stream_ctx)
+        rs->stream_free(rs->stream_ctx);
+    rs->stream_ctx = NULL;
+    rs->stream_read = NULL;
 }
 
 void em_response_set_body(struct em_response *rs, char *body, const char *content_type)

@@ -111,8 +111,24 @@ class EM:
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
 
+    def journal_credentials(self):
+        """USER:PASS the journal takes when the EM has credentials (it then needs them):
+        --basic, else the --oauth2 client's id and secret; None when the EM has none."""
+        for flag in ("--basic", "--oauth2"):
+            if flag in self.args:
+                value = self.args[self.args.index(flag) + 1]
+                if ":" in value:
+                    return value
+        return None
+
     def journal(self):
-        with urllib.request.urlopen(self.url + "/_em/journal", timeout=10) as resp:
+        request = urllib.request.Request(self.url + "/_em/journal")
+        credentials = self.journal_credentials()
+        if credentials:
+            import base64
+            request.add_header("Authorization",
+                               "Basic " + base64.b64encode(credentials.encode()).decode())
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return json.loads(resp.read())
 
     def wait_journal(self, count, timeout=10.0):
@@ -131,7 +147,11 @@ class TlsEM(EM):
                          key or pki.server_key, *args)
 
     def journal(self):
-        done = subprocess.run(["curl", "-sS", "--fail", "--cacert", self.pki.ca_cert,
+        credentials = self.journal_credentials()
+        auth = ["-u", credentials] if credentials else []
+        if "--client-ca" in self.args and not credentials:
+            auth = ["--cert", self.pki.client_cert, "--key", self.pki.client_key]
+        done = subprocess.run(["curl", "-sS", "--fail", "--cacert", self.pki.ca_cert, *auth,
                                self.url + "/_em/journal"], capture_output=True, timeout=20)
         if done.returncode != 0:
             raise AssertionError(f"cannot read the journal: {done.stderr.decode()}")

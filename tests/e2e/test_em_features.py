@@ -73,7 +73,8 @@ class JournalTest(TestCase):
             self.assertEqual(first["status"], 201)
             self.assertEqual(first["headers"]["version"], "1.0.0")
             self.assertEqual(first["headers"]["content-type"], "application/json")
-            self.assertEqual(first["headers"]["x-trace"], "t-1")
+            # An allow-list: a header not known to be harmless keeps its name only.
+            self.assertEqual(first["headers"]["x-trace"], "<redacted>")
             self.assertNotIn("auth", first)
             self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             when = datetime.datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
@@ -84,10 +85,11 @@ class JournalTest(TestCase):
 
     def test_journal_keeps_invalid_utf8_bodies_as_replacement_characters(self):
         with EM() as em:
-            curl("POST", em.url + COORDS, body=b'{"a": "\xff"}', headers=API_HEADERS)
+            curl("POST", em.url + COORDS, body=b'{"vnfInstanceId": "\xff"}',
+                 headers=API_HEADERS)
             entry = em.wait_journal(1)[0]
             self.assertEqual(entry["status"], 400)
-            self.assertEqual(entry["body"], '{"a": "\ufffd"}')
+            self.assertEqual(entry["body"], '{"vnfInstanceId": "\ufffd"}')
 
     def test_delete_clears_the_journal(self):
         with EM() as em:

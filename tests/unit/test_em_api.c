@@ -255,6 +255,22 @@ static void handle(struct em *em, const char *method, const char *path, const ch
     va_end(ap);
     em_handle(em, &rq, rs);
     em_headers_free(&rq.headers);
+    if (rs->stream_read) { /* the journal is streamed: read it all, as the server would */
+        char *text = NULL;
+        size_t len = 0;
+        for (;;) {
+            text = realloc(text, len + 1001);
+            ssize_t got = rs->stream_read(rs->stream_ctx, len, text + len, 1000);
+            if (got < 0)
+                break;
+            len += (size_t)got;
+        }
+        text[len] = '\0';
+        em_response_set_body(rs, text, NULL);
+        rs->stream_free(rs->stream_ctx);
+        rs->stream_ctx = NULL;
+        rs->stream_read = NULL;
+    }
 }
 
 #define API_HEADERS "version", "1.0.0", "content-type", "application/json"
@@ -428,8 +444,16 @@ static void test_http_level_errors(void **state)
     em_headers_free(&rq.headers);
     em_response_free(&rs);
 
-    /* The journal is neither authenticated, counted, journaled nor delayed. */
+    /* The journal is neither counted, journaled nor delayed; with --basic it needs the
+     * same credentials as the API, for reading and for clearing alike. */
     handle(&em, "GET", EM_JOURNAL_PATH, NULL, &rs, NULL);
+    expect_problem(&rs, 401);
+    em_response_free(&rs);
+    handle(&em, "DELETE", EM_JOURNAL_PATH, NULL, &rs, "authorization", "Basic dTpx", NULL);
+    expect_problem(&rs, 401);
+    em_response_free(&rs);
+    assert_int_equal(em_journal_count(em.journal), 7);
+    handle(&em, "GET", EM_JOURNAL_PATH, NULL, &rs, "authorization", "Basic dTpw", NULL);
     assert_int_equal(rs.status, 200);
     assert_false(rs.may_delay);
     json_t *j = json_loads(rs.body, 0, NULL);
@@ -440,7 +464,7 @@ static void test_http_level_errors(void **state)
     expect_problem(&rs, 405);
     assert_string_equal(em_headers_get(&rs.headers, "Allow"), "GET, DELETE");
     em_response_free(&rs);
-    handle(&em, "DELETE", EM_JOURNAL_PATH, NULL, &rs, NULL);
+    handle(&em, "DELETE", EM_JOURNAL_PATH, NULL, &rs, "authorization", "Basic dTpw", NULL);
     assert_int_equal(rs.status, 204);
     em_response_free(&rs);
     assert_int_equal(em_journal_count(em.journal), 0);

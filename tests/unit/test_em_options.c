@@ -46,7 +46,7 @@ static void test_defaults_match_the_documentation(void **state)
     assert_int_equal(opt.location, EM_LOCATION_ABSOLUTE);
     assert_int_equal(opt.delay_ms, 0);
     assert_null(opt.basic);
-    assert_int_equal(opt.body_limit, 1048576);
+    assert_int_equal(opt.body_limit, 262144);
     assert_int_equal(opt.journal_max, 10000);
     assert_null(opt.scenario);
     assert_false(opt.quiet);

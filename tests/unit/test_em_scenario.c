@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -210,6 +211,84 @@ static void test_errors_become_500(void **state)
     stop(f);
 }
 
+/* Milliseconds of wall time since t0. */
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Each hostile call ends with a 500 naming why, within the deadline plus a margin, and the
+ * state still answers an ordinary call afterwards. */
+static void test_sandbox_bounds_every_call(void **state)
+{
+    (void)state;
+    struct fixture *f = start(
+        "return function(req)\n"
+        "  if req.path == '/pcall-loop' then\n"
+        "    while true do pcall(function() while true do end end) end\n"
+        "  end\n"
+        "  if req.path == '/xpcall-loop' then\n"
+        "    while true do xpcall(function() while true do end end, function(e) return e end) end\n"
+        "  end\n"
+        "  if req.path == '/coroutine-loop' then\n"
+        "    while true do coroutine.resume(coroutine.create(function() while true do end end)) "
+        "end\n"
+        "  end\n"
+        "  if req.path == '/find' then\n"
+        "    return 200, {}, tostring(string.find(string.rep('a', 20000), '.-.-.-.-.-.-b'))\n"
+        "  end\n"
+        "  if req.path == '/method-find' then\n"
+        "    local s = string.rep('a', 5000); return 200, {}, tostring(s:match('(a*)*b'))\n"
+        "  end\n"
+        "  if req.path == '/os' then os.exit(7) end\n"
+        "  if req.path == '/execute' then os.execute('true') end\n"
+        "  if req.path == '/getenv' then return 200, {}, os.getenv('HOME') end\n"
+        "  if req.path == '/io' then io.open('/etc/passwd') end\n"
+        "  if req.path == '/bytecode' then\n"
+        "    local f = load(string.char(27, 76, 117, 97, 84, 0)); return 200, {}, tostring(f)\n"
+        "  end\n"
+        "  if req.path == '/dump' then return 200, {}, string.dump(function() end) end\n"
+        "  if req.path == '/hog' then\n"
+        "    local t = {}; while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end\n"
+        "  end\n"
+        "  if req.path == '/hog-pcall' then\n"
+        "    local t = {}\n"
+        "    while true do pcall(function() t[#t + 1] = string.rep('y', 1 << 20) .. #t end) end\n"
+        "  end\n"
+        "  if req.path == '/gc' then setmetatable({}, {__gc = function() while true do end end}) "
+        "end\n"
+        "  if req.path == '/ok' then return 200, {}, 'fine' end\n"
+        "end\n");
+    const char *paths[] = {"/pcall-loop",  "/xpcall-loop", "/coroutine-loop", "/find",
+                           "/method-find", "/os",          "/execute",        "/getenv",
+                           "/io",          "/bytecode",    "/dump",           "/hog",
+                           "/hog-pcall",   "/gc"};
+    const char *needles[] = {"longer than", "longer than", "longer than", "too costly",
+                             "too costly",  "exit",        "execute",     "getenv",
+                             "io",          "nil",         "dump",        "memory",
+                             "longer than", "__gc"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct em_response rs;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        request(f, "GET", paths[i], NULL, &rs);
+        double ms = ms_since(&t0);
+        printf("%-16s -> %u in %.0f ms\n", paths[i], rs.status, ms);
+        /* /bytecode answers 200 "nil": load refused the binary chunk without raising. */
+        assert_int_equal(rs.status, strcmp(paths[i], "/bytecode") == 0 ? 200 : 500);
+        if (!strstr(rs.body, needles[i]))
+            fail_msg("%s: body '%s' does not mention '%s'", paths[i], rs.body, needles[i]);
+        assert_true(ms < EM_SCENARIO_DEADLINE_MS + 1500);
+        em_response_free(&rs);
+        request(f, "GET", "/ok", NULL, &rs);
+        assert_int_equal(rs.status, 200);
+        em_response_free(&rs);
+    }
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_fall_through_and_decisions),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_errors_become_500),
+        cmocka_unit_test(test_sandbox_bounds_every_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
