@@ -1,8 +1,9 @@
 /*
  * Limits on the operator's script: `lcmcoord run` executes code from a VNF package, inside
  * an upgrade that must not hang or eat the VNFM host's memory. A deadline ends a script that
- * loops forever (a count hook checks the clock in pure Lua; an alarm interrupts the engine
- * when the script waits in a runtime call); a counting allocator caps the Lua state's memory;
+ * loops forever (a count hook, inherited by every coroutine, checks the clock in pure Lua;
+ * an alarm interrupts the engine when the script waits in a runtime call), the same hook
+ * carries SIGINT/SIGTERM into coroutines; a counting allocator caps the Lua state's memory;
  * and --sandbox leaves a script no files, processes or bytecode.
  */
 #define _DEFAULT_SOURCE /* setitimer */
@@ -15,6 +16,7 @@
 
 #include <lua-cjson.h>
 
+#include "host.h"
 #include "script_limits.h"
 #include "lcmcoord_lua.h"
 
@@ -128,20 +130,41 @@ void lcmc_limits_open_sandbox(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* ---- the deadline ----------------------------------------------------------------------- */
+/* ---- the deadline and interrupts, in every thread ------------------------------------- */
+
+/* A Lua hook belongs to one thread (the main one or a coroutine), and a new coroutine takes
+ * the hook of the thread that creates it. So the hook below is set on the main thread
+ * before the script starts, and every coroutine the script makes inherits it: a coroutine
+ * that spins is checked like the main thread. The signal handlers (host.c, on_alarm) can
+ * only reach the main thread, so this hook also looks for what they record: a caught
+ * SIGINT/SIGTERM or a passed deadline. */
 
 static lcmc_script_limits *armed_limits;
 static lua_State *armed_state;
 static lcmc_engine *armed_engine;
 static double armed_deadline;
 
-static void deadline_hook(lua_State *L, lua_Debug *ar)
+/* Every 10,000 instructions: negligible cost, and a tight loop notices within microseconds. */
+#define CHECK_EVERY_INSTRUCTIONS 10000
+
+static void limits_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    if (armed_limits != NULL && (armed_limits->deadline_passed || lcmc_now() >= armed_deadline)) {
+    if (armed_limits == NULL)
+        return; /* a coroutine that outlived the script, resumed by a finaliser */
+    int interrupted = lcmc_host_signal_caught() != 0;
+    if (!interrupted && armed_limits->seconds > 0 && !armed_limits->deadline_passed &&
+        lcmc_now() >= armed_deadline)
         armed_limits->deadline_passed = 1;
-        luaL_error(L, "the script ran past its deadline of %f s", armed_limits->seconds);
-    }
+    if (!interrupted && !armed_limits->deadline_passed)
+        return;
+    /* From now on this thread checks at every call, return and instruction, so that a
+     * pcall in a loop cannot swallow the error for good: it is raised again as the pcall
+     * returns, outside it. */
+    lua_sethook(L, limits_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    if (interrupted)
+        luaL_error(L, "interrupted");
+    luaL_error(L, "the script ran past its deadline of %f s", armed_limits->seconds);
 }
 
 static void on_alarm(int signal_number)
@@ -155,20 +178,22 @@ static void on_alarm(int signal_number)
     if (armed_engine != NULL)
         lcmc_engine_interrupt(armed_engine);
     if (armed_state != NULL)
-        lua_sethook(armed_state, deadline_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+        lua_sethook(armed_state, limits_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine)
 {
-    if (limits->seconds <= 0)
-        return;
     armed_limits = limits;
     armed_state = L;
     armed_engine = engine;
     armed_deadline = lcmc_now() + limits->seconds;
-    /* Every 10,000 instructions: negligible cost, and a tight loop notices within
-     * microseconds. */
-    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
+    /* Set with or without a deadline: it is also how an interrupt reaches coroutines. */
+    lua_sethook(L, limits_hook, LUA_MASKCOUNT, CHECK_EVERY_INSTRUCTIONS);
+    if (!(limits->seconds > 0))
+        return;
+    /* The timer's fields are integers: a deadline past ~115 days (more than --script-timeout
+     * accepts) is armed at that cap rather than converted out of range. */
+    double timer_seconds = limits->seconds < 1e7 ? limits->seconds : 1e7;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_alarm;
@@ -176,9 +201,8 @@ void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engi
     sigaction(SIGALRM, &action, NULL);
     struct itimerval timer;
     memset(&timer, 0, sizeof timer);
-    timer.it_value.tv_sec = (time_t)limits->seconds;
-    timer.it_value.tv_usec =
-        (suseconds_t)((limits->seconds - (double)(time_t)limits->seconds) * 1e6);
+    timer.it_value.tv_sec = (time_t)timer_seconds;
+    timer.it_value.tv_usec = (suseconds_t)((timer_seconds - (double)(time_t)timer_seconds) * 1e6);
     setitimer(ITIMER_REAL, &timer, NULL);
 }
 

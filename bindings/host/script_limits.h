@@ -30,7 +30,10 @@ lua_State *lcmc_limits_new_state(lcmc_script_limits *limits);
 void lcmc_limits_open_sandbox(lua_State *L);
 
 /* Starts the deadline: a count hook stops a script busy in Lua, and an alarm interrupts the
- * engine when the script is waiting in a runtime call. One script at a time per process. */
+ * engine when the script is waiting in a runtime call. The hook is set on L's main thread,
+ * which every coroutine created afterwards inherits, and it also stops a coroutine once
+ * lcmc_host_signal_caught() reports SIGINT/SIGTERM (arm the host's signals first). Set
+ * even when limits->seconds is 0 (no deadline). One script at a time per process. */
 void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine);
 void lcmc_limits_disarm(lua_State *L);
 

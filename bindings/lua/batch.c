@@ -63,8 +63,9 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lua_getfield(L, 3, "timeout");
         if (!lua_isnil(L, -1)) {
             timeout = lua_tonumber(L, -1);
-            luaL_argcheck(L, lua_isnumber(L, -1) && timeout > 0, 3,
-                          "timeout: positive number expected");
+            luaL_argcheck(L, lua_isnumber(L, -1) && lcmc_lua_seconds_ok(timeout, 0), 3,
+                          "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT
+                          " expected");
         }
         lua_getfield(L, 3, "max_connections");
         if (!lua_isnil(L, -1)) {
@@ -77,6 +78,8 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lua_pop(L, 2);
     }
     lua_Integer n = luaL_len(L, 2);
+    /* A __len may say anything; the count sizes arrays below. */
+    luaL_argcheck(L, n >= 0 && n <= 1 << 24, 2, "between 0 and 16777216 requests expected");
     /* Encode everything first: a bad request raises before anything is sent. */
     lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
     int texts = lua_gettop(L);

@@ -56,6 +56,22 @@ const lcmc_tls_options *lcmc_lua_default_tls(lua_State *L);
 /* Lua: lcmcoord.record() */
 int lcmc_lua_engine_record(lua_State *L);
 
+/* ---- numbers from scripts ------------------------------------------------------------ */
+
+/* The longest timeout, deadline or wait a script may give, in seconds (about 115 days, the
+ * same cap as `lcmcoord run --script-timeout`). Beyond it the runtime's conversions of
+ * deadlines to milliseconds (long, int) would overflow, which C leaves undefined; NaN and
+ * the infinities are refused for the same reason. */
+#define LCMC_LUA_MAX_SECONDS      1e7
+#define LCMC_LUA_MAX_SECONDS_TEXT "10000000"
+
+/* 1 when v is a number of seconds a binding may hand to the runtime: greater than 0 (or
+ * equal to 0 when zero_ok) and at most LCMC_LUA_MAX_SECONDS. */
+static inline int lcmc_lua_seconds_ok(double v, int zero_ok)
+{
+    return (zero_ok ? v >= 0 : v > 0) && v <= LCMC_LUA_MAX_SECONDS;
+}
+
 /* ---- guard.c ----------------------------------------------------------------------- */
 
 /* A userdata owning what a runtime call handed over until the binding has copied it into

@@ -78,6 +78,9 @@ static double opt_number(lua_State *L, int t, int arg, const char *field)
         if (lua_type(L, -1) != LUA_TNUMBER)
             field_error(L, arg, field, "number");
         value = lua_tonumber(L, -1);
+        /* 0 asks for the default; a negative, huge or NaN value is refused here. */
+        if (!lcmc_lua_seconds_ok(value, 1))
+            field_error(L, arg, field, "number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT);
     }
     lua_pop(L, 1);
     return value;
@@ -296,6 +299,8 @@ static int client_coordinate(lua_State *L)
 {
     client_box *box = check_client(L);
     double timeout = luaL_optnumber(L, 3, 0);
+    luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 1), 3,
+                  "timeout: number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
     lua_settop(L, 3);
     const char *json = request_json(L, 2);
     if (run_coordination(L, box->client, json, timeout))
@@ -316,6 +321,10 @@ int lcmc_lua_create_coordination(lua_State *L)
      * its configuration sets one). */
     const lcmc_lua_client_defaults *defaults = lcmc_lua_default_client_options(L);
     double timeout = lua_type(L, 4) == LUA_TNUMBER ? lua_tonumber(L, 4) : 0;
+    /* A positive timeout is taken as given, so one past what the runtime can convert is
+     * refused rather than quietly replaced. */
+    luaL_argcheck(L, !(timeout > LCMC_LUA_MAX_SECONDS), 4,
+                  "timeout: at most " LCMC_LUA_MAX_SECONDS_TEXT " seconds expected");
     if (!(timeout > 0))
         timeout = defaults->timeout > 0 ? defaults->timeout : DEFAULT_TIMEOUT;
     lua_settop(L, 4);

@@ -77,6 +77,8 @@ static int auth_header(lua_State *L)
 {
     credentials_box *box = check_open(L);
     double timeout = luaL_optnumber(L, 2, 0);
+    luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 1), 2,
+                  "timeout: number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
     char *value = NULL;
     lcmc_engine *engine = lcmc_lua_engine(L);
     lcmc_status status = lcmc_credentials_header(box->credentials, timeout, &value);

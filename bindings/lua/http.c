@@ -134,8 +134,9 @@ int lcmc_lua_http_request(lua_State *L)
     lcmc_lua_read_tls(L, 1, 1, keep, &tls);
     o.tls = &tls;
     if (lua_getfield(L, 1, "timeout") != LUA_TNIL) {
-        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) <= 0)
-            request_error(L, "timeout", "positive number");
+        if (!lua_isnumber(L, -1) || !lcmc_lua_seconds_ok(lua_tonumber(L, -1), 0))
+            request_error(L, "timeout",
+                          "positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT);
         o.timeout = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);

@@ -10,6 +10,13 @@
 
 #define POLICY_MT "lcmcoord.retry_policy"
 
+/* Caps on what a script may ask for: more attempts than this is "no limit" in all but
+ * name (attempts = 0 says it), and a larger multiplier only reaches `max` sooner. */
+#define LCMC_RETRY_MAX_ATTEMPTS        1000000
+#define LCMC_RETRY_MAX_ATTEMPTS_TEXT   "1000000"
+#define LCMC_RETRY_MAX_MULTIPLIER      1000
+#define LCMC_RETRY_MAX_MULTIPLIER_TEXT "1000"
+
 static const char *const policy_fields[] = {"attempts",           "deadline", "base",  "max",
                                             "multiplier",         "jitter",   "floor", "retry_on",
                                             "honour_retry_after", NULL};
@@ -19,16 +26,35 @@ static int policy_error(lua_State *L, int arg, const char *field, const char *ex
     return luaL_argerror(L, arg, lua_pushfstring(L, "retry.%s: %s expected", field, expected));
 }
 
+/* A number in [0, max]: NaN, the infinities and huge values are refused here, so that
+ * nothing later converts them or multiplies them into an overflow. */
 static double number_field(lua_State *L, int t, int arg, const char *field, double fallback,
-                           double min)
+                           double max, const char *expected)
 {
     double value = fallback;
     if (lua_getfield(L, t, field) != LUA_TNIL) {
         if (!lua_isnumber(L, -1))
             policy_error(L, arg, field, "number");
         value = lua_tonumber(L, -1);
-        if (!(value >= min))
-            policy_error(L, arg, field, min > 0 ? "positive number" : "non-negative number");
+        if (!(value >= 0 && value <= max))
+            policy_error(L, arg, field, expected);
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
+#define SECONDS_EXPECTED "number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT
+
+/* attempts: a whole number (3.0 from JSON is 3) that fits the policy's int. */
+static int attempts_field(lua_State *L, int t, int arg, int fallback)
+{
+    int value = fallback;
+    if (lua_getfield(L, t, "attempts") != LUA_TNIL) {
+        int whole = 0;
+        lua_Integer n = lua_tointegerx(L, -1, &whole);
+        if (lua_type(L, -1) != LUA_TNUMBER || !whole || n < 0 || n > LCMC_RETRY_MAX_ATTEMPTS)
+            policy_error(L, arg, "attempts", "integer from 0 to " LCMC_RETRY_MAX_ATTEMPTS_TEXT);
+        value = (int)n;
     }
     lua_pop(L, 1);
     return value;
@@ -53,15 +79,19 @@ static void policy_from_table(lua_State *L, int t, int arg, lcmc_retry_policy *p
         }
         lua_pop(L, 1);
     }
-    policy->attempts = (int)number_field(L, t, arg, "attempts", policy->attempts, 0);
-    policy->deadline = number_field(L, t, arg, "deadline", policy->deadline, 0);
-    policy->base = number_field(L, t, arg, "base", policy->base, 0);
-    policy->max = number_field(L, t, arg, "max", policy->max, 0);
-    policy->multiplier = number_field(L, t, arg, "multiplier", policy->multiplier, 0);
-    policy->jitter = number_field(L, t, arg, "jitter", policy->jitter, 0);
-    if (policy->jitter > 1)
-        policy_error(L, arg, "jitter", "number from 0 to 1");
-    policy->floor = number_field(L, t, arg, "floor", policy->floor, 0);
+    policy->attempts = attempts_field(L, t, arg, policy->attempts);
+    policy->deadline = number_field(L, t, arg, "deadline", policy->deadline, LCMC_LUA_MAX_SECONDS,
+                                    SECONDS_EXPECTED);
+    policy->base =
+        number_field(L, t, arg, "base", policy->base, LCMC_LUA_MAX_SECONDS, SECONDS_EXPECTED);
+    policy->max =
+        number_field(L, t, arg, "max", policy->max, LCMC_LUA_MAX_SECONDS, SECONDS_EXPECTED);
+    policy->multiplier =
+        number_field(L, t, arg, "multiplier", policy->multiplier, LCMC_RETRY_MAX_MULTIPLIER,
+                     "number from 0 to " LCMC_RETRY_MAX_MULTIPLIER_TEXT);
+    policy->jitter = number_field(L, t, arg, "jitter", policy->jitter, 1, "number from 0 to 1");
+    policy->floor =
+        number_field(L, t, arg, "floor", policy->floor, LCMC_LUA_MAX_SECONDS, SECONDS_EXPECTED);
     if (lua_getfield(L, t, "honour_retry_after") != LUA_TNIL) {
         if (!lua_isboolean(L, -1))
             policy_error(L, arg, "honour_retry_after", "boolean");
@@ -159,6 +189,10 @@ static int policy_run(lua_State *L)
         lua_pushinteger(L, attempt);
         lua_call(L, 1, LUA_MULTRET);
         int results = lua_gettop(L) - 2;
+        /* A call with LUA_MULTRET leaves no free slot above fn's results, however many
+         * they are: room for what is pushed below (reading the outcome, an error value)
+         * must be asked for. */
+        luaL_checkstack(L, LUA_MINSTACK, "too many results from the function policy:run called");
         lcmc_retry_outcome outcome = {0};
         outcome.attempt = attempt;
         if (results == 0 || !read_outcome(L, 3, &outcome))

@@ -10,7 +10,8 @@
 static int script_sleep(lua_State *L)
 {
     double seconds = luaL_checknumber(L, 1);
-    luaL_argcheck(L, seconds >= 0, 1, "non-negative number expected");
+    luaL_argcheck(L, lcmc_lua_seconds_ok(seconds, 1), 1,
+                  "seconds: number from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
     lcmc_status status = lcmc_engine_sleep(lcmc_lua_engine(L), seconds);
     if (status != LCMC_OK) {
         lua_pushnil(L);

@@ -136,8 +136,9 @@ static int ssh_connect(lua_State *L)
     lua_pop(L, 1);
     lua_getfield(L, 1, "timeout");
     if (!lcmc_lua_is_absent(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
-            field_error(L, "timeout", "positive number");
+        if (lua_type(L, -1) != LUA_TNUMBER || !lcmc_lua_seconds_ok(lua_tonumber(L, -1), 0))
+            field_error(L, "timeout",
+                        "positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT);
         o.timeout = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
@@ -188,7 +189,8 @@ static int ssh_exec(lua_State *L)
     double timeout = 0;
     if (!lcmc_lua_is_absent(L, 3)) {
         timeout = luaL_checknumber(L, 3);
-        luaL_argcheck(L, timeout > 0, 3, "positive number expected");
+        luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 0), 3,
+                      "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
     }
     result_guard *guard = lua_newuserdatauv(L, sizeof *guard, 0);
     guard->result = NULL;

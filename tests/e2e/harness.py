@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -20,7 +21,9 @@ LCMCOORD_BIN = os.environ.get("LCMCOORD_BIN", "lcmcoord")
 SOURCE_DIR = os.environ.get(
     "LCMCOORD_SOURCE_DIR",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-SHARED_DIR = os.path.join(os.path.dirname(SOURCE_DIR), "shared")
+# Test inputs live in this tree (tests/e2e/fixtures), never outside it: the suite runs in
+# any clone.
+E2E_DIR = os.path.dirname(os.path.abspath(__file__))
 # Client processes run under this command when set (scripts/valgrind.sh sets valgrind),
 # and the timeouts of waits stretch by LCMCOORD_TIME_FACTOR to match.
 WRAPPER = os.environ.get("LCMCOORD_WRAPPER", "").split()
@@ -29,7 +32,9 @@ LISTEN_LINE = re.compile(r"^listening on (https?://[^\s]+)$")
 
 
 def wait_for(condition, timeout=10.0, interval=0.02, what="condition"):
-    """Polls condition() until it returns a truthy value or the deadline passes."""
+    """Polls condition() until it returns a truthy value or the deadline passes. The
+    deadline is `timeout` seconds times TIME_FACTOR: a slow machine waits longer."""
+    timeout = timeout * TIME_FACTOR
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -38,6 +43,39 @@ def wait_for(condition, timeout=10.0, interval=0.02, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+class LineWatch:
+    """Reads a process's output stream (stderr, say) in a thread, so that a test can wait
+    for the line in which the process itself says something happened (the EM's journal
+    records a request before the EM answers it, so it cannot tell that the client has the
+    answer) and still have the whole text at the end."""
+
+    def __init__(self, stream):
+        self._lines = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def wait_line(self, pattern, timeout=10.0):
+        """Waits (timeout scaled by TIME_FACTOR) for a line matching the regex; returns it."""
+        regex = re.compile(pattern)
+
+        def find():
+            with self._lock:
+                return next((line for line in self._lines if regex.search(line)), None)
+        return wait_for(find, timeout=timeout, what=f"a line matching {pattern!r}")
+
+    def text(self):
+        """Everything read, once the stream has ended (the process exited)."""
+        self._thread.join(timeout=10 * TIME_FACTOR)
+        with self._lock:
+            return "".join(self._lines)
 
 
 class EM:
@@ -72,7 +110,7 @@ class EM:
         import selectors
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(self.start_timeout):
+        if not sel.select(self.start_timeout * TIME_FACTOR):
             self.stop(check=False)
             raise AssertionError("lcmcoord em did not print its listening line in time; "
                                  f"stderr: {self.stderr_text()}")
@@ -96,7 +134,7 @@ class EM:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout * TIME_FACTOR)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -128,7 +166,7 @@ class EM:
             import base64
             request.add_header("Authorization",
                                "Basic " + base64.b64encode(credentials.encode()).decode())
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10 * TIME_FACTOR) as resp:
             return json.loads(resp.read())
 
     def wait_journal(self, count, timeout=10.0):
@@ -152,7 +190,8 @@ class TlsEM(EM):
         if "--client-ca" in self.args and not credentials:
             auth = ["--cert", self.pki.client_cert, "--key", self.pki.client_key]
         done = subprocess.run(["curl", "-sS", "--fail", "--cacert", self.pki.ca_cert, *auth,
-                               self.url + "/_em/journal"], capture_output=True, timeout=20)
+                               self.url + "/_em/journal"], capture_output=True,
+                              timeout=20 * TIME_FACTOR)
         if done.returncode != 0:
             raise AssertionError(f"cannot read the journal: {done.stderr.decode()}")
         return json.loads(done.stdout)
@@ -173,6 +212,7 @@ class Response:
 
 def curl(method, url, body=None, headers=None, extra=(), timeout=20):
     """Sends one request with the `curl` CLI and returns status, headers and body."""
+    timeout = timeout * TIME_FACTOR
     cmd = ["curl", "-sS", "-i", "-X", method, "--max-time", str(timeout), *extra]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]

@@ -16,6 +16,8 @@ import subprocess
 import termios
 import time
 
+from harness import TIME_FACTOR
+
 # CSI and other escape sequences a line editor emits (cursor moves, colours, bracketed
 # paste, keypad modes); removed before matching so tests match what a person reads.
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78cDEHM]"
@@ -95,7 +97,7 @@ class PtySession:
         with escapes removed; consumes up to the end of the match and returns the text that
         came before it plus the match."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIME_FACTOR
         while True:
             text = strip_escapes(self._pending)
             match = regex.search(text)
@@ -122,7 +124,7 @@ class PtySession:
     def expect_prompt(self, pattern, timeout=10.0):
         """expect(pattern), then waits until the line editor is reading keys."""
         text = self.expect(pattern, timeout)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIME_FACTOR
         while not self.line_editor_ready():
             if time.monotonic() >= deadline:
                 raise AssertionError(f"the terminal stayed in canonical mode after {pattern!r}")
@@ -142,13 +144,13 @@ class PtySession:
 
     def drain(self, timeout=0.0):
         """Reads whatever arrives within `timeout` seconds (0: what is already there)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIME_FACTOR
         while self._read_some(max(0.0, deadline - time.monotonic())):
             pass
 
     def wait(self, timeout=10.0):
         """Waits for the process to exit, reading its output meanwhile; returns its status."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIME_FACTOR
         while self.proc.poll() is None:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"process still running after {timeout} s; screen:\n"

@@ -233,7 +233,8 @@ class ChaosTestCase(harness.TestCase):
         crashed = o.rc < 0 or (o.rc >= 128 and o.rc not in (130, 143))
         self.assertFalse(crashed, f"the client crashed (exit {o.rc}): {o.stderr[-2000:]}")
         self.assertEqual(o.rc, rc, f"exit status; stderr: {o.stderr[-2000:]!r}")
-        self.assertLess(o.elapsed, case.timeout + 3.0, "the client overran its deadline")
+        self.assertLess(o.elapsed, case.timeout + 3.0 * harness.TIME_FACTOR,
+                        "the client overran its deadline")
         self.assertLess(o.maxrss_kb, RSS_LIMIT_KB, "the client's peak RSS (KiB)")
         line = None
         if rc != 0:
@@ -305,7 +306,7 @@ class Framing(ChaosTestCase):
 
     def test_endless_headers_are_cut_off_long_before_the_deadline(self):
         o, _ = self.outcome("endless-headers", 4)
-        self.assertLess(o.elapsed, 3.0)
+        self.assertLess(o.elapsed, 3.0 * harness.TIME_FACTOR)
 
     def test_content_length_shorter_than_the_json_is_a_protocol_error(self):
         # The message ends where Content-Length says: what is left is half a JSON text.
@@ -325,7 +326,8 @@ class Size(ChaosTestCase):
     def check_capped(self, name):
         o, line = self.outcome(name, 1)
         self.assertRegex(line, r"larger than the .*limit")
-        self.assertLess(o.elapsed, 4.0, "the cap should stop the transfer at once")
+        self.assertLess(o.elapsed, 4.0 * harness.TIME_FACTOR,
+                        "the cap should stop the transfer at once")
 
     def test_100_mb_body_stops_at_the_1_mib_cap(self):
         self.check_capped("huge-body")
@@ -337,7 +339,8 @@ class Size(ChaosTestCase):
         # About 200 KB of small header fields: within libcurl's bound on a header section,
         # and the answer is a valid LcmCoord.
         o, _ = self.outcome("many-headers", 0)
-        self.assertLess(o.elapsed, 2.0, "handling the headers took longer than the answer")
+        self.assertLess(o.elapsed, 2.0 * harness.TIME_FACTOR,
+                        "handling the headers took longer than the answer")
 
     def test_64_kib_header_line_is_accepted(self):
         self.outcome("long-header-line", 0)
@@ -381,7 +384,7 @@ class RetryAfter(ChaosTestCase):
         o, _ = self.outcome(name, 0)
         gap = self.gap_between_posts(o)
         self.assertGreaterEqual(gap, 0.95, "waited less than the 1 s floor")
-        self.assertLess(gap, 3.0, "waited as if the value meant something")
+        self.assertLess(gap, 3.0 * harness.TIME_FACTOR, "waited as if the value meant something")
 
     def test_garbage_retry_after_waits_the_floor(self):
         self.check_floor("retry-after-garbage")
@@ -398,7 +401,7 @@ class RetryAfter(ChaosTestCase):
     def test_retry_after_ten_days_fails_at_once_with_the_deadline(self):
         o, line = self.outcome("retry-after-far-future", 3)
         self.assertIn("deadline", line)
-        self.assertLess(o.elapsed, 2.0, "slept instead of failing at once")
+        self.assertLess(o.elapsed, 2.0 * harness.TIME_FACTOR, "slept instead of failing at once")
         self.assertEqual(len(self.posts(o)), 1)
 
 

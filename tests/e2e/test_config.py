@@ -210,7 +210,7 @@ error(err)
                                  stdin=json.dumps(vnfc_param(em.url)))
             elapsed = time.monotonic() - started
         self.assertEqual(done.returncode, 3, done.stderr)
-        self.assertLess(elapsed, 10)
+        self.assertLess(elapsed, 10 * harness.TIME_FACTOR)
 
     def test_file_timeout_replaces_create_coordinations_3600(self):
         conf = self.write("short.conf", "[client]\ntimeout = 1.5\n")
@@ -221,7 +221,7 @@ error(err)
             done = self.lcmcoord("run", "--config", conf, SAMPLE, stdin=json.dumps(param))
             elapsed = time.monotonic() - started
         self.assertEqual(done.returncode, 3, done.stderr)
-        self.assertLess(elapsed, 10)
+        self.assertLess(elapsed, 10 * harness.TIME_FACTOR)
 
     def test_default_interval_and_wait_floor_from_the_environment(self):
         # No Retry-After: the default interval (5 s built in) decides the polling pace.
@@ -232,7 +232,7 @@ error(err)
                                       "LCMCOORD_WAIT_FLOOR": "0.1"})
             elapsed = time.monotonic() - started
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertLess(elapsed, 4)
+        self.assertLess(elapsed, 4 * harness.TIME_FACTOR)
 
     def test_tls_files_from_the_file(self):
         with tempfile.TemporaryDirectory() as pki_dir:

@@ -198,22 +198,29 @@ class Arguments(harness.TestCase):
 class Signals(harness.TestCase):
     def check_signal(self, sig, status, name):
         with harness.EM("--mode", "async", "--polls", "1000", "--retry-after", "30") as em:
-            proc = subprocess.Popen([harness.LCMCOORD_BIN, "coordinate", "--endpoint", em.url,
-                                     "--action", "x"], stdout=subprocess.PIPE,
+            proc = subprocess.Popen([harness.LCMCOORD_BIN, "coordinate", "-v", "--endpoint",
+                                     em.url, "--action", "x"], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
+            stderr = harness.LineWatch(proc.stderr)
             try:
-                em.wait_journal(1)
+                # The client's own word that it has the 202 (the EM journals the POST
+                # before it answers, so the journal cannot say so).
+                stderr.wait_line(r"EM accepted the coordination \(202\)")
                 sent = time.monotonic()
                 proc.send_signal(sig)
-                out, err = proc.communicate(timeout=10)
+                proc.wait(timeout=10 * harness.TIME_FACTOR)
+                out = proc.stdout.read()
                 elapsed = time.monotonic() - sent
             finally:
                 if proc.poll() is None:
                     proc.kill()
-                    proc.communicate()
+                    proc.wait()
+                proc.stdout.close()
+            err = stderr.text()
+            proc.stderr.close()
             journal = em.wait_journal(2)
         self.assertEqual(proc.returncode, status, err)
-        self.assertLess(elapsed, 5)
+        self.assertLess(elapsed, 5 * harness.TIME_FACTOR)
         self.assertEqual(out, "")
         self.assertEqual(err.strip().splitlines()[-1], f"lcmcoord: interrupted by {name}")
         # The EM is asked to cancel what it had accepted.

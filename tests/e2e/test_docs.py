@@ -101,7 +101,7 @@ class RunnableDocsTest(harness.TestCase):
                                                           or harness.LCMCOORD_BIN)) + \
                 os.pathsep + env.get("PATH", "")
             done = subprocess.run(cmd, cwd=work, input=stdin, capture_output=True, text=True,
-                                  timeout=120, env=env)
+                                  timeout=120 * harness.TIME_FACTOR, env=env)
         self.assertEqual(done.returncode, 0,
                          f"{block!r} failed:\n{text}\nstdout: {done.stdout}\n"
                          f"stderr: {done.stderr}")

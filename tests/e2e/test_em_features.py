@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (API_HEADERS, EM, LCMCOORD_BIN, SOURCE_DIR, TestCase, curl,
+from harness import (API_HEADERS, EM, LCMCOORD_BIN, SOURCE_DIR, TIME_FACTOR, TestCase, curl,
                      run_lcmcoord, sample_request, wait_for)
 
 COORDS = "/lcmcoord/v1/coordinations"
@@ -264,7 +264,7 @@ class ScenarioTest(TestCase):
             looped = curl("GET", em.url + "/loop")
             self.assertEqual(looped.status, 500)
             self.assertIn("longer than", looped.json()["detail"])
-            self.assertLess(time.monotonic() - started, 6)
+            self.assertLess(time.monotonic() - started, 6 * TIME_FACTOR)
             self.assertEqual(post(em).status, 201)
 
     def test_load_errors_exit_2_with_file_and_line(self):
@@ -285,7 +285,10 @@ class ScenarioTest(TestCase):
 
 class DelayTest(TestCase):
     def test_delay_answers_late_without_blocking_other_connections(self):
-        with EM("--delay", "1500", "--threads", "1") as em:
+        # The delay stretches with the slow-machine factor, so that "before the delayed
+        # answer" stays a real window.
+        delay = 1.5 * TIME_FACTOR
+        with EM("--delay", str(int(delay * 1000)), "--threads", "1") as em:
             started = time.monotonic()
             slow = subprocess.Popen(
                 ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
@@ -295,17 +298,17 @@ class DelayTest(TestCase):
                 em.wait_journal(1)
                 # Answered while the delayed request is still pending, on the same worker.
                 self.assertIsNone(slow.poll())
-                self.assertLess(time.monotonic() - started, 1.4)
+                self.assertLess(time.monotonic() - started, delay - 0.1)
                 out, _ = slow.communicate(timeout=20)
             finally:
                 if slow.poll() is None:
                     slow.kill()
                     slow.wait()
             self.assertEqual(out, "200")
-            self.assertGreaterEqual(time.monotonic() - started, 1.45)
+            self.assertGreaterEqual(time.monotonic() - started, delay - 0.05)
             line = wait_for(lambda: re.search(r"GET /lcmcoord/api_versions 200 (\d+\.\d) ms",
                                               em.stderr_text()), what="log line")
-            self.assertGreaterEqual(float(line.group(1)), 1400)
+            self.assertGreaterEqual(float(line.group(1)), (delay - 0.1) * 1000)
 
     def test_sigterm_during_a_delayed_request_exits_0_promptly(self):
         em = EM("--delay", "600000")
@@ -317,8 +320,8 @@ class DelayTest(TestCase):
                 em.wait_journal(1)
                 started = time.monotonic()
                 self.assertEqual(em.stop(timeout=5), 0)
-                self.assertLess(time.monotonic() - started, 3)
-                slow.wait(timeout=10)
+                self.assertLess(time.monotonic() - started, 3 * TIME_FACTOR)
+                slow.wait(timeout=10 * TIME_FACTOR)
             finally:
                 if slow.poll() is None:
                     slow.kill()
@@ -387,7 +390,7 @@ class CommandLineTest(TestCase):
             line = proc.stdout.readline()
             self.assertRegex(line, r"^listening on http://127\.0\.0\.1:\d+\n$")
             proc.send_signal(signal.SIGTERM)
-            self.assertEqual(proc.wait(timeout=10), 0)
+            self.assertEqual(proc.wait(timeout=10 * TIME_FACTOR), 0)
             self.assertEqual(proc.stdout.read(), "")
         finally:
             if proc.poll() is None:

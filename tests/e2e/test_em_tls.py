@@ -14,7 +14,8 @@ import unittest
 import urllib.parse
 
 import certs
-from harness import API_HEADERS, EM, TestCase, TlsEM, curl, run_lcmcoord, sample_request
+from harness import (API_HEADERS, EM, TIME_FACTOR, TestCase, TlsEM, curl, run_lcmcoord,
+                     sample_request)
 
 COORDS = "/lcmcoord/v1/coordinations"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -40,7 +41,7 @@ class TlsTestCase(TestCase):
 def curl_exit(url, *extra):
     """Runs curl expecting a failure; returns its exit code and stderr."""
     done = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "20", *extra, url],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30 * TIME_FACTOR)
     return done.returncode, done.stderr
 
 
@@ -93,7 +94,7 @@ class HttpsTest(TlsTestCase):
                     done = subprocess.run(
                         [certs.OPENSSL, "s_client", "-connect", hostport, version,
                          "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", self.pki.ca_cert],
-                        input=b"", capture_output=True, timeout=20)
+                        input=b"", capture_output=True, timeout=20 * TIME_FACTOR)
                     negotiated = b"Cipher is (NONE)" not in done.stdout
                     self.assertEqual(negotiated, accepted, done.stdout[-400:])
 

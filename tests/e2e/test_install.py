@@ -28,7 +28,7 @@ def run(cmd, env=None, cwd=None, stdin=None, timeout=300):
     full = dict(os.environ)
     full.update(env or {})
     return subprocess.run(cmd, env=full, cwd=cwd, input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout * harness.TIME_FACTOR)
 
 
 def preload_env(extra=None):

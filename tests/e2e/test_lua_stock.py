@@ -31,13 +31,15 @@ def stock_env(**extra):
 
 def run_stock(param, timeout=60):
     return subprocess.run([LUA, "-e", DRIVER], input=json.dumps(param), capture_output=True,
-                          text=True, timeout=timeout, env=stock_env(LCMC_SCRIPT=SCRIPT))
+                          text=True, timeout=timeout * harness.TIME_FACTOR,
+                          env=stock_env(LCMC_SCRIPT=SCRIPT))
 
 
 class StockInterpreter(harness.TestCase):
     def test_module_loads_from_lua_cpath(self):
         done = subprocess.run([LUA, "-e", "local m = require 'lcmcoord'; io.write(m.version)"],
-                              capture_output=True, text=True, timeout=30, env=stock_env())
+                              capture_output=True, text=True, timeout=30 * harness.TIME_FACTOR,
+                              env=stock_env())
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertRegex(done.stdout, r"^\d+\.\d+\.\d+$")
 

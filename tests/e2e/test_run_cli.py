@@ -214,26 +214,29 @@ class Record(TempDirTestCase):
 class Signals(harness.TestCase):
     def check_signal(self, sig, expected_status, name):
         with harness.EM("--rejects", "1000000", "--retry-after", "30") as em:
-            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", SCRIPT],
+            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", "-v", SCRIPT],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
+            watch = harness.LineWatch(proc.stderr)
             try:
                 proc.stdin.write(json.dumps(vnfc_param(em.url, timeout=600)))
                 proc.stdin.close()
-                em.wait_journal(1)
+                # The client has the 503 and waits out its Retry-After: its own log line
+                # says so (the EM's journal has the POST before the client has the answer).
+                watch.wait_line(r"^lcmcoord: 503 ")
                 sent_at = time.monotonic()
                 proc.send_signal(sig)
-                proc.wait(timeout=10)
+                proc.wait(timeout=10 * harness.TIME_FACTOR)
                 elapsed = time.monotonic() - sent_at
-                stderr = proc.stderr.read()
             finally:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
                 proc.stdout.close()
-                proc.stderr.close()
+            stderr = watch.text()
+            proc.stderr.close()
         self.assertEqual(proc.returncode, expected_status, stderr)
-        self.assertLess(elapsed, 5)
+        self.assertLess(elapsed, 5 * harness.TIME_FACTOR)
         self.assertEqual(stderr.strip().splitlines()[-1], f"lcmcoord: interrupted by {name}")
 
     def test_sigterm_during_a_long_wait_exits_143(self):
@@ -254,7 +257,7 @@ class Signals(harness.TestCase):
                 proc.stdin.close()
                 self.assertEqual(proc.stdout.readline(), "spinning\n")
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
+                proc.wait(timeout=10 * harness.TIME_FACTOR)
                 stderr = proc.stderr.read()
             finally:
                 if proc.poll() is None:

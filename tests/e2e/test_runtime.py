@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 
+import harness
 from harness import EM, TestCase, sample_request
 
 EXAMPLE = os.environ.get("LCMCOORD_EXAMPLE", "lcmcoord_example_coordinate")
@@ -16,7 +17,7 @@ def run_example(url, request, verbose=False):
     if verbose:
         env["LCMC_VERBOSE"] = "1"
     return subprocess.run([EXAMPLE, url], input=json.dumps(request), capture_output=True,
-                          text=True, timeout=60, env=env)
+                          text=True, timeout=60 * harness.TIME_FACTOR, env=env)
 
 
 class CExampleTest(TestCase):

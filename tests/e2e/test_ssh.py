@@ -149,7 +149,7 @@ class Sshd:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=10 * harness.TIME_FACTOR)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -291,7 +291,7 @@ class Commands(SshTestCase):
         # The session is not reused after an abandoned command.
         self.assertEqual(second["error"]["kind"], "transport")
         self.assertIn("connect again", second["error"]["message"])
-        self.assertLess(elapsed, 3.5)
+        self.assertLess(elapsed, 3.5 * harness.TIME_FACTOR)
 
     def test_sigterm_during_a_command_exits_143_promptly(self):
         script = self.write("long.lua", """
@@ -325,7 +325,7 @@ class Commands(SshTestCase):
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         try:
-            rc = proc.wait(timeout=5)
+            rc = proc.wait(timeout=5 * harness.TIME_FACTOR)
         except subprocess.TimeoutExpired:
             proc.kill()
             self.fail("lcmcoord run did not stop after SIGTERM")
@@ -333,7 +333,7 @@ class Commands(SshTestCase):
         rest = proc.stderr.read().decode("utf-8", "replace")
         proc.stderr.close()
         self.assertEqual(rc, 143, rest)
-        self.assertLess(took, 2.0)
+        self.assertLess(took, 2.0 * harness.TIME_FACTOR)
         self.assertIn("interrupted by SIGTERM", rest)
 
 
@@ -492,7 +492,7 @@ class Connections(SshTestCase):
             silent.listen(1)
             started = time.monotonic()
             out, _ = self.drive(port=silent.getsockname()[1], timeout=1)
-            self.assertLess(time.monotonic() - started, 3.5)
+            self.assertLess(time.monotonic() - started, 3.5 * harness.TIME_FACTOR)
         self.assertEqual(out["connect_error"]["kind"], "deadline")
 
 

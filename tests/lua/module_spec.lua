@@ -169,9 +169,16 @@ describe("the client's lifecycle", function()
   end)
 
   it("is collected without close", function()
-    lcmcoord.client{endpoint = REFUSED}
+    -- Nothing in the module may keep an unclosed client alive: once the script drops it,
+    -- a weak table loses it (its __gc closes it; the sanitizer build checks that path).
+    local seen = setmetatable({}, {__mode = "v"})
+    seen[1] = lcmcoord.client{endpoint = REFUSED}
+    seen[2] = lcmcoord.client{endpoint = REFUSED, authentication = lcmcoord.auth.new{
+      authType = {"BASIC"}, paramsBasic = {userName = "u", password = "p"}}}
     collectgarbage()
     collectgarbage()
+    assert.is_nil(seen[1])
+    assert.is_nil(seen[2])
   end)
 
   it("raises an error value when the runtime refuses the options", function()

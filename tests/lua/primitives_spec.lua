@@ -15,7 +15,7 @@ describe("lcmcoord.http.request", function()
 
   it("names bad fields", function()
     assert.has_error(function() lcmcoord.http.request{url = "http://h/", timeout = -1} end,
-      "bad argument #1 to 'request' (timeout: positive number expected)")
+      "bad argument #1 to 'request' (timeout: positive number of seconds up to 10000000 expected)")
     assert.has_error(function() lcmcoord.http.request{url = "http://h/", headers = {["A:B"] = "x"}} end,
       "bad argument #1 to 'request' (headers: names and values without ':' or line breaks expected)")
   end)

@@ -30,7 +30,7 @@ describe("lcmcoord.ssh.connect", function()
     assert.has_error(function() lcmcoord.ssh.connect(options{password = false}) end,
                      "bad argument #1 to 'connect' (field 'password': string expected, got boolean)")
     assert.has_error(function() lcmcoord.ssh.connect(options{timeout = 0}) end,
-                     "bad argument #1 to 'connect' (field 'timeout': positive number expected, got number)")
+                     "bad argument #1 to 'connect' (field 'timeout': positive number of seconds up to 10000000 expected, got number)")
     assert.has_error(function()
       lcmcoord.ssh.connect(options{known_hosts = "/etc/ssh/ssh_known_hosts"})
     end, "bad argument #1 to 'connect' (fields 'known_hosts' and 'host_key_sha256' exclude each other)")
