@@ -5,6 +5,7 @@ lcmc_add_busted_test(lua_module_spec module_spec.lua)
 lcmc_add_busted_test(lua_exchange_spec exchange_spec.lua)
 lcmc_add_e2e_test(e2e_run_coordination test_run_coordination.py)
 lcmc_add_e2e_test(e2e_run_cli test_run_cli.py)
+lcmc_add_e2e_test(e2e_operator_output test_operator_output.py)
 lcmc_add_e2e_test(e2e_lua_stock test_lua_stock.py)
 lcmc_add_e2e_test(e2e_auth test_auth.py)
 

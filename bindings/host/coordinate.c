@@ -163,7 +163,7 @@ static int push_request_file(lua_State *L, const char *path)
         return -1;
     }
     lua_pushlstring(L, text, length);
-    free(text);
+    lcmc_free_wiped(text, length); /* wiped like every input the host reads */
     return 0;
 }
 
@@ -298,6 +298,7 @@ static int coordinate_protected(lua_State *L)
     lcmc_host_open_libraries(L);
     lcmc_engine *engine = lcmc_lua_engine(L);
     o->log.action = o->action;
+    o->log.hold_until_outcome = 1;
     lcmc_host_apply_config(L, &o->config, o->verbosity, &o->log);
     /* The timeout of this coordination, from --timeout, the environment or the file. */
     o->client.timeout = lcmc_host_config_number(&o->config, LCMC_CONF_TIMEOUT);
@@ -367,6 +368,7 @@ int lcmc_coordinate_main(int argc, char **argv)
         options.exit_status = LCMC_EXIT_REFUSED;
     }
     lua_close(L);
+    lcmc_host_log_finish(&options.log, options.exit_status == 0);
     lcmc_host_config_free(&options.config);
     return options.exit_status;
 }

@@ -21,6 +21,7 @@
 #include "host.h"
 #include "lcmcoord_lua.h"
 #include "run_io.h"
+#include "safe_text.h"
 
 int lcmc_host_exit_status(lcmc_status status)
 {
@@ -45,15 +46,13 @@ int lcmc_host_exit_status(lcmc_status status)
 
 void lcmc_host_report(const char *text, int keep_lines)
 {
+    /* A trailing line break would make a second, empty line. */
+    size_t length = strlen(text);
+    while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == '\r'))
+        length--;
     fputs("lcmcoord: ", stderr);
-    for (const char *c = text; *c != '\0'; c++) {
-        if (!keep_lines && (*c == '\n' || *c == '\r')) {
-            if (c[1] != '\0' && c[1] != '\n' && c[1] != '\r')
-                fputc(' ', stderr);
-            continue;
-        }
-        fputc(*c, stderr);
-    }
+    lcmc_safe_write(stderr, text, length,
+                    keep_lines ? LCMC_SAFE_KEEP_LINES : LCMC_SAFE_SPACE_LINES);
     fputc('\n', stderr);
 }
 
@@ -103,11 +102,60 @@ int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const 
     return LCMC_EXIT_USAGE;
 }
 
+/* Without -v, `run` and `coordinate` keep warnings until the end (lcmc_host_log_finish):
+ * a failure's stderr is its one line, a success's shows them. */
+
+/* Writes the finished line `text` (no line break), or holds it; takes `text`. */
+static void emit(lcmc_host_log *log, char *text)
+{
+    if (log != NULL && log->hold) {
+        if (log->held_count < LCMC_HOST_HELD_MAX) {
+            log->held[log->held_count++] = text;
+            return;
+        }
+        log->held_dropped++;
+        free(text);
+        return;
+    }
+    fprintf(stderr, "%s\n", text);
+    free(text);
+}
+
 void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message)
 {
-    (void)userdata;
+    lcmc_host_log *log = userdata;
     /* "warning:" sets warnings apart from the one line that states the outcome. */
-    fprintf(stderr, "lcmcoord: %s%s\n", level == LCMC_LOG_WARN ? "warning: " : "", message);
+    const char *prefix = level == LCMC_LOG_WARN ? "lcmcoord: warning: " : "lcmcoord: ";
+    char *safe = lcmc_safe_dup(message, strlen(message), LCMC_SAFE_ESCAPE_LINES);
+    char *line = safe != NULL ? malloc(strlen(prefix) + strlen(safe) + 1) : NULL;
+    if (line == NULL) {
+        free(safe);
+        if (log != NULL && log->hold)
+            return;
+        fputs(prefix, stderr);
+        lcmc_safe_write(stderr, message, strlen(message), LCMC_SAFE_ESCAPE_LINES);
+        fputc('\n', stderr);
+        return;
+    }
+    strcpy(line, prefix);
+    strcat(line, safe);
+    free(safe);
+    emit(log, line);
+}
+
+void lcmc_host_log_finish(lcmc_host_log *log, int success)
+{
+    for (size_t i = 0; i < log->held_count; i++) {
+        if (success)
+            fprintf(stderr, "%s\n", log->held[i]);
+        free(log->held[i]);
+    }
+    if (success && log->held_dropped > 0)
+        fprintf(stderr, "lcmcoord: warning: %zu more warnings not shown (-v shows them all)\n",
+                log->held_dropped);
+    log->held_count = 0;
+    log->held_dropped = 0;
+    log->hold = 0;
 }
 
 /* ---- JSON log lines -------------------------------------------------------------------- */
@@ -140,21 +188,14 @@ static void format_now(char text[40])
     snprintf(text + n, 40 - n, ".%03ldZ", now.tv_nsec / 1000000L);
 }
 
-/* A JSON string of `text`; bytes that are not UTF-8 (a script may log anything) become '?'
- * rather than losing the line. */
+/* A JSON string of `text` made safe (safe_text.h): the JSON escapes of control characters
+ * are undone by whoever reads the line, and a C1 control or a bidi override would reach a
+ * terminal as it is. Bytes that are not UTF-8 become \xHH rather than losing the line. */
 static json_t *string_value(const char *text)
 {
-    json_t *v = json_string(text);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(text);
-    if (copy == NULL)
-        return NULL;
-    for (unsigned char *c = (unsigned char *)copy; *c != '\0'; c++)
-        if (*c >= 0x80)
-            *c = '?';
-    v = json_string(copy);
-    free(copy);
+    char *safe = lcmc_safe_dup(text, strlen(text), LCMC_SAFE_ESCAPE_LINES);
+    json_t *v = safe != NULL ? json_string(safe) : NULL;
+    free(safe);
     return v;
 }
 
@@ -285,13 +326,14 @@ static void add_coordination(json_t *o, lcmc_host_log *log)
     if (match == NULL && id == NULL && in_flight == 1)
         match = open;
     json_t *action = json_object_get(match, "coordinationActionName");
+    /* Made safe like every string of the line: the record holds what the EM said. */
     if (json_is_string(action))
-        json_object_set(o, "action", action);
+        json_object_set_new(o, "action", string_value(json_string_value(action)));
     else if (log->action != NULL)
         json_object_set_new(o, "action", string_value(log->action));
     json_t *match_id = json_object_get(match, "id");
     if (id == NULL && json_is_string(match_id))
-        json_object_set(o, "coordination_id", match_id);
+        json_object_set_new(o, "coordination_id", string_value(json_string_value(match_id)));
     json_decref(doc);
 }
 
@@ -310,12 +352,10 @@ void lcmc_host_log_json(void *userdata, lcmc_log_level level, const char *messag
         line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
         json_decref(o);
     }
-    if (line != NULL) {
-        fprintf(stderr, "%s\n", line);
-        free(line);
-    } else {
-        lcmc_host_log_line(NULL, level, message);
-    }
+    if (line != NULL)
+        emit(userdata, line);
+    else
+        lcmc_host_log_line(userdata, level, message);
 }
 
 void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
@@ -332,30 +372,23 @@ void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int ve
     };
     lcmc_lua_set_default_client_options(L, &defaults);
     log->engine = engine;
-    /* Warnings (credentials over plain http, TLS verification off) always show, marked as
-     * such; progress only with -v. */
+    /* Warnings (credentials over plain http, TLS verification off) and errors show, marked
+     * as such; progress only with -v. Without -v, a caller that asked for it has them held
+     * until it knows the outcome (lcmc_host_log_finish). */
     lcmc_log_level level = verbosity >= 2   ? LCMC_LOG_DEBUG
                            : verbosity == 1 ? LCMC_LOG_INFO
                                             : LCMC_LOG_WARN;
+    log->hold = verbosity == 0 && log->hold_until_outcome;
     if (lcmc_host_config_json_logs(config))
         lcmc_engine_set_log(engine, lcmc_host_log_json, log, level);
     else
-        lcmc_engine_set_log(engine, lcmc_host_log_line, NULL, level);
+        lcmc_engine_set_log(engine, lcmc_host_log_line, log, level);
 }
 
 /* ---- the client of one EM ------------------------------------------------------------- */
 
 /* An authentication structure is a few hundred bytes. */
 #define AUTH_CAP ((size_t)1024 * 1024)
-
-/* Overwrites a buffer that held credentials before it goes back to the allocator; volatile
- * so that the stores are not dropped as dead. */
-static void wipe(char *buffer, size_t length)
-{
-    volatile char *p = buffer;
-    while (length-- > 0)
-        *p++ = 0;
-}
 
 /* Pushes the decoded authentication file, or reports and returns -1 with nothing pushed. */
 static int push_auth(lua_State *L, const char *prog, const char *path)
@@ -373,8 +406,7 @@ static int push_auth(lua_State *L, const char *prog, const char *path)
     }
     int object = text[strspn(text, " \t\r\n")] == '{';
     lua_pushlstring(L, text, length);
-    wipe(text, length);
-    free(text);
+    lcmc_free_wiped(text, length);
     /* cjson's messages give a position, never the text: safe to show. */
     int ok = lcmc_lua_json_decode(L, lua_tostring(L, -1), length);
     lua_remove(L, -2);
@@ -419,7 +451,11 @@ static int client_failed(lua_State *L, const char *prog, const char *what, const
     lcmc_status status = LCMC_EUSAGE;
     if (!lcmc_lua_error_status(L, -1, &status))
         status = LCMC_EUSAGE;
-    fprintf(stderr, "%s: %s %s: %s\n", prog, what, name, luaL_tolstring(L, -1, NULL));
+    size_t length = 0;
+    const char *message = luaL_tolstring(L, -1, &length);
+    fprintf(stderr, "%s: %s %s: ", prog, what, name);
+    lcmc_safe_write(stderr, message, length, LCMC_SAFE_SPACE_LINES);
+    fputc('\n', stderr);
     lua_pop(L, 2);
     return lcmc_host_exit_status(status);
 }

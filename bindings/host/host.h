@@ -24,7 +24,8 @@
 int lcmc_host_exit_status(lcmc_status status);
 
 /* Prints "lcmcoord: <text>" on stderr as one line (line breaks become spaces) unless
- * `keep_lines`: a VNFM stores stderr as the error detail, so one clear line is the contract. */
+ * `keep_lines`: a VNFM stores stderr as the error detail, so one clear line is the contract.
+ * The text is made safe (safe_text.h): it may quote what an EM said. */
 void lcmc_host_report(const char *text, int keep_lines);
 
 /* Matches `--name VALUE` and `--name=VALUE` at argv[*i]; advances *i past what it used.
@@ -36,15 +37,29 @@ int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, cons
  * Raises on memory errors: call it from protected code. */
 void lcmc_host_open_libraries(lua_State *L);
 
-/* An lcmc_log_fn writing "lcmcoord: <message>" lines on stderr (for -v). */
+/* At most this many lines are held (a script warning in a loop must not grow memory). */
+#define LCMC_HOST_HELD_MAX 64
+
+/* Where log lines go, and what the JSON log lines know beyond the message. Must outlive the
+ * engine's use of it. */
+typedef struct lcmc_host_log {
+    lcmc_engine *engine;    /* its record gives the action and id of a coordination in flight */
+    const char *action;     /* the action when the host knows it beforehand, else NULL */
+    int record_too_large;   /* set once the record is too large to read on every line */
+    int hold_until_outcome; /* set by the caller: without -v, hold lines (see below) */
+    int hold;               /* lines are being held */
+    char *held[LCMC_HOST_HELD_MAX];
+    size_t held_count;
+    size_t held_dropped;
+} lcmc_host_log;
+
+/* An lcmc_log_fn (userdata: an lcmc_host_log, or NULL) writing "lcmcoord: <message>" lines
+ * on stderr, the message made safe (safe_text.h), or holding them. */
 void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message);
 
-/* What the JSON log lines know beyond the message. Must outlive the engine's use of it. */
-typedef struct lcmc_host_log {
-    lcmc_engine *engine;  /* its record gives the action and id of a coordination in flight */
-    const char *action;   /* the action when the host knows it beforehand, else NULL */
-    int record_too_large; /* set once the record is too large to read on every line */
-} lcmc_host_log;
+/* Ends holding: the held lines go to stderr when `success`, else they are dropped, so that a
+ * failure's stderr is its one line (docs/operator-guide.md). */
+void lcmc_host_log_finish(lcmc_host_log *log, int success);
 
 /* An lcmc_log_fn (userdata: an lcmc_host_log, or NULL) writing one JSON object per line on
  * stderr: time (RFC 3339 UTC), level, message, and what the message tells when it is one of

@@ -19,6 +19,7 @@
 #include "host.h"
 #include "lcmcoord_lua.h"
 #include "repl.h"
+#include "run_io.h"
 #include "subcommands.h"
 
 #define PROMPT              "lcmcoord> "
@@ -262,19 +263,30 @@ static void protected_failed(lcmc_repl *repl)
     lua_settop(repl->L, 0);
 }
 
-/* Appends `line` to the chunk being read (malloc'd, NULL when none). */
+/* Frees a line or chunk the operator typed, wiped: it may hold a password. */
+static void free_typed(char *text)
+{
+    if (text != NULL)
+        lcmc_free_wiped(text, strlen(text));
+}
+
+/* Appends `line` to the chunk being read (malloc'd, NULL when none); not with realloc,
+ * which would leave the old copy unwiped. */
 static char *append_line(char *chunk, const char *line)
 {
     size_t old = chunk != NULL ? strlen(chunk) : 0;
     size_t add = strlen(line);
-    char *grown = realloc(chunk, old + add + 2);
+    char *grown = malloc(old + add + 2);
     if (grown == NULL) {
-        free(chunk);
+        free_typed(chunk);
         return NULL;
     }
-    if (old > 0)
+    if (old > 0) {
+        memcpy(grown, chunk, old);
         grown[old++] = '\n';
+    }
     memcpy(grown + old, line, add + 1);
+    free_typed(chunk);
     return grown;
 }
 
@@ -296,7 +308,7 @@ static void run_loop(lcmc_repl *repl)
             if (interrupted) {
                 /* Ctrl-C at the prompt drops what was typed, continuation lines included. */
                 fputc('\n', stdout);
-                free(chunk);
+                free_typed(chunk);
                 chunk = NULL;
                 continue;
             }
@@ -317,16 +329,16 @@ static void run_loop(lcmc_repl *repl)
             command_job job = {repl, line};
             if (lcmc_repl_pcall(repl->L, command_protected, &job) != LUA_OK)
                 protected_failed(repl);
-            free(line);
+            free_typed(line);
             continue;
         }
         if (chunk == NULL && line[strspn(line, " \t")] == '\0') {
-            free(line);
+            free_typed(line);
             continue;
         }
         int first_line = chunk == NULL;
         chunk = append_line(chunk, line);
-        free(line);
+        free_typed(line);
         if (chunk == NULL) {
             fputs("lcmcoord repl: not enough memory\n", stderr);
             repl->exit_status = LCMC_EXIT_REFUSED;
@@ -339,10 +351,10 @@ static void run_loop(lcmc_repl *repl)
         if (job.result == EVAL_INCOMPLETE)
             continue;
         lcmc_edit_remember(repl, chunk);
-        free(chunk);
+        free_typed(chunk);
         chunk = NULL;
     }
-    free(chunk);
+    free_typed(chunk);
 }
 
 /* ---- setup -------------------------------------------------------------------------------- */

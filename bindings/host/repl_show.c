@@ -14,6 +14,7 @@
 
 #include "lcmcoord_lua.h"
 #include "repl.h"
+#include "safe_text.h"
 
 #define C_RESET   "\033[0m"
 #define C_KEY     "\033[36m"
@@ -79,33 +80,35 @@ const char *lcmc_show_reason(int status)
 
 /* ---- JSON ------------------------------------------------------------------------------- */
 
+/* A JSON string: what a terminal would act on (safe_text.h) goes out as a \u escape, so
+ * the document still reads back to the same value; bytes that are not UTF-8 cannot be in a
+ * JSON string and show as U+FFFD. */
 static void write_string(FILE *out, const char *s, size_t len)
 {
     fputc('"', out);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':
-            fputs("\\\"", out);
-            break;
-        case '\\':
-            fputs("\\\\", out);
-            break;
-        case '\n':
-            fputs("\\n", out);
-            break;
-        case '\r':
-            fputs("\\r", out);
-            break;
-        case '\t':
-            fputs("\\t", out);
-            break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                fprintf(out, "\\u%04x", c);
-            else
-                fputc(c, out);
+    for (size_t i = 0; i < len;) {
+        uint32_t code = 0;
+        size_t n = lcmc_utf8_sequence(s + i, len - i, &code);
+        if (n == 0) {
+            fputs("\\ufffd", out);
+            i++;
+            continue;
         }
+        if (code == '"')
+            fputs("\\\"", out);
+        else if (code == '\\')
+            fputs("\\\\", out);
+        else if (code == '\n')
+            fputs("\\n", out);
+        else if (code == '\r')
+            fputs("\\r", out);
+        else if (code == '\t')
+            fputs("\\t", out);
+        else if (lcmc_safe_code_is_unsafe(code))
+            fprintf(out, "\\u%04x", (unsigned)code);
+        else
+            fwrite(s + i, 1, n, out);
+        i += n;
     }
     fputc('"', out);
 }
@@ -392,10 +395,14 @@ static void write_headers(lua_State *L, int headers, FILE *out, const lcmc_show_
         if (wanted) {
             lua_pushvalue(L, -1);
             lua_rawget(L, headers);
+            size_t value_length = 0;
+            const char *value = lua_tolstring(L, -1, &value_length);
             paint(out, style, C_KEY);
-            fputs(name, out);
+            lcmc_safe_write(out, name, strlen(name), LCMC_SAFE_ESCAPE_LINES);
             paint(out, style, C_RESET);
-            fprintf(out, ": %s\n", lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "");
+            fputs(": ", out);
+            lcmc_safe_write(out, value != NULL ? value : "", value_length, LCMC_SAFE_ESCAPE_LINES);
+            fputc('\n', out);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -433,7 +440,7 @@ static void show_response(lcmc_repl *repl, int idx)
         lua_getfield(L, idx, "body");
         const char *body = lua_tolstring(L, -1, &len);
         if (body != NULL && len > 0) {
-            fwrite(body, 1, len, out);
+            lcmc_safe_write(out, body, len, LCMC_SAFE_KEEP_LINES);
             if (body[len - 1] != '\n')
                 fputc('\n', out);
         }
@@ -454,7 +461,11 @@ void lcmc_show_error(lcmc_repl *repl, int idx)
         paint(stderr, &style, C_BAD);
         fprintf(stderr, "error (%s)", lua_tostring(L, -2) != NULL ? lua_tostring(L, -2) : "?");
         paint(stderr, &style, C_RESET);
-        fprintf(stderr, ": %s\n", lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "");
+        size_t length = 0;
+        const char *message = lua_tolstring(L, -1, &length);
+        fputs(": ", stderr);
+        lcmc_safe_write(stderr, message != NULL ? message : "", length, LCMC_SAFE_ESCAPE_LINES);
+        fputc('\n', stderr);
         lua_pop(L, 2);
         if (lua_getfield(L, idx, "problem") == LUA_TTABLE) {
             lcmc_show_json(L, -1, stderr, &style);
@@ -462,15 +473,19 @@ void lcmc_show_error(lcmc_repl *repl, int idx)
         }
         lua_pop(L, 1);
     } else {
-        const char *msg = lua_tostring(L, idx);
+        size_t length = 0;
+        const char *msg = lua_tolstring(L, idx, &length);
         if (msg == NULL)
-            msg = luaL_tolstring(L, idx, NULL);
+            msg = luaL_tolstring(L, idx, &length);
         else
             lua_pushvalue(L, idx);
         paint(stderr, &style, C_BAD);
         fputs("error", stderr);
         paint(stderr, &style, C_RESET);
-        fprintf(stderr, ": %s\n", msg);
+        fputs(": ", stderr);
+        /* A traceback's lines are kept; anything else in it is made safe. */
+        lcmc_safe_write(stderr, msg, length, LCMC_SAFE_KEEP_LINES);
+        fputc('\n', stderr);
         lua_pop(L, 1);
     }
     fflush(stderr);
@@ -518,7 +533,7 @@ void lcmc_show_results(lcmc_repl *repl, int n)
             if (scheme > 0)
                 fprintf(stdout, "%.*s <redacted>", (int)scheme, text);
             else
-                fputs(text, stdout);
+                lcmc_safe_write(stdout, text, len, LCMC_SAFE_KEEP_LINES);
             lua_pop(L, 1);
             open_line = 1;
         }
@@ -552,7 +567,8 @@ void lcmc_show_trace(void *userdata, lcmc_trace_kind kind, const char *data, siz
         if (stop > start) {
             if (repl->colour_err)
                 fputs(colour, stderr);
-            fprintf(stderr, "%s %.*s", mark, (int)(stop - start), data + start);
+            fprintf(stderr, "%s ", mark);
+            lcmc_safe_write(stderr, data + start, stop - start, LCMC_SAFE_ESCAPE_LINES);
             if (repl->colour_err)
                 fputs(C_RESET, stderr);
             fputc('\n', stderr);

@@ -19,6 +19,7 @@
 #include "script_limits.h"
 #include "params.h"
 #include "run_io.h"
+#include "safe_text.h"
 #include "subcommands.h"
 
 /* VNFC parameters are a few kilobytes; anything near this is not what a VNFM sends. */
@@ -51,6 +52,9 @@ typedef struct run_context {
     char *input;
     size_t input_length;
     int exit_status;
+    int exit_called;    /* the script called os.exit */
+    int exit_called_ok; /* ... with true, nothing or 0 */
+    char exit_call[48]; /* how it was called, for the one-line report */
 } run_context;
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -169,16 +173,24 @@ static int parse_options(run_context *ctx, int argc, char **argv)
 
 /* ---- the Lua side ------------------------------------------------------------------- */
 
+/* Its address is the error value of the host's os.exit (see script_exit). */
+static const char exit_key = 'x';
+
 /* The message handler of the script's lua_pcall: keeps lcmcoord error tables as they are
  * (their kind decides the exit status), turns anything else into its message, and adds a
  * traceback under -vv. */
 static int message_handler(lua_State *L)
 {
     const run_context *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    if (lua_touserdata(L, 1) == &exit_key)
+        return 1;
     if (lcmc_lua_error_status(L, 1, NULL)) {
         if (ctx->verbosity >= 2) {
+            size_t length = 0;
             luaL_traceback(L, L, "lcmcoord error raised", 1);
-            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            const char *traceback = lua_tolstring(L, -1, &length);
+            lcmc_safe_write(stderr, traceback, length, LCMC_SAFE_KEEP_LINES);
+            fputc('\n', stderr);
             lua_pop(L, 1);
         }
         lua_settop(L, 1);
@@ -191,11 +203,63 @@ static int message_handler(lua_State *L)
         else
             msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    if (ctx->verbosity >= 2)
-        luaL_traceback(L, L, msg, 1);
-    else
+    if (ctx->verbosity >= 2) {
+        /* The traceback keeps its own lines; the message (which may quote an EM) gets none. */
+        char *safe = lcmc_safe_dup(msg, strlen(msg), LCMC_SAFE_SPACE_LINES);
+        luaL_traceback(L, L, safe != NULL ? safe : "(not enough memory for the message)", 1);
+        free(safe);
+    } else {
         lua_pushstring(L, msg);
+    }
     return 1;
+}
+
+/* ---- os.exit ------------------------------------------------------------------------ */
+
+/* os.exit would end the process where it stands: no record, and any status at all. The
+ * host's os.exit raises the address of exit_key instead, which unwinds to the host; a hook
+ * raises it again at each Lua instruction, so a pcall in the script cannot swallow it and
+ * go on. */
+
+static void exit_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_pushlightuserdata(L, (void *)&exit_key);
+    lua_error(L);
+}
+
+static int script_exit(lua_State *L)
+{
+    run_context *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    if (lua_isboolean(L, 1)) {
+        ctx->exit_called_ok = lua_toboolean(L, 1);
+        snprintf(ctx->exit_call, sizeof ctx->exit_call, "os.exit(%s)",
+                 ctx->exit_called_ok ? "true" : "false");
+    } else {
+        lua_Integer code = luaL_optinteger(L, 1, 0);
+        ctx->exit_called_ok = code == 0;
+        snprintf(ctx->exit_call, sizeof ctx->exit_call, "os.exit(" LUA_INTEGER_FMT ")", code);
+    }
+    ctx->exit_called = 1;
+    lua_sethook(L, exit_hook, LUA_MASKCOUNT, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main_thread = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (main_thread != NULL && main_thread != L)
+        lua_sethook(main_thread, exit_hook, LUA_MASKCOUNT, 1);
+    lua_pushlightuserdata(L, (void *)&exit_key);
+    return lua_error(L);
+}
+
+/* Puts the host's os.exit in place of the stock one (when the script has `os`). */
+static void replace_os_exit(lua_State *L, run_context *ctx)
+{
+    if (lua_getglobal(L, "os") == LUA_TTABLE) {
+        lua_pushlightuserdata(L, ctx);
+        lua_pushcclosure(L, script_exit, 1);
+        lua_setfield(L, -2, "exit");
+    }
+    lua_pop(L, 1);
 }
 
 /* Decodes stdin into the VNFC parameter table (pushed). 0 on success, else reports why. */
@@ -208,11 +272,13 @@ static int push_parameters(lua_State *L, run_context *ctx)
         if (ctx->script_timeout > 0) {
             ctx->limits.seconds = ctx->script_timeout;
         } else {
+            /* lcmc_params_push checked it is a positive number within bounds, when given. */
             lua_getfield(L, -1, "timeout");
             double timeout = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
             lua_pop(L, 1);
-            ctx->limits.seconds = timeout > 0 && timeout < 1e7 ? timeout + SCRIPT_GRACE_SECONDS
-                                                               : DEFAULT_SCRIPT_SECONDS;
+            ctx->limits.seconds = timeout > 0 && timeout <= LCMC_PARAMS_TIMEOUT_MAX
+                                      ? timeout + SCRIPT_GRACE_SECONDS
+                                      : DEFAULT_SCRIPT_SECONDS;
         }
         return 0;
     }
@@ -246,8 +312,10 @@ static int run_protected(lua_State *L)
         lcmc_limits_open_sandbox(L);
     else
         lcmc_host_open_libraries(L);
+    replace_os_exit(L, ctx);
 
     lcmc_engine *engine = lcmc_lua_engine(L);
+    ctx->log.hold_until_outcome = 1;
     lcmc_host_apply_config(L, &ctx->config, ctx->verbosity, &ctx->log);
 
     ctx->exit_status = EXIT_USAGE;
@@ -285,6 +353,11 @@ static int run_protected(lua_State *L)
         fprintf(stderr, "lcmcoord: interrupted by %s\n",
                 caught_signal == SIGINT ? "SIGINT" : "SIGTERM");
         ctx->exit_status = 128 + caught_signal;
+    } else if (ctx->exit_called) {
+        /* Only the documented statuses: 0 for success, 1 for any other exit. */
+        ctx->exit_status = ctx->exit_called_ok ? 0 : EXIT_REFUSED;
+        if (!ctx->exit_called_ok)
+            fprintf(stderr, "lcmcoord: the script ended with %s\n", ctx->exit_call);
     } else if (rc == LUA_OK) {
         ctx->exit_status = 0;
     } else {
@@ -324,7 +397,7 @@ static int run_script(run_context *ctx)
         ctx->limits.memory_bytes = (size_t)DEFAULT_MEMORY_MIB * 1024 * 1024;
     lua_State *L = lcmc_limits_new_state(&ctx->limits);
     if (L == NULL) {
-        free(ctx->input);
+        lcmc_free_wiped(ctx->input, ctx->input_length);
         fputs("lcmcoord run: not enough memory\n", stderr);
         return EXIT_REFUSED;
     }
@@ -336,7 +409,9 @@ static int run_script(run_context *ctx)
         ctx->exit_status = EXIT_REFUSED;
     }
     lua_close(L);
-    free(ctx->input);
+    /* The VNFC parameters hold passwords (authentication, the VNFC's own). */
+    lcmc_free_wiped(ctx->input, ctx->input_length);
+    lcmc_host_log_finish(&ctx->log, ctx->exit_status == 0);
     return ctx->exit_status;
 }
 

@@ -1,6 +1,7 @@
 /*
- * File handling of `lcmcoord run` (see run_io.h): bounded stdin reading and the atomic
- * record write, so that a VNFM reading the record never sees half of one.
+ * File handling of `lcmcoord run` (see run_io.h): bounded stdin reading that leaves no
+ * unwiped copy behind (the VNFC parameters hold passwords), and the atomic record write, so
+ * that a VNFM reading the record never sees half of one.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -9,10 +10,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "run_io.h"
+
+void lcmc_free_wiped(char *buffer, size_t length)
+{
+    if (buffer == NULL)
+        return;
+    OPENSSL_cleanse(buffer, length);
+    free(buffer);
+}
 
 char *lcmc_read_all(FILE *in, size_t cap, size_t *length)
 {
+    /* read(2) on the descriptor, not fread: stdio would keep its own copy of the text (a
+     * password, often) in a buffer it frees without wiping. */
+    int fd = fileno(in);
     size_t size = 0;
     size_t capacity = 4096;
     char *buffer = malloc(capacity + 1);
@@ -21,29 +35,35 @@ char *lcmc_read_all(FILE *in, size_t cap, size_t *length)
     for (;;) {
         if (size == capacity) {
             if (capacity >= cap) {
-                free(buffer);
+                lcmc_free_wiped(buffer, size);
                 errno = EFBIG;
                 return NULL;
             }
-            capacity = capacity * 2 < cap ? capacity * 2 : cap;
-            char *grown = realloc(buffer, capacity + 1);
+            /* Not realloc: it would leave the old block's copy behind, unwiped. */
+            size_t grown_capacity = capacity * 2 < cap ? capacity * 2 : cap;
+            char *grown = malloc(grown_capacity + 1);
             if (grown == NULL) {
-                free(buffer);
+                lcmc_free_wiped(buffer, size);
+                errno = ENOMEM;
                 return NULL;
             }
+            memcpy(grown, buffer, size);
+            lcmc_free_wiped(buffer, size);
             buffer = grown;
+            capacity = grown_capacity;
         }
-        size_t n = fread(buffer + size, 1, capacity - size, in);
-        size += n;
-        if (n == 0) {
-            if (ferror(in)) {
-                int saved = errno != 0 ? errno : EIO;
-                free(buffer);
-                errno = saved;
-                return NULL;
-            }
+        ssize_t n = read(fd, buffer + size, capacity - size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            lcmc_free_wiped(buffer, size);
+            errno = saved;
+            return NULL;
+        }
+        if (n == 0)
             break;
-        }
+        size += (size_t)n;
     }
     buffer[size] = '\0';
     *length = size;

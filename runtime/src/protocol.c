@@ -1,6 +1,7 @@
 /*
  * The API's data types as the client checks them: an LcmCoordRequest before it is sent
- * (so an operator's typo is named before the EM sees it) and an LcmCoord when it arrives
+ * (so an operator's typo, or Tacker's placeholder action left in place, is named before the
+ * EM sees it) and an LcmCoord when it arrives
  * (so a script never acts on a result it cannot trust). Checks name the offending field.
  */
 #include <stdio.h>
@@ -8,6 +9,9 @@
 #include <string.h>
 
 #include "internal.h"
+
+/* What Tacker puts in coordinationActionName for the script to replace. */
+#define LCMC_PLACEHOLDER_ACTION "should_be_set_by_script"
 
 static const char *const operation_types[] = {
     "INSTANTIATE",
@@ -77,6 +81,14 @@ int lcmc__validate_request(const json_t *request, char *why, size_t why_size)
         check_string(request, "lcmOperationType", "lcmOperationType", why, why_size) ||
         check_string(request, "coordinationActionName", "coordinationActionName", why, why_size))
         return -1;
+    /* Tacker sends this placeholder for the script to replace; a script that misspells the
+     * field would otherwise send it to the EM as if it were an action. */
+    const char *action = json_string_value(json_object_get(request, "coordinationActionName"));
+    if (strcmp(action, LCMC_PLACEHOLDER_ACTION) == 0)
+        return fail(why, why_size,
+                    "coordinationActionName is still Tacker's placeholder '%s': the script must "
+                    "set it to one of the coordination actions the VNFD declares",
+                    LCMC_PLACEHOLDER_ACTION);
     const char *type = json_string_value(json_object_get(request, "lcmOperationType"));
     if (!lcmc_operation_type_is_valid(type)) {
         if (why && why_size)

@@ -2,7 +2,8 @@
  * The record a VNFM keeps in its VnfLcmOpOcc: one lcmCoordinations[] entry per
  * coordination and one rejectedLcmCoordinations[] entry per 503. Entries live on the
  * engine, tagged with the client that made them, so a host can write the record of a whole
- * run after the script has freed its clients.
+ * run after the script has freed its clients. Every string in it is UTF-8, so the record
+ * can always be written.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct lcmc_rejection {
     double time, delay_end;
 };
 
+static char *utf8_copy(const char *text);
+
 unsigned long lcmc__engine_next_client_serial(lcmc_engine *e)
 {
     return ++e->next_client_serial;
@@ -44,10 +47,60 @@ lcmc_record_entry *lcmc__record_begin(lcmc_engine *e, unsigned long client, cons
     if (entry == NULL)
         return NULL;
     entry->client = client;
-    entry->action = lcmc__strdup(action ? action : "");
+    entry->action = utf8_copy(action ? action : "");
     entry->start = start;
     e->records[e->record_count++] = entry;
     return entry;
+}
+
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0 when s does not start
+ * one (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    size_t length = s[0] < 0x80                    ? 1
+                    : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                    : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                    : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                   : 0;
+    if (length == 0 || length > n)
+        return 0;
+    for (size_t i = 1; i < length; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* The second byte's range rules out what the lead byte alone cannot. */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return length;
+}
+
+/* A copy of an id (or action) that is UTF-8 (JSON can hold nothing else): an id taken from a Location
+ * is percent-decoded and may hold any byte; each byte that is not UTF-8 is written %XX, as
+ * it was in the Location, so the record keeps the coordination instead of losing itself. */
+static char *utf8_copy(const char *text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(text);
+    char *copy = malloc(n * 3 + 1);
+    if (copy == NULL)
+        return NULL;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t at = 0, end = 0;
+    while (at < n) {
+        size_t length = utf8_length(s + at, n - at);
+        if (length == 0) {
+            copy[end++] = '%';
+            copy[end++] = hex[s[at] >> 4];
+            copy[end++] = hex[s[at] & 0x0f];
+            at++;
+            continue;
+        }
+        memcpy(copy + end, s + at, length);
+        end += length;
+        at += length;
+    }
+    copy[end] = '\0';
+    return copy;
 }
 
 void lcmc__record_set_id(lcmc_record_entry *entry, const char *id)
@@ -55,7 +108,7 @@ void lcmc__record_set_id(lcmc_record_entry *entry, const char *id)
     if (entry == NULL || id == NULL)
         return;
     free(entry->id);
-    entry->id = lcmc__strdup(id);
+    entry->id = utf8_copy(id);
 }
 
 void lcmc__record_set_delay(lcmc_record_entry *entry, double delay_end)

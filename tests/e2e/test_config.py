@@ -200,6 +200,7 @@ class ConfigReachesScriptsTest(ConfigTestCase):
 local lcmcoord = require "lcmcoord"
 local p = ...
 local c <close> = lcmcoord.client{endpoint = p.endpoint}
+p.LcmCoordRequest.coordinationActionName = "prv.test.config"
 local coord, err = c:coordinate(p.LcmCoordRequest)
 assert(not coord, "expected the deadline")
 error(err)

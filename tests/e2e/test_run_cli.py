@@ -53,12 +53,16 @@ class Stdin(harness.TestCase):
     def test_missing_or_mistyped_fields_exit_2_naming_the_field(self):
         full = {"endpoint": "http://127.0.0.1:1", "authentication": None,
                 "LcmCoordRequest": {}}
-        for field in ("endpoint", "authentication", "LcmCoordRequest"):
+        # An absent `authentication` is null: no credentials (test_operator_output.py).
+        for field in ("endpoint", "LcmCoordRequest"):
             partial = {k: v for k, v in full.items() if k != field}
             self.check_bad_stdin(json.dumps(partial),
                                  f"lcmcoord run: the VNFC parameters have no '{field}'")
         self.check_bad_stdin(json.dumps(dict(full, endpoint=5)),
                              "lcmcoord run: the VNFC parameters' 'endpoint' must be a string")
+        self.check_bad_stdin(json.dumps(dict(full, authentication="x")),
+                             "lcmcoord run: the VNFC parameters' 'authentication' must be an "
+                             "object")
         self.check_bad_stdin(json.dumps(dict(full, LcmCoordRequest="x")),
                              "lcmcoord run: the VNFC parameters' 'LcmCoordRequest' must be an "
                              "object")
