@@ -234,6 +234,26 @@ static char *redact_authorization(const char *value)
     return em_xstrdup("<redacted>");
 }
 
+/* The auth summary's scheme: an HTTP scheme or a token-endpoint client method we know. */
+static json_t *auth_scheme(const char *scheme)
+{
+    static const char *const known[] = {"client_secret_basic", "client_secret_post",
+                                        "tls_client_auth", "none"};
+    if (!scheme[0])
+        return json_null();
+    char *shown = redact_authorization(scheme);
+    json_t *v = NULL;
+    if (strcmp(shown, "<redacted>") != 0) {
+        shown[strcspn(shown, " ")] = '\0';
+        v = json_string(shown);
+    }
+    for (size_t i = 0; !v && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(scheme, known[i]) == 0)
+            v = json_string(known[i]);
+    free(shown);
+    return v ? v : json_string("<redacted>");
+}
+
 char *em_redact_header(const char *name, const char *value)
 {
     if (strcasecmp(name, "authorization") == 0)
@@ -379,9 +399,7 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     json_object_set_new(e, "status", json_integer(status));
     if (auth && auth->present) {
         json_t *a = json_object();
-        json_object_set_new(a, "scheme",
-                            auth->scheme[0] ? clean_string(auth->scheme, strlen(auth->scheme))
-                                            : json_null());
+        json_object_set_new(a, "scheme", auth_scheme(auth->scheme));
         json_object_set_new(
             a, "user", auth->user ? clean_string(auth->user, strlen(auth->user)) : json_null());
         json_object_set_new(a, "ok", json_boolean(auth->ok));

@@ -46,7 +46,7 @@ const char em_help_text[] =
     "  --tls-cert FILE       serve HTTPS (TLS 1.2+) with this PEM certificate (chain)...\n"
     "  --tls-key FILE        ... and this PEM private key\n"
     "  --client-ca FILE      require a client certificate issued by this PEM CA\n"
-    "  --body-limit BYTES    largest request body accepted, else 413 (default 1048576)\n"
+    "  --body-limit BYTES    largest request body accepted, else 413 (default 262144)\n"
     "  --journal-max N       requests kept in /_em/journal, oldest dropped (default 10000)\n"
     "  --threads N           HTTP worker threads (default 2)\n"
     "  --scenario FILE.lua   let a Lua function decide answers (see docs/em.md)\n"

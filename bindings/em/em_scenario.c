@@ -2,14 +2,15 @@
  * Lua scenarios for the EM simulator: a file returning `function(req) ... end` that may
  * decide the answer to any request the command-line options cannot describe (the third
  * POST aborts, two 503s then async, a garbage Retry-After...). Returning nothing falls
- * through to the options, so scenarios only say what is special. One Lua state serves all
- * worker threads (em.state is shared, calls are serialized), and every call is bounded so
- * that holding it can never wedge the server:
+ * through to the options, so scenarios only say what is special. Calls run in a pool of
+ * Lua states (one per worker thread at most, made when first needed, each running the same
+ * file), so no lock is held while user code runs and one slow call holds up no other;
+ * em.state is shared between them as JSON values under a short lock. Every call is bounded:
  *  - time: a count hook raises once the deadline passes and again on every later tick, and
  *    pcall, xpcall and coroutine.resume re-raise after it, so no Lua code can catch it;
  *    __gc metamethods (run with hooks off) are refused; the string matchers, which run in
  *    C where no hook fires, refuse subject/pattern pairs whose worst-case backtracking
- *    exceeds a step budget; a waiter gives up after the deadline with a 503;
+ *    exceeds a step budget;
  *  - memory: the state's allocator refuses to grow past EM_SCENARIO_MEMORY;
  *  - reach: no io, package or debug; os has only time, clock, date and difftime; load
  *    takes text only and string.dump is gone.
@@ -34,8 +35,10 @@
 /* Worst-case steps a string matcher may be asked to take in one call (about 0.1 s). */
 #define MATCH_STEP_BUDGET 1e8
 
-struct em_scenario {
-    pthread_mutex_t mu;
+/* One Lua state running the scenario; the pool hands each call an idle one. */
+struct lua_box {
+    struct em_scenario *pool;
+    struct lua_box *next; /* in the pool's idle list */
     lua_State *L;
     int fn_ref;
     struct em *em;
@@ -44,17 +47,32 @@ struct em_scenario {
     size_t heap, heap_max;    /* bytes the Lua state holds, and its cap */
 };
 
+/* The scenario: a pool of Lua states, each a copy of the same file, so that no lock is held
+ * while user code runs; em.state lives here, shared, as JSON values. */
+struct em_scenario {
+    pthread_mutex_t mu; /* the pool; never held while Lua runs */
+    pthread_cond_t idle_cv;
+    struct lua_box *idle;
+    unsigned created, max;
+    char *chunkname; /* "@file" or the buffer's name */
+    char *src;
+    size_t len;
+    struct em *em;
+    pthread_mutex_t state_mu; /* em.state; held only to get or set one value */
+    json_t *state;
+};
+
 /* Lua has no null; JSON nulls become this sentinel, exposed as em.null. */
 static char null_sentinel;
 
-static struct em_scenario *scenario_of(lua_State *L)
+static struct lua_box *scenario_of(lua_State *L)
 {
-    return *(struct em_scenario **)lua_getextraspace(L);
+    return *(struct lua_box **)lua_getextraspace(L);
 }
 
 static void deadline_hook(lua_State *L, lua_Debug *ar);
 
-static void arm_deadline(struct em_scenario *sc)
+static void arm_deadline(struct lua_box *sc)
 {
     clock_gettime(CLOCK_MONOTONIC, &sc->deadline);
     sc->deadline.tv_sec += EM_SCENARIO_DEADLINE_MS / 1000;
@@ -75,7 +93,7 @@ static int raise_deadline(lua_State *L)
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    struct em_scenario *sc = scenario_of(L);
+    struct lua_box *sc = scenario_of(L);
     if (!sc->expired) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -92,7 +110,7 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
 /* The state's allocator: counts what the state holds and refuses to pass its cap. */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    struct em_scenario *sc = ud;
+    struct lua_box *sc = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free(ptr);
@@ -518,6 +536,56 @@ static const char load_text_only[] =
     "  return raw_load(chunk, name, 't')\n"
     "end\n";
 
+/* em.state.KEY: a copy of the shared value (values are replaced whole, never changed in
+ * place, so a reference taken under the lock can be read after it). */
+static int l_state_get(lua_State *L)
+{
+    struct em_scenario *sc = scenario_of(L)->pool;
+    const char *key = luaL_checkstring(L, 2);
+    pthread_mutex_lock(&sc->state_mu);
+    json_t *v = json_incref(json_object_get(sc->state, key));
+    pthread_mutex_unlock(&sc->state_mu);
+    if (!v) {
+        lua_pushnil(L);
+        return 1;
+    }
+    /* json_to_lua may raise (memory): the reference must not leak then. */
+    json_t **hold = lua_newuserdatauv(L, sizeof *hold, 0);
+    *hold = NULL;
+    luaL_setmetatable(L, "em.json_ref");
+    *hold = v;
+    json_to_lua(L, v);
+    *hold = NULL;
+    json_decref(v);
+    return 1;
+}
+
+static int l_json_ref_gc(lua_State *L)
+{
+    json_t **hold = lua_touserdata(L, 1);
+    json_decref(*hold);
+    *hold = NULL;
+    return 0;
+}
+
+/* em.state.KEY = value: stored as a JSON copy; nil removes it. */
+static int l_state_set(lua_State *L)
+{
+    struct em_scenario *sc = scenario_of(L)->pool;
+    const char *key = luaL_checkstring(L, 2);
+    char err[160];
+    json_t *v = NULL;
+    if (!lua_isnil(L, 3) && !(v = lua_to_json(L, 3, 0, err, sizeof err)))
+        return luaL_error(L, "em.state.%s: %s", key, err);
+    pthread_mutex_lock(&sc->state_mu);
+    if (v)
+        json_object_set_new(sc->state, key, v);
+    else
+        json_object_del(sc->state, key);
+    pthread_mutex_unlock(&sc->state_mu);
+    return 0;
+}
+
 static void open_libraries(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -589,7 +657,20 @@ static void open_libraries(lua_State *L)
                                         {"revoke_token", l_revoke_token},
                                         {NULL, NULL}};
     luaL_newlib(L, em_funcs);
+    /* em.state: a proxy to the pool's shared values (every state sees the same). */
+    luaL_newmetatable(L, "em.json_ref");
+    lua_pushcfunction(L, l_json_ref_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, l_state_get);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_state_set);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "em.state");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
     lua_setfield(L, -2, "state");
     lua_pushlightuserdata(L, &null_sentinel);
     lua_setfield(L, -2, "null");
@@ -598,39 +679,99 @@ static void open_libraries(lua_State *L)
     lua_setglobal(L, "em");
 }
 
-/* Loads from a file (src NULL) or from text built into the program (--chaos). */
+/* A new state running the scenario's text; NULL with err set. */
+static struct lua_box *box_new(struct em_scenario *sc, char *err, size_t errlen)
+{
+    struct lua_box *box = em_xmalloc(sizeof *box);
+    memset(box, 0, sizeof *box);
+    box->pool = sc;
+    box->em = sc->em;
+    box->fn_ref = LUA_NOREF;
+    box->heap_max = EM_SCENARIO_MEMORY;
+    box->L = lua_newstate(counting_alloc, box);
+    const char *name =
+        sc->chunkname[0] == '@' || sc->chunkname[0] == '=' ? sc->chunkname + 1 : sc->chunkname;
+    if (!box->L) {
+        snprintf(err, errlen, "%s: cannot create a Lua state", name);
+        free(box);
+        return NULL;
+    }
+    lua_State *L = box->L;
+    *(struct lua_box **)lua_getextraspace(L) = box;
+    arm_deadline(box);
+    open_libraries(L);
+    if (luaL_loadbufferx(L, sc->src, sc->len, sc->chunkname, "t") != LUA_OK ||
+        lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_close(L);
+        free(box);
+        return NULL;
+    }
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen, "%s: the scenario must return a function, got %s", name,
+                 luaL_typename(L, -1));
+        lua_close(L);
+        free(box);
+        return NULL;
+    }
+    box->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    return box;
+}
+
+/* Loads from a file (src NULL) or from text built into the program (--chaos). The first
+ * state is made now, so that a broken file stops the program; the others when needed. */
 static struct em_scenario *load(const char *file, const char *src, size_t len, struct em *em,
                                 char *err, size_t errlen)
 {
     struct em_scenario *sc = em_xmalloc(sizeof *sc);
     memset(sc, 0, sizeof *sc);
     sc->em = em;
-    sc->fn_ref = LUA_NOREF;
-    sc->heap_max = EM_SCENARIO_MEMORY;
-    sc->L = lua_newstate(counting_alloc, sc);
-    if (!sc->L) {
-        snprintf(err, errlen, "%s: cannot create a Lua state", file);
-        free(sc);
-        return NULL;
+    sc->max = em->opt.threads ? em->opt.threads : 1;
+    if (src) {
+        sc->chunkname = em_xstrdup(file);
+        sc->src = em_xmalloc(len + 1);
+        memcpy(sc->src, src, len);
+        sc->len = len;
+    } else {
+        FILE *f = fopen(file, "rb");
+        if (!f) {
+            snprintf(err, errlen, "cannot open %s", file);
+            free(sc);
+            return NULL;
+        }
+        size_t cap = 4096;
+        sc->src = em_xmalloc(cap);
+        size_t got;
+        while ((got = fread(sc->src + sc->len, 1, cap - sc->len, f)) > 0) {
+            sc->len += got;
+            if (sc->len == cap)
+                sc->src = em_xrealloc(sc->src, cap *= 2);
+        }
+        bool failed = ferror(f);
+        fclose(f);
+        if (failed) {
+            snprintf(err, errlen, "cannot read %s", file);
+            free(sc->src);
+            free(sc);
+            return NULL;
+        }
+        sc->chunkname = em_xasprintf("@%s", file);
     }
     pthread_mutex_init(&sc->mu, NULL);
-    lua_State *L = sc->L;
-    *(struct em_scenario **)lua_getextraspace(L) = sc;
-    arm_deadline(sc);
-    open_libraries(L);
-    int loaded = src ? luaL_loadbufferx(L, src, len, file, "t") : luaL_loadfilex(L, file, "t");
-    if (loaded != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&sc->idle_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&sc->state_mu, NULL);
+    sc->state = json_object();
+    sc->idle = box_new(sc, err, errlen);
+    if (!sc->idle) {
         em_scenario_free(sc);
         return NULL;
     }
-    if (!lua_isfunction(L, -1)) {
-        snprintf(err, errlen, "%s: the scenario must return a function, got %s", file,
-                 luaL_typename(L, -1));
-        em_scenario_free(sc);
-        return NULL;
-    }
-    sc->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    sc->created = 1;
     return sc;
 }
 
@@ -645,15 +786,22 @@ struct em_scenario *em_scenario_load_buffer(const char *chunkname, const char *s
     return load(chunkname, src, len, em, err, errlen);
 }
 
+static void box_set_base_url(struct lua_box *box, const char *base_url)
+{
+    lua_getglobal(box->L, "em");
+    if (lua_istable(box->L, -1)) {
+        lua_pushstring(box->L, base_url);
+        lua_setfield(box->L, -2, "base_url");
+    }
+    lua_pop(box->L, 1);
+}
+
+/* Called before serving (every state is idle); states made later read em->base_url. */
 void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url)
 {
     pthread_mutex_lock(&sc->mu);
-    lua_getglobal(sc->L, "em");
-    if (lua_istable(sc->L, -1)) {
-        lua_pushstring(sc->L, base_url);
-        lua_setfield(sc->L, -2, "base_url");
-    }
-    lua_pop(sc->L, 1);
+    for (struct lua_box *box = sc->idle; box; box = box->next)
+        box_set_base_url(box, base_url);
     pthread_mutex_unlock(&sc->mu);
 }
 
@@ -661,9 +809,60 @@ void em_scenario_free(struct em_scenario *sc)
 {
     if (!sc)
         return;
-    lua_close(sc->L);
+    while (sc->idle) {
+        struct lua_box *box = sc->idle;
+        sc->idle = box->next;
+        lua_close(box->L);
+        free(box);
+    }
+    json_decref(sc->state);
+    pthread_mutex_destroy(&sc->state_mu);
+    pthread_cond_destroy(&sc->idle_cv);
     pthread_mutex_destroy(&sc->mu);
+    free(sc->chunkname);
+    free(sc->src);
     free(sc);
+}
+
+/* An idle state, a new one while fewer than --threads exist, or NULL once `give_up` passes
+ * (every state busy: only when more calls run than there are workers). */
+static struct lua_box *acquire(struct em_scenario *sc, const struct timespec *give_up, char *err,
+                               size_t errlen)
+{
+    pthread_mutex_lock(&sc->mu);
+    for (;;) {
+        if (sc->idle) {
+            struct lua_box *box = sc->idle;
+            sc->idle = box->next;
+            pthread_mutex_unlock(&sc->mu);
+            return box;
+        }
+        if (sc->created < sc->max) {
+            sc->created++;
+            pthread_mutex_unlock(&sc->mu);
+            struct lua_box *box = box_new(sc, err, errlen);
+            if (!box) {
+                pthread_mutex_lock(&sc->mu);
+                sc->created--;
+                pthread_mutex_unlock(&sc->mu);
+            }
+            return box;
+        }
+        if (pthread_cond_timedwait(&sc->idle_cv, &sc->mu, give_up) != 0) {
+            pthread_mutex_unlock(&sc->mu);
+            snprintf(err, errlen, "busy");
+            return NULL;
+        }
+    }
+}
+
+static void release(struct em_scenario *sc, struct lua_box *box)
+{
+    pthread_mutex_lock(&sc->mu);
+    box->next = sc->idle;
+    sc->idle = box;
+    pthread_cond_signal(&sc->idle_cv);
+    pthread_mutex_unlock(&sc->mu);
 }
 
 /* ---- one call ---- */
@@ -836,27 +1035,34 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
     }
     struct call c = {
         .rq = rq, .auth = auth, .json = json, .count = count, .posts = posts, .rs = rs};
-    /* Calls are serialized, but a waiter never waits longer than one call may last. */
+    /* Each call has a state of its own; waiting for one is bounded by one call's deadline. */
     struct timespec give_up;
-    clock_gettime(CLOCK_REALTIME, &give_up);
+    clock_gettime(CLOCK_MONOTONIC, &give_up);
     give_up.tv_sec += EM_SCENARIO_DEADLINE_MS / 1000 + 1;
-    if (pthread_mutex_timedlock(&sc->mu, &give_up) != 0) {
+    char why[512];
+    struct lua_box *box = acquire(sc, &give_up, why, sizeof why);
+    if (!box) {
         json_decref(json);
         em_response_free(rs);
-        em_response_problem(rs, 503, "the scenario is busy with another request; retry");
-        em_headers_add(&rs->headers, "Retry-After", "1");
+        if (strcmp(why, "busy") == 0) {
+            em_response_problem(rs, 503, "every scenario state is busy; retry");
+            em_headers_add(&rs->headers, "Retry-After", "1");
+        } else {
+            fprintf(stderr, "lcmcoord em: scenario error: %s\n", why);
+            em_response_problem(rs, 500, "scenario error: %s", why);
+        }
         return true;
     }
-    lua_State *L = sc->L;
-    arm_deadline(sc);
+    lua_State *L = box->L;
+    arm_deadline(box);
     lua_pushcfunction(L, call_protected);
     lua_pushlightuserdata(L, &c);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         char *text = em_xstrdup(msg ? msg : "(error object is not a string)");
         lua_settop(L, 0);
-        sc->expired = false;
-        pthread_mutex_unlock(&sc->mu);
+        box->expired = false;
+        release(sc, box);
         fprintf(stderr, "lcmcoord em: scenario error: %s\n", text);
         em_response_free(rs);
         em_response_problem(rs, 500, "scenario error: %s", text);
@@ -864,7 +1070,7 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
         c.decided = true;
     } else {
         lua_settop(L, 0);
-        pthread_mutex_unlock(&sc->mu);
+        release(sc, box);
     }
     json_decref(json);
     return c.decided;

@@ -289,6 +289,47 @@ static void test_sandbox_bounds_every_call(void **state)
     stop(f);
 }
 
+/* em.state holds JSON copies shared by every state of the pool. */
+static void test_state_is_shared_as_json_copies(void **state)
+{
+    (void)state;
+    struct fixture *f =
+        start("return function(req)\n"
+              "  if req.path == '/set' then em.state.t = {a = 1, b = {'x'}} end\n"
+              "  if req.path == '/get' then return 200, {}, em.state.t end\n"
+              "  if req.path == '/fn' then em.state.f = print end\n"
+              "  if req.path == '/del' then em.state.t = nil end\n"
+              "  if req.path == '/count' then\n"
+              "    em.state.n = (em.state.n or 0) + 1; return 200, {}, tostring(em.state.n)\n"
+              "  end\n"
+              "end\n");
+    struct em_response rs;
+    request(f, "GET", "/set", NULL, &rs);
+    em_response_free(&rs);
+    request(f, "GET", "/get", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    assert_string_equal(rs.body, "{\"a\":1,\"b\":[\"x\"]}");
+    em_response_free(&rs);
+    request(f, "GET", "/fn", NULL, &rs);
+    assert_int_equal(rs.status, 500);
+    assert_non_null(strstr(rs.body, "em.state.f"));
+    em_response_free(&rs);
+    request(f, "GET", "/del", NULL, &rs);
+    em_response_free(&rs);
+    request(f, "GET", "/get", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    assert_null(rs.body);
+    em_response_free(&rs);
+    for (int i = 1; i <= 3; i++) {
+        request(f, "GET", "/count", NULL, &rs);
+        char want[8];
+        snprintf(want, sizeof want, "%d", i);
+        assert_string_equal(rs.body, want);
+        em_response_free(&rs);
+    }
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_errors_become_500),
         cmocka_unit_test(test_sandbox_bounds_every_call),
+        cmocka_unit_test(test_state_is_shared_as_json_copies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
