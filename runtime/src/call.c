@@ -91,6 +91,11 @@ void lcmc__call_cancel(lcmc_call *call)
         call_free(call);
 }
 
+int lcmc__call_request_started(const lcmc_call *call)
+{
+    return call != NULL && lcmc__transfer_request_started(call->transfer);
+}
+
 static int call_send(lcmc_call *call, const char *token);
 
 static void call_fail_now(lcmc_call *call, lcmc_status status, const char *message)

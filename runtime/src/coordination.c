@@ -7,7 +7,9 @@
  * so a wait that would end past the deadline fails at once; a poll may come early, so its
  * wait is shortened to leave one last look before the deadline. When the deadline passes
  * or the engine is interrupted while the EM holds an id, the EM is asked to cancel (a
- * short, separate budget) before the coordination ends.
+ * short, separate budget) before the coordination ends. When that happens while the POST
+ * is out, its answer is awaited for a short grace, so that what the EM may have started
+ * can be cancelled too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +17,15 @@
 
 #include "engine.h"
 
-/* Time kept for the last poll before the deadline, and for a cancel after it. */
+/* Time kept for the last poll before the deadline, for a cancel after it, and for the
+ * answer to a POST that was out when the coordination had to end. */
 #define LAST_LOOK_RESERVE_MAX 2.0
 #define CANCEL_GRACE          5.0
+#define POST_ANSWER_GRACE     5.0
 
 typedef enum phase {
     PHASE_POST,       /* a POST is in flight */
+    PHASE_POST_GRACE, /* ending: the POST's answer is awaited, to cancel what it started */
     PHASE_WAIT_POST,  /* waiting to resend the POST */
     PHASE_POLL,       /* a GET of the Location is in flight */
     PHASE_WAIT_POLL,  /* waiting to poll again */
@@ -42,9 +47,9 @@ struct lcmc_coordination {
     char *id;
     double deadline;
     double reserve;
-    lcmc_call *call;        /* the POST or GET in flight */
-    lcmc_call *cancel_call; /* a cancel request in flight */
-    lcmc_timer timer;
+    lcmc_call *call;          /* the POST or GET in flight */
+    lcmc_call *cancel_call;   /* a cancel request in flight */
+    lcmc_timer timer;         /* waits; the deadline while the POST is out; the POST's grace */
     lcmc_retry_policy policy; /* the waits; whether to retry is the protocol's to say */
     int last_look;            /* the current wait was cut to the deadline: no poll after this one */
     int cancel_wanted;        /* lcmc_coordination_cancel was called */
@@ -140,6 +145,59 @@ static void end_with_cancel_keeping_error(lcmc_coordination *c, lcmc_status stat
     end_with_cancel(c, status);
 }
 
+/* Adds `suffix` to the message the coordination will end with. */
+static void extend_ending_message(lcmc_coordination *c, const char *suffix)
+{
+    char *message = lcmc__asprintf("%s%s", lcmc_error_message(&c->ending_error), suffix);
+    if (message) {
+        free(c->ending_error.message);
+        c->ending_error.message = message;
+    }
+}
+
+/* The coordination must end while its POST is out and the EM may have all of it: wait a
+ * short grace for the answer, so that a coordination it started can be cancelled. The
+ * POST's own libcurl timeout already allows for this grace past the deadline. */
+static void await_post_answer(lcmc_coordination *c, lcmc_status status)
+{
+    c->ending_status = status;
+    c->phase = PHASE_POST_GRACE;
+    char grace_text[32];
+    seconds_text(POST_ANSWER_GRACE, grace_text);
+    lcmc__log(c->engine, LCMC_LOG_INFO,
+              "waiting up to %s for the answer to the POST, to cancel what the EM may have "
+              "started",
+              grace_text);
+    if (lcmc__timer_arm(c->engine, &c->timer, lcmc__now() + POST_ANSWER_GRACE) != 0) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+    }
+}
+
+/* Ends a coordination the EM may hold without anyone able to cancel it, and says so. */
+static void end_left_behind(lcmc_coordination *c, const char *why)
+{
+    char *suffix =
+        lcmc__asprintf("; the EM may hold a coordination that could not be cancelled (%s)", why);
+    extend_ending_message(c, suffix ? suffix : "; the EM may hold a coordination");
+    free(suffix);
+    /* An interrupted run reports only the interruption: this must reach the operator too. */
+    if (c->ending_status == LCMC_ECANCELLED)
+        lcmc__log(c->engine, LCMC_LOG_WARN,
+                  "the EM may hold a coordination that could not be cancelled (%s)", why);
+    lcmc__error_move(&c->error, &c->ending_error);
+    finish(c, c->ending_status);
+}
+
+/* Ends a coordination the EM never accepted, after a cancel was asked: nothing to cancel
+ * there, and the POST is not sent again. */
+static void end_cancelled_before_accepted(lcmc_coordination *c)
+{
+    lcmc__error_set(&c->error, LCMC_ECANCELLED,
+                    "cancelled before the EM accepted the coordination; nothing was sent again");
+    finish(c, LCMC_ECANCELLED);
+}
+
 static void fail_deadline(lcmc_coordination *c, const char *what)
 {
     char *message = lcmc__asprintf("deadline exceeded: %s", what);
@@ -152,11 +210,34 @@ static void fail_deadline(lcmc_coordination *c, const char *what)
 static void interrupt(lcmc_op *op)
 {
     lcmc_coordination *c = (lcmc_coordination *)op;
-    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING)
+    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING || c->phase == PHASE_POST_GRACE)
         return;
+    if (c->phase == PHASE_POST && lcmc__call_request_started(c->call)) {
+        lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted");
+        await_post_answer(c, LCMC_ECANCELLED);
+        return;
+    }
     lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted%s",
                     c->cancel_url && !c->cancel_sent ? "; the EM was asked to cancel" : "");
     end_with_cancel(c, LCMC_ECANCELLED);
+}
+
+/* The deadline came while the POST is out. */
+static void deadline_during_post(lcmc_coordination *c)
+{
+    char *path = lcmc__url_path(c->post_url);
+    char *what = lcmc__asprintf("the EM gave no answer to POST %s in time", path ? path : "?");
+    free(path);
+    if (!lcmc__call_request_started(c->call)) {
+        fail_deadline(c, what ? what : "no answer in time");
+    } else {
+        char *message = lcmc__asprintf("deadline exceeded: %s", what ? what : "no answer");
+        lcmc__error_set(&c->ending_error, LCMC_EDEADLINE, "%s",
+                        message ? message : "deadline exceeded");
+        free(message);
+        await_post_answer(c, LCMC_EDEADLINE);
+    }
+    free(what);
 }
 
 static void timer_fired(lcmc_timer *timer)
@@ -166,12 +247,24 @@ static void timer_fired(lcmc_timer *timer)
         send_post(c);
     else if (c->phase == PHASE_WAIT_POLL)
         send_poll(c);
+    else if (c->phase == PHASE_POST)
+        deadline_during_post(c);
+    else if (c->phase == PHASE_POST_GRACE) {
+        char grace_text[32], why[64];
+        seconds_text(POST_ANSWER_GRACE, grace_text);
+        snprintf(why, sizeof why, "no answer to the POST within %s", grace_text);
+        end_left_behind(c, why);
+    }
 }
 
 /* Waits `wait` seconds then resends (POST) or polls again (GET). Returns -1, having done
  * nothing, when the deadline leaves no room for that: the caller says why it ends. */
 static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *why)
 {
+    if (!is_poll && c->cancel_wanted) {
+        end_cancelled_before_accepted(c);
+        return 0;
+    }
     double now = lcmc__now();
     double until = now;
     lcmc_wait_plan plan = lcmc__plan_wait(now, wait, c->deadline, is_poll, c->reserve, &until);
@@ -250,7 +343,7 @@ static void fail_with_answer(lcmc_coordination *c, const lcmc_transfer_result *r
 static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r, const char *method,
                             const char *url)
 {
-    char why[200];
+    char why[320];
     if (r->body.length == 0) {
         snprintf(why, sizeof why, "EM answered %ld %s with an empty body instead of an LcmCoord",
                  r->status, lcmc__reason_phrase(r->status));
@@ -276,6 +369,21 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
         return;
     }
     const char *id = json_string_value(json_object_get(doc, "id"));
+    if (c->poll_url && c->id && strcmp(c->id, id) != 0) {
+        /* The answer to a poll is about the coordination polled, or the EM is confused. */
+        char *theirs = lcmc__one_line(id, strlen(id), 80);
+        char *ours = lcmc__one_line(c->id, strlen(c->id), 80);
+        snprintf(why, sizeof why,
+                 "EM answered %ld %s with the LcmCoord of coordination '%s', not of '%s' that "
+                 "was polled",
+                 r->status, lcmc__reason_phrase(r->status), theirs ? theirs : "?",
+                 ours ? ours : "?");
+        free(theirs);
+        free(ours);
+        json_decref(doc);
+        fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
+        return;
+    }
     if (c->id == NULL || strcmp(c->id, id) != 0) {
         free(c->id);
         c->id = lcmc__strdup(id);
@@ -291,6 +399,24 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
     memcpy(c->lcmcoord_json, r->body.data, r->body.length + 1);
     c->result = result;
     finish(c, LCMC_OK);
+}
+
+/* Failures of a POST after which the EM may hold all of it: anything but a connection
+ * that never opened (or timed out before any of the request left). */
+static int post_may_have_reached(const lcmc_transfer_result *r)
+{
+    switch (r->curl_code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_FAILED_INIT:
+    case CURLE_URL_MALFORMAT:
+        return 0;
+    case CURLE_OPERATION_TIMEDOUT:
+        return r->request_sent;
+    default:
+        return 1;
+    }
 }
 
 /* A transfer that got no complete answer. Only a POST that never left (the connection
@@ -325,6 +451,26 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
             err.message = message;
         }
     }
+    if (!is_poll && status == LCMC_ETRANSPORT && post_may_have_reached(r)) {
+        /* libcurl may not resend it (transfer.c): a reused connection that died under the
+         * POST ends here rather than in a second coordination. */
+        char *message;
+        if (r->curl_code == CURLE_SEND_FAIL_REWIND || r->curl_code == CURLE_GOT_NOTHING) {
+            char *path = lcmc__url_path(url);
+            message = lcmc__asprintf("the EM closed the connection without answering; it may have "
+                                     "started the coordination, which is not sent again (%s %s)",
+                                     method, path ? path : "?");
+            free(path);
+        } else {
+            message = lcmc__asprintf("%s; the EM may have started the coordination, which is not "
+                                     "sent again",
+                                     lcmc_error_message(&err));
+        }
+        if (message) {
+            free(err.message);
+            err.message = message;
+        }
+    }
     lcmc__error_move(&c->error, &err);
     if (is_poll)
         end_with_cancel_keeping_error(c, status);
@@ -332,48 +478,55 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
         finish(c, status);
 }
 
-static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const char *url)
+/* Takes the coordination's URLs and id from a 202's Location. Returns 0; -1 with `message`
+ * saying why the Location cannot be used; -2 when memory ran out. */
+static int take_location(lcmc_coordination *c, const lcmc_transfer_result *r, const char *url,
+                         char *message, size_t message_size)
 {
     if (r->location == NULL) {
-        fail(c, LCMC_EPROTOCOL, "POST", url,
-             "EM answered 202 Accepted without a Location header, so there is nothing to poll",
-             NULL);
-        return;
+        snprintf(message, message_size,
+                 "EM answered 202 Accepted without a Location header, so there is nothing to "
+                 "poll");
+        return -1;
     }
     char why[160] = "";
     char *poll_url = lcmc__resolve_location(url, r->location, why, sizeof why);
     if (poll_url == NULL) {
-        char message[256];
-        snprintf(message, sizeof message, "EM answered 202 Accepted but %s",
+        snprintf(message, message_size, "EM answered 202 Accepted but %s",
                  why[0] ? why : "the Location header cannot be used");
-        fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
-        return;
+        return -1;
     }
     /* Judged now rather than at the first poll, after a wait: the answer is already known. */
     lcmc_error refused = {0};
     if (lcmc__session_judge_origin(lcmc__client_session(c->client), "GET", poll_url, &refused) <
         0) {
         char *origin = lcmc__url_origin(poll_url);
-        char message[400];
-        snprintf(message, sizeof message,
+        snprintf(message, message_size,
                  "EM answered 202 Accepted with a Location on another origin (%s); the "
                  "EM's credentials are not sent there",
                  origin ? origin : "unparsable");
         free(origin);
         free(poll_url);
         lcmc__error_clear(&refused);
-        fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
-        return;
+        return -1;
     }
     c->poll_url = poll_url;
-    size_t n = strlen(poll_url);
-    while (n > 0 && poll_url[n - 1] == '/')
-        n--;
-    c->cancel_url = lcmc__asprintf("%.*s/cancel", (int)n, poll_url);
+    c->cancel_url = lcmc__url_cancel(poll_url);
     free(c->id);
     c->id = lcmc__url_last_segment(poll_url);
     lcmc__record_set_id(c->record, c->id);
-    if (c->cancel_url == NULL) {
+    return c->cancel_url == NULL ? -2 : 0;
+}
+
+static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const char *url)
+{
+    char message[400];
+    int taken = take_location(c, r, url, message, sizeof message);
+    if (taken == -1) {
+        fail(c, LCMC_EPROTOCOL, "POST", url, message, NULL);
+        return;
+    }
+    if (taken == -2) {
         lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
         finish(c, LCMC_ENOMEM);
         return;
@@ -418,10 +571,44 @@ static void credentials_failure(lcmc_coordination *c, const lcmc_error *err, int
     }
 }
 
+/* The answer to a POST that was out when the coordination had to end. */
+static void post_answer_in_grace(lcmc_coordination *c, const lcmc_transfer_result *r,
+                                 const lcmc_error *err)
+{
+    lcmc__timer_disarm(c->engine, &c->timer);
+    if (err == NULL && r->curl_code == CURLE_OK && r->status == 202) {
+        char message[400];
+        int taken = take_location(c, r, c->post_url, message, sizeof message);
+        if (taken == 0) {
+            extend_ending_message(c, "; the EM was asked to cancel");
+            end_with_cancel(c, c->ending_status);
+        } else {
+            end_left_behind(c, taken == -1 ? message : "out of memory");
+        }
+    } else if (err == NULL && r->curl_code != CURLE_OK && post_may_have_reached(r)) {
+        char grace_text[32], why[64];
+        seconds_text(POST_ANSWER_GRACE, grace_text);
+        if (r->curl_code == CURLE_OPERATION_TIMEDOUT)
+            snprintf(why, sizeof why, "no answer to the POST within %s", grace_text);
+        else
+            snprintf(why, sizeof why, "the POST got no complete answer");
+        end_left_behind(c, why);
+    } else {
+        /* A 201 finished it, any other answer refused it, or nothing reached the EM. */
+        lcmc__error_move(&c->error, &c->ending_error);
+        finish(c, c->ending_status);
+    }
+}
+
 static void post_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
 {
     lcmc_coordination *c = userdata;
     c->call = NULL;
+    if (c->phase == PHASE_POST_GRACE) {
+        post_answer_in_grace(c, r, err);
+        return;
+    }
+    lcmc__timer_disarm(c->engine, &c->timer);
     if (err)
         credentials_failure(c, err, 0);
     else if (r->curl_code != CURLE_OK)
@@ -509,11 +696,20 @@ static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method
     return 0;
 }
 
+/* The POST may outlive the deadline by POST_ANSWER_GRACE, no more: the deadline itself is
+ * a timer, at which the coordination ends, waiting out that grace only when the EM may
+ * already hold the whole request. */
 static void send_post(lcmc_coordination *c)
 {
     c->phase = PHASE_POST;
     c->posts++;
-    start_call(c, &c->call, "POST", c->post_url, c->body, c->deadline, post_done);
+    if (start_call(c, &c->call, "POST", c->post_url, c->body, c->deadline + POST_ANSWER_GRACE,
+                   post_done) != 0)
+        return;
+    if (lcmc__timer_arm(c->engine, &c->timer, c->deadline) != 0) {
+        lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
+        finish(c, LCMC_ENOMEM);
+    }
 }
 
 static void send_poll(lcmc_coordination *c)
@@ -634,8 +830,14 @@ lcmc_status lcmc_coordination_cancel(lcmc_coordination *c)
 {
     if (c == NULL)
         return LCMC_EUSAGE;
-    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING)
+    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING || c->phase == PHASE_POST_GRACE)
         return LCMC_OK;
+    /* Before the EM has the POST there is nothing to cancel there, and it is not sent again. */
+    if (c->phase == PHASE_WAIT_POST ||
+        (c->phase == PHASE_POST && !lcmc__call_request_started(c->call))) {
+        end_cancelled_before_accepted(c);
+        return LCMC_OK;
+    }
     c->cancel_wanted = 1;
     if (c->cancel_url && !c->cancel_sent)
         send_cancel(c, c->deadline);

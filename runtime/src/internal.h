@@ -121,6 +121,9 @@ LCMC_INTERNAL char *lcmc__url_origin(const char *url);
 LCMC_INTERNAL char *lcmc__url_path(const char *url);
 /* The last non-empty path segment, URL-decoded (a coordination id), or NULL. */
 LCMC_INTERNAL char *lcmc__url_last_segment(const char *url);
+/* The cancel task resource of a coordination URL: "/cancel" appended to its path, its query
+ * kept, any fragment dropped (".../abc?shard=7" -> ".../abc/cancel?shard=7"). */
+LCMC_INTERNAL char *lcmc__url_cancel(const char *coordination_url);
 
 /* ---- protocol data ------------------------------------------------------------------- */
 
@@ -204,6 +207,8 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *engine, const lcmc_transfer_spe
                                     lcmc_transfer_done_fn *done, void *userdata);
 /* Stops a transfer without calling its callback, and frees it. */
 void lcmc__transfer_cancel(lcmc_transfer *transfer);
+/* 1 once libcurl was about to send the request on a connection: the peer may have it. */
+int lcmc__transfer_request_started(const lcmc_transfer *transfer);
 /* Takes the result out of a finished transfer and frees the transfer. */
 void lcmc__transfer_finish(lcmc_transfer *transfer, lcmc_transfer_result *out);
 void lcmc__transfer_result_free(lcmc_transfer_result *result);
@@ -286,6 +291,8 @@ typedef struct lcmc_call_request {
 lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request *request,
                             lcmc_call_done_fn *done, void *userdata, lcmc_error *err);
 void lcmc__call_cancel(lcmc_call *call);
+/* 1 when the call's request may have gone out: the peer may have all of it by now. */
+int lcmc__call_request_started(const lcmc_call *call);
 
 /* Sends one request with a session (retried as `policy` says, when not NULL) and waits for
  * the answer: the machinery of lcmc_client_request and lcmc_request (response.c). */

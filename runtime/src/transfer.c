@@ -21,6 +21,8 @@ struct lcmc_transfer {
     const char *url;
     const char *body;
     size_t body_length;
+    int request_attempts; /* times libcurl was about to send the request (before_request) */
+    int resend_refused;   /* before_request stopped libcurl sending it again */
     lcmc_transfer_done_fn *done;
     void *userdata;
     int secret_exchange;
@@ -42,6 +44,36 @@ static size_t on_body(char *data, size_t size, size_t count, void *userdata)
     if (lcmc__buffer_append(&t->result.body, data, n) != 0)
         return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
     return n;
+}
+
+/* libcurl calls this right before it sends the request on a connection, new or reused
+ * (CURLOPT_PREREQFUNCTION). A second call for the same request means libcurl is sending it
+ * again by itself: it does so when a reused connection dies after the request went out
+ * and before any answer (Curl_retry_request), and it can always rewind a POSTFIELDS body.
+ * For a request with a body (a POST: the EM may have acted on it) that is refused as soon
+ * as any byte of the request went out before: whether to send it again is the runtime's
+ * decision. The transfer then ends with CURLE_ABORTED_BY_CALLBACK, reported by harvest as
+ * CURLE_SEND_FAIL_REWIND. */
+static int before_request(void *userdata, char *remote_ip, char *local_ip, int remote_port,
+                          int local_port)
+{
+    (void)remote_ip;
+    (void)local_ip;
+    (void)remote_port;
+    (void)local_port;
+    lcmc_transfer *t = userdata;
+    long sent = 0;
+    if (t->request_attempts++ > 0 &&
+        (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0)) {
+        t->resend_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+int lcmc__transfer_request_started(const lcmc_transfer *t)
+{
+    return t != NULL && t->request_attempts > 0;
 }
 
 /* Header lines that carry credentials: shown with their scheme, never their value. */
@@ -296,17 +328,20 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, left_ms < 30000 ? left_ms : 30000L);
 
+    /* A body is sent with its size known (a Content-Length, no chunking), and only once:
+     * before_request stops libcurl sending it again on its own. */
+    int sends_body = strcmp(t->method, "POST") == 0 || t->body != NULL;
     if (strcmp(t->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(t->method, "POST") == 0) {
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_length);
     } else {
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->method);
-        if (t->body) {
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body);
+        if (strcmp(t->method, "POST") != 0)
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->method);
+        if (sends_body) {
+            curl_easy_setopt(easy, CURLOPT_POST, 1L);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
             curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_length);
+            curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, before_request);
+            curl_easy_setopt(easy, CURLOPT_PREREQDATA, t);
         }
         if (strcmp(t->method, "HEAD") == 0)
             curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
@@ -319,6 +354,14 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     t->headers = list;
     for (const char *const *h = spec->headers; h && *h; h++) {
         list = curl_slist_append(t->headers, *h);
+        if (list == NULL)
+            return -1;
+        t->headers = list;
+    }
+    /* A POST without a body (a cancel) says nothing about a type it does not have: an
+     * empty "Content-Type:" stops libcurl adding application/x-www-form-urlencoded. */
+    if (sends_body && t->body_length == 0) {
+        list = curl_slist_append(t->headers, "Content-Type:");
         if (list == NULL)
             return -1;
         t->headers = list;
@@ -472,6 +515,12 @@ static void harvest(lcmc_transfer *t, CURLcode code)
     }
     if (code == CURLE_WRITE_ERROR && r->body.overflowed)
         r->curl_code = CURLE_FILESIZE_EXCEEDED;
+    if (code == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
+        r->curl_code = CURLE_SEND_FAIL_REWIND;
+        snprintf(r->curl_error, sizeof r->curl_error,
+                 "the connection closed without an answer after the request went out; it is "
+                 "not sent again");
+    }
 }
 
 void lcmc__transfers_collect(lcmc_engine *e)

@@ -1,7 +1,8 @@
 /*
  * URL handling on libcurl's URL API: checking the apiRoot, joining paths to it, resolving
- * a Location header against the request it answered, and comparing origins so that
- * credentials never travel to a host they were not meant for.
+ * a Location header against the request it answered, deriving a coordination's cancel
+ * URL, and comparing origins so that credentials never travel to a host they were not
+ * meant for.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,4 +197,30 @@ char *lcmc__url_last_segment(const char *url)
     }
     free(path);
     return segment;
+}
+
+char *lcmc__url_cancel(const char *coordination_url)
+{
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return NULL;
+    char *path = NULL, *full = NULL, *result = NULL;
+    if (curl_url_set(u, CURLUPART_URL, coordination_url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto done;
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] == '/')
+        n--;
+    char *cancel_path = lcmc__asprintf("%.*s/cancel", (int)n, path);
+    /* The path is already encoded: set as is, the query untouched. */
+    int set = cancel_path && curl_url_set(u, CURLUPART_PATH, cancel_path, 0) == CURLUE_OK &&
+              curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK;
+    free(cancel_path);
+    if (set && curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
+        result = lcmc__strdup(full);
+done:
+    curl_free(path);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return result;
 }
