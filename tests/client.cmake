@@ -8,6 +8,7 @@ lcmc_add_e2e_test(e2e_run_cli test_run_cli.py)
 lcmc_add_e2e_test(e2e_operator_output test_operator_output.py)
 lcmc_add_e2e_test(e2e_lua_stock test_lua_stock.py)
 lcmc_add_e2e_test(e2e_auth test_auth.py)
+lcmc_add_e2e_test(e2e_credentials_isolation test_credentials_isolation.py)
 
 # A stock lua5.4 loading a sanitized module needs the sanitizer runtime preloaded; the
 # Python suite passes it to the interpreter only, not to itself.

@@ -11,3 +11,27 @@ target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)
 lcmc_add_e2e_test(e2e_runtime test_runtime.py)
 set_property(TEST e2e_runtime APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_EXAMPLE=$<TARGET_FILE:lcmcoord_example_coordinate>")
+
+# The libcurl minimum is derived from the sources: one older than it fails configure with a
+# message naming the option that needs the newer one; the libcurl found here passes.
+add_test(NAME curl_minimum_refuses_older
+         COMMAND ${CMAKE_COMMAND} -DLCMC_SOURCE_DIR=${PROJECT_SOURCE_DIR} -DLCMC_CURL_FOUND_VERSION=7.84.0
+                 -P ${PROJECT_SOURCE_DIR}/vendor/cmake/LcmcoordCurlMinimum.cmake)
+set_tests_properties(curl_minimum_refuses_older PROPERTIES PASS_REGULAR_EXPRESSION
+  "libcurl 7.84.0 is too old: lcmcoord needs libcurl 7.85.0 or newer[ \n]+\\(it uses[ \n]+CURLOPT_PROTOCOLS_STR")
+add_test(NAME curl_minimum_accepts_found
+         COMMAND ${CMAKE_COMMAND} -DLCMC_SOURCE_DIR=${PROJECT_SOURCE_DIR} -DLCMC_CURL_FOUND_VERSION=${LCMC_CURL_VERSION}
+                 -P ${PROJECT_SOURCE_DIR}/vendor/cmake/LcmcoordCurlMinimum.cmake)
+
+# The runtime's sources built into the test with free/realloc/calloc wrapped: secrets wiped
+# from every block the runtime frees, allocation failures survived (unit/test_runtime_memory.c).
+get_target_property(lcmc_runtime_sources lcmcoord_runtime SOURCES)
+list(TRANSFORM lcmc_runtime_sources PREPEND "${PROJECT_SOURCE_DIR}/runtime/")
+lcmc_add_cmocka_test(test_runtime_memory
+  SOURCES unit/test_runtime_memory.c ${lcmc_runtime_sources}
+  LIBS lcmc::curl lcmc::jansson lcmc::openssl lcmc::ssh2 m Threads::Threads)
+target_include_directories(test_runtime_memory PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src"
+                           "${PROJECT_SOURCE_DIR}/runtime/include")
+target_link_options(test_runtime_memory PRIVATE "LINKER:--wrap=free,--wrap=realloc,--wrap=calloc")
+set_property(TEST test_runtime_memory APPEND PROPERTY ENVIRONMENT
+             "LCMCOORD_BIN=$<TARGET_FILE:lcmcoord_cli>")

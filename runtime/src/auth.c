@@ -5,6 +5,8 @@
  * thumbprint, a key that matches); and the reading of a token endpoint's answer. Secrets
  * are wiped when freed and never copied into a message.
  */
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,28 @@
 #include <openssl/x509.h>
 
 #include "auth.h"
+
+/* jansson frees its strings, and its parser's scratch buffers, without wiping them; the
+ * authentication structure and a token endpoint's answer go through it. Every block jansson
+ * frees is wiped first (all of it: malloc_usable_size), from the first parse of either on.
+ * jansson's allocator is process-wide: the process's other jansson users get the same. */
+static void free_wiped(void *block)
+{
+    if (block)
+        OPENSSL_cleanse(block, malloc_usable_size(block));
+    free(block);
+}
+
+static void install_wiping_free(void)
+{
+    json_set_alloc_funcs(malloc, free_wiped);
+}
+
+void lcmc__json_wipe_on_free(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_wiping_free);
+}
 
 void lcmc__auth_clear(lcmc_auth *auth)
 {
@@ -176,6 +200,7 @@ lcmc_status lcmc__auth_parse(lcmc_auth *auth, const char *authentication_json, c
     memset(auth, 0, sizeof *auth);
     if (authentication_json == NULL)
         return LCMC_OK;
+    lcmc__json_wipe_on_free();
     json_error_t jerr;
     json_t *doc = json_loads(authentication_json, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL) {
@@ -366,6 +391,7 @@ int lcmc__parse_token_response(const char *body, size_t length, char **token, do
     *token = NULL;
     *has_expiry = 0;
     *expires_in = 0;
+    lcmc__json_wipe_on_free();
     json_t *doc = length ? json_loadb(body, length, JSON_REJECT_DUPLICATES, NULL) : NULL;
     int result = -1;
     if (!json_is_object(doc)) {

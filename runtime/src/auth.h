@@ -30,6 +30,11 @@ typedef struct lcmc_auth {
     char *token_endpoint;
     char *certificate_ref; /* the x5t#S256 value the VNFM expects its certificate to have */
     lcmc_token_client_auth token_client_auth;
+    /* The token cache's key for these credentials with the TLS settings they were last
+     * used with (token.c): a keyed digest, never the secret in a comparable form. */
+    unsigned char token_cache_key[32];
+    const lcmc_tls_options *token_cache_key_tls;
+    int token_cache_key_set;
 } lcmc_auth;
 
 /* Reads the structure (NULL or JSON null: no auth). On failure `why` names the field; the
@@ -37,6 +42,8 @@ typedef struct lcmc_auth {
 LCMC_INTERNAL lcmc_status lcmc__auth_parse(lcmc_auth *auth, const char *authentication_json,
                                            char *why, size_t why_size);
 LCMC_INTERNAL void lcmc__auth_clear(lcmc_auth *auth);
+/* Makes jansson wipe every block it frees, from now on (see auth.c). */
+LCMC_INTERNAL void lcmc__json_wipe_on_free(void);
 int lcmc__auth_uses_token(const lcmc_auth *auth);
 
 /* The base64url (no padding) SHA-256 thumbprint of the DER form of the first certificate

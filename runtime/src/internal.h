@@ -199,6 +199,8 @@ typedef struct lcmc_transfer_result {
     size_t header_count;
     double elapsed;
     int request_sent; /* whether any byte of the request may have reached the server */
+    char *proxy;      /* the proxy it went through, without userinfo; NULL: direct */
+    long proxy_connect_status; /* the proxy's answer to CONNECT; 0: none came */
 } lcmc_transfer_result;
 
 /* Starts a transfer; `done` is called from the engine loop when it ends (also on failure to

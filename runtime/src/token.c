@@ -1,14 +1,26 @@
 /*
- * The OAuth 2.0 token cache that every client of an engine shares, keyed by (token
- * endpoint, client id, client authentication). However many coordinations need a token at
- * once, one request goes to the token endpoint: the others wait for it. A token is reused
- * until a margin before its expires_in runs out (or, without expires_in, until an API
- * answers 401 to it). Tokens are wiped from memory when dropped.
+ * The OAuth 2.0 token cache that every client of an engine shares. An entry is keyed by
+ * everything that decides whether the token endpoint would issue the token: the endpoint,
+ * the client id, the secret, the client authentication method, the client certificate and
+ * key, and the TLS settings used to reach the endpoint. The key is an HMAC-SHA-256 of
+ * those under a random per-process key, so that the cache never holds the secret in a
+ * comparable form and credentials that differ in any of them never share a token.
+ * However many coordinations need a token at once, one request goes to the token
+ * endpoint: the others wait for it. A token is reused until a margin before its
+ * expires_in runs out (or, without expires_in, until an API answers 401 to it). Tokens,
+ * token request bodies and answers are wiped from memory when dropped.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "auth.h"
 #include "engine.h"
@@ -28,9 +40,8 @@ struct lcmc_token_waiter {
 
 struct lcmc_token_entry {
     lcmc_token_entry *next;
+    unsigned char key[32]; /* cache_key() of the credentials the token was issued to */
     char *token_endpoint;
-    char *client_id;
-    lcmc_token_client_auth client_auth;
     char *token;
     double renew_at; /* monotonic; INFINITY when the token has no expiry */
     double refresh_margin;
@@ -41,28 +52,133 @@ struct lcmc_token_entry {
     lcmc_engine *engine;
 };
 
-static lcmc_token_entry *find_entry(lcmc_engine *e, const lcmc_auth *auth)
+/* ---- the cache key ---------------------------------------------------------------- */
+
+static pthread_once_t hmac_key_once = PTHREAD_ONCE_INIT;
+static unsigned char hmac_key[32];
+static int hmac_key_ready;
+
+static void make_hmac_key(void)
+{
+    hmac_key_ready = RAND_bytes(hmac_key, sizeof hmac_key) == 1;
+}
+
+/* SHA-256 of a file's bytes (a client certificate or key): the same path may hold another
+ * certificate tomorrow, and another path the same one. An unreadable file digests as
+ * nothing: the fetch made with it fails on its own. */
+static void file_digest(const char *path, unsigned char out[32])
+{
+    memset(out, 0, 32);
+    if (path == NULL)
+        return;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char chunk[4096];
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    size_t n;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ok = EVP_DigestUpdate(md, chunk, n);
+    unsigned int length = 0;
+    if (!ok || ferror(f) || !EVP_DigestFinal_ex(md, out, &length))
+        memset(out, 0, 32);
+    OPENSSL_cleanse(chunk, sizeof chunk); /* may have held a private key */
+    EVP_MD_CTX_free(md);
+    fclose(f);
+}
+
+typedef struct key_field {
+    const void *data; /* NULL: absent, which differs from empty */
+    size_t length;
+} key_field;
+
+static key_field text_field(const char *s)
+{
+    key_field f = {s, s ? strlen(s) : 0};
+    return f;
+}
+
+/* Computes the key of (auth, tls) into auth's memo; the memo is reused while the TLS
+ * settings are the same. Returns -1 when memory or randomness ran out. */
+static int cache_key(const lcmc_auth *auth, const lcmc_tls_options *tls, unsigned char out[32])
+{
+    lcmc_auth *memo = (lcmc_auth *)auth; /* the memo is a cache, not part of the value */
+    if (memo->token_cache_key_set && memo->token_cache_key_tls == tls) {
+        memcpy(out, memo->token_cache_key, 32);
+        return 0;
+    }
+    pthread_once(&hmac_key_once, make_hmac_key);
+    if (!hmac_key_ready)
+        return -1;
+    unsigned char cert_digest[32], key_digest[32];
+    file_digest(tls ? tls->cert : NULL, cert_digest);
+    file_digest(tls ? tls->key : NULL, key_digest);
+    unsigned char method = (unsigned char)auth->token_client_auth;
+    unsigned char insecure = (unsigned char)(tls && tls->insecure);
+    const key_field fields[] = {
+        text_field(auth->token_endpoint),
+        text_field(auth->client_id),
+        text_field(auth->client_secret),
+        text_field(auth->certificate_ref),
+        {&method, 1},
+        {cert_digest, sizeof cert_digest},
+        {key_digest, sizeof key_digest},
+        text_field(tls ? tls->key_password : NULL),
+        text_field(tls ? tls->cacert : NULL),
+        text_field(tls ? tls->capath : NULL),
+        {&insecure, 1},
+    };
+    /* Each field as a presence byte, an 8-byte length and its bytes: no two different
+     * sets of fields serialise alike. One allocation of the exact size, never grown, so
+     * no copy of the secret is left behind by a realloc. */
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        total += 9 + fields[i].length;
+    unsigned char *text = malloc(total);
+    if (text == NULL)
+        return -1;
+    unsigned char *p = text;
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        *p++ = fields[i].data != NULL;
+        for (int b = 0; b < 8; b++)
+            *p++ = (unsigned char)((uint64_t)fields[i].length >> (8 * b));
+        if (fields[i].length)
+            memcpy(p, fields[i].data, fields[i].length);
+        p += fields[i].length;
+    }
+    unsigned int length = 0;
+    int ok = HMAC(EVP_sha256(), hmac_key, sizeof hmac_key, text, total, out, &length) != NULL &&
+             length == 32;
+    OPENSSL_cleanse(text, total);
+    free(text);
+    OPENSSL_cleanse(key_digest, sizeof key_digest);
+    if (!ok)
+        return -1;
+    memcpy(memo->token_cache_key, out, 32);
+    memo->token_cache_key_tls = tls;
+    memo->token_cache_key_set = 1;
+    return 0;
+}
+
+static lcmc_token_entry *find_entry(lcmc_engine *e, const unsigned char key[32])
 {
     for (lcmc_token_entry *t = e->tokens; t; t = t->next)
-        if (t->client_auth == auth->token_client_auth &&
-            strcmp(t->token_endpoint, auth->token_endpoint) == 0 &&
-            strcmp(t->client_id, auth->client_id) == 0)
+        if (CRYPTO_memcmp(t->key, key, 32) == 0)
             return t;
     return NULL;
 }
 
-static lcmc_token_entry *add_entry(lcmc_engine *e, const lcmc_auth *auth)
+static lcmc_token_entry *add_entry(lcmc_engine *e, const lcmc_auth *auth,
+                                   const unsigned char key[32])
 {
     lcmc_token_entry *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
+    memcpy(t->key, key, 32);
     t->token_endpoint = lcmc__strdup(auth->token_endpoint);
-    t->client_id = lcmc__strdup(auth->client_id);
-    t->client_auth = auth->token_client_auth;
     t->engine = e;
-    if (t->token_endpoint == NULL || t->client_id == NULL) {
-        free(t->token_endpoint);
-        free(t->client_id);
+    if (t->token_endpoint == NULL) {
         free(t);
         return NULL;
     }
@@ -247,8 +363,11 @@ int lcmc__token_get(lcmc_engine *e, const lcmc_token_request *request, lcmc_toke
 {
     *waiter = NULL;
     *token = NULL;
-    lcmc_token_entry *t = find_entry(e, request->auth);
-    if (t == NULL && (t = add_entry(e, request->auth)) == NULL)
+    unsigned char key[32];
+    if (cache_key(request->auth, request->tls, key) != 0)
+        return -1;
+    lcmc_token_entry *t = find_entry(e, key);
+    if (t == NULL && (t = add_entry(e, request->auth, key)) == NULL)
         return -1;
     if (t->token && lcmc__now() < t->renew_at) {
         *token = t->token;
@@ -288,7 +407,10 @@ void lcmc__token_waiter_cancel(lcmc_token_waiter *w)
 
 void lcmc__token_invalidate(lcmc_engine *e, const lcmc_auth *auth, const char *token)
 {
-    lcmc_token_entry *t = find_entry(e, auth);
+    /* The key was computed when the token was asked for: without it, no token was. */
+    if (!auth->token_cache_key_set)
+        return;
+    lcmc_token_entry *t = find_entry(e, auth->token_cache_key);
     if (t && t->token && token && strcmp(t->token, token) == 0)
         drop_token(t);
 }
@@ -308,7 +430,7 @@ void lcmc__tokens_free(lcmc_engine *e)
         }
         drop_token(t);
         free(t->token_endpoint);
-        free(t->client_id);
+        OPENSSL_cleanse(t->key, sizeof t->key);
         free(t);
         t = next;
     }

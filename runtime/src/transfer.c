@@ -1,14 +1,20 @@
 /*
  * One HTTP exchange on the engine's multi handle: the libcurl options every request of
- * the runtime shares (no redirects, http/https only, a timeout derived from the deadline,
- * a capped body, TLS verification on), and the harvest of the answer (status, headers,
- * Location, Retry-After) before the easy handle goes back to the engine's pool.
+ * the runtime shares (no redirects, http/https only, HTTP/1.1 only, a timeout derived from
+ * the deadline, a capped body, TLS verification on, a proxy from the environment only as a
+ * CONNECT tunnel), and the harvest of the answer (status, headers, Location, Retry-After)
+ * before the easy handle goes back to the engine's pool.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "engine.h"
 
@@ -26,6 +32,7 @@ struct lcmc_transfer {
     lcmc_transfer_done_fn *done;
     void *userdata;
     int secret_exchange;
+    char *proxy; /* the proxy chosen for the URL (as configured), or NULL: direct */
     lcmc_transfer_result result;
     lcmc_timer failed_start; /* reports a transfer that could not even be added */
     int in_multi;
@@ -163,11 +170,19 @@ static void add_header(lcmc_transfer_result *r, const char *line, size_t length)
     const char *colon = memchr(line, ':', length);
     if (colon == NULL || colon == line || r->header_count >= MAX_KEPT_HEADERS)
         return;
-    if (r->header_names == NULL) {
-        r->header_names = calloc(MAX_KEPT_HEADERS, sizeof(char *));
-        r->header_values = calloc(MAX_KEPT_HEADERS, sizeof(char *));
-        if (r->header_names == NULL || r->header_values == NULL)
-            return;
+    if (r->header_names == NULL || r->header_values == NULL) {
+        /* Both or neither: a half-made pair would be written through on the next line. */
+        char **names = calloc(MAX_KEPT_HEADERS, sizeof(char *));
+        char **values = calloc(MAX_KEPT_HEADERS, sizeof(char *));
+        if (names == NULL || values == NULL) {
+            free(names);
+            free(values);
+            return; /* the header is not kept; the answer itself still is */
+        }
+        free(r->header_names);
+        free(r->header_values);
+        r->header_names = names;
+        r->header_values = values;
     }
     const char *value = colon + 1;
     const char *end = line + length;
@@ -212,6 +227,14 @@ static size_t on_header(char *data, size_t size, size_t count, void *userdata)
     else
         add_header(&t->result, data, n);
     return n;
+}
+
+/* The header list holds the Authorization line (add_credentials): wiped before freed. */
+static void free_headers_wiped(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next)
+        OPENSSL_cleanse(h->data, strlen(h->data));
+    curl_slist_free_all(list);
 }
 
 static CURL *take_easy(lcmc_engine *e)
@@ -266,7 +289,9 @@ static void release(lcmc_transfer *t)
         give_back_easy(t->engine, t->easy);
     }
     lcmc__timer_disarm(t->engine, &t->failed_start);
-    curl_slist_free_all(t->headers);
+    free_headers_wiped(t->headers);
+    free(t->proxy);
+    lcmc__transfer_result_free(&t->result);
     free(t);
     if (was_active)
         lcmc__transfers_pump(e_of_release);
@@ -299,6 +324,253 @@ static void apply_tls(CURL *easy, const lcmc_tls_options *tls)
     }
 }
 
+/* ---- proxies ------------------------------------------------------------------------ */
+
+/* The variables libcurl itself reads, in its order: for http only the lower-case
+ * http_proxy (HTTP_PROXY can be set by a CGI request's Proxy header), for https
+ * https_proxy then HTTPS_PROXY, then all_proxy and ALL_PROXY. */
+static const char *env_proxy(const char *scheme)
+{
+    static const char *const for_http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    static const char *const for_https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                            NULL};
+    const char *const *names = strcmp(scheme, "https") == 0 ? for_https : for_http;
+    for (const char *const *n = names; *n; n++) {
+        const char *v = getenv(*n);
+        if (v && *v)
+            return v;
+    }
+    return NULL;
+}
+
+/* Whether an IP literal lies in "address[/bits]". */
+static int ip_in(const char *host, const char *entry, size_t length)
+{
+    char text[64];
+    if (length >= sizeof text)
+        return 0;
+    memcpy(text, entry, length);
+    text[length] = '\0';
+    char *slash = strchr(text, '/');
+    int bits = -1;
+    if (slash) {
+        *slash = '\0';
+        char *end;
+        long b = strtol(slash + 1, &end, 10);
+        if (*end != '\0' || end == slash + 1 || b < 0 || b > 128)
+            return 0;
+        bits = (int)b;
+    }
+    char *bare = text;
+    size_t n = strlen(bare);
+    if (n >= 2 && bare[0] == '[' && bare[n - 1] == ']') {
+        bare[n - 1] = '\0';
+        bare++;
+    }
+    unsigned char a[16], b[16];
+    int family = strchr(host, ':') ? AF_INET6 : AF_INET;
+    int size = family == AF_INET6 ? 16 : 4;
+    if (inet_pton(family, host, a) != 1 || inet_pton(family, bare, b) != 1)
+        return 0;
+    if (bits < 0 || bits > size * 8)
+        bits = size * 8;
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)whole) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+/* no_proxy (or NO_PROXY): entries separated by commas or blanks; "*" alone matches every
+ * host; a name matches itself and its subdomains (a leading dot is optional); an IP
+ * address, with an optional /bits, matches the addresses it covers. libcurl's matching is
+ * not exported, so the runtime decides and tells libcurl the outcome (see proxy_for). */
+static int no_proxy_matches(const char *list, const char *host)
+{
+    size_t host_length = strlen(host);
+    int host_is_ip = 0;
+    unsigned char scratch[16];
+    host_is_ip = inet_pton(AF_INET, host, scratch) == 1 || inet_pton(AF_INET6, host, scratch) == 1;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        const char *start = p;
+        while (*p && *p != ',' && !isspace((unsigned char)*p))
+            p++;
+        size_t length = (size_t)(p - start);
+        if (length == 0)
+            continue;
+        if (length == 1 && *start == '*')
+            return 1;
+        if (host_is_ip) {
+            if (ip_in(host, start, length))
+                return 1;
+            continue;
+        }
+        if (*start == '.') {
+            start++;
+            length--;
+        }
+        while (length > 0 && start[length - 1] == '.')
+            length--;
+        if (length == 0 || length > host_length)
+            continue;
+        const char *tail = host + host_length - length;
+        if (strncasecmp(tail, start, length) == 0 && (tail == host || tail[-1] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+/* The proxy the environment gives for `url`, or NULL to go direct. */
+static char *proxy_for(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    char *proxy = NULL;
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        goto done;
+    const char *found = env_proxy(scheme);
+    if (found == NULL)
+        goto done;
+    char *bare = host;
+    size_t n = strlen(bare);
+    if (n >= 2 && bare[0] == '[' && bare[n - 1] == ']') {
+        bare[n - 1] = '\0';
+        bare++;
+    }
+    const char *no_proxy = getenv("no_proxy");
+    if (no_proxy == NULL || *no_proxy == '\0')
+        no_proxy = getenv("NO_PROXY");
+    if (no_proxy && no_proxy_matches(no_proxy, bare))
+        goto done;
+    proxy = lcmc__strdup(found);
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return proxy;
+}
+
+/* A proxy as people may see it: scheme://host:port, never the userinfo it may carry. */
+static char *proxy_shown(const char *proxy)
+{
+    CURLU *u = curl_url();
+    char *shown = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, proxy, CURLU_GUESS_SCHEME) == CURLUE_OK) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_set(u, CURLUPART_OPTIONS, NULL, 0);
+        curl_url_set(u, CURLUPART_PATH, NULL, 0);
+        curl_url_set(u, CURLUPART_QUERY, NULL, 0);
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+        char *text = NULL;
+        if (curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK) {
+            size_t n = strlen(text);
+            if (n > 0 && text[n - 1] == '/')
+                text[n - 1] = '\0';
+            shown = lcmc__strdup(text);
+        }
+        curl_free(text);
+    }
+    curl_url_cleanup(u);
+    return shown ? shown : lcmc__strdup("a proxy (unparsable)");
+}
+
+/* host:port of a URL, the port defaulted: what a CONNECT asks for. */
+static char *tunnel_target(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        out = lcmc__asprintf("%s:%s", host, port);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* Routes the transfer: through the environment's proxy, as a tunnel only, or direct. The
+ * decision is the runtime's (NOPROXY "" stops libcurl reading no_proxy a second time), so
+ * that a failure can be worded as the proxy's exactly when the proxy was used. */
+static int route(lcmc_transfer *t)
+{
+    CURL *easy = t->easy;
+    free(t->proxy);
+    t->proxy = proxy_for(t->url);
+    if (t->proxy == NULL) {
+        curl_easy_setopt(easy, CURLOPT_PROXY, "");
+        return 0;
+    }
+    curl_easy_setopt(easy, CURLOPT_PROXY, t->proxy);
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+    /* A CONNECT tunnel even for http:// URLs: the proxy relays bytes and never reads a
+     * request, so neither an Authorization header nor a body is ever the proxy's to see. */
+    curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
+    lcmc_engine *e = t->engine;
+    char *shown = proxy_shown(t->proxy);
+    char *origin = lcmc__url_origin(t->url);
+    if (shown == NULL || origin == NULL) {
+        free(shown);
+        free(origin);
+        return -1;
+    }
+    char line[sizeof e->proxy_logged];
+    snprintf(line, sizeof line, "%s %s", shown, origin);
+    if (strcmp(line, e->proxy_logged) != 0) {
+        snprintf(e->proxy_logged, sizeof e->proxy_logged, "%s", line);
+        lcmc__log(e, LCMC_LOG_INFO, "using the proxy %s (from the environment) for %s, as a tunnel",
+                  shown, origin);
+    }
+    free(shown);
+    free(origin);
+    return 0;
+}
+
+/* The Authorization header, made here rather than by libcurl's CURLOPT_USERNAME/PASSWORD
+ * or XOAUTH2_BEARER: libcurl would keep copies of the secret (the options, the encoded
+ * header) that it frees unwiped. The line lives in the transfer's header list, which
+ * release() wipes. A header of the caller's own Authorization wins, as it would in libcurl. */
+static int add_credentials(lcmc_transfer *t, const lcmc_transfer_spec *spec)
+{
+    if (spec->bearer_token == NULL && spec->basic_user == NULL)
+        return 0;
+    for (const char *const *h = spec->headers; h && *h; h++)
+        if (strncasecmp(*h, "authorization:", 14) == 0)
+            return 0;
+    char *line = NULL;
+    if (spec->bearer_token) {
+        line = lcmc__asprintf("Authorization: Bearer %s", spec->bearer_token);
+    } else {
+        /* RFC 7617: base64 of user ":" password. */
+        char *pair = lcmc__asprintf("%s:%s", spec->basic_user,
+                                    spec->basic_password ? spec->basic_password : "");
+        size_t n = pair ? strlen(pair) : 0;
+        unsigned char *encoded = pair ? malloc(4 * ((n + 2) / 3) + 1) : NULL;
+        if (encoded) {
+            EVP_EncodeBlock(encoded, (const unsigned char *)pair, (int)n);
+            line = lcmc__asprintf("Authorization: Basic %s", (const char *)encoded);
+            lcmc__free_secret((char *)encoded);
+        }
+        lcmc__free_secret(pair);
+    }
+    if (line == NULL)
+        return -1;
+    struct curl_slist *list = curl_slist_append(t->headers, line);
+    lcmc__free_secret(line);
+    if (list == NULL)
+        return -1;
+    t->headers = list;
+    return 0;
+}
+
 static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
 {
     CURL *easy = t->easy;
@@ -308,6 +580,10 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    /* HTTP/1.1 only, token fetches included: the one version the suite tests end to end. */
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (route(t) != 0)
+        return -1;
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->result.curl_error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
@@ -368,15 +644,9 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
 
-    if (spec->bearer_token) {
-        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        curl_easy_setopt(easy, CURLOPT_XOAUTH2_BEARER, spec->bearer_token);
-    } else if (spec->basic_user) {
-        /* libcurl keeps its own copies of string options (all but POSTFIELDS). */
-        curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(easy, CURLOPT_USERNAME, spec->basic_user);
-        curl_easy_setopt(easy, CURLOPT_PASSWORD, spec->basic_password ? spec->basic_password : "");
-    }
+    if (add_credentials(t, spec) != 0)
+        return -1;
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     apply_tls(easy, spec->tls);
     return 0;
 }
@@ -468,9 +738,11 @@ void lcmc__transfer_finish(lcmc_transfer *t, lcmc_transfer_result *out)
 
 void lcmc__transfer_result_free(lcmc_transfer_result *r)
 {
-    lcmc__buffer_free(&r->body);
+    lcmc__buffer_free(&r->body); /* wiped: it may be a token answer */
+    OPENSSL_cleanse(r->curl_error, sizeof r->curl_error);
     free(r->content_type);
     free(r->location);
+    free(r->proxy);
     for (size_t i = 0; i < r->header_count; i++) {
         free(r->header_names[i]);
         free(r->header_values[i]);
@@ -502,6 +774,14 @@ static void harvest(lcmc_transfer *t, CURLcode code)
     curl_off_t total_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us);
     r->elapsed = (double)total_us / 1e6;
+    if (t->proxy) {
+        r->proxy = proxy_shown(t->proxy);
+        curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &r->proxy_connect_status);
+        /* A refused CONNECT is the proxy's answer, never the EM's status. */
+        if (r->proxy_connect_status != 0 &&
+            (r->proxy_connect_status < 200 || r->proxy_connect_status > 299))
+            r->status = 0;
+    }
     if (r->status > 0) {
         r->location = header_value(t->easy, "Location");
         char *retry_after = header_value(t->easy, "Retry-After");
@@ -580,7 +860,23 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
     const char *detail = r->curl_error[0] ? r->curl_error : curl_easy_strerror(r->curl_code);
     char *shown = lcmc__one_line(detail, strlen(detail), 200);
     lcmc_status status;
-    if (r->curl_code == CURLE_FILESIZE_EXCEEDED) {
+    int tunnel_refused = r->proxy && r->proxy_connect_status != 0 &&
+                         (r->proxy_connect_status < 200 || r->proxy_connect_status > 299);
+    if (r->proxy && (tunnel_refused || r->curl_code == CURLE_COULDNT_RESOLVE_PROXY ||
+                     (r->curl_code == CURLE_COULDNT_CONNECT && r->proxy_connect_status == 0))) {
+        /* The proxy's own failure: the EM was never reached, and must not be blamed. */
+        status = LCMC_ETRANSPORT;
+        char *target = tunnel_target(url);
+        if (tunnel_refused)
+            lcmc__error_set(
+                err, status, "the proxy %s refused the tunnel to %s (%s): %ld %s (%s %s)", r->proxy,
+                target ? target : "?", peer, r->proxy_connect_status,
+                lcmc__reason_phrase(r->proxy_connect_status), method, path ? path : "?");
+        else
+            lcmc__error_set(err, status, "cannot reach the proxy %s (on the way to %s): %s (%s %s)",
+                            r->proxy, peer, shown ? shown : "?", method, path ? path : "?");
+        free(target);
+    } else if (r->curl_code == CURLE_FILESIZE_EXCEEDED) {
         status = LCMC_EPROTOCOL;
         lcmc__error_set(err, status, "%s's answer is larger than the %zu-byte limit (%s %s)", peer,
                         r->body.cap, method, path ? path : "?");

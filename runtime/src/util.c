@@ -219,9 +219,16 @@ int lcmc__buffer_append(lcmc_buffer *buf, const void *data, size_t length)
         size_t grown = buf->allocated ? buf->allocated : 256;
         while (grown < need)
             grown *= 2;
-        char *bigger = realloc(buf->data, grown);
+        /* Moved by hand, not realloc: the old block is wiped before it is freed, since a
+         * body may be a token answer. */
+        char *bigger = malloc(grown);
         if (bigger == NULL)
             return -1;
+        if (buf->data) {
+            memcpy(bigger, buf->data, buf->length);
+            OPENSSL_cleanse(buf->data, buf->allocated);
+            free(buf->data);
+        }
         buf->data = bigger;
         buf->allocated = grown;
     }
@@ -233,6 +240,8 @@ int lcmc__buffer_append(lcmc_buffer *buf, const void *data, size_t length)
 
 void lcmc__buffer_free(lcmc_buffer *buf)
 {
+    if (buf->data)
+        OPENSSL_cleanse(buf->data, buf->allocated);
     free(buf->data);
     buf->data = NULL;
     buf->length = buf->allocated = 0;

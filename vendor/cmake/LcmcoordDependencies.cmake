@@ -4,7 +4,11 @@
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 
-pkg_check_modules(LCMC_CURL REQUIRED IMPORTED_TARGET libcurl>=7.83)
+# libcurl: found at any version, then held to the minimum the sources need, with a message
+# naming the option that needs it (LcmcoordCurlMinimum.cmake).
+pkg_check_modules(LCMC_CURL REQUIRED IMPORTED_TARGET libcurl)
+include(LcmcoordCurlMinimum)
+lcmc_check_curl_version("${PROJECT_SOURCE_DIR}" "${LCMC_CURL_VERSION}")
 pkg_check_modules(LCMC_JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
 pkg_check_modules(LCMC_OPENSSL REQUIRED IMPORTED_TARGET openssl>=3.0)
 pkg_check_modules(LCMC_LUA REQUIRED IMPORTED_TARGET lua5.4)
