@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -376,6 +377,92 @@ class NonUtf8Id(OutputTestCase):
         self.assertEqual(len(entries), 1)
         self.assertEqual(entries[0]["id"], "%FF%FE")
 
+
+# A free() that counts the blocks handed back while they still begin with a given text:
+# preloaded into lcmcoord, it tells whether a buffer that held the VNFC parameters (or the
+# --auth file) went back to the allocator unwiped. It calls glibc's own __libc_free.
+FREE_CHECK_C = r"""
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void __libc_free(void *block);
+
+static unsigned long hits;
+
+void free(void *block)
+{
+    static const char *prefix;
+    static size_t prefix_length;
+    if (prefix == NULL) {
+        prefix = getenv("FREE_CHECK_PREFIX");
+        prefix_length = prefix != NULL ? strlen(prefix) : 0;
+        if (prefix == NULL)
+            prefix = "";
+    }
+    if (block != NULL && prefix_length > 0 && malloc_usable_size(block) >= prefix_length &&
+        memcmp(block, prefix, prefix_length) == 0)
+        hits++;
+    __libc_free(block);
+}
+
+__attribute__((destructor)) static void report(void)
+{
+    const char *path = getenv("FREE_CHECK_OUT");
+    FILE *out = path != NULL ? fopen(path, "w") : NULL;
+    if (out != NULL) {
+        fprintf(out, "%lu\n", hits);
+        fclose(out);
+    }
+}
+"""
+
+CANARY = "canary-pw-7f3e9a61c2"
+
+
+class SecretsWiped(OutputTestCase):
+    """The buffers the host reads secrets into are wiped before they are freed."""
+
+    def setUp(self):
+        super().setUp()
+        if os.environ.get("ASAN_OPTIONS") or harness.WRAPPER:
+            self.skipTest("a preloaded free() does not mix with sanitizers or valgrind")
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            self.skipTest("no C compiler")
+        source = self.write("free_check.c", FREE_CHECK_C)
+        self.library = os.path.join(self.tmp, "free_check.so")
+        subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", self.library, source],
+                       check=True)
+
+    def unwiped(self, prefix, *args, stdin=""):
+        out = os.path.join(self.tmp, "hits")
+        env = dict(os.environ, LD_PRELOAD=self.library, FREE_CHECK_PREFIX=prefix,
+                   FREE_CHECK_OUT=out)
+        done = subprocess.run([harness.LCMCOORD_BIN, *args], input=stdin, text=True,
+                              capture_output=True, env=env,
+                              timeout=60 * harness.TIME_FACTOR)
+        with open(out, encoding="ascii") as f:
+            return done, int(f.read())
+
+    def test_the_vnfc_parameters_read_from_stdin_are_wiped(self):
+        with harness.EM() as em:
+            param = vnfc_param(em.url, authentication=None)
+            # The secret first, so that only a buffer holding the text from its start
+            # matches (a Lua string has a header before its bytes).
+            text = json.dumps({"password": CANARY, **param})
+            done, hits = self.unwiped(text[:40], "run", SCRIPT, stdin=text)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(hits, 0)
+
+    def test_what_is_typed_in_the_repl_is_wiped(self):
+        line = (f'a = lcmcoord.auth.new{{paramsBasic = {{password = "{CANARY}", '
+                'userName = "vnfm"}, authType = {"BASIC"}}\n')
+        done, hits = self.unwiped(line[:40], "repl", stdin=line + "print(a ~= nil)\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("true", done.stdout)
+        self.assertEqual(hits, 0)
 
 if __name__ == "__main__":
     unittest.main()
