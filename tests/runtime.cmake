@@ -32,6 +32,6 @@ lcmc_add_cmocka_test(test_runtime_memory
   LIBS lcmc::curl lcmc::jansson lcmc::openssl lcmc::ssh2 m Threads::Threads)
 target_include_directories(test_runtime_memory PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src"
                            "${PROJECT_SOURCE_DIR}/runtime/include")
-target_link_options(test_runtime_memory PRIVATE "LINKER:--wrap=free,--wrap=realloc,--wrap=calloc")
+target_link_options(test_runtime_memory PRIVATE "LINKER:--wrap=malloc,--wrap=free,--wrap=realloc,--wrap=calloc")
 set_property(TEST test_runtime_memory APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_BIN=$<TARGET_FILE:lcmcoord_cli>")

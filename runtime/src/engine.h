@@ -37,7 +37,7 @@ struct lcmc_engine {
     lcmc_log_fn *log_fn;
     void *log_userdata;
     lcmc_log_level log_max;
-    char proxy_logged[384]; /* the last "proxy for origin" logged (transfer.c): once each */
+    char proxy_logged[512]; /* the "proxy origin" pairs logged (transfer.c): once each */
 
     lcmc_error last_error;
 

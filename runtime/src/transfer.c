@@ -522,10 +522,14 @@ static int route(lcmc_transfer *t)
         free(origin);
         return -1;
     }
+    /* proxy_logged holds "\nproxy origin\n" for each pair said already (forgotten when full). */
     char line[sizeof e->proxy_logged];
-    snprintf(line, sizeof line, "%s %s", shown, origin);
-    if (strcmp(line, e->proxy_logged) != 0) {
-        snprintf(e->proxy_logged, sizeof e->proxy_logged, "%s", line);
+    snprintf(line, sizeof line, "\n%s %s\n", shown, origin);
+    if (strstr(e->proxy_logged, line) == NULL) {
+        size_t used = strlen(e->proxy_logged);
+        if (used + strlen(line) >= sizeof e->proxy_logged)
+            used = 0;
+        snprintf(e->proxy_logged + used, sizeof e->proxy_logged - used, "%s", line);
         lcmc__log(e, LCMC_LOG_INFO, "using the proxy %s (from the environment) for %s, as a tunnel",
                   shown, origin);
     }

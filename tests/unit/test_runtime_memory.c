@@ -34,9 +34,11 @@ extern char **environ;
 
 /* ---- the allocator seam ------------------------------------------------------------- */
 
+void *__real_malloc(size_t size);
 void *__real_calloc(size_t count, size_t size);
 void *__real_realloc(void *block, size_t size);
 void __real_free(void *block);
+void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t count, size_t size);
 void *__wrap_realloc(void *block, size_t size);
 void __wrap_free(void *block);
@@ -45,6 +47,20 @@ static const char *watched[5]; /* NULL-ended: strings no freed block may hold */
 static size_t unwiped;         /* blocks freed (or moved by realloc) still holding one */
 static size_t header_table_callocs;
 static size_t fail_header_table_calloc_at; /* 0: never */
+static size_t allocations;                 /* malloc, calloc and realloc calls counted */
+static size_t fail_allocation_at;          /* 0: never */
+
+/* Whether this allocation is the one chosen to fail. */
+static int chosen_to_fail(void)
+{
+    allocations++;
+    return fail_allocation_at != 0 && allocations == fail_allocation_at;
+}
+
+void *__wrap_malloc(size_t size)
+{
+    return chosen_to_fail() ? NULL : __real_malloc(size);
+}
 
 static void look_at(const void *block)
 {
@@ -67,7 +83,7 @@ void __wrap_free(void *block)
 void *__wrap_realloc(void *block, size_t size)
 {
     look_at(block); /* realloc may move it and free the old block as it is */
-    return __real_realloc(block, size);
+    return chosen_to_fail() ? NULL : __real_realloc(block, size);
 }
 
 /* The header collector's tables are the runtime's only calloc(128, sizeof(char *)). */
@@ -78,7 +94,7 @@ void *__wrap_calloc(size_t count, size_t size)
         if (header_table_callocs == fail_header_table_calloc_at)
             return NULL;
     }
-    return __real_calloc(count, size);
+    return chosen_to_fail() ? NULL : __real_calloc(count, size);
 }
 
 /* ---- an EM to talk to ---------------------------------------------------------------- */
@@ -87,6 +103,8 @@ typedef struct em {
     pid_t pid;
     char url[128];
 } em;
+
+static pid_t em_running; /* stopped by the teardown when a test fails half-way */
 
 static void em_start(em *m, const char *const *flags)
 {
@@ -106,6 +124,7 @@ static void em_start(em *m, const char *const *flags)
     assert_int_equal(posix_spawn(&m->pid, bin, &actions, NULL, (char *const *)argv, environ), 0);
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
+    em_running = m->pid;
     /* "listening on URL": the EM says so once it accepts connections. */
     char line[256];
     size_t length = 0;
@@ -122,6 +141,20 @@ static void em_stop(em *m)
     kill(m->pid, SIGTERM);
     int status;
     waitpid(m->pid, &status, 0);
+    em_running = 0;
+}
+
+static int stop_em_left_running(void **state)
+{
+    (void)state;
+    if (em_running) {
+        kill(em_running, SIGTERM);
+        waitpid(em_running, NULL, 0);
+        em_running = 0;
+    }
+    watched[0] = NULL;
+    fail_header_table_calloc_at = fail_allocation_at = 0;
+    return 0;
 }
 
 static const char REQUEST[] =
@@ -139,16 +172,16 @@ static lcmc_result coordinate(const char *endpoint, const char *authentication)
     lcmc_engine *engine = NULL;
     lcmc_client *client = NULL;
     lcmc_coordination *coord = NULL;
-    assert_int_equal(lcmc_engine_new(&engine), LCMC_OK);
+    lcmc_result result = (lcmc_result)-1;
+    if (lcmc_engine_new(&engine) != LCMC_OK)
+        return result; /* only when an allocation was made to fail */
     lcmc_client_options options = LCMC_CLIENT_OPTIONS_INIT;
     options.endpoint = endpoint;
     options.authentication_json = authentication;
     options.timeout = 30;
-    assert_int_equal(lcmc_client_new(&client, engine, &options), LCMC_OK);
-    lcmc_status s = lcmc_client_coordinate(client, REQUEST, 0, &coord);
-    if (s != LCMC_OK)
-        fprintf(stderr, "coordination: %s\n", lcmc_error_message(lcmc_coordination_error(coord)));
-    lcmc_result result = s == LCMC_OK ? lcmc_coordination_result(coord) : (lcmc_result)-1;
+    if (lcmc_client_new(&client, engine, &options) == LCMC_OK &&
+        lcmc_client_coordinate(client, REQUEST, 0, &coord) == LCMC_OK)
+        result = lcmc_coordination_result(coord);
     lcmc_coordination_free(coord);
     lcmc_client_free(client);
     lcmc_engine_free(engine);
@@ -218,12 +251,44 @@ static void header_collector_survives_a_failed_allocation(void **state)
     assert_int_equal(result, LCMC_RESULT_CONTINUE);
 }
 
+/* Each allocation of one OAuth 2.0 coordination fails in turn (a run per allocation): the
+ * runtime must report or survive every one, never crash. */
+static void every_failed_allocation_is_survived(void **state)
+{
+    (void)state;
+    em m;
+    const char *flags[] = {"--oauth2", "vnfm:" SECRET, NULL};
+    em_start(&m, flags);
+    char *authentication = lcmc__asprintf(
+        "{\"authType\":[\"OAUTH2_CLIENT_CREDENTIALS\"],\"paramsOauth2ClientCredentials\":"
+        "{\"clientId\":\"vnfm\",\"clientPassword\":\"" SECRET "\",\"tokenEndpoint\":\"%s/token\"}}",
+        m.url);
+    assert_non_null(authentication);
+    allocations = 0;
+    assert_int_equal(coordinate(m.url, authentication), LCMC_RESULT_CONTINUE);
+    size_t total = allocations;
+    for (size_t k = 1; k <= total; k++) {
+        allocations = 0;
+        fail_allocation_at = k;
+        coordinate(m.url, authentication);
+        fail_allocation_at = 0;
+    }
+    free(authentication);
+    em_stop(&m);
+    print_message("%zu allocations in one coordination, each made to fail in turn\n", total);
+    assert_true(total > 50); /* the sweep covered a real coordination */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(basic_password_is_wiped_from_every_block_freed),
-        cmocka_unit_test(oauth2_secret_and_token_are_wiped_from_every_block_freed),
-        cmocka_unit_test(header_collector_survives_a_failed_allocation),
+        cmocka_unit_test_teardown(basic_password_is_wiped_from_every_block_freed,
+                                  stop_em_left_running),
+        cmocka_unit_test_teardown(oauth2_secret_and_token_are_wiped_from_every_block_freed,
+                                  stop_em_left_running),
+        cmocka_unit_test_teardown(header_collector_survives_a_failed_allocation,
+                                  stop_em_left_running),
+        cmocka_unit_test_teardown(every_failed_allocation_is_survived, stop_em_left_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
