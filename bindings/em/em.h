@@ -51,6 +51,13 @@
 #define EM_TOKEN_LEN            43 /* 32 random bytes in base64url, no padding */
 #define EM_THUMBPRINT_LEN       43 /* SHA-256 in base64url, no padding */
 #define EM_REALM                "lcmcoord"
+/* The HTTP layer's limits against hostile or broken clients (docs/security.md). */
+#define EM_DEFAULT_MAX_CONNECTIONS 1000u
+#define EM_DEFAULT_MAX_PER_CLIENT  128u
+#define EM_DEFAULT_IDLE_TIMEOUT    15u   /* seconds without a byte either way */
+#define EM_DEFAULT_HEADER_TIMEOUT  10u   /* seconds to send a whole request head (TLS included) */
+#define EM_DEFAULT_MIN_BODY_RATE   1024u /* bytes per second, averaged, once the grace is over */
+#define EM_SHUTDOWN_DEADLINE_S     5     /* SIGTERM ends the process within this */
 
 /* ---- small allocation helpers: a test tool has nothing sensible to do on OOM ---- */
 
@@ -97,6 +104,12 @@ struct em_options {
     const char *scenario;
     const char *chaos; /* --chaos NAME (or "list"); borrowed from argv */
     bool quiet;
+    unsigned max_connections; /* open connections in all, and from one client address */
+    unsigned max_per_client;
+    unsigned idle_timeout_s;
+    unsigned header_timeout_s; /* from accept (or the end of the last answer) to a whole head */
+    unsigned min_body_rate;    /* bytes/s; 0: no floor */
+    const char *base_url;      /* --base-url for absolute URLs, or NULL; borrowed from argv */
 };
 
 enum em_parse_status { EM_PARSE_OK, EM_PARSE_HELP, EM_PARSE_ERROR };
@@ -112,6 +125,9 @@ int em_retry_parse(const char *spec, struct em_retry *out, char *err, size_t err
 bool em_retry_value(const struct em_retry *spec, time_t now, char *buf, size_t len);
 void em_http_date(time_t t, char buf[EM_HTTP_DATE_LEN]);
 int em_split_listen(const char *spec, char *host, size_t hostlen, unsigned *port);
+/* 0 when url can be a --base-url: http(s)://HOST[:PORT][/PATH], printable, no '?', '#' or
+ * trailing '/'. */
+int em_check_base_url(const char *url);
 int em_result_parse(const char *name, enum em_result *out);
 const char *em_result_name(enum em_result r);
 

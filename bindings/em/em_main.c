@@ -3,15 +3,43 @@
  * the scenario and the TLS files, starts the HTTP(S) server, prints the one `listening on` line
  * clients and tests wait for, and then sleeps in sigwait() until SIGINT or SIGTERM. The signals are
  * blocked before any thread exists, so no handler ever runs on a worker thread and
- * shutdown is an ordinary, leak-free path that returns 0. `--chaos` picks a misbehaviour:
- * a raw-socket one replaces the HTTP server altogether, the others run on it.
+ * shutdown is an ordinary, leak-free path that returns 0. That path is bounded: a watchdog
+ * ends the process EM_SHUTDOWN_DEADLINE_S seconds after the signal whatever is still being
+ * released (a worker busy in a scenario, a large store), since nothing the simulator holds
+ * outlives it. `--chaos` picks a misbehaviour: a raw-socket one replaces the HTTP server
+ * altogether, the others run on it.
  */
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "em.h"
 #include "subcommands.h"
+
+/* Started once a stop signal arrives: the clean path gets EM_SHUTDOWN_DEADLINE_S seconds. */
+static void *shutdown_watchdog(void *arg)
+{
+    bool quiet = *(const bool *)arg;
+    struct timespec left = {EM_SHUTDOWN_DEADLINE_S, 0};
+    while (nanosleep(&left, &left) != 0)
+        ;
+    if (!quiet)
+        fprintf(stderr, "lcmcoord em: shutdown took longer than %d s; exiting now\n",
+                EM_SHUTDOWN_DEADLINE_S);
+    _exit(0);
+    return NULL;
+}
+
+static void start_shutdown_watchdog(const bool *quiet)
+{
+    pthread_t watchdog;
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, (void *)quiet) == 0)
+        pthread_detach(watchdog);
+}
 
 static int usage_error(const char *msg)
 {
@@ -35,6 +63,7 @@ static int serve_raw(const struct em_chaos *chaos, const struct em_options *opt,
     int sig = 0;
     while (sigwait(stop_signals, &sig) != 0)
         ;
+    start_shutdown_watchdog(&opt->quiet);
     em_chaos_server_stop(srv);
     return 0;
 }
@@ -124,12 +153,16 @@ int lcmc_em_main(int argc, char **argv)
         em_tls_files_free(&tls);
         return 1;
     }
-    printf("listening on %s\n", em.base_url);
+    /* The address actually listened on (--base-url only goes into the answers). */
+    bool v6 = strchr(opt.host, ':') != NULL;
+    printf("listening on %s://%s%s%s:%u\n", opt.tls_cert ? "https" : "http", v6 ? "[" : "",
+           opt.host, v6 ? "]" : "", em_server_port(srv));
     fflush(stdout);
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0)
         ;
+    start_shutdown_watchdog(&opt.quiet);
     em_server_stop(srv);
     em_cleanup(&em);
     em_tls_files_free(&tls);

@@ -19,7 +19,9 @@ const char em_usage_line[] =
     "                   [--oauth2 ID[:SECRET]] [--token-ttl S|none]\n"
     "                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]]\n"
     "                   [--body-limit BYTES] [--journal-max N] [--threads N]\n"
-    "                   [--scenario FILE.lua] [--chaos NAME|list] [--quiet] [--help]\n";
+    "                   [--scenario FILE.lua] [--chaos NAME|list] [--base-url URL]\n"
+    "                   [--max-connections N] [--max-per-client N] [--idle-timeout S]\n"
+    "                   [--header-timeout S] [--min-body-rate BYTES] [--quiet] [--help]\n";
 
 const char em_help_text[] =
     "\n"
@@ -52,7 +54,19 @@ const char em_help_text[] =
     "  --scenario FILE.lua   let a Lua function decide answers (see docs/em.md)\n"
     "  --chaos NAME          misbehave on purpose, as NAME says (--chaos list: all names;\n"
     "                        see docs/reliability.md)\n"
-    "  --quiet               do not log one line per request on stderr\n"
+    "  --base-url URL        http(s)://HOST[:PORT] put in absolute URLs (Location, links);\n"
+    "                        default: the listen address, never the Host header\n"
+    "  --max-connections N   open connections in all (default 1000)\n"
+    "  --max-per-client N    open connections from one client address (default 128)\n"
+    "  --idle-timeout S      close a connection silent for S seconds (default 15)\n"
+    "  --header-timeout S    close a connection whose request head (TLS handshake\n"
+    "                        included) is not complete S seconds after it could start\n"
+    "                        (default 10)\n"
+    "  --min-body-rate B     close a request whose body arrives slower than B bytes/s on\n"
+    "                        average after the first --header-timeout seconds (default\n"
+    "                        1024; 0: no floor)\n"
+    "  --quiet               log nothing on stderr: neither requests nor HTTP-layer\n"
+    "                        messages (otherwise rate-limited)\n"
     "  --help                show this help\n"
     "\n"
     "Prints `listening on http(s)://HOST:PORT` once ready; SIGINT or SIGTERM stop it.\n";
@@ -72,6 +86,11 @@ void em_options_init(struct em_options *opt)
     opt->body_limit = EM_DEFAULT_BODY_LIMIT;
     opt->journal_max = EM_DEFAULT_JOURNAL_MAX;
     opt->token_ttl = EM_DEFAULT_TOKEN_TTL;
+    opt->max_connections = EM_DEFAULT_MAX_CONNECTIONS;
+    opt->max_per_client = EM_DEFAULT_MAX_PER_CLIENT;
+    opt->idle_timeout_s = EM_DEFAULT_IDLE_TIMEOUT;
+    opt->header_timeout_s = EM_DEFAULT_HEADER_TIMEOUT;
+    opt->min_body_rate = EM_DEFAULT_MIN_BODY_RATE;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -172,6 +191,20 @@ void em_http_date(time_t t, char buf[EM_HTTP_DATE_LEN])
     snprintf(buf, EM_HTTP_DATE_LEN, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
              tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
              tm.tm_sec);
+}
+
+int em_check_base_url(const char *url)
+{
+    const char *rest = strncmp(url, "https://", 8) == 0  ? url + 8
+                       : strncmp(url, "http://", 7) == 0 ? url + 7
+                                                         : NULL;
+    size_t n = strlen(url);
+    if (!rest || !*rest || *rest == '/' || n >= EM_BASE_URL_MAX - 1 || url[n - 1] == '/')
+        return -1;
+    for (const char *p = rest; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '?' || *p == '#' || *p == '"' || *p == '\\')
+            return -1;
+    return 0;
 }
 
 int em_split_listen(const char *spec, char *host, size_t hostlen, unsigned *port)
@@ -324,6 +357,31 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
         if (!*value)
             return fail(err, errlen, "invalid --chaos: empty name (see --chaos list)");
         opt->chaos = value;
+    } else if (strcmp(flag, "--max-connections") == 0 || strcmp(flag, "--max-per-client") == 0) {
+        if (parse_integer(value, false, 1, 100000, &v) < 0)
+            return fail(err, errlen, "invalid %s '%s': expected 1 to 100000", flag, value);
+        if (strcmp(flag, "--max-connections") == 0)
+            opt->max_connections = (unsigned)v;
+        else
+            opt->max_per_client = (unsigned)v;
+    } else if (strcmp(flag, "--idle-timeout") == 0 || strcmp(flag, "--header-timeout") == 0) {
+        if (parse_integer(value, false, 1, 3600, &v) < 0)
+            return fail(err, errlen, "invalid %s '%s': expected 1 to 3600 seconds", flag, value);
+        if (strcmp(flag, "--idle-timeout") == 0)
+            opt->idle_timeout_s = (unsigned)v;
+        else
+            opt->header_timeout_s = (unsigned)v;
+    } else if (strcmp(flag, "--min-body-rate") == 0) {
+        if (parse_count(flag, value, 1000000000, &v, err, errlen) < 0)
+            return -1;
+        opt->min_body_rate = (unsigned)v;
+    } else if (strcmp(flag, "--base-url") == 0) {
+        if (em_check_base_url(value) < 0)
+            return fail(err, errlen,
+                        "invalid --base-url '%.80s': expected http(s)://HOST[:PORT][/PATH] "
+                        "without a query, a fragment, a trailing '/' or spaces",
+                        value);
+        opt->base_url = value;
     } else if (strcmp(flag, "--scenario") == 0) {
         if (!*value)
             return fail(err, errlen, "invalid --scenario: empty file name");
@@ -337,10 +395,13 @@ static int apply_option(struct em_options *opt, const char *flag, const char *va
 static bool takes_value(const char *flag)
 {
     static const char *const flags[] = {
-        "--listen",      "--mode",     "--polls",     "--rejects", "--result",
-        "--retry-after", "--location", "--delay",     "--basic",   "--body-limit",
-        "--journal-max", "--threads",  "--scenario",  "--oauth2",  "--token-ttl",
-        "--tls-cert",    "--tls-key",  "--client-ca", "--chaos"};
+        "--listen",          "--mode",           "--polls",        "--rejects",
+        "--result",          "--retry-after",    "--location",     "--delay",
+        "--basic",           "--body-limit",     "--journal-max",  "--threads",
+        "--scenario",        "--oauth2",         "--token-ttl",    "--tls-cert",
+        "--tls-key",         "--client-ca",      "--chaos",        "--base-url",
+        "--max-connections", "--max-per-client", "--idle-timeout", "--header-timeout",
+        "--min-body-rate"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(flag, flags[i]) == 0)
             return true;

@@ -1,22 +1,39 @@
 /*
  * libmicrohttpd glue for the EM simulator: collects each request (headers, body up to the
  * limit), hands it to em_handle() and sends the answer, logging one line per request.
- * MHD runs a thread pool over epoll; a request answered late (--delay) is suspended, not
- * slept on, and a single timer thread resumes it when due, so a stalled answer ties up
- * neither a worker nor shutdown (which resumes everything still waiting before stopping).
+ * MHD runs a thread pool over poll(): its epoll mode (0.9.75) misses a FIN that arrives
+ * together with data and leaves such sockets in CLOSE-WAIT for good (docs/benchmarks.md).
+ * A request answered late (--delay) is suspended, not slept on, and a single timer thread
+ * resumes it when due, so a stalled answer ties up neither a worker nor shutdown (which
+ * resumes everything still waiting before stopping).
+ *
+ * The layer holds against hostile clients (docs/security.md): connections are capped in all
+ * and per client address; MHD closes a connection silent for --idle-timeout, but its timer
+ * restarts on every byte, so a reaper thread of ours also closes a connection whose request
+ * head (TLS handshake included) is not complete --header-timeout seconds after it could
+ * start, or whose body trickles in under --min-body-rate. Framing is strict (RFC 9112):
+ * anything a proxy in front could read differently is refused with 400 and the connection
+ * closed, and routing sees the path exactly as sent (no percent-decoding). MHD's own
+ * messages go through the same log as the requests: silent under --quiet, JSON under
+ * --log-format json, and rate-limited.
  * Over HTTPS each connection carries what its TLS session says about the client (looked
  * at once, on its first request), for the protocol logic to judge.
  */
+#define _GNU_SOURCE /* POLLRDHUP: see a peer that has closed its side */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,17 +54,53 @@ struct delay_queue {
     pthread_t thread;
 };
 
+/* Where a connection stands, as far as the deadlines are concerned. */
+enum sock_phase {
+    SOCK_WAITING_HEAD, /* TLS handshake or request head under way, or idle between requests */
+    SOCK_RECEIVING,    /* head complete, body arriving */
+    SOCK_ANSWERING,    /* request complete: ours to answer (maybe late), no deadline */
+};
+
+/* Per-connection state (MHD's socket context), from accept to close. */
+struct em_sock {
+    struct em_peer peer; /* over HTTPS */
+    int fd;
+    enum sock_phase phase;    /* these three under reaper.mu */
+    struct timespec since;    /* CLOCK_MONOTONIC: when the phase began */
+    unsigned long long bytes; /* body bytes received in SOCK_RECEIVING */
+    bool cut;                 /* the reaper shut it down already */
+    bool peer_gone;           /* seen closed by the peer, with nothing left to read */
+    struct em_sock *prev, *next;
+};
+
+/* The thread enforcing what MHD's idle timeout cannot: head and body deadlines. It also
+ * reports the log lines the rate limit held back. */
+struct reaper {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct em_sock *head;
+    bool stopping;
+    bool started;
+    pthread_t thread;
+    unsigned long cut_head, cut_body, cut_gone; /* connections closed for each reason */
+};
+
 struct em_server {
     struct em *em;
     bool tls;
     struct MHD_Daemon *daemon;
     unsigned port;
     struct delay_queue delays;
+    struct reaper reaper;
 };
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 struct em_conn {
     struct em_server *srv;
+    struct em_sock *sock;
+    bool begun;             /* the request handler has seen the head */
+    const char *raw_target; /* the target as MHD cut the request line (in its buffer) */
+    size_t raw_target_len;
     const struct em_peer *peer; /* the connection's, over HTTPS */
     struct MHD_Connection *connection;
     struct timespec started;  /* CLOCK_MONOTONIC, for the log line */
@@ -62,6 +115,8 @@ struct em_conn {
     struct timespec due; /* when suspended */
     struct em_conn *next;
 };
+
+static void log_answer(const struct em_conn *c);
 
 static double ms_since(const struct timespec *t0)
 {
@@ -106,6 +161,8 @@ static void *delay_thread(void *arg)
             while (due) {
                 struct em_conn *c = due;
                 due = c->next;
+                /* c is ours until the resume: MHD leaves a suspended connection alone. */
+                log_answer(c);
                 MHD_resume_connection(c->connection);
             }
             pthread_mutex_lock(&q->mu);
@@ -149,6 +206,7 @@ static void delay_stop(struct delay_queue *q)
     while (pending) {
         struct em_conn *c = pending;
         pending = c->next;
+        log_answer(c);
         MHD_resume_connection(c->connection);
     }
 }
@@ -183,6 +241,265 @@ static bool delay_suspend(struct em_server *srv, struct em_conn *c)
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     return true;
+}
+
+/* ---- the log: one line per request, and the HTTP layer's own messages ---- */
+
+/* `lcmcoord em --log-format json` (the option is taken by the program's dispatcher, main.c):
+ * one JSON object per line for a log collector. Set once before the server starts. */
+static bool log_json;
+/* --quiet: nothing at all on stderr once serving. Set once before the server starts. */
+static bool log_quiet;
+
+void lcmc_em_set_log_json(int on)
+{
+    log_json = on != 0;
+}
+
+static void rfc3339_now(char stamp[40])
+{
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(stamp, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, 40 - n, ".%03ldZ", now.tv_nsec / 1000000L);
+}
+
+/* The request line as JSON: {time, method, path, status, ms}; time is RFC 3339 UTC. */
+static void log_request_json(const struct em_conn *c, double ms)
+{
+    char stamp[40];
+    rfc3339_now(stamp);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f}", "time", stamp, "method", c->method, "path",
+                          c->log_path, "status", (int)c->status, "ms", ms);
+    char *line = o != NULL
+                     ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+                     : NULL;
+    if (line != NULL)
+        fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+/* A message from the HTTP layer (MHD's or the reaper's), in the chosen format. */
+static void log_http_line(const char *msg)
+{
+    if (!log_json) {
+        fprintf(stderr, "lcmcoord em: http: %s\n", msg);
+        return;
+    }
+    char stamp[40];
+    rfc3339_now(stamp);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "time", stamp, "level", "warning", "message", msg);
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (line != NULL)
+        fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
+}
+
+/* At most EM_HTTP_LOG_PER_SECOND messages a second: a client can make MHD complain once
+ * per connection (an aborted handshake, a bad head), and must not flood the log or the
+ * disk with it. What is held back is counted and reported once the second is over. */
+#define EM_HTTP_LOG_PER_SECOND 5
+static struct {
+    pthread_mutex_t mu;
+    time_t second;
+    unsigned printed;
+    unsigned long suppressed;
+} http_log_limit = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+
+/* Reports what was held back in a second now over (or at once, when stopping); call with
+ * http_log_limit.mu held. */
+static void http_log_report_suppressed(time_t now, bool stopping)
+{
+    if (http_log_limit.suppressed && (stopping || now != http_log_limit.second)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%lu more messages suppressed (at most %d a second are logged)",
+                 http_log_limit.suppressed, EM_HTTP_LOG_PER_SECOND);
+        http_log_limit.suppressed = 0;
+        log_http_line(msg);
+    }
+}
+
+static void http_log(const char *msg)
+{
+    if (log_quiet)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&http_log_limit.mu);
+    http_log_report_suppressed(now.tv_sec, false);
+    if (now.tv_sec != http_log_limit.second) {
+        http_log_limit.second = now.tv_sec;
+        http_log_limit.printed = 0;
+    }
+    if (http_log_limit.printed < EM_HTTP_LOG_PER_SECOND) {
+        http_log_limit.printed++;
+        log_http_line(msg);
+    } else {
+        http_log_limit.suppressed++;
+    }
+    pthread_mutex_unlock(&http_log_limit.mu);
+}
+
+static void http_log_flush(bool stopping)
+{
+    if (log_quiet)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&http_log_limit.mu);
+    http_log_report_suppressed(now.tv_sec, stopping);
+    pthread_mutex_unlock(&http_log_limit.mu);
+}
+
+/* MHD_OPTION_EXTERNAL_LOGGER: MHD's messages, one line each, printable ASCII only. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] > 0x7e)
+            msg[i] = '?';
+    http_log(msg);
+}
+
+/* ---- deadlines: the reaper ---- */
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Moves a connection to a new phase; the deadlines count from now. */
+static void sock_enter(struct reaper *r, struct em_sock *sock, enum sock_phase phase)
+{
+    pthread_mutex_lock(&r->mu);
+    sock->phase = phase;
+    sock->bytes = 0;
+    sock->peer_gone = false;
+    clock_gettime(CLOCK_MONOTONIC, &sock->since);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void sock_add_bytes(struct reaper *r, struct em_sock *sock, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    sock->bytes += n;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Whether the peer has closed its side and every byte it sent has been read: a request
+ * still incomplete then never will be. */
+static bool peer_finished(int fd)
+{
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    int unread = 0;
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
+           ioctl(fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/* Why a connection is past its deadline, or NULL. A body gets --header-timeout seconds of
+ * grace, then must have averaged --min-body-rate since its head was complete. */
+static const char *sock_overdue(const struct em_options *opt, const struct em_sock *sock,
+                                const struct timespec *now)
+{
+    double age = seconds_between(&sock->since, now);
+    if (sock->phase == SOCK_WAITING_HEAD && age > (double)opt->header_timeout_s)
+        return "head";
+    if (sock->phase == SOCK_RECEIVING && opt->min_body_rate &&
+        age > (double)opt->header_timeout_s &&
+        (double)sock->bytes < age * (double)opt->min_body_rate)
+        return "body";
+    return NULL;
+}
+
+static void *reaper_thread(void *arg)
+{
+    struct em_server *srv = arg;
+    struct reaper *r = &srv->reaper;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (struct em_sock *sock = r->head; sock; sock = sock->next) {
+            if (sock->cut)
+                continue;
+            const char *why = sock_overdue(&srv->em->opt, sock, &now);
+            /* MHD's epoll loop (0.9.75) can miss a FIN that comes with data, and would keep
+             * such a socket in CLOSE-WAIT for good; poll mode has no such miss but loses
+             * delayed answers to clients that half-close. So the reaper looks: a peer gone
+             * while its request is incomplete is cut like an overdue one: seen on two sweeps
+             * in a row, or once the phase is old enough that MHD is not about to hand the
+             * last bytes over. */
+            if (!why && sock->phase != SOCK_ANSWERING) {
+                bool gone = peer_finished(sock->fd);
+                if (gone && (sock->peer_gone || seconds_between(&sock->since, &now) > 0.2))
+                    why = "gone";
+                sock->peer_gone = gone;
+            }
+            if (!why)
+                continue;
+            /* The socket stays open until MHD's close notice, which takes r->mu first, so
+             * the descriptor is still this connection's. MHD sees the end of the stream
+             * on its next poll and closes the connection the ordinary way. */
+            shutdown(sock->fd, SHUT_RDWR);
+            sock->cut = true;
+            if (why[0] == 'h')
+                r->cut_head++;
+            else if (why[0] == 'b')
+                r->cut_body++;
+            else
+                r->cut_gone++;
+        }
+        http_log_flush(false);
+        struct timespec wake = now;
+        wake.tv_nsec += 100000000L; /* ten sweeps a second: abandoned sockets go quickly */
+        if (wake.tv_nsec >= 1000000000L) {
+            wake.tv_sec++;
+            wake.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->cv, &r->mu, &wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static int reaper_start(struct em_server *srv)
+{
+    struct reaper *r = &srv->reaper;
+    pthread_condattr_t attr;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    r->started = pthread_create(&r->thread, NULL, reaper_thread, srv) == 0;
+    return r->started ? 0 : -1;
+}
+
+static void reaper_stop(struct reaper *r)
+{
+    if (!r->started)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    r->started = false;
+}
+
+static void reaper_destroy(struct reaper *r)
+{
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
 }
 
 /* ---- requests ---- */
@@ -236,9 +553,9 @@ static void decide(struct em_conn *c, const char *url, const char *method)
     /* MHD frees the body with free() once sent; an empty one still needs a response. A
      * streamed body (the journal) is read chunk by chunk, never copied whole. */
     struct MHD_Response *resp =
-        rs.stream_read ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
-                                                           rs.stream_read, rs.stream_ctx,
-                                                           rs.stream_free)
+        rs.stream_read
+            ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, rs.stream_read,
+                                                rs.stream_ctx, rs.stream_free)
         : rs.body_len ? MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE)
                       : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (rs.stream_read && resp)
@@ -254,49 +571,33 @@ static void decide(struct em_conn *c, const char *url, const char *method)
     em_response_free(&rs);
 }
 
-/* `lcmcoord em --log-format json` (the option is taken by the program's dispatcher, main.c):
- * one JSON object per request for a log collector. Set once before the server starts. */
-static bool log_json;
-
-void lcmc_em_set_log_json(int on)
+/* One line per request, once its answer is on its way. */
+static void log_answer(const struct em_conn *c)
 {
-    log_json = on != 0;
+    if (!log_quiet && log_json)
+        log_request_json(c, ms_since(&c->started));
+    else if (!log_quiet)
+        fprintf(stderr, "%s %s %u %.1f ms\n", c->method, c->log_path, c->status,
+                ms_since(&c->started));
 }
 
-/* The request line as JSON: {time, method, path, status, ms}; time is RFC 3339 UTC. */
-static void log_request_json(const struct em_conn *c, double ms)
-{
-    struct timespec now;
-    struct tm tm;
-    char stamp[40];
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", now.tv_nsec / 1000000L);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f}", "time", stamp, "method", c->method, "path",
-                          c->log_path, "status", (int)c->status, "ms", ms);
-    char *line = o != NULL
-                     ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
-                     : NULL;
-    if (line != NULL)
-        fprintf(stderr, "%s\n", line);
-    free(line);
-    json_decref(o);
-}
-
-static enum MHD_Result answer(struct em_conn *c)
+static enum MHD_Result queue_answer(struct em_conn *c)
 {
     struct MHD_Response *resp = c->response;
     c->response = NULL;
     if (!resp)
         return MHD_NO;
+    if (c->sock)
+        sock_enter(&c->srv->reaper, c->sock, SOCK_ANSWERING);
     enum MHD_Result ret = MHD_queue_response(c->connection, c->status, resp);
     MHD_destroy_response(resp);
-    if (!c->srv->em->opt.quiet && log_json)
-        log_request_json(c, ms_since(&c->started));
-    else if (!c->srv->em->opt.quiet)
-        fprintf(stderr, "%s %s %u %.1f ms\n", c->method, c->log_path, c->status,
-                ms_since(&c->started));
+    return ret;
+}
+
+static enum MHD_Result answer(struct em_conn *c)
+{
+    enum MHD_Result ret = queue_answer(c);
+    log_answer(c);
     return ret;
 }
 
@@ -307,13 +608,10 @@ static bool is_journal(const char *url)
 
 /* The TLS facts of a connection, inspected on its first request: the handshake is over by
  * then, and a connection's requests are handled one at a time, so no lock is needed. */
-static const struct em_peer *connection_peer(struct MHD_Connection *connection)
+static const struct em_peer *connection_peer(struct MHD_Connection *connection,
+                                             struct em_sock *sock)
 {
-    const union MHD_ConnectionInfo *ctx =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct em_peer *peer = ctx ? ctx->socket_context : NULL;
-    if (!peer)
-        return NULL;
+    struct em_peer *peer = &sock->peer;
     if (!peer->inspected) {
         const union MHD_ConnectionInfo *tls =
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -325,35 +623,184 @@ static const struct em_peer *connection_peer(struct MHD_Connection *connection)
     return peer;
 }
 
+static struct em_sock *connection_sock(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *ctx =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ctx ? ctx->socket_context : NULL;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)connection;
-    const struct em_server *srv = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED && srv->tls) {
-        struct em_peer *peer = em_xmalloc(sizeof *peer);
-        memset(peer, 0, sizeof *peer);
-        *socket_context = peer;
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        free(*socket_context);
+    struct em_server *srv = cls;
+    struct reaper *r = &srv->reaper;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct em_sock *sock = em_xmalloc(sizeof *sock);
+        memset(sock, 0, sizeof *sock);
+        sock->fd = fd ? fd->connect_fd : -1;
+        sock->phase = SOCK_WAITING_HEAD;
+        clock_gettime(CLOCK_MONOTONIC, &sock->since);
+        pthread_mutex_lock(&r->mu);
+        sock->next = r->head;
+        if (r->head)
+            r->head->prev = sock;
+        r->head = sock;
+        pthread_mutex_unlock(&r->mu);
+        *socket_context = sock;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        struct em_sock *sock = *socket_context;
+        pthread_mutex_lock(&r->mu);
+        if (sock->prev)
+            sock->prev->next = sock->next;
+        else
+            r->head = sock->next;
+        if (sock->next)
+            sock->next->prev = sock->prev;
+        pthread_mutex_unlock(&r->mu);
+        free(sock);
         *socket_context = NULL;
     }
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: leave the path as the client sent it. Routing on a decoded
+ * path lets `/_em/%6Aournal` reach the journal and `%00` cut a path short. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *connection, char *s)
+{
+    (void)cls;
+    (void)connection;
+    return strlen(s);
+}
+
+/* What the head says about framing, gathered from MHD's parsed fields. */
+struct framing {
+    unsigned hosts, content_lengths, transfer_encodings;
+    bool bad_name, bad_length, bad_coding, bare_line_end;
+    const char *first_length;
+};
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* MHD 0.9.75 cuts the head into lines in place, turning each CR and LF of a line end into
+ * NUL, and accepts a bare LF or CR as a line end. A field whose value ends in exactly one
+ * NUL followed by more text therefore came with a bare line end (RFC 9112 §2.2 lets a
+ * server reject those; a proxy splitting on CRLF only would see another head). */
+static bool bare_line_end_after(const char *value)
+{
+    const char *end = value + strlen(value);
+    return end[1] != '\0';
+}
+
+static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    for (const char *p = key; *p; p++)
+        if (!is_tchar((unsigned char)*p))
+            f->bad_name = true;
+    if (!*key)
+        f->bad_name = true;
+    if (value && bare_line_end_after(value))
+        f->bare_line_end = true;
+    if (strcasecmp(key, "host") == 0) {
+        f->hosts++;
+    } else if (strcasecmp(key, "content-length") == 0) {
+        if (f->content_lengths++ == 0)
+            f->first_length = value;
+        if (!value || !*value || strspn(value, "0123456789") != strlen(value))
+            f->bad_length = true;
+    } else if (strcasecmp(key, "transfer-encoding") == 0) {
+        f->transfer_encodings++;
+        if (!value || strcasecmp(value, "chunked") != 0)
+            f->bad_coding = true;
+    }
+    return MHD_YES;
+}
+
+/* Why the request must be refused before anything else looks at it, or NULL. */
+static const char *framing_problem(struct MHD_Connection *connection, const char *url,
+                                   const char *version)
+{
+    struct framing f;
+    memset(&f, 0, sizeof f);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, look_at_field, &f);
+    if (f.bad_name)
+        return "a header field name is not a token (RFC 9112 §5.1: no space before the colon)";
+    if (f.bare_line_end || bare_line_end_after(version))
+        return "a line of the request head ends in a bare LF or CR, not CRLF";
+    if (f.content_lengths && f.transfer_encodings)
+        return "Content-Length and Transfer-Encoding together (RFC 9112 §6.3)";
+    if (f.content_lengths > 1)
+        return "more than one Content-Length";
+    if (f.bad_length)
+        return "Content-Length is not a decimal number";
+    if (f.transfer_encodings > 1 || f.bad_coding)
+        return "Transfer-Encoding other than a single 'chunked'";
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? f.hosts != 1 : f.hosts > 1)
+        return "a request needs exactly one Host field (RFC 9112 §3.2)";
+    if (url[0] != '/')
+        return "the request target is not an absolute path";
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return "the path has a control character, a space or a non-ASCII byte";
+    if (strstr(url, "%00"))
+        return "the path has an encoded NUL (%00)";
+    return NULL;
+}
+
+/* 400 with a ProblemDetails, and the connection closed after it: what follows a head we
+ * could not frame cannot be trusted to be the next request. */
+static void refuse_framing(struct em_conn *c, const char *why)
+{
+    struct em_response rs;
+    memset(&rs, 0, sizeof rs);
+    em_response_problem(&rs, 400, "malformed request: %s", why);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE);
+    if (resp) {
+        rs.body = NULL;
+        MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    c->response = resp;
+    c->status = 400;
+    em_response_free(&rs);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: called once the request line is cut, before the target is
+ * split at '?'. The request's state begins here, so it can remember where the target
+ * started and how long it looked. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    struct em_conn *c = em_xmalloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->srv = cls;
+    c->connection = connection;
+    c->raw_target = uri;
+    c->raw_target_len = strlen(uri);
+    return c;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     struct em_server *srv = cls;
     struct em_conn *c = *req_cls;
     size_t limit = em_body_limit(srv->em, url);
 
-    if (!c) {
-        c = em_xmalloc(sizeof *c);
-        memset(c, 0, sizeof *c);
-        c->srv = srv;
-        c->connection = connection;
+    if (!c) /* on_request_line() always runs first */
+        return MHD_NO;
+    if (!c->begun) { /* c comes from on_request_line() */
+        c->begun = true;
+        c->sock = connection_sock(connection);
         clock_gettime(CLOCK_MONOTONIC, &c->started);
         clock_gettime(CLOCK_REALTIME, &c->received);
         snprintf(c->method, sizeof c->method, "%s", method);
@@ -363,9 +810,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         char *shown_path = em_redact_path(url); /* no query string or userinfo in logs */
         c->log_path = loggable(shown_path);
         free(shown_path);
-        if (srv->tls)
-            c->peer = connection_peer(connection);
+        if (srv->tls && c->sock)
+            c->peer = connection_peer(connection, c->sock);
         *req_cls = c;
+        if (c->sock)
+            sock_enter(&srv->reaper, c->sock, SOCK_RECEIVING);
+        const char *bad = framing_problem(connection, url, version);
+        /* MHD ends the target at the space before the version with a NUL: a shorter
+         * string seen when the line was cut means a NUL byte inside the target. */
+        if (!bad && url == c->raw_target && version != c->raw_target + c->raw_target_len + 1)
+            bad = "the request target has a NUL byte";
+        if (bad) {
+            refuse_framing(c, bad);
+            return answer(c);
+        }
         /* A declared body over the limit is refused before reading a byte of it. */
         const char *cl = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -381,11 +839,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         }
         return MHD_YES;
     }
-    if (c->response) /* resumed after --delay */
-        return answer(c);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (c->sock)
+            sock_add_bytes(&srv->reaper, c->sock, n);
         if (c->too_large)
             return MHD_YES;
         if (n > limit - c->body_len) {
@@ -402,19 +860,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         c->body[c->body_len] = '\0';
         return MHD_YES;
     }
+    if (c->sock)
+        sock_enter(&srv->reaper, c->sock, SOCK_ANSWERING);
     decide(c, url, method);
-    if (srv->em->opt.delay_ms && !is_journal(url) && delay_suspend(srv, c))
-        return MHD_YES;
+    if (srv->em->opt.delay_ms && !is_journal(url)) {
+        /* The answer is queued before the connection is suspended: once resumed, MHD
+         * sends it first. Queued after the resume instead, it is lost whenever MHD reads
+         * the end of a half-closed client's stream before calling us again (0.9.75). */
+        enum MHD_Result ret = queue_answer(c);
+        if (ret == MHD_YES && delay_suspend(srv, c))
+            return MHD_YES; /* logged by the timer when due */
+        log_answer(c);
+        return ret;
+    }
     return answer(c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)connection;
+    struct em_server *srv = cls;
     (void)toe;
     struct em_conn *c = *req_cls;
+    /* The next request's head is due within --header-timeout from now. */
+    struct em_sock *sock = connection_sock(connection);
+    if (sock)
+        sock_enter(&srv->reaper, sock, SOCK_WAITING_HEAD);
     if (!c)
         return;
     if (c->response)
@@ -423,17 +894,6 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
     free(c->log_path);
     free(c);
     *req_cls = NULL;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n')
-        msg[--n] = '\0';
-    fprintf(stderr, "lcmcoord em: http: %s\n", msg);
 }
 
 /* Binds the listening socket ourselves so the real port (for port 0) is known, and the
@@ -474,26 +934,74 @@ int em_listen(const struct em_options *opt, bool *v6, unsigned *bound, char *err
     return fd;
 }
 
-/* TLS 1.2 and 1.3 only, as SOL 013 asks; GnuTLS's NORMAL set otherwise. */
-static const char tls_priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+/* TLS 1.2 and 1.3 only, as SOL 013 asks, and only suites with forward secrecy (ECDHE or
+ * DHE key exchange; TLS 1.3 always) and an AEAD cipher: no static RSA, no CBC, no SHA-1 MAC. */
+static const char tls_priorities[] =
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-PSK:-RSA-PSK:-DHE-PSK:-ECDHE-PSK:"
+    "-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-CCM:+AES-128-CCM:"
+    "-MAC-ALL:+AEAD";
+
+/* Every descriptor the hard limit allows: each connection costs one, and running out makes
+ * MHD stop accepting anyone. The connection cap is then kept under what is left. */
+static unsigned usable_descriptors(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    return rl.rlim_cur > 1000000 ? 1000000u : (unsigned)rl.rlim_cur;
+}
+
+/* Absolute URLs (Location, links, the scenario's base_url) come from --base-url, else from
+ * the address listened on with the real port: never from a client's Host header. */
+static void set_public_base_url(struct em *em, unsigned port)
+{
+    em_set_base_url(em, port);
+    em->wildcard_host = false;
+    if (em->opt.base_url) {
+        snprintf(em->base_url, sizeof em->base_url, "%s", em->opt.base_url);
+        if (em->scenario)
+            em_scenario_set_base_url(em->scenario, em->base_url);
+    }
+}
 
 struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls, char *err,
                                   size_t errlen)
 {
     bool v6 = false;
     unsigned port;
+    /* Descriptors for the listener, the log, the threads' wake-up pipes and libraries. */
+    unsigned fds = usable_descriptors();
+    unsigned spare = 64 + 2 * em->opt.threads;
+    unsigned max_connections = em->opt.max_connections;
+    if (fds < spare + 16) {
+        snprintf(err, errlen, "only %u file descriptors allowed (ulimit -n): too few to serve",
+                 fds);
+        return NULL;
+    }
+    if (max_connections > fds - spare)
+        max_connections = fds - spare;
     int fd = em_listen(&em->opt, &v6, &port, err, errlen);
     if (fd < 0)
         return NULL;
-    em_set_base_url(em, port);
+    set_public_base_url(em, port);
+    log_quiet = em->opt.quiet;
     struct em_server *srv = em_xmalloc(sizeof *srv);
     memset(srv, 0, sizeof *srv);
     srv->em = em;
     srv->port = port;
     srv->tls = tls != NULL;
-    if (delay_start(&srv->delays) < 0) {
-        snprintf(err, errlen, "cannot start the delay timer thread");
+    if (delay_start(&srv->delays) < 0 || reaper_start(srv) < 0) {
+        snprintf(err, errlen, "cannot start the timer threads");
         close(fd);
+        delay_stop(&srv->delays);
+        delay_destroy(&srv->delays);
+        reaper_stop(&srv->reaper);
+        reaper_destroy(&srv->reaper);
         free(srv);
         return NULL;
     }
@@ -512,17 +1020,24 @@ struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls,
         flags |= MHD_USE_TLS;
     else
         tls_options[0].option = MHD_OPTION_END;
+    /* MHD's own strict level (1) would refuse a missing Host, but its error answers send
+     * their header block twice (0.9.75), so framing_problem() judges that, and the rest. */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)em->opt.threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300, MHD_OPTION_ARRAY, tls_options,
-        MHD_OPTION_END);
+        srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)em->opt.idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        em->opt.max_per_client, MHD_OPTION_STRICT_FOR_CLIENT, (int)0, MHD_OPTION_UNESCAPE_CALLBACK,
+        keep_escaped, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv, MHD_OPTION_ARRAY,
+        tls_options, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%u", em->opt.host, port);
         close(fd);
         delay_stop(&srv->delays);
         delay_destroy(&srv->delays);
+        reaper_stop(&srv->reaper);
+        reaper_destroy(&srv->reaper);
         free(srv);
         return NULL;
     }
@@ -540,6 +1055,9 @@ void em_server_stop(struct em_server *srv)
         return;
     delay_stop(&srv->delays);
     MHD_stop_daemon(srv->daemon);
+    reaper_stop(&srv->reaper);
+    http_log_flush(true);
     delay_destroy(&srv->delays);
+    reaper_destroy(&srv->reaper);
     free(srv);
 }

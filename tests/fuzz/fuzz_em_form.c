@@ -30,9 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *at = size < 4096 ? memmem(body, size, field, sizeof field - 1) : NULL;
     if (at && (at == body || at[-1] == '&')) {
         const char *value = at + sizeof field - 1;
-        size_t vlen = strcspn(value, "&");
-        if (value + vlen > body + size)
-            vlen = (size_t)(body + size - value);
+        size_t rest = (size_t)(body + size - value);
+        const char *amp = memchr(value, '&', rest);
+        size_t vlen = amp ? (size_t)(amp - value) : rest;
         char needle[64];
         if (vlen >= 12 && vlen < sizeof needle && !memchr(value, '\0', vlen)) {
             memcpy(needle, value, vlen);
