@@ -112,7 +112,8 @@ LCMC_API void lcmc_engine_set_trace(lcmc_engine *engine, lcmc_trace_fn *fn, void
 LCMC_API lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *engine, long max);
 LCMC_API long lcmc_engine_max_host_connections(const lcmc_engine *engine);
 /* Async-signal-safe: every coordination and request in flight is cancelled (the EM is asked
- * to cancel coordinations that have an id, briefly) and finishes with LCMC_ECANCELLED. The
+ * to cancel coordinations that have an id, briefly; a coordination whose POST is out first
+ * waits at most 5 s for its answer, to learn that id) and finishes with LCMC_ECANCELLED. The
  * blocking call in progress returns promptly. Stays in effect until lcmc_engine_reset_interrupt. */
 LCMC_API void lcmc_engine_interrupt(lcmc_engine *engine);
 LCMC_API int lcmc_engine_interrupted(const lcmc_engine *engine);
@@ -214,7 +215,9 @@ LCMC_API lcmc_status lcmc_coordination_wait(lcmc_coordination *coord);
 LCMC_API lcmc_status lcmc_client_coordinate(lcmc_client *client, const char *request_json,
                                             double timeout, lcmc_coordination **out);
 /* Asks the EM to cancel (POST .../cancel once the id is known) and keeps polling until the
- * EM reports the result (normally CANCELLED), within the same deadline. */
+ * EM reports the result (normally CANCELLED), within the same deadline. Before the EM has
+ * the POST (waiting out a 503/429, or not yet sent) the coordination ends at once with
+ * LCMC_ECANCELLED and the POST is not sent again. */
 LCMC_API lcmc_status lcmc_coordination_cancel(lcmc_coordination *coord);
 /* Stops the coordination here and now, without asking the EM: it finishes LCMC_ECANCELLED. */
 LCMC_API void lcmc_coordination_abort(lcmc_coordination *coord);
