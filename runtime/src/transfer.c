@@ -428,6 +428,9 @@ static int no_proxy_matches(const char *list, const char *host)
 /* The proxy the environment gives for `url`, or NULL to go direct. */
 static char *proxy_for(const char *url)
 {
+    /* Most runs have no proxy at all: no URL parsing per request for them. */
+    if (env_proxy("http") == NULL && env_proxy("https") == NULL)
+        return NULL;
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL;
     char *proxy = NULL;
