@@ -870,6 +870,7 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
     int tunnel_refused = r->proxy && r->proxy_connect_status != 0 &&
                          (r->proxy_connect_status < 200 || r->proxy_connect_status > 299);
     if (r->proxy && (tunnel_refused || r->curl_code == CURLE_COULDNT_RESOLVE_PROXY ||
+                     r->curl_code == CURLE_PROXY ||
                      (r->curl_code == CURLE_COULDNT_CONNECT && r->proxy_connect_status == 0))) {
         /* The proxy's own failure: the EM was never reached, and must not be blamed. */
         status = LCMC_ETRANSPORT;
@@ -879,6 +880,9 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
                 err, status, "the proxy %s refused the tunnel to %s (%s): %ld %s (%s %s)", r->proxy,
                 target ? target : "?", peer, r->proxy_connect_status,
                 lcmc__reason_phrase(r->proxy_connect_status), method, path ? path : "?");
+        else if (r->curl_code == CURLE_PROXY) /* a SOCKS proxy's refusal, say */
+            lcmc__error_set(err, status, "the proxy %s failed on the way to %s: %s (%s %s)",
+                            r->proxy, peer, shown ? shown : "?", method, path ? path : "?");
         else
             lcmc__error_set(err, status, "cannot reach the proxy %s (on the way to %s): %s (%s %s)",
                             r->proxy, peer, shown ? shown : "?", method, path ? path : "?");
