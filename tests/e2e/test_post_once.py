@@ -234,6 +234,18 @@ class PostGrace(TestCase):
             self.assertLess(elapsed, 3.0 + 3.0 * TF)
             self.assert_cancelled_after_its_202(em)
 
+    def test_a_201_in_the_grace_leaves_nothing_to_cancel(self):
+        with EM("--delay", "1500") as em:
+            proc = start_run(vnfc_param(em.url, authentication=None, timeout=60), "-v")
+            em.wait_journal(1, timeout=10 * TF)
+            proc.send_signal(signal.SIGTERM)
+            stderr = finish_run(proc, 15 * TF)
+            journal = em.journal()
+        self.assertEqual(proc.returncode, 143, stderr)
+        self.assertEqual([e["status"] for e in posts(journal)], [201], journal)
+        self.assertEqual(cancels(journal), [])
+        self.assertNotIn("could not be cancelled", stderr)
+
     def test_the_deadline_during_the_post_cancels_what_the_em_accepted(self):
         with EM("--mode", "async", "--delay", "1500") as em:
             started = time.monotonic()
@@ -346,9 +358,9 @@ class CancelWhileWaitingOutA503(TestCase):
         self.assertLess(elapsed, 1.0 * TF)
         self.assertEqual([e["status"] for e in posts(journal)], [503], journal)
 
-    def test_lcmc_coordination_cancel_during_the_wait_ends_at_once(self):
-        """Through the C API (ctypes on liblcmcoord): the cancel comes while the runtime
-        waits out the EM's Retry-After; the coordination ends cancelled, POST not resent."""
+    def run_driver(self, when, *em_args):
+        """Runs CANCEL_DRIVER against `lcmcoord em EM_ARGS`; returns its outcome and the
+        EM's journal."""
         library = os.environ.get("LCMC_RUNTIME_LIBRARY")
         if not library:
             self.skipTest("LCMC_RUNTIME_LIBRARY is not set (ctest sets it)")
@@ -357,23 +369,39 @@ class CancelWhileWaitingOutA503(TestCase):
         if preload:
             env["LD_PRELOAD"] = preload
             env["ASAN_OPTIONS"] = "detect_leaks=0"
-        with EM("--rejects", "1", "--retry-after", "1") as em:
+        with EM(*em_args) as em:
             done = subprocess.run([sys.executable, "-c", CANCEL_DRIVER, library, em.url,
-                                   json.dumps(harness.sample_request())],
+                                   json.dumps(harness.sample_request()), when],
                                   capture_output=True, text=True, timeout=30 * TF, env=env)
             journal = em.journal()
         self.assertEqual(done.returncode, 0, done.stderr)
-        outcome = json.loads(done.stdout)
+        return json.loads(done.stdout), journal
+
+    def test_lcmc_coordination_cancel_during_the_wait_ends_at_once(self):
+        """Through the C API (ctypes on liblcmcoord): the cancel comes while the runtime
+        waits out the EM's Retry-After; the coordination ends cancelled, POST not resent."""
+        outcome, journal = self.run_driver("waiting", "--rejects", "1", "--retry-after", "1")
         self.assertEqual(outcome["done_after_cancel"], 1, outcome)
+        self.assertEqual(outcome["status"], "cancelled", outcome)
+        self.assertIn("cancelled before the EM accepted", outcome["message"])
+        self.assertEqual([e["status"] for e in posts(journal)], [503], journal)
+
+    def test_lcmc_coordination_cancel_while_the_post_is_out_does_not_wait_out_its_503(self):
+        """The cancel comes while the EM holds the POST (it answers 503 1.5 s later): the
+        answer ends the coordination, cancelled, instead of a wait and a second POST."""
+        outcome, journal = self.run_driver("posted", "--rejects", "1", "--retry-after", "1",
+                                           "--delay", "1500")
+        self.assertEqual(outcome["done_after_cancel"], 0, outcome)
         self.assertEqual(outcome["status"], "cancelled", outcome)
         self.assertIn("cancelled before the EM accepted", outcome["message"])
         self.assertEqual([e["status"] for e in posts(journal)], [503], journal)
 
 
 # Drives one coordination through the C API: start, run the engine until the runtime says
-# it waits out the 503, cancel, then wait for the coordination and print what it became.
+# it waits out the 503 ("waiting") or until the EM's journal holds the POST ("posted"),
+# cancel, then wait for the coordination and print what it became.
 CANCEL_DRIVER = r"""
-import ctypes, json, sys
+import ctypes, json, sys, urllib.request
 lib = ctypes.CDLL(sys.argv[1])
 LOG = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 class Tls(ctypes.Structure):
@@ -405,8 +433,15 @@ lib.lcmc_engine_set_log(engine, log, None, 2)
 options = Options(version=1, endpoint=sys.argv[2].encode())
 assert lib.lcmc_client_new(ctypes.byref(client), engine, ctypes.byref(options)) == 0
 assert lib.lcmc_coordination_start(ctypes.byref(coord), client, sys.argv[3].encode(), 30.0) == 0
+def posted():
+    with urllib.request.urlopen(sys.argv[2] + "/_em/journal", timeout=10) as answer:
+        return len(json.loads(answer.read())) > 0
+def ready():
+    if sys.argv[4] == "waiting":
+        return any("EM busy (503), retrying in" in line for line in lines)
+    return posted()
 turns = 0
-while not any("EM busy (503), retrying in" in line for line in lines):
+while not ready():
     assert turns < 400, lines
     lib.lcmc_engine_sleep(engine, 0.05)
     turns += 1
