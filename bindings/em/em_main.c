@@ -20,24 +20,28 @@
 #include "em.h"
 #include "subcommands.h"
 
+/* --quiet, copied for the watchdog: it may wake while the process is already past main(). */
+static bool watchdog_quiet;
+
 /* Started once a stop signal arrives: the clean path gets EM_SHUTDOWN_DEADLINE_S seconds. */
 static void *shutdown_watchdog(void *arg)
 {
-    bool quiet = *(const bool *)arg;
+    (void)arg;
     struct timespec left = {EM_SHUTDOWN_DEADLINE_S, 0};
     while (nanosleep(&left, &left) != 0)
         ;
-    if (!quiet)
+    if (!watchdog_quiet)
         fprintf(stderr, "lcmcoord em: shutdown took longer than %d s; exiting now\n",
                 EM_SHUTDOWN_DEADLINE_S);
     _exit(0);
     return NULL;
 }
 
-static void start_shutdown_watchdog(const bool *quiet)
+static void start_shutdown_watchdog(bool quiet)
 {
     pthread_t watchdog;
-    if (pthread_create(&watchdog, NULL, shutdown_watchdog, (void *)quiet) == 0)
+    watchdog_quiet = quiet;
+    if (pthread_create(&watchdog, NULL, shutdown_watchdog, NULL) == 0)
         pthread_detach(watchdog);
 }
 
@@ -63,7 +67,7 @@ static int serve_raw(const struct em_chaos *chaos, const struct em_options *opt,
     int sig = 0;
     while (sigwait(stop_signals, &sig) != 0)
         ;
-    start_shutdown_watchdog(&opt->quiet);
+    start_shutdown_watchdog(opt->quiet);
     em_chaos_server_stop(srv);
     return 0;
 }
@@ -162,7 +166,7 @@ int lcmc_em_main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0)
         ;
-    start_shutdown_watchdog(&opt.quiet);
+    start_shutdown_watchdog(opt.quiet);
     em_server_stop(srv);
     em_cleanup(&em);
     em_tls_files_free(&tls);

@@ -1,17 +1,19 @@
 /*
  * libmicrohttpd glue for the EM simulator: collects each request (headers, body up to the
  * limit), hands it to em_handle() and sends the answer, logging one line per request.
- * MHD runs a thread pool over poll(): its epoll mode (0.9.75) misses a FIN that arrives
- * together with data and leaves such sockets in CLOSE-WAIT for good (docs/benchmarks.md).
- * A request answered late (--delay) is suspended, not slept on, and a single timer thread
- * resumes it when due, so a stalled answer ties up neither a worker nor shutdown (which
- * resumes everything still waiting before stopping).
+ * MHD runs a thread pool over epoll. A request answered late (--delay) has its answer
+ * queued and its connection suspended, not slept on, and a single timer thread resumes it
+ * when due, so a stalled answer ties up neither a worker nor shutdown (which resumes
+ * everything still waiting before stopping).
  *
  * The layer holds against hostile clients (docs/security.md): connections are capped in all
  * and per client address; MHD closes a connection silent for --idle-timeout, but its timer
  * restarts on every byte, so a reaper thread of ours also closes a connection whose request
  * head (TLS handshake included) is not complete --header-timeout seconds after it could
- * start, or whose body trickles in under --min-body-rate. Framing is strict (RFC 9112):
+ * start, or whose body trickles in under --min-body-rate, or whose peer has gone with its
+ * request incomplete (MHD 0.9.75's epoll loop can miss that FIN and keep the socket in
+ * CLOSE-WAIT for good; its poll loop does not, but drops delayed answers to clients that
+ * half-close, so epoll plus the reaper it is: docs/benchmarks.md). Framing is strict (RFC 9112):
  * anything a proxy in front could read differently is refused with 400 and the connection
  * closed, and routing sees the path exactly as sent (no percent-decoding). MHD's own
  * messages go through the same log as the requests: silent under --quiet, JSON under
@@ -82,7 +84,6 @@ struct reaper {
     bool stopping;
     bool started;
     pthread_t thread;
-    unsigned long cut_head, cut_body, cut_gone; /* connections closed for each reason */
 };
 
 struct em_server {
@@ -405,19 +406,17 @@ static bool peer_finished(int fd)
            ioctl(fd, FIONREAD, &unread) == 0 && unread == 0;
 }
 
-/* Why a connection is past its deadline, or NULL. A body gets --header-timeout seconds of
+/* Whether a connection is past its deadline. A body gets --header-timeout seconds of
  * grace, then must have averaged --min-body-rate since its head was complete. */
-static const char *sock_overdue(const struct em_options *opt, const struct em_sock *sock,
-                                const struct timespec *now)
+static bool sock_overdue(const struct em_options *opt, const struct em_sock *sock,
+                         const struct timespec *now)
 {
     double age = seconds_between(&sock->since, now);
-    if (sock->phase == SOCK_WAITING_HEAD && age > (double)opt->header_timeout_s)
-        return "head";
-    if (sock->phase == SOCK_RECEIVING && opt->min_body_rate &&
-        age > (double)opt->header_timeout_s &&
-        (double)sock->bytes < age * (double)opt->min_body_rate)
-        return "body";
-    return NULL;
+    if (sock->phase == SOCK_WAITING_HEAD)
+        return age > (double)opt->header_timeout_s;
+    return sock->phase == SOCK_RECEIVING && opt->min_body_rate &&
+           age > (double)opt->header_timeout_s &&
+           (double)sock->bytes < age * (double)opt->min_body_rate;
 }
 
 static void *reaper_thread(void *arg)
@@ -431,32 +430,25 @@ static void *reaper_thread(void *arg)
         for (struct em_sock *sock = r->head; sock; sock = sock->next) {
             if (sock->cut)
                 continue;
-            const char *why = sock_overdue(&srv->em->opt, sock, &now);
+            bool cut = sock_overdue(&srv->em->opt, sock, &now);
             /* MHD's epoll loop (0.9.75) can miss a FIN that comes with data, and would keep
              * such a socket in CLOSE-WAIT for good; poll mode has no such miss but loses
              * delayed answers to clients that half-close. So the reaper looks: a peer gone
              * while its request is incomplete is cut like an overdue one: seen on two sweeps
              * in a row, or once the phase is old enough that MHD is not about to hand the
              * last bytes over. */
-            if (!why && sock->phase != SOCK_ANSWERING) {
+            if (!cut && sock->phase != SOCK_ANSWERING) {
                 bool gone = peer_finished(sock->fd);
-                if (gone && (sock->peer_gone || seconds_between(&sock->since, &now) > 0.2))
-                    why = "gone";
+                cut = gone && (sock->peer_gone || seconds_between(&sock->since, &now) > 0.2);
                 sock->peer_gone = gone;
             }
-            if (!why)
+            if (!cut)
                 continue;
             /* The socket stays open until MHD's close notice, which takes r->mu first, so
              * the descriptor is still this connection's. MHD sees the end of the stream
              * on its next poll and closes the connection the ordinary way. */
             shutdown(sock->fd, SHUT_RDWR);
             sock->cut = true;
-            if (why[0] == 'h')
-                r->cut_head++;
-            else if (why[0] == 'b')
-                r->cut_body++;
-            else
-                r->cut_gone++;
         }
         http_log_flush(false);
         struct timespec wake = now;

@@ -163,6 +163,19 @@ class Connections(unittest.TestCase):
                 for s in socks:
                     s.close()
 
+    def test_connections_over_the_total_cap_wait_for_a_free_slot(self):
+        with EM("--quiet", "--max-connections", "10", "--max-per-client", "1000",
+                "--header-timeout", "1") as em:
+            port = port_of(em.url)
+            idle = [connect(port) for _ in range(15)]
+            t0 = time.monotonic()
+            # Answered once the head deadline has freed slots, not before, not never.
+            resp, _ = legit_request(self, port, "15 idle connections over a cap of 10")
+            took = time.monotonic() - t0
+            for s in idle:
+                s.close()
+            self.assertGreater(took, 0.5, "answered although every slot was taken")
+
     def test_slowloris_head_is_closed_at_the_header_deadline(self):
         n = 40 if not LONG else 500
         raise_fd_limit(n)
@@ -461,6 +474,22 @@ class TlsLayer(unittest.TestCase):
             # Five a second, plus one "suppressed" line a second.
             self.assertLessEqual(len(lines), 6 * (int(seconds) + 3), lines[:20])
             self.assertTrue(any("suppressed" in line for line in lines), lines[:20])
+
+
+    def test_library_messages_follow_the_json_log_format(self):
+        with TlsEM(self.pki, "--log-format", "json") as em:
+            port = port_of(em.url)
+            self.aborted_handshakes(port, 20)
+            legit_request(self, port, "20 aborted handshakes", tls_context=self.context())
+            em.stop()
+            lines = em.stderr_text().splitlines()
+            self.assertTrue(lines)
+            for line in lines:
+                entry = json.loads(line)
+                if "message" in entry:
+                    self.assertEqual(set(entry), {"time", "level", "message"}, line)
+            self.assertTrue(any("suppressed" in json.loads(line).get("message", "")
+                                for line in lines), lines)
 
 
 class AbsoluteUrls(unittest.TestCase):
