@@ -566,8 +566,12 @@ static bool journal_authorized(struct em *em, const struct em_request *rq)
             char *user = NULL, *password = NULL;
             size_t plen = 0;
             if (em_basic_decode(authorization, encoded, &user, &password, &plen) == 0) {
-                ok = em_secret_equal(user, strlen(user), em->client_id, strlen(em->client_id)) &
-                     em_secret_equal(password, plen, em->client_secret, strlen(em->client_secret));
+                /* Both compared, whatever the first says: no timing hint of which failed. */
+                int id_ok =
+                    em_secret_equal(user, strlen(user), em->client_id, strlen(em->client_id));
+                int secret_ok =
+                    em_secret_equal(password, plen, em->client_secret, strlen(em->client_secret));
+                ok = (id_ok & secret_ok) != 0;
                 OPENSSL_cleanse(password, plen);
             }
             free(user);
