@@ -153,6 +153,90 @@ static void test_long_bodies_are_truncated(void **state)
     em_journal_free(j);
 }
 
+/* The journal is bounded in bytes too, and a reader's snapshot outlives what it refers to:
+ * entries dropped or cleared while it reads are still read whole, then freed. */
+static void test_byte_budget_and_snapshot_readers(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(1000);
+    em_journal_set_budget(j, 8 * 1024);
+    char body[1200];
+    snprintf(body, sizeof body, "{\"vnfInstanceId\":\"%01000d\"}", 7);
+    for (unsigned long i = 1; i <= 50; i++) {
+        add(j, i, NULL, NULL, body);
+        assert_true(em_journal_bytes(j) <= 8 * 1024);
+    }
+    size_t kept = em_journal_count(j);
+    assert_true(kept > 1 && kept < 50);
+    struct em_journal_reader *r = em_journal_reader_new(j);
+    em_journal_clear(j); /* the reader still holds its entries */
+    add(j, 51, NULL, NULL, NULL);
+    char text[64 * 1024];
+    size_t len = 0;
+    for (ssize_t got; (got = em_journal_reader_read(r, len, text + len, 100)) >= 0;)
+        len += (size_t)got;
+    text[len] = '\0';
+    em_journal_reader_free(r);
+    json_t *arr = json_loads(text, 0, NULL);
+    assert_non_null(arr);
+    assert_int_equal(json_array_size(arr), kept);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, kept - 1), "seq")), 50);
+    json_decref(arr);
+    /* A reader dropped half-way releases what it did not send. */
+    r = em_journal_reader_new(j);
+    assert_true(em_journal_reader_read(r, 0, text, 10) == 10);
+    em_journal_reader_free(r);
+    em_journal_free(j);
+}
+
+/* Allow-lists: what is not known to be harmless is not shown. */
+static void test_redaction_keeps_only_what_is_known(void **state)
+{
+    (void)state;
+    const char *shown_headers[][3] = {
+        {"content-type", "application/json", "application/json"},
+        {"user-agent", "curl/7.88", "curl/7.88"},
+        {"cookie", "session=s3cret", "<redacted>"},
+        {"proxy-authorization", "Basic czNjcmV0", "<redacted>"},
+        {"x-api-key", "s3cret", "<redacted>"},
+        {"authorization", "s3cret", "<redacted>"},
+        {"authorization", "bearer s3cret", "Bearer <redacted>"},
+        {"authorization", "Basic czNjcmV0", "Basic <redacted>"},
+    };
+    for (size_t i = 0; i < sizeof shown_headers / sizeof shown_headers[0]; i++) {
+        char *v = em_redact_header(shown_headers[i][0], shown_headers[i][1]);
+        assert_string_equal(v, shown_headers[i][2]);
+        free(v);
+    }
+    const char *paths[][2] = {
+        {"/lcmcoord/v1/coordinations", "/lcmcoord/v1/coordinations"},
+        {"/token?client_secret=s3cret", "/token?<redacted>"},
+        {"http://u:s3cret@h:1/x?k=s3cret", "http://<redacted>@h:1/x?<redacted>"},
+        {"http://h:1/x", "http://h:1/x"},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char *v = em_redact_path(paths[i][0]);
+        assert_string_equal(v, paths[i][1]);
+        free(v);
+    }
+    /* JSON bodies keep LcmCoordRequest members only; others are dropped and flagged. */
+    struct em_journal *j = em_journal_new(10);
+    add(j, 1, NULL, NULL, "{\"vnfInstanceId\":\"v\",\"password\":\"s3cret\"}");
+    add(j, 2, NULL, NULL, "not json s3cret");
+    char *text = em_journal_dump(j);
+    assert_null(strstr(text, "s3cret"));
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    json_t *e = json_array_get(arr, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "body")), "{\"vnfInstanceId\":\"v\"}");
+    assert_true(json_is_true(json_object_get(e, "bodyRedacted")));
+    e = json_array_get(arr, 1);
+    assert_string_equal(json_string_value(json_object_get(e, "body")), "");
+    assert_true(json_is_true(json_object_get(e, "bodyRedacted")));
+    json_decref(arr);
+    em_journal_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +245,8 @@ int main(void)
         cmocka_unit_test(test_entries_keep_no_secrets),
         cmocka_unit_test(test_cap_drops_oldest_and_clear_empties),
         cmocka_unit_test(test_long_bodies_are_truncated),
+        cmocka_unit_test(test_byte_budget_and_snapshot_readers),
+        cmocka_unit_test(test_redaction_keeps_only_what_is_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
