@@ -18,7 +18,7 @@ _lcmcoord_options()
             run) printf -v "$var" '%s' "-v --verbose --record --cacert --capath --cert --key --config --log-format --print-config --help" ;;
             coordinate) printf -v "$var" '%s' "--endpoint --action --request --input --instance --op-occ --operation --auth --version --timeout -v --verbose --cacert --capath --cert --key --config --log-format --print-config --help" ;;
             repl) printf -v "$var" '%s' "--endpoint --auth --version --timeout --cacert --capath --cert --key --config --print-config --help" ;;
-            em) printf -v "$var" '%s' "--listen --mode --polls --rejects --result --retry-after --location --delay --basic --oauth2 --token-ttl --tls-cert --tls-key --client-ca --body-limit --journal-max --threads --scenario --chaos --quiet --log-format --help" ;;
+            em) printf -v "$var" '%s' "--listen --mode --polls --rejects --result --retry-after --location --delay --basic --oauth2 --token-ttl --tls-cert --tls-key --client-ca --body-limit --journal-max --threads --scenario --chaos --base-url --max-connections --max-per-client --idle-timeout --header-timeout --min-body-rate --quiet --log-format --help" ;;
             esac
         fi
         # Taken by the program before the simulator's own options, so maybe not in em's help.
@@ -60,7 +60,8 @@ _lcmcoord()
         COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --endpoint | --action | --input | --instance | --op-occ | --version | --timeout | \
         --listen | --polls | --rejects | --retry-after | --delay | --basic | --oauth2 | \
-        --token-ttl | --body-limit | --journal-max | --threads | --chaos)
+        --token-ttl | --body-limit | --journal-max | --threads | --chaos | --base-url | \
+        --max-connections | --max-per-client | --idle-timeout | --header-timeout | --min-body-rate)
         return 0 ;;
     esac
     if [[ $cur == -* ]]; then
