@@ -319,7 +319,7 @@ static int coordinate_protected(lua_State *L)
     int caught = 0;
     run_coordination(engine, client, lua_tostring(L, request), &out, &caught);
     if (caught != 0) {
-        fprintf(stderr, "lcmcoord: interrupted by %s\n", caught == SIGINT ? "SIGINT" : "SIGTERM");
+        lcmc_host_report_interrupt(caught, out.message);
         o->exit_status = 128 + caught;
     } else if (out.status == LCMC_OK && out.lcmcoord_json != NULL) {
         /* Freed first: finish() may raise on a memory error. */

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,27 @@ void lcmc_host_report(const char *text, int keep_lines)
     lcmc_safe_write(stderr, text, length,
                     keep_lines ? LCMC_SAFE_KEEP_LINES : LCMC_SAFE_SPACE_LINES);
     fputc('\n', stderr);
+}
+
+void lcmc_host_report_interrupt(int signal_number, const char *runtime_message)
+{
+    /* The runtime's own word on what became of the EM's side ("; the EM was asked to
+     * cancel", "; the EM may hold a coordination that could not be cancelled (...)") is the
+     * part the operator must act on: it stays on the one line. */
+    static const char prefix[] = "interrupted";
+    const char *what = "";
+    if (runtime_message != NULL && strncmp(runtime_message, prefix, sizeof prefix - 1) == 0)
+        what = runtime_message + sizeof prefix - 1;
+    const char *name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
+    size_t size = strlen(what) + 32;
+    char *line = malloc(size);
+    if (line == NULL) {
+        fprintf(stderr, "lcmcoord: interrupted by %s\n", name);
+        return;
+    }
+    snprintf(line, size, "interrupted by %s%s", name, what);
+    lcmc_host_report(line, 0);
+    free(line);
 }
 
 int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value)

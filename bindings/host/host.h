@@ -27,6 +27,9 @@ int lcmc_host_exit_status(lcmc_status status);
  * `keep_lines`: a VNFM stores stderr as the error detail, so one clear line is the contract.
  * The text is made safe (safe_text.h): it may quote what an EM said. */
 void lcmc_host_report(const char *text, int keep_lines);
+/* Reports an interrupt by SIGINT/SIGTERM on one line, with what the runtime's error for the
+ * interrupted coordination (when there was one) says became of the EM's side. */
+void lcmc_host_report_interrupt(int signal_number, const char *runtime_message);
 
 /* Matches `--name VALUE` and `--name=VALUE` at argv[*i]; advances *i past what it used.
  * Returns 1 on a match (the value in *value, NULL when missing), 0 otherwise. */

@@ -342,16 +342,19 @@ static int run_protected(lua_State *L)
     int caught_signal = lcmc_host_signals_disarm(L);
 
     if (caught_signal == 0 && ctx->limits.deadline_passed) {
-        fprintf(stderr, "lcmcoord: the script ran past its deadline of %g s\n",
-                ctx->limits.seconds);
+        /* A coordination cut short by the deadline says what became of the EM's side. */
+        const char *outcome = lcmc_lua_interrupt_outcome(L);
+        const char *what = outcome != NULL ? outcome + strlen("interrupted") : "";
+        fprintf(stderr, "lcmcoord: the script ran past its deadline of %g s", ctx->limits.seconds);
+        lcmc_safe_write(stderr, what, strlen(what), LCMC_SAFE_SPACE_LINES);
+        fputc('\n', stderr);
         ctx->exit_status = lcmc_host_exit_status(LCMC_EDEADLINE);
     } else if (caught_signal == 0 && rc != LUA_OK && ctx->limits.memory_exceeded) {
         fprintf(stderr, "lcmcoord: the script went over its memory limit of %zu MiB\n",
                 ctx->limits.memory_bytes / (1024 * 1024));
         ctx->exit_status = EXIT_REFUSED;
     } else if (caught_signal != 0) {
-        fprintf(stderr, "lcmcoord: interrupted by %s\n",
-                caught_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        lcmc_host_report_interrupt(caught_signal, lcmc_lua_interrupt_outcome(L));
         ctx->exit_status = 128 + caught_signal;
     } else if (ctx->exit_called) {
         /* Only the documented statuses: 0 for success, 1 for any other exit. */

@@ -50,6 +50,36 @@ void lcmc_lua_push_status_error(lua_State *L, lcmc_status status, const char *me
     luaL_setmetatable(L, LCMC_LUA_ERROR_MT);
 }
 
+#define INTERRUPT_OUTCOME_KEY "lcmcoord.interrupt_outcome"
+
+/* An interrupted coordination's error says what became of the EM's side ("; the EM was
+ * asked to cancel", "; the EM may hold a coordination that could not be cancelled ..."). A
+ * host's own interrupt (a hook raising "interrupted" as the script resumes) replaces the
+ * error the script saw, so the outcome is kept here for the host's report. A coordination
+ * that may be left behind outranks one that was cancelled. */
+static void remember_interrupt_outcome(lua_State *L, const char *message)
+{
+    static const char prefix[] = "interrupted;";
+    if (strncmp(message, prefix, sizeof prefix - 1) != 0)
+        return;
+    lua_getfield(L, LUA_REGISTRYINDEX, INTERRUPT_OUTCOME_KEY);
+    const char *kept = lua_tostring(L, -1);
+    int keep_old = kept != NULL && strstr(kept, "may hold") != NULL && !strstr(message, "may hold");
+    lua_pop(L, 1);
+    if (keep_old)
+        return;
+    lua_pushstring(L, message);
+    lua_setfield(L, LUA_REGISTRYINDEX, INTERRUPT_OUTCOME_KEY);
+}
+
+const char *lcmc_lua_interrupt_outcome(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, INTERRUPT_OUTCOME_KEY);
+    const char *kept = lua_tostring(L, -1); /* the registry keeps the string alive */
+    lua_pop(L, 1);
+    return kept;
+}
+
 void lcmc_lua_push_error(lua_State *L, const lcmc_error *err, lcmc_status fallback)
 {
     if (err == NULL) {
@@ -59,6 +89,8 @@ void lcmc_lua_push_error(lua_State *L, const lcmc_error *err, lcmc_status fallba
     lcmc_status status = lcmc_error_status(err);
     if (status == LCMC_OK)
         status = fallback;
+    if (status == LCMC_ECANCELLED)
+        remember_interrupt_outcome(L, lcmc_error_message(err));
     lcmc_lua_push_status_error(L, status, lcmc_error_message(err), lcmc_error_method(err),
                                lcmc_error_url(err));
     int http_status = lcmc_error_http_status(err);

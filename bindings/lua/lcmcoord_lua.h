@@ -44,6 +44,12 @@ const lcmc_lua_client_defaults *lcmc_lua_default_client_options(lua_State *L);
  * status its `kind` names. */
 int lcmc_lua_error_status(lua_State *L, int idx, lcmc_status *status);
 
+/* What the last interrupted coordination's error said of the EM's side, from "interrupted"
+ * on (e.g. "interrupted; the EM was asked to cancel"), one that may be left behind at the
+ * EM taking precedence; NULL when no coordination was interrupted. Borrowed from the
+ * registry. For hosts whose own interrupt replaces the error the script saw. */
+const char *lcmc_lua_interrupt_outcome(lua_State *L);
+
 /* The runtime client of the lcmcoord.client userdata at `idx`, or NULL when the value is not
  * one or is closed. Borrowed: valid while the userdata is open. For hosts that send requests
  * the module has no method for (the REPL's `:journal`). */

@@ -753,6 +753,10 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
                                     .retry_on_transport = 1,
                                     .retry_on = {202, 429, 503}};
     double total = timeout > 0 ? timeout : c->options->timeout;
+    /* Beyond this no deadline means anything, and larger values would overflow the
+     * millisecond timeouts handed to libcurl. */
+    if (!(total <= LCMC_MAX_TIMEOUT))
+        total = LCMC_MAX_TIMEOUT;
     c->deadline = lcmc__now() + total;
     c->reserve = total * 0.1 < LAST_LOOK_RESERVE_MAX ? total * 0.1 : LAST_LOOK_RESERVE_MAX;
     c->post_url = lcmc__url_join(c->options->endpoint, "/lcmcoord/v1/coordinations");
@@ -775,6 +779,12 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
     } else {
         c->action =
             lcmc__strdup(json_string_value(json_object_get(request, "coordinationActionName")));
+        /* Sent as it is (the API may grow), but most often a misspelt field. */
+        const char *unknown = lcmc__request_unknown_field(request);
+        if (unknown)
+            lcmc__log(c->engine, LCMC_LOG_WARN,
+                      "the LcmCoordRequest has a field the API does not define: '%s' (misspelt?)",
+                      unknown);
     }
     json_decref(request);
     if (why[0]) {

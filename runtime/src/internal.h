@@ -128,7 +128,15 @@ LCMC_INTERNAL char *lcmc__url_cancel(const char *coordination_url);
 /* ---- protocol data ------------------------------------------------------------------- */
 
 /* Checks an LcmCoordRequest; on failure returns -1 and names the field in `why`. */
+/* The longest deadline the runtime keeps (about 115 days): longer ones are cut to it, so
+ * that no conversion to libcurl's milliseconds can overflow. */
+#define LCMC_MAX_TIMEOUT 1e7
+
 LCMC_INTERNAL int lcmc__validate_request(const json_t *request, char *why, size_t why_size);
+/* The first top-level field of a (valid) LcmCoordRequest that the API does not define, or
+ * NULL: such a field is sent as it is, but it is most often a misspelt one
+ * (`coordinationActionNam`), worth a warning. Valid while `request` is. */
+LCMC_INTERNAL const char *lcmc__request_unknown_field(const json_t *request);
 /* Checks an LcmCoord answer; fills *result; on failure returns -1 with why. */
 LCMC_INTERNAL int lcmc__validate_lcmcoord(const json_t *lcmcoord, lcmc_result *result, char *why,
                                           size_t why_size);

@@ -114,6 +114,30 @@ int lcmc__validate_request(const json_t *request, char *why, size_t why_size)
     return 0;
 }
 
+const char *lcmc__request_unknown_field(const json_t *request)
+{
+    static const char *const known[] = {
+        "vnfInstanceId",
+        "vnfLcmOpOccId",
+        "lcmOperationType",
+        "coordinationActionName",
+        "inputParams",
+        "_links",
+        NULL,
+    };
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)request, key, value)
+    {
+        const char *const *k = known;
+        while (*k != NULL && strcmp(*k, key) != 0)
+            k++;
+        if (*k == NULL)
+            return key;
+    }
+    return NULL;
+}
+
 int lcmc__validate_lcmcoord(const json_t *lcmcoord, lcmc_result *result, char *why, size_t why_size)
 {
     *result = LCMC_RESULT_NONE;

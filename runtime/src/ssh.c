@@ -296,7 +296,10 @@ static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budg
         status = LCMC_ENOMEM;
         goto done;
     }
-    long left_ms = (long)ceil((deadline - lcmc__now()) * 1000.0);
+    double connect_left = deadline - lcmc__now();
+    if (!(connect_left <= LCMC_MAX_TIMEOUT))
+        connect_left = LCMC_MAX_TIMEOUT; /* also NaN: (long) of a huge double is undefined */
+    long left_ms = (long)ceil(connect_left * 1000.0);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);

@@ -607,6 +607,8 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
 
     /* No request outlives the deadline: libcurl's own timeout is what is left of it. */
     double left = spec->deadline - lcmc__now();
+    if (!(left <= LCMC_MAX_TIMEOUT))
+        left = LCMC_MAX_TIMEOUT; /* also NaN: (long) of a huge double is undefined */
     long left_ms = left <= 0.001 ? 1L : (long)ceil(left * 1000.0);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, left_ms);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, left_ms < 30000 ? left_ms : 30000L);

@@ -222,7 +222,8 @@ class Signals(harness.TestCase):
         self.assertEqual(proc.returncode, status, err)
         self.assertLess(elapsed, 5 * harness.TIME_FACTOR)
         self.assertEqual(out, "")
-        self.assertEqual(err.strip().splitlines()[-1], f"lcmcoord: interrupted by {name}")
+        self.assertEqual(err.strip().splitlines()[-1],
+                         f"lcmcoord: interrupted by {name}; the EM was asked to cancel")
         # The EM is asked to cancel what it had accepted.
         self.assertTrue(journal[-1]["path"].endswith("/cancel"), journal)
 

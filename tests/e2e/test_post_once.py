@@ -229,7 +229,9 @@ class PostGrace(TestCase):
             stderr = finish_run(proc, 15 * TF)
             elapsed = time.monotonic() - sent
             self.assertEqual(proc.returncode, 143, stderr)
-            self.assertEqual(self.assertOneLine(stderr), "lcmcoord: interrupted by SIGTERM")
+            # The one line says what became of the EM's side, without -v too.
+            self.assertEqual(self.assertOneLine(stderr),
+                             "lcmcoord: interrupted by SIGTERM; the EM was asked to cancel")
             # The POST's answer (1.5 s) and the cancel's (1.5 s), within their graces.
             self.assertLess(elapsed, 3.0 + 3.0 * TF)
             self.assert_cancelled_after_its_202(em)
@@ -266,7 +268,9 @@ class PostGrace(TestCase):
                                         stdin=json.dumps(vnfc_param(em.url, authentication=None,
                                                                     timeout=60)))
             self.assertEqual(done.returncode, 3, done.stderr)
-            self.assertIn("ran past its deadline", self.assertOneLine(done.stderr))
+            line = self.assertOneLine(done.stderr)
+            self.assertIn("ran past its deadline", line)
+            self.assertTrue(line.endswith("; the EM was asked to cancel"), line)
             self.assert_cancelled_after_its_202(em)
 
     def test_a_post_that_never_answers_is_reported_as_left_behind(self):
@@ -288,8 +292,21 @@ class PostGrace(TestCase):
                       "cancelled (no answer to the POST within 5 s)\n", stderr)
         self.assertIn("coordination failed: interrupted; the EM may hold a coordination that "
                       "could not be cancelled (no answer to the POST within 5 s)\n", stderr)
-        self.assertTrue(stderr.endswith("lcmcoord: interrupted by SIGTERM\n"), stderr)
+        self.assertTrue(stderr.endswith(
+            "lcmcoord: interrupted by SIGTERM; the EM may hold a coordination that could not be "
+            "cancelled (no answer to the POST within 5 s)\n"), stderr)
         self.assertEqual(cancels(journal), [])
+
+    def test_without_v_the_one_line_says_what_may_be_left(self):
+        with EM("--mode", "async", "--delay", "600000") as em:
+            proc = start_run(vnfc_param(em.url, authentication=None, timeout=60))
+            em.wait_journal(1, timeout=10 * TF)
+            proc.send_signal(signal.SIGTERM)
+            stderr = finish_run(proc, 20 * TF)
+        self.assertEqual(proc.returncode, 143, stderr)
+        self.assertEqual(self.assertOneLine(stderr),
+                         "lcmcoord: interrupted by SIGTERM; the EM may hold a coordination that "
+                         "could not be cancelled (no answer to the POST within 5 s)")
 
     def test_the_deadline_with_no_answer_says_what_may_be_left(self):
         with EM("--mode", "async", "--delay", "600000") as em:
