@@ -199,7 +199,6 @@ struct em_tokens;
 struct em {
     struct em_options opt;
     char base_url[EM_BASE_URL_MAX]; /* http(s)://HOST:PORT */
-    bool wildcard_host;             /* listening on 0.0.0.0/::: base URL from Host */
     atomic_ulong requests;          /* every request but the journal's own */
     atomic_ulong posts;             /* POST /coordinations received */
     atomic_ulong valid_posts;       /* ... of which valid, for --rejects */

@@ -25,7 +25,6 @@ void em_init(struct em *em, const struct em_options *opt)
     atomic_init(&em->valid_posts, 0);
     em->store = em_store_new(EM_STORE_CAPACITY, EM_STORE_BYTES);
     em->journal = em_journal_new(opt->journal_max);
-    em->wildcard_host = strcmp(opt->host, "0.0.0.0") == 0 || strcmp(opt->host, "::") == 0;
     if (opt->oauth2) {
         const char *colon = strchr(opt->oauth2, ':');
         em->client_id = colon ? em_xstrndup(opt->oauth2, (size_t)(colon - opt->oauth2))
@@ -356,14 +355,9 @@ json_t *em_lcmcoord_build(const json_t *req, const char *id, const char *self_hr
 
 void em_request_base_url(const struct em *em, const struct em_request *rq, char *buf, size_t len)
 {
-    const char *host = em->wildcard_host ? em_headers_get(&rq->headers, "host") : NULL;
-    /* A Host header is client input going into Location: accept only address characters. */
-    if (host && *host && strlen(host) < 200 &&
-        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
-            strlen(host))
-        snprintf(buf, len, "%s://%s", scheme_of(em), host);
-    else
-        snprintf(buf, len, "%s", em->base_url);
+    /* Never the client's Host header: --base-url, else the address listened on. */
+    (void)rq;
+    snprintf(buf, len, "%s", em->base_url);
 }
 
 /* ---- routing and answers ---- */

@@ -953,7 +953,6 @@ static unsigned usable_descriptors(void)
 static void set_public_base_url(struct em *em, unsigned port)
 {
     em_set_base_url(em, port);
-    em->wildcard_host = false;
     if (em->opt.base_url) {
         snprintf(em->base_url, sizeof em->base_url, "%s", em->opt.base_url);
         if (em->scenario)
