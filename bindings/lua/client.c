@@ -352,12 +352,22 @@ int lcmc_lua_create_coordination(lua_State *L)
 
 /* ---- single requests --------------------------------------------------------------- */
 
+/* The optional [timeout] argument at `arg` of a single request: the client's own when
+ * absent or 0. */
+static double request_timeout(lua_State *L, const client_box *box, int arg)
+{
+    double timeout = luaL_optnumber(L, arg, 0);
+    luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 1), arg,
+                  "timeout: number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
+    return timeout > 0 ? timeout : box->timeout;
+}
+
 static int send_request(lua_State *L, client_box *box, const char *method, const char *target,
-                        const char *body)
+                        const char *body, double timeout)
 {
     lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
     lcmc_status status =
-        lcmc_client_request(box->client, method, target, body, box->timeout, &guard->response);
+        lcmc_client_request(box->client, method, target, body, timeout, &guard->response);
     if (status == LCMC_OK && guard->response != NULL) {
         lcmc_lua_push_response(L, guard->response);
         lcmc_lua_guard_release(guard);
@@ -407,34 +417,38 @@ static int client_post(lua_State *L)
 {
     client_box *box = check_client(L);
     luaL_argexpected(L, lua_istable(L, 2) || lua_type(L, 2) == LUA_TSTRING, 2, "table or string");
+    double timeout = request_timeout(L, box, 3);
     lua_settop(L, 2);
     /* A string is sent as it is: the way to send a body no table encodes to. */
     const char *body = lua_istable(L, 2) ? request_json(L, 2) : lua_tostring(L, 2);
-    return send_request(L, box, "POST", COORDINATIONS, body);
+    return send_request(L, box, "POST", COORDINATIONS, body, timeout);
 }
 
 static int client_get(lua_State *L)
 {
     client_box *box = check_client(L);
     const char *id = check_id(L, 2);
+    double timeout = request_timeout(L, box, 3);
     lua_settop(L, 2);
     const char *target = strncmp(id, "http://", 7) == 0 || strncmp(id, "https://", 8) == 0
                              ? id
                              : push_id_path(L, COORDINATIONS "/", id, "");
-    return send_request(L, box, "GET", target, NULL);
+    return send_request(L, box, "GET", target, NULL, timeout);
 }
 
 static int client_cancel(lua_State *L)
 {
     client_box *box = check_client(L);
+    double timeout = request_timeout(L, box, 3);
     const char *target = push_id_path(L, COORDINATIONS "/", check_id(L, 2), "/cancel");
-    return send_request(L, box, "POST", target, NULL);
+    return send_request(L, box, "POST", target, NULL, timeout);
 }
 
 static int client_api_versions(lua_State *L)
 {
     client_box *box = check_client(L);
-    return send_request(L, box, "GET", "/lcmcoord/v1/api_versions", NULL);
+    double timeout = request_timeout(L, box, 2);
+    return send_request(L, box, "GET", "/lcmcoord/v1/api_versions", NULL, timeout);
 }
 
 static int client_record(lua_State *L)
