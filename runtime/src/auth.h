@@ -30,10 +30,13 @@ typedef struct lcmc_auth {
     char *token_endpoint;
     char *certificate_ref; /* the x5t#S256 value the VNFM expects its certificate to have */
     lcmc_token_client_auth token_client_auth;
-    /* The token cache's key for these credentials with the TLS settings they were last
-     * used with (token.c): a keyed digest, never the secret in a comparable form. */
+    /* The token cache's key for these credentials with their own TLS settings (token.c):
+     * a keyed digest, never the secret in a comparable form. Only for `own_tls`, the
+     * settings that live as long as these credentials and never change (their client's, or
+     * their credentials object's): settings given per request may sit at the same address
+     * with other contents next time, so their key is computed each time. */
     unsigned char token_cache_key[32];
-    const lcmc_tls_options *token_cache_key_tls;
+    const lcmc_tls_options *own_tls;
     int token_cache_key_set;
 } lcmc_auth;
 

@@ -96,6 +96,13 @@ int lcmc__call_request_started(const lcmc_call *call)
     return call != NULL && lcmc__transfer_request_started(call->transfer);
 }
 
+void lcmc__call_send_no_more(lcmc_call *call)
+{
+    /* The one resend after a 401 is what is left to forbid: the answer is handed back. */
+    if (call)
+        call->retried = 1;
+}
+
 static int call_send(lcmc_call *call, const char *token);
 
 static void call_fail_now(lcmc_call *call, lcmc_status status, const char *message)

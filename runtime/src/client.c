@@ -137,6 +137,7 @@ lcmc_status lcmc_client_new(lcmc_client **out, lcmc_engine *e, const lcmc_client
     }
     why[0] = '\0';
     s = lcmc__auth_parse(&c->auth, opt->authentication_json, why, sizeof why);
+    c->auth.own_tls = &c->options.tls;
     if (s != LCMC_OK) {
         lcmc__engine_set_last_error(e, s, "%s", why[0] ? why : lcmc_strerror(s));
         lcmc_client_free(c);

@@ -162,6 +162,8 @@ static void await_post_answer(lcmc_coordination *c, lcmc_status status)
 {
     c->ending_status = status;
     c->phase = PHASE_POST_GRACE;
+    /* Its answer is awaited, never a new POST: a 401 is not answered with another try. */
+    lcmc__call_send_no_more(c->call);
     char grace_text[32];
     seconds_text(POST_ANSWER_GRACE, grace_text);
     lcmc__log(c->engine, LCMC_LOG_INFO,
@@ -849,6 +851,8 @@ lcmc_status lcmc_coordination_cancel(lcmc_coordination *c)
         return LCMC_OK;
     }
     c->cancel_wanted = 1;
+    if (c->phase == PHASE_POST)
+        lcmc__call_send_no_more(c->call); /* the POST out is the last one sent */
     if (c->cancel_url && !c->cancel_sent)
         send_cancel(c, c->deadline);
     return LCMC_OK;

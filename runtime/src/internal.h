@@ -206,8 +206,8 @@ typedef struct lcmc_transfer_result {
     char **header_values;
     size_t header_count;
     double elapsed;
-    int request_sent; /* whether any byte of the request may have reached the server */
-    char *proxy;      /* the proxy it went through, without userinfo; NULL: direct */
+    int request_sent;          /* whether any byte of the request may have reached the server */
+    char *proxy;               /* the proxy it went through, without userinfo; NULL: direct */
     long proxy_connect_status; /* the proxy's answer to CONNECT; 0: none came */
 } lcmc_transfer_result;
 
@@ -303,6 +303,9 @@ lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request
 void lcmc__call_cancel(lcmc_call *call);
 /* 1 when the call's request may have gone out: the peer may have all of it by now. */
 int lcmc__call_request_started(const lcmc_call *call);
+/* The request in flight is the last one the call sends: whatever its answer (a 401 too),
+ * it is handed back rather than sent again. For a coordination that has to end. */
+void lcmc__call_send_no_more(lcmc_call *call);
 
 /* Sends one request with a session (retried as `policy` says, when not NULL) and waits for
  * the answer: the machinery of lcmc_client_request and lcmc_request (response.c). */

@@ -68,6 +68,7 @@ lcmc_status lcmc_credentials_new(lcmc_credentials **out, lcmc_engine *e,
     }
     char why[256] = "";
     lcmc_status s = lcmc__auth_parse(&c->auth, authentication_json, why, sizeof why);
+    c->auth.own_tls = &c->tls;
     if (s == LCMC_OK && lcmc__check_credentials_tls(&c->auth, &c->tls, why, sizeof why) != 0)
         s = LCMC_EAUTH;
     if (s != LCMC_OK) {

@@ -99,12 +99,15 @@ static key_field text_field(const char *s)
     return f;
 }
 
-/* Computes the key of (auth, tls) into auth's memo; the memo is reused while the TLS
- * settings are the same. Returns -1 when memory or randomness ran out. */
+/* Computes the key of (auth, tls); with the credentials' own TLS settings it is kept in
+ * auth's memo and reused. Any other settings (given per request) are digested each time:
+ * their address says nothing about their contents. Returns -1 when memory or randomness
+ * ran out. */
 static int cache_key(const lcmc_auth *auth, const lcmc_tls_options *tls, unsigned char out[32])
 {
     lcmc_auth *memo = (lcmc_auth *)auth; /* the memo is a cache, not part of the value */
-    if (memo->token_cache_key_set && memo->token_cache_key_tls == tls) {
+    int memoizable = tls != NULL && tls == auth->own_tls;
+    if (memoizable && memo->token_cache_key_set) {
         memcpy(out, memo->token_cache_key, 32);
         return 0;
     }
@@ -155,9 +158,10 @@ static int cache_key(const lcmc_auth *auth, const lcmc_tls_options *tls, unsigne
     OPENSSL_cleanse(key_digest, sizeof key_digest);
     if (!ok)
         return -1;
-    memcpy(memo->token_cache_key, out, 32);
-    memo->token_cache_key_tls = tls;
-    memo->token_cache_key_set = 1;
+    if (memoizable) {
+        memcpy(memo->token_cache_key, out, 32);
+        memo->token_cache_key_set = 1;
+    }
     return 0;
 }
 
@@ -407,12 +411,14 @@ void lcmc__token_waiter_cancel(lcmc_token_waiter *w)
 
 void lcmc__token_invalidate(lcmc_engine *e, const lcmc_auth *auth, const char *token)
 {
-    /* The key was computed when the token was asked for: without it, no token was. */
-    if (!auth->token_cache_key_set)
+    /* The entry that holds this very token, whichever TLS settings it was fetched with
+     * (per-request ones leave no memo to find it by). */
+    (void)auth;
+    if (token == NULL)
         return;
-    lcmc_token_entry *t = find_entry(e, auth->token_cache_key);
-    if (t && t->token && token && strcmp(t->token, token) == 0)
-        drop_token(t);
+    for (lcmc_token_entry *t = e->tokens; t; t = t->next)
+        if (t->token && strcmp(t->token, token) == 0)
+            drop_token(t);
 }
 
 void lcmc__tokens_free(lcmc_engine *e)

@@ -1,0 +1,193 @@
+"""End to end, second look at issue 12's promises: cases the first suites did not try.
+
+- The token cache key covers the TLS settings of every request, also those given per
+  request (`http.request{tls = ...}`) with a shared auth object: a request whose TLS
+  settings differ never reuses a token fetched under other ones.
+- A POST that must end (a signal during it) is not sent again by the call layer's one
+  retry after a 401: nothing new goes out after the coordination had to end.
+"""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import certs
+import harness
+from harness import TestCase, wait_for
+
+TF = harness.TIME_FACTOR
+SECRET = "Review-S3cret"
+
+
+def oauth2(token_endpoint):
+    return {"authType": ["OAUTH2_CLIENT_CREDENTIALS"],
+            "paramsOauth2ClientCredentials": {"clientId": "vnfm", "clientPassword": SECRET,
+                                              "tokenEndpoint": token_endpoint}}
+
+
+class Server:
+    """A threading HTTP/1.1 server on 127.0.0.1 (TLS when `pki` is given) whose requests
+    are recorded as (method, path, Authorization) and answered by `reply(handler)`."""
+
+    def __init__(self, reply, pki=None):
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                self.body = self.rfile.read(length) if length else b""
+                seen.append((self.command, self.path, self.headers.get("Authorization")))
+                status, doc = reply(self)
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = handle_one
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if pki:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(pki.server_cert, pki.server_key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_script(text, params, *flags, timeout=60):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "script.lua")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        env = {k: "" for k in ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                               "ALL_PROXY", "no_proxy", "NO_PROXY")}
+        return harness.run_lcmcoord("run", "--any-params", *flags, path,
+                                    stdin=json.dumps(params), env=env, timeout=timeout)
+
+
+# One auth object, two requests whose TLS settings differ: the second trusts another CA
+# only, so the token endpoint cannot be reached with it and no token may be had.
+PER_REQUEST_TLS_SCRIPT = """
+local lcmcoord = require "lcmcoord"
+local p = ...
+local auth <close> = lcmcoord.auth.new(p.authentication)
+local function get(cacert)
+  local r, err = lcmcoord.http.request{url = p.url, auth = auth, tls = {cacert = cacert}}
+  if r then return tostring(r.status) end
+  return "error:" .. err.kind
+end
+local first = get(p.cacert)
+local second = get(p.other_cacert)
+io.stdout:write(first, " ", second, "\\n")
+"""
+
+
+class PerRequestTlsTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls._dir = tempfile.TemporaryDirectory()
+        cls.pki = certs.make_pki(cls._dir.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._dir.cleanup()
+
+    def test_other_tls_settings_per_request_never_share_a_token(self):
+        def token(handler):
+            return 200, {"access_token": "tok-first-tls", "token_type": "Bearer",
+                         "expires_in": 600}
+
+        def api(handler):
+            return 200, {"ok": True}
+
+        with Server(token, self.pki) as token_server, Server(api) as api_server:
+            done = run_script(PER_REQUEST_TLS_SCRIPT, {
+                "url": api_server.url + "/api", "cacert": self.pki.ca_cert,
+                "other_cacert": self.pki.other_ca_cert,
+                "authentication": oauth2(token_server.url + "/token")})
+            api_seen = list(api_server.seen)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        # The second request cannot reach the token endpoint under its own TLS settings:
+        # it must fail there, not reuse the token fetched under the first ones.
+        self.assertEqual(done.stdout.split(), ["200", "error:tls"], done.stderr)
+        self.assertEqual([s[2] for s in api_seen], ["Bearer tok-first-tls"])
+
+
+class LastPostIn401Grace(TestCase):
+    """OAuth 2.0 credentials; the EM holds the POST, SIGTERM comes, and only then (while
+    the client waits out the POST's grace) the EM answers 401. The call layer's one resend
+    after a 401 (a fresh token, the POST again) would put a new coordination at the EM
+    after the run was told to stop."""
+
+    def test_a_401_in_the_grace_sends_no_new_post(self):
+        from test_post_once import Peer, answer, problem, COORDINATIONS
+        from test_run_coordination import SCRIPT, vnfc_param
+        release = threading.Event()
+
+        def respond(peer, request):
+            if request.target == "/token":
+                body = json.dumps({"access_token": f"tok-{len(peer.seen(prefix='/token'))}",
+                                   "token_type": "Bearer", "expires_in": 600}).encode()
+                return answer(200, "OK", [("Content-Type", "application/json")], body)
+            if request.method == "POST" and request.target == COORDINATIONS:
+                if len(peer.seen("POST", COORDINATIONS)) == 1:
+                    release.wait(30 * TF)
+                headers, body = problem(401, "token refused")
+                return answer(401, "Unauthorized", headers, body)
+            return None
+
+        with Peer(respond) as peer:
+            param = vnfc_param(peer.url, timeout=60, authentication=oauth2(peer.url + "/token"))
+            proc = subprocess.Popen([*harness.WRAPPER, harness.LCMCOORD_BIN, "run", "-v", SCRIPT],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            proc.stdin.write(json.dumps(param))
+            proc.stdin.close()
+            lines = []
+            reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+            reader.start()
+            try:
+                wait_for(lambda: peer.seen("POST", COORDINATIONS), timeout=20,
+                         what="the POST at the peer")
+                proc.send_signal(signal.SIGTERM)
+                wait_for(lambda: any("waiting up to" in line for line in lines), timeout=20,
+                         what="the client waiting out the POST's grace")
+                release.set()
+                proc.wait(timeout=20 * TF)
+            finally:
+                release.set()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            reader.join(10)
+            proc.stderr.close()
+            sent = peer.seen("POST", COORDINATIONS)
+        self.assertEqual(proc.returncode, 143, "".join(lines))
+        self.assertEqual(len(sent), 1, sent)
+
+
+if __name__ == "__main__":
+    unittest.main()
