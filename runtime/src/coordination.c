@@ -407,6 +407,11 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
  * that never opened (or timed out before any of the request left). */
 static int post_may_have_reached(const lcmc_transfer_result *r)
 {
+    /* A proxy that refused the tunnel, or failed before it was up, never passed anything on. */
+    if (r->proxy && ((r->proxy_connect_status != 0 &&
+                      (r->proxy_connect_status < 200 || r->proxy_connect_status > 299)) ||
+                     r->curl_code == CURLE_PROXY))
+        return 0;
     switch (r->curl_code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:

@@ -126,6 +126,74 @@ static void trace_headers(lcmc_transfer *t, lcmc_trace_kind kind, const char *da
     }
 }
 
+/* The userinfo of a proxy as configured ("user:password" of http://user:password@host),
+ * found without parsing (libcurl quotes proxies it cannot parse): [*start, +*length). */
+static int proxy_userinfo(const char *proxy, const char **start, size_t *length)
+{
+    const char *authority = strstr(proxy, "://");
+    authority = authority ? authority + 3 : proxy;
+    size_t end = strcspn(authority, "/?#");
+    const char *at = NULL;
+    for (const char *p = authority; p < authority + end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL || at == authority)
+        return 0;
+    *start = authority;
+    *length = (size_t)(at - authority);
+    return 1;
+}
+
+/* A copy of text (n bytes) with the proxy's userinfo, its password and its user name
+ * (when not too short to be mistaken for other words) replaced, or NULL when none of them
+ * occurs in it (or memory ran out: the caller then shows nothing of the text). *found says
+ * whether any occurred. libcurl quotes the proxy string as given in some messages
+ * ("Unsupported proxy syntax in 'http://user:password@...'") and names the user in others. */
+static char *without_proxy_userinfo(const char *proxy, const char *text, size_t n, int *found)
+{
+    *found = 0;
+    const char *info;
+    size_t info_length;
+    if (proxy == NULL || !proxy_userinfo(proxy, &info, &info_length))
+        return NULL;
+    const char *colon = memchr(info, ':', info_length);
+    size_t user_length = colon ? (size_t)(colon - info) : info_length;
+    struct {
+        const char *s;
+        size_t n;
+    } secrets[3] = {{info, info_length},
+                    {colon ? colon + 1 : NULL, colon ? info_length - user_length - 1 : 0},
+                    {info, user_length >= 4 ? user_length : 0}};
+    static const char mark[] = "<redacted>";
+    char *out = malloc(n * (sizeof mark) + 1); /* each byte at worst becomes one mark */
+    if (out == NULL) {
+        *found = 1;
+        return NULL;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < n;) {
+        size_t hit = 0;
+        for (int k = 0; k < 3 && hit == 0; k++)
+            if (secrets[k].s && secrets[k].n > 0 && secrets[k].n <= n - i &&
+                memcmp(text + i, secrets[k].s, secrets[k].n) == 0)
+                hit = secrets[k].n;
+        if (hit) {
+            memcpy(out + used, mark, sizeof mark - 1);
+            used += sizeof mark - 1;
+            i += hit;
+            *found = 1;
+        } else {
+            out[used++] = text[i++];
+        }
+    }
+    out[used] = '\0';
+    if (!*found) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
 {
     (void)easy;
@@ -134,9 +202,16 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     if (e->trace_fn == NULL)
         return 0;
     switch (type) {
-    case CURLINFO_TEXT:
-        e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, data, size);
+    case CURLINFO_TEXT: {
+        int found = 0;
+        char *clean = without_proxy_userinfo(t->proxy, data, size, &found);
+        if (clean)
+            e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, clean, strlen(clean));
+        else if (!found)
+            e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, data, size);
+        free(clean);
         break;
+    }
     case CURLINFO_HEADER_OUT:
         trace_headers(t, LCMC_TRACE_REQUEST_HEADERS, data, size);
         break;
@@ -804,6 +879,16 @@ static void harvest(lcmc_transfer *t, CURLcode code)
     }
     if (code == CURLE_WRITE_ERROR && r->body.overflowed)
         r->curl_code = CURLE_FILESIZE_EXCEEDED;
+    if (t->proxy && r->curl_error[0]) {
+        /* libcurl's message may quote the proxy as configured, credentials and all. */
+        int found = 0;
+        char *clean =
+            without_proxy_userinfo(t->proxy, r->curl_error, strlen(r->curl_error), &found);
+        if (found)
+            snprintf(r->curl_error, sizeof r->curl_error, "%s",
+                     clean ? clean : "(a message naming the proxy's credentials)");
+        free(clean);
+    }
     if (code == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
         r->curl_code = CURLE_SEND_FAIL_REWIND;
         snprintf(r->curl_error, sizeof r->curl_error,

@@ -189,5 +189,34 @@ class LastPostIn401Grace(TestCase):
         self.assertEqual(len(sent), 1, sent)
 
 
+class ProxyWording(TestCase):
+    """What is said about a proxy: never its credentials, even when libcurl quotes the
+    proxy as configured; and never that the EM may hold a coordination it never saw."""
+
+    def coordinate(self, endpoint, proxy):
+        from test_run_coordination import SCRIPT, vnfc_param
+        env = {k: "" for k in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                               "no_proxy", "NO_PROXY")}
+        env["http_proxy"] = proxy
+        return harness.run_lcmcoord("run", "-vv", SCRIPT, env=env, timeout=60, stdin=json.dumps(
+            vnfc_param(endpoint, authentication=None, timeout=3)))
+
+    def test_an_unparsable_proxy_is_never_quoted_with_its_password(self):
+        done = self.coordinate("http://127.0.0.1:9", "http://puser:Proxy-Pa55@[broken")
+        self.assertNotEqual(done.returncode, 0, done.stderr)
+        self.assertIn("cannot reach the proxy", done.stderr)
+        self.assertNotIn("Proxy-Pa55", done.stderr + done.stdout)
+        self.assertNotIn("puser", done.stderr + done.stdout)
+
+    def test_a_refused_tunnel_does_not_say_the_em_may_hold_anything(self):
+        from test_credentials_isolation import ConnectProxy
+        with ConnectProxy(refuse=403) as proxy:
+            done = self.coordinate("http://127.0.0.1:9", proxy.url)
+        self.assertNotEqual(done.returncode, 0, done.stderr)
+        self.assertIn("refused the tunnel", done.stderr)
+        self.assertNotIn("may have started", done.stderr)
+        self.assertNotIn("may hold", done.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
