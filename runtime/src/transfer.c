@@ -447,7 +447,9 @@ static int ip_in(const char *host, const char *entry, size_t length)
     int size = family == AF_INET6 ? 16 : 4;
     if (inet_pton(family, host, a) != 1 || inet_pton(family, bare, b) != 1)
         return 0;
-    if (bits < 0 || bits > size * 8)
+    if (bits > size * 8)
+        return 0; /* as libcurl: "127.0.0.1/40" covers nothing */
+    if (bits < 0)
         bits = size * 8;
     int whole = bits / 8, rest = bits % 8;
     if (memcmp(a, b, (size_t)whole) != 0)
@@ -458,16 +460,19 @@ static int ip_in(const char *host, const char *entry, size_t length)
     return (a[whole] & mask) == (b[whole] & mask);
 }
 
-/* no_proxy (or NO_PROXY): entries separated by commas or blanks; "*" alone matches every
- * host; a name matches itself and its subdomains (a leading dot is optional); an IP
- * address, with an optional /bits, matches the addresses it covers. libcurl's matching is
- * not exported, so the runtime decides and tells libcurl the outcome (see proxy_for). */
+/* no_proxy (or NO_PROXY): entries separated by commas or blanks; "*" as the whole value
+ * (as libcurl: not as one entry among others) matches every host; a name matches itself and its
+ * subdomains (a leading dot is optional); an IP address, with an optional /bits, matches the
+ * addresses it covers. libcurl's matching is not exported, so the runtime decides and tells libcurl
+ * the outcome (see proxy_for). */
 static int no_proxy_matches(const char *list, const char *host)
 {
     size_t host_length = strlen(host);
     int host_is_ip = 0;
     unsigned char scratch[16];
     host_is_ip = inet_pton(AF_INET, host, scratch) == 1 || inet_pton(AF_INET6, host, scratch) == 1;
+    if (strcmp(list, "*") == 0)
+        return 1;
     const char *p = list;
     while (*p) {
         while (*p == ',' || isspace((unsigned char)*p))
@@ -478,8 +483,6 @@ static int no_proxy_matches(const char *list, const char *host)
         size_t length = (size_t)(p - start);
         if (length == 0)
             continue;
-        if (length == 1 && *start == '*')
-            return 1;
         if (host_is_ip) {
             if (ip_in(host, start, length))
                 return 1;

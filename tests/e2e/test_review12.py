@@ -218,5 +218,33 @@ class ProxyWording(TestCase):
         self.assertNotIn("may hold", done.stderr)
 
 
+class NoProxyAsLibcurl(TestCase):
+    """no_proxy entries whose meaning libcurl settles one way: the runtime decides alike."""
+
+    def routed_through_proxy(self, no_proxy):
+        from test_credentials_isolation import ConnectProxy
+        from test_run_coordination import SCRIPT, vnfc_param
+        env = {k: "" for k in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                               "NO_PROXY")}
+        with ConnectProxy(refuse=403) as proxy:
+            env["http_proxy"] = proxy.url
+            env["no_proxy"] = no_proxy
+            done = harness.run_lcmcoord("run", SCRIPT, env=env, timeout=60, stdin=json.dumps(
+                vnfc_param("http://127.0.0.1:9", authentication=None, timeout=2)))
+            return len(proxy.seen()) > 0, done
+
+    def test_a_star_among_other_entries_is_not_every_host(self):
+        used, done = self.routed_through_proxy("localhost,*")
+        self.assertTrue(used, done.stderr)
+        used, done = self.routed_through_proxy("*")
+        self.assertFalse(used, done.stderr)
+
+    def test_more_bits_than_the_address_has_match_nothing(self):
+        used, done = self.routed_through_proxy("127.0.0.1/40")
+        self.assertTrue(used, done.stderr)
+        used, done = self.routed_through_proxy("127.0.0.1/32")
+        self.assertFalse(used, done.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
