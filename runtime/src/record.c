@@ -223,7 +223,10 @@ lcmc_status lcmc__record_json(const lcmc_engine *e, unsigned long client, char *
     }
     json_object_set(doc, "lcmCoordinations", coordinations);
     json_object_set(doc, "rejectedLcmCoordinations", rejections);
-    *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    /* ASCII only: an id or action from the EM may hold C1 controls or bidi overrides that
+     * JSON allows raw, and a record is read by people too (`cat record.json`); \uXXXX
+     * escapes mean the same to every JSON reader. */
+    *out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     status = *out ? LCMC_OK : LCMC_ENOMEM;
 done:
     json_decref(coordinations);

@@ -246,5 +246,37 @@ class NoProxyAsLibcurl(TestCase):
         self.assertFalse(used, done.stderr)
 
 
+class RecordIsSafeToRead(TestCase):
+    """The --record file holds the EM's id: C1 controls and bidi overrides in it are
+    escaped (\\uXXXX), so `cat record.json` cannot drive a terminal or reorder the text,
+    while every JSON reader still reads the same id."""
+
+    def test_the_record_escapes_what_a_terminal_would_act_on(self):
+        from test_post_once import Peer, answer
+        from test_run_coordination import SCRIPT, vnfc_param
+        evil_id = "abc\u009b2J\u202edef\u2028x\u001b"
+
+        def respond(peer, request):
+            body = json.dumps({
+                "id": evil_id, "coordinationResult": "CONTINUE", "vnfInstanceId": "i",
+                "vnfLcmOpOccId": "o", "lcmOperationType": "CHANGE_VNFPKG",
+                "coordinationActionName": "prv.tacker_organization.coordination_test",
+                "_links": {"self": {"href": "http://x/y"}, "vnfLcmOpOcc": {"href": "http://x/o"},
+                           "vnfInstance": {"href": "http://x/i"}}},
+                ensure_ascii=False).encode()
+            return answer(201, "Created", [("Content-Type", "application/json")], body)
+
+        with Peer(respond) as peer, tempfile.TemporaryDirectory() as d:
+            record = os.path.join(d, "record.json")
+            done = harness.run_lcmcoord("run", "--record", record, SCRIPT, timeout=60,
+                                        stdin=json.dumps(vnfc_param(peer.url, authentication=None,
+                                                                    timeout=10)))
+            with open(record, "rb") as f:
+                raw = f.read()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual([b for b in raw if b >= 0x80 or (b < 0x20 and b not in b"\n")], [])
+        self.assertEqual(json.loads(raw)["lcmCoordinations"][0]["id"], evil_id)
+
+
 if __name__ == "__main__":
     unittest.main()
