@@ -144,11 +144,13 @@ static int proxy_userinfo(const char *proxy, const char **start, size_t *length)
     return 1;
 }
 
-/* A copy of text (n bytes) with the proxy's userinfo, its password and its user name
- * (when not too short to be mistaken for other words) replaced, or NULL when none of them
- * occurs in it (or memory ran out: the caller then shows nothing of the text). *found says
- * whether any occurred. libcurl quotes the proxy string as given in some messages
- * ("Unsupported proxy syntax in 'http://user:password@...'") and names the user in others. */
+/* A copy of text (n bytes) with the proxy's userinfo replaced, and its password and user
+ * name alone (when not too short to be mistaken for parts of other words; the user also
+ * when quoted, as in "with user 'bob'"), or NULL when none of them occurs in it (or memory
+ * ran out: the caller then shows nothing of the text). *found says whether any occurred.
+ * libcurl quotes the proxy string as given in some messages ("Unsupported proxy syntax in
+ * 'http://user:password@...'") and names the user in others ("Proxy auth using Basic with
+ * user 'user'"). */
 static char *without_proxy_userinfo(const char *proxy, const char *text, size_t n, int *found)
 {
     *found = 0;
@@ -158,22 +160,33 @@ static char *without_proxy_userinfo(const char *proxy, const char *text, size_t 
         return NULL;
     const char *colon = memchr(info, ':', info_length);
     size_t user_length = colon ? (size_t)(colon - info) : info_length;
+    size_t password_length = colon ? info_length - user_length - 1 : 0;
+    char *quoted_user = user_length > 0 ? malloc(user_length + 3) : NULL;
+    if (quoted_user) {
+        quoted_user[0] = '\'';
+        memcpy(quoted_user + 1, info, user_length);
+        quoted_user[user_length + 1] = '\'';
+        quoted_user[user_length + 2] = '\0';
+    }
     struct {
         const char *s;
         size_t n;
-    } secrets[3] = {{info, info_length},
-                    {colon ? colon + 1 : NULL, colon ? info_length - user_length - 1 : 0},
+    } secrets[4] = {{info, info_length},
+                    {colon ? colon + 1 : NULL, password_length >= 4 ? password_length : 0},
+                    {quoted_user, quoted_user ? user_length + 2 : 0},
                     {info, user_length >= 4 ? user_length : 0}};
     static const char mark[] = "<redacted>";
     char *out = malloc(n * (sizeof mark) + 1); /* each byte at worst becomes one mark */
-    if (out == NULL) {
+    if (out == NULL || (user_length > 0 && quoted_user == NULL)) {
+        free(out);
+        free(quoted_user);
         *found = 1;
         return NULL;
     }
     size_t used = 0;
     for (size_t i = 0; i < n;) {
         size_t hit = 0;
-        for (int k = 0; k < 3 && hit == 0; k++)
+        for (int k = 0; k < 4 && hit == 0; k++)
             if (secrets[k].s && secrets[k].n > 0 && secrets[k].n <= n - i &&
                 memcmp(text + i, secrets[k].s, secrets[k].n) == 0)
                 hit = secrets[k].n;
@@ -187,6 +200,7 @@ static char *without_proxy_userinfo(const char *proxy, const char *text, size_t 
         }
     }
     out[used] = '\0';
+    free(quoted_user);
     if (!*found) {
         free(out);
         return NULL;

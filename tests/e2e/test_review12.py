@@ -208,6 +208,23 @@ class ProxyWording(TestCase):
         self.assertNotIn("Proxy-Pa55", done.stderr + done.stdout)
         self.assertNotIn("puser", done.stderr + done.stdout)
 
+    def test_the_repl_trace_never_names_the_proxy_user(self):
+        from test_credentials_isolation import ConnectProxy
+        env = {k: "" for k in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                               "no_proxy", "NO_PROXY")}
+        with harness.EM() as em, ConnectProxy() as proxy:
+            # A short user name: libcurl's "Proxy auth using Basic with user 'zq7'".
+            env["http_proxy"] = f"http://zq7:Pr0xy-Pa55@127.0.0.1:{proxy.port}"
+            script = (":trace on\nr = lcmcoord.http.request{url = \"%s/lcmcoord/v1/api_versions\"}"
+                      "\nr.status\n" % em.url)
+            done = harness.run_lcmcoord("repl", stdin=script, env=env, timeout=60)
+            used = len(proxy.seen())
+        out = done.stdout + done.stderr
+        self.assertEqual(used, 1, out)
+        self.assertIn("Proxy auth using Basic with user <redacted>", out)
+        self.assertNotIn("zq7", out)
+        self.assertNotIn("Pr0xy-Pa55", out)
+
     def test_a_refused_tunnel_does_not_say_the_em_may_hold_anything(self):
         from test_credentials_isolation import ConnectProxy
         with ConnectProxy(refuse=403) as proxy:
