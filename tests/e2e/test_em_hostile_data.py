@@ -353,8 +353,11 @@ class ScenarioTest(TestCase):
                 # at once (no lock is held across user code).
                 def entered():
                     return em.stderr_text().count("entered the runaway loop")
-                runaway = in_thread(request, em, "GET", "/pcall-loop")
-                wait_for(lambda: entered() == 2, what="the runaway call to start")
+                first = []
+                runaway = in_thread(lambda: first.append(request(em, "GET", "/pcall-loop")))
+                wait_for(lambda: entered() == 2 or first, what="the runaway call to start")
+                self.assertEqual(entered(), 2, f"the runaway call did not run: {first}; "
+                                               f"EM stderr: {em.stderr_text()[-800:]}")
                 Legit(self, em).check("a runaway scenario call")
                 runaway.join(10 * TIME_FACTOR)
                 self.assertFalse(runaway.is_alive(), "the runaway call did not end")
