@@ -408,7 +408,8 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
 static int post_may_have_reached(const lcmc_transfer_result *r)
 {
     /* A proxy that refused the tunnel, or failed before it was up, never passed anything on. */
-    if (r->proxy && ((r->proxy_connect_status != 0 &&
+    if (r->proxy && (r->proxy_tunnel_failed ||
+                     (r->proxy_connect_status != 0 &&
                       (r->proxy_connect_status < 200 || r->proxy_connect_status > 299)) ||
                      r->curl_code == CURLE_PROXY))
         return 0;

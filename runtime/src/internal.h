@@ -209,6 +209,7 @@ typedef struct lcmc_transfer_result {
     int request_sent;          /* whether any byte of the request may have reached the server */
     char *proxy;               /* the proxy it went through, without userinfo; NULL: direct */
     long proxy_connect_status; /* the proxy's answer to CONNECT; 0: none came */
+    int proxy_tunnel_failed;   /* an HTTP proxy's tunnel never came up: the EM got nothing */
 } lcmc_transfer_result;
 
 /* Starts a transfer; `done` is called from the engine loop when it ends (also on failure to

@@ -29,6 +29,7 @@ struct lcmc_transfer {
     size_t body_length;
     int request_attempts; /* times libcurl was about to send the request (before_request) */
     int resend_refused;   /* before_request stopped libcurl sending it again */
+    int sends_body;       /* a request the peer may act on: libcurl may not resend it */
     lcmc_transfer_done_fn *done;
     void *userdata;
     int secret_exchange;
@@ -70,7 +71,7 @@ static int before_request(void *userdata, char *remote_ip, char *local_ip, int r
     (void)local_port;
     lcmc_transfer *t = userdata;
     long sent = 0;
-    if (t->request_attempts++ > 0 &&
+    if (t->request_attempts++ > 0 && t->sends_body &&
         (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0)) {
         t->resend_refused = 1;
         return CURL_PREREQFUNC_ABORT;
@@ -708,6 +709,11 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     /* A body is sent with its size known (a Content-Length, no chunking), and only once:
      * before_request stops libcurl sending it again on its own. */
     int sends_body = strcmp(t->method, "POST") == 0 || t->body != NULL;
+    t->sends_body = sends_body;
+    /* Every request: that libcurl got as far as sending it (the connection, and a proxy's
+     * tunnel, up) is what says whether the peer may have it. */
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, before_request);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, t);
     if (strcmp(t->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else {
@@ -717,8 +723,6 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
             curl_easy_setopt(easy, CURLOPT_POST, 1L);
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
             curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_length);
-            curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, before_request);
-            curl_easy_setopt(easy, CURLOPT_PREREQDATA, t);
         }
         if (strcmp(t->method, "HEAD") == 0)
             curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
@@ -871,13 +875,21 @@ static void harvest(lcmc_transfer *t, CURLcode code)
     r->content_type = lcmc__strdup(ctype);
     long request_size = 0;
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size);
-    r->request_sent = request_size > 0 || r->status > 0;
+    /* Bytes a proxy got (a CONNECT) are not the request: only once libcurl was about to
+     * send it on an open connection (tunnel up) may the peer have any of it. */
+    r->request_sent = (t->request_attempts > 0 && request_size > 0) || r->status > 0;
     curl_off_t total_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us);
     r->elapsed = (double)total_us / 1e6;
     if (t->proxy) {
         r->proxy = proxy_shown(t->proxy);
         curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &r->proxy_connect_status);
+        /* An HTTP proxy's tunnel is up once it answered the CONNECT with 2xx (a failure
+         * after that, a TLS handshake with the EM say, is not the proxy's); a SOCKS proxy
+         * gives no such answer to tell by, and its failures are CURLE_PROXY. */
+        int tunnel_up = r->proxy_connect_status >= 200 && r->proxy_connect_status <= 299;
+        r->proxy_tunnel_failed = code != CURLE_OK && t->request_attempts == 0 && !tunnel_up &&
+                                 strncasecmp(t->proxy, "socks", 5) != 0;
         /* A refused CONNECT is the proxy's answer, never the EM's status. */
         if (r->proxy_connect_status != 0 &&
             (r->proxy_connect_status < 200 || r->proxy_connect_status > 299))
@@ -973,9 +985,16 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
     lcmc_status status;
     int tunnel_refused = r->proxy && r->proxy_connect_status != 0 &&
                          (r->proxy_connect_status < 200 || r->proxy_connect_status > 299);
-    if (r->proxy && (tunnel_refused || r->curl_code == CURLE_COULDNT_RESOLVE_PROXY ||
-                     r->curl_code == CURLE_PROXY ||
-                     (r->curl_code == CURLE_COULDNT_CONNECT && r->proxy_connect_status == 0))) {
+    if (r->proxy && r->proxy_tunnel_failed && r->curl_code == CURLE_OPERATION_TIMEDOUT) {
+        /* The tunnel never came up in time: the EM was never reached. */
+        status = LCMC_ETRANSPORT;
+        lcmc__error_set(err, status,
+                        "the proxy %s did not open the tunnel to %s in time: %s (%s %s)", r->proxy,
+                        peer, shown ? shown : "?", method, path ? path : "?");
+    } else if (r->proxy &&
+               (tunnel_refused || r->curl_code == CURLE_COULDNT_RESOLVE_PROXY ||
+                r->curl_code == CURLE_PROXY ||
+                (r->curl_code == CURLE_COULDNT_CONNECT && r->proxy_connect_status == 0))) {
         /* The proxy's own failure: the EM was never reached, and must not be blamed. */
         status = LCMC_ETRANSPORT;
         char *target = tunnel_target(url);

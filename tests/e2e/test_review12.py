@@ -225,6 +225,40 @@ class ProxyWording(TestCase):
         self.assertNotIn("zq7", out)
         self.assertNotIn("Pr0xy-Pa55", out)
 
+    def test_a_proxy_that_never_opens_the_tunnel_is_the_proxys_failure(self):
+        """A proxy that takes the connection and never answers the CONNECT: libcurl gives
+        up after its 30 s connect cap. The EM got nothing: neither blamed nor said to
+        hold anything (the CONNECT's bytes are not the request's)."""
+        import socket
+        held = []
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+
+        def hold():
+            while True:
+                try:
+                    held.append(listener.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=hold, daemon=True).start()
+        try:
+            from test_run_coordination import SCRIPT, vnfc_param
+            env = {k: "" for k in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                   "no_proxy", "NO_PROXY")}
+            env["http_proxy"] = f"http://127.0.0.1:{port}"
+            done = harness.run_lcmcoord("run", SCRIPT, env=env, timeout=120, stdin=json.dumps(
+                vnfc_param("http://127.0.0.1:9", authentication=None, timeout=120)))
+        finally:
+            listener.close()
+            for conn in held:
+                conn.close()
+        self.assertEqual(done.returncode, 4, done.stderr)
+        line = self.assertOneLine(done.stderr)
+        self.assertIn(f"the proxy http://127.0.0.1:{port} did not open the tunnel", line)
+        self.assertNotIn("may have started", line)
+        self.assertNotIn("answer from the EM", line)
+
     def test_a_refused_tunnel_does_not_say_the_em_may_hold_anything(self):
         from test_credentials_isolation import ConnectProxy
         with ConnectProxy(refuse=403) as proxy:
