@@ -410,22 +410,26 @@ static int l_http_date(lua_State *L)
     return 1;
 }
 
-/* print() goes to stderr: stdout carries only the listening line. */
+/* print() goes to stderr: stdout carries only the listening line. The line is built first
+ * and written in one call: converting a value may raise (memory, __tostring), and nothing
+ * that raises may run while stderr is locked, or every other thread's log would wait. */
 static int l_print(lua_State *L)
 {
     int n = lua_gettop(L);
-    flockfile(stderr);
-    fputs("scenario: ", stderr);
+    luaL_Buffer line;
+    luaL_buffinit(L, &line);
+    luaL_addstring(&line, "scenario: ");
     for (int i = 1; i <= n; i++) {
-        size_t len;
-        const char *s = luaL_tolstring(L, i, &len);
         if (i > 1)
-            fputc('\t', stderr);
-        fwrite(s, 1, len, stderr);
-        lua_pop(L, 1);
+            luaL_addchar(&line, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&line);
     }
-    fputc('\n', stderr);
-    funlockfile(stderr);
+    luaL_addchar(&line, '\n');
+    luaL_pushresult(&line);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    fwrite(text, 1, len, stderr);
     return 0;
 }
 

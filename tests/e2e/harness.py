@@ -146,8 +146,11 @@ class EM:
     def stderr_text(self):
         if self._stderr.closed:
             return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")
+        # pread, never seek+read: the EM writes through a duplicate of this descriptor, which
+        # shares its file offset, so moving it would make the EM's next line land over text
+        # already there.
+        fd = self._stderr.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
     def journal_credentials(self):
         """USER:PASS the journal takes when the EM has credentials (it then needs them):
