@@ -276,8 +276,9 @@ class TestCase(unittest.TestCase):
     """unittest.TestCase with a few assertions the suites share."""
 
     def assertOneLine(self, text):
-        """The outcome is one line; warnings, marked "lcmcoord: warning:", may come with it."""
-        lines = [line for line in text.splitlines()
-                 if line.strip() and not line.startswith("lcmcoord: warning: ")]
+        """The outcome is exactly one line, as the operator guide promises for a failure:
+        nothing else, not even a warning (without -v they are held back on failure)."""
+        lines = text.splitlines()
         self.assertEqual(len(lines), 1, f"expected exactly one line, got: {text!r}")
+        self.assertTrue(lines[0].strip(), f"expected one non-empty line, got: {text!r}")
         return lines[0]
