@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#define EM_DEFAULT_PORT         6789
+#define EM_DEFAULT_PORT 6789
 /* Byte budgets (docs/em.md, "Limits"): every one of them is what bounds memory and CPU time
  * per request, whatever a client sends. */
 #define EM_DEFAULT_BODY_LIMIT   (256u * 1024u) /* API bodies: a LcmCoordRequest with room */
@@ -31,7 +31,7 @@
 #define EM_STORE_BYTES          (32u * 1024u * 1024u) /* coordinations kept, serialized */
 #define EM_JOURNAL_BYTES        (16u * 1024u * 1024u) /* journal entries, serialized */
 #define EM_JSON_MAX_DEPTH       32u
-#define EM_JSON_MAX_MEMBERS     10000u /* object members and array elements, in all */
+#define EM_JSON_MAX_MEMBERS     10000u        /* object members and array elements, in all */
 #define EM_JSON_MAX_STRING      (64u * 1024u) /* one string or key, in bytes */
 #define EM_SCENARIO_MEMORY      (64u * 1024u * 1024u) /* one Lua state's heap */
 #define EM_DEFAULT_JOURNAL_MAX  10000u

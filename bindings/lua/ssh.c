@@ -190,7 +190,8 @@ static int ssh_exec(lua_State *L)
     if (!lcmc_lua_is_absent(L, 3)) {
         timeout = luaL_checknumber(L, 3);
         luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 0), 3,
-                      "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
+                      "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT
+                      " expected");
     }
     result_guard *guard = lua_newuserdatauv(L, sizeof *guard, 0);
     guard->result = NULL;

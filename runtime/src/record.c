@@ -74,8 +74,8 @@ static size_t utf8_length(const unsigned char *s, size_t n)
     return length;
 }
 
-/* A copy of an id (or action) that is UTF-8 (JSON can hold nothing else): an id taken from a Location
- * is percent-decoded and may hold any byte; each byte that is not UTF-8 is written %XX, as
+/* A copy of an id (or action) that is UTF-8 (JSON can hold nothing else): an id taken from a
+ * Location is percent-decoded and may hold any byte; each byte that is not UTF-8 is written %XX, as
  * it was in the Location, so the record keeps the coordination instead of losing itself. */
 static char *utf8_copy(const char *text)
 {
