@@ -34,6 +34,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import tempfile
 
 OPENSSL = os.environ.get("LCMCOORD_OPENSSL", "openssl")
 
@@ -168,3 +169,19 @@ def make_pki(directory):
         directory, "other_client", OTHER_CLIENT_CN, CLIENT_EXT, pki.other_ca_cert,
         pki.other_ca_key)
     return pki
+
+
+class WithPki:
+    """Mixin for a TestCase class: one test PKI (make_pki) in a temporary directory for the
+    whole class, as `cls.pki`."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._pki_dir = tempfile.TemporaryDirectory()
+        cls.pki = make_pki(cls._pki_dir.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._pki_dir.cleanup()
+        super().tearDownClass()

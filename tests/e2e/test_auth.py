@@ -193,16 +193,7 @@ assert(c:coordinate(req))
         self.assertIn("client_secret=<redacted>", token["body"])
 
 
-class PkiTestCase(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._dir = tempfile.TemporaryDirectory()
-        cls.pki = certs.make_pki(cls._dir.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._dir.cleanup()
-
+class PkiTestCase(certs.WithPki, TestCase):
     def tls_flags(self, cert=None, key=None):
         return ["--cacert", self.pki.ca_cert, "--cert", cert or self.pki.client_cert,
                 "--key", key or self.pki.client_key]

@@ -11,13 +11,13 @@ import json
 import os
 import socket
 import ssl
-import tempfile
 import threading
 import unittest
 
 import certs
 import harness
 from harness import EM, TestCase, wait_for
+from test_auth import ScriptFile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(harness.SOURCE_DIR, "scripts", "coordinate_vnf.lua")
@@ -69,20 +69,6 @@ def basic():
     return {"authType": ["BASIC"], "paramsBasic": {"userName": "tacker", "password": PASSWORD}}
 
 
-class ScriptFile:
-    """A Lua script written to a temporary file for the length of a `with`."""
-
-    def __init__(self, text):
-        self.dir = tempfile.TemporaryDirectory()
-        self.path = os.path.join(self.dir.name, "script.lua")
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    def __enter__(self):
-        return self.path
-
-    def __exit__(self, *exc):
-        self.dir.cleanup()
 
 
 def run_script(text, params, env=None, *flags):
@@ -296,16 +282,7 @@ io.stdout:write(r.status, "\\n")
 """
 
 
-class HttpVersionTest(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._dir = tempfile.TemporaryDirectory()
-        cls.pki = certs.make_pki(cls._dir.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._dir.cleanup()
-
+class HttpVersionTest(certs.WithPki, TestCase):
     def test_http_1_1_even_when_the_server_offers_h2(self):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         seen = []

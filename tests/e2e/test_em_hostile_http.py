@@ -377,16 +377,7 @@ class DelayedAnswers(unittest.TestCase):
             legit_request(self, port, "half-closed delayed requests")
 
 
-class TlsLayer(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._dir = tempfile.TemporaryDirectory()
-        cls.pki = certs.make_pki(cls._dir.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._dir.cleanup()
-
+class TlsLayer(certs.WithPki, unittest.TestCase):
     def context(self, cafile=None):
         import ssl
         return ssl.create_default_context(cafile=cafile or self.pki.ca_cert)
@@ -398,8 +389,8 @@ class TlsLayer(unittest.TestCase):
 
     def rsa_certificate(self):
         """A self-signed RSA certificate for 127.0.0.1: static-RSA suites need one."""
-        cert = os.path.join(self._dir.name, "rsa.pem")
-        key = os.path.join(self._dir.name, "rsa.key")
+        cert = os.path.join(self._pki_dir.name, "rsa.pem")
+        key = os.path.join(self._pki_dir.name, "rsa.key")
         if not os.path.exists(cert):
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                             "-keyout", key, "-out", cert, "-subj", "/CN=localhost", "-days", "2",

@@ -9,7 +9,6 @@ issues a token for client_id alone (OAUTH2_CLIENT_CERT).
 
 import json
 import subprocess
-import tempfile
 import unittest
 import urllib.parse
 
@@ -21,16 +20,7 @@ COORDS = "/lcmcoord/v1/coordinations"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-class TlsTestCase(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._dir = tempfile.TemporaryDirectory()
-        cls.pki = certs.make_pki(cls._dir.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._dir.cleanup()
-
+class TlsTestCase(certs.WithPki, TestCase):
     def ca(self, *more):
         return ["--cacert", self.pki.ca_cert, *more]
 

@@ -16,11 +16,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import unittest
 
 import harness
+from test_run_cli import TempDirTestCase
 from test_run_coordination import SCRIPT, posts, vnfc_param
 
 COORDINATIONS = "/lcmcoord/v1/coordinations"
@@ -111,20 +111,7 @@ def params_text(endpoint, **overrides):
     return json.dumps(param)
 
 
-class OutputTestCase(harness.TestCase):
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory()
-        self.tmp = self._tmp.name
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return path
-
+class OutputTestCase(TempDirTestCase):
     def assertSafe(self, data, what, json_lines=False):
         """Valid UTF-8 with no C0 control but line feeds, no DEL, no C1 control (raw or
         UTF-8), no bidi override, and no line the EM forged."""

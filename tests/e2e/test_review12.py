@@ -105,16 +105,7 @@ io.stdout:write(first, " ", second, "\\n")
 """
 
 
-class PerRequestTlsTest(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._dir = tempfile.TemporaryDirectory()
-        cls.pki = certs.make_pki(cls._dir.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._dir.cleanup()
-
+class PerRequestTlsTest(certs.WithPki, TestCase):
     def test_other_tls_settings_per_request_never_share_a_token(self):
         def token(handler):
             return 200, {"access_token": "tok-first-tls", "token_type": "Bearer",
