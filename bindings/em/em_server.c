@@ -669,8 +669,9 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *connection, char *s
 /* What the head says about framing, gathered from MHD's parsed fields. */
 struct framing {
     unsigned hosts, content_lengths, transfer_encodings;
-    bool bad_name, bad_length, bad_coding, bare_line_end;
+    bool bad_name, bad_length, bad_coding, bad_line;
     const char *first_length;
+    const char *line_end; /* where the previous line's text ended in MHD's buffer */
 };
 
 static bool is_tchar(unsigned char ch)
@@ -679,14 +680,17 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* MHD 0.9.75 cuts the head into lines in place, turning each CR and LF of a line end into
- * NUL, and accepts a bare LF or CR as a line end. A field whose value ends in exactly one
- * NUL followed by more text therefore came with a bare line end (RFC 9112 §2.2 lets a
- * server reject those; a proxy splitting on CRLF only would see another head). */
-static bool bare_line_end_after(const char *value)
+/* MHD 0.9.75 cuts the head into lines in place, in its read buffer, turning the colon and
+ * each CR and LF of a line end into NUL, and keeps pointers to the method, target, version
+ * and every field's name and value there. It also takes a bare LF as a line end and joins
+ * a folded line (obs-fold) to the field before it. So a well-formed head is, from one
+ * line's text to the next line's name, exactly two NULs (CR LF), and from the last line's
+ * text to the head's end exactly four (CR LF and the blank line): anything else is a bare
+ * LF, a NUL inside a line or a folded line, which RFC 9112 §2.2 and §5.2 let a server
+ * refuse (and a proxy in front could read differently). */
+static bool follows_crlf(const char *line_end, const char *name)
 {
-    const char *end = value + strlen(value);
-    return end[1] != '\0';
+    return name == line_end + 2 && !line_end[0] && !line_end[1];
 }
 
 static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -699,8 +703,16 @@ static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const c
             f->bad_name = true;
     if (!*key)
         f->bad_name = true;
-    if (value && bare_line_end_after(value))
-        f->bare_line_end = true;
+    if (!follows_crlf(f->line_end, key))
+        f->bad_line = true;
+    /* Between the colon (now NUL) and the value only the blanks MHD skipped. */
+    const char *colon = key + strlen(key);
+    const char *p = colon + 1;
+    while (p < value && (*p == ' ' || *p == '\t'))
+        p++;
+    if (!value || p != value)
+        f->bad_line = true;
+    f->line_end = value && p == value ? value + strlen(value) : colon;
     if (strcasecmp(key, "host") == 0) {
         f->hosts++;
     } else if (strcasecmp(key, "content-length") == 0) {
@@ -717,16 +729,25 @@ static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const c
 }
 
 /* Why the request must be refused before anything else looks at it, or NULL. */
-static const char *framing_problem(struct MHD_Connection *connection, const char *url,
-                                   const char *version)
+static const char *framing_problem(struct MHD_Connection *connection, const char *method,
+                                   const char *url, const char *version)
 {
     struct framing f;
     memset(&f, 0, sizeof f);
+    /* MHD measures the head from the method to just past the blank line. */
+    const union MHD_ConnectionInfo *size =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (!size)
+        return "the request head could not be measured";
+    f.line_end = version + strlen(version);
     MHD_get_connection_values(connection, MHD_HEADER_KIND, look_at_field, &f);
     if (f.bad_name)
         return "a header field name is not a token (RFC 9112 §5.1: no space before the colon)";
-    if (f.bare_line_end || bare_line_end_after(version))
-        return "a line of the request head ends in a bare LF or CR, not CRLF";
+    const char *head_end = method + size->header_size;
+    if (f.bad_line || f.line_end + 4 != head_end || f.line_end[0] || f.line_end[1] ||
+        f.line_end[2] || f.line_end[3])
+        return "a line of the request head does not end in CRLF (a bare LF or CR, a NUL, or "
+               "a folded line)";
     if (f.content_lengths && f.transfer_encodings)
         return "Content-Length and Transfer-Encoding together (RFC 9112 §6.3)";
     if (f.content_lengths > 1)
@@ -807,7 +828,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *req_cls = c;
         if (c->sock)
             sock_enter(&srv->reaper, c->sock, SOCK_RECEIVING);
-        const char *bad = framing_problem(connection, url, version);
+        const char *bad = framing_problem(connection, method, url, version);
         /* MHD ends the target at the space before the version with a NUL: a shorter
          * string seen when the line was cut means a NUL byte inside the target. */
         if (!bad && url == c->raw_target && version != c->raw_target + c->raw_target_len + 1)

@@ -304,6 +304,17 @@ class Framing(unittest.TestCase):
                 self.HEAD + b"Host: x\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nab",
             "bare LF after the request line":
                 b"GET " + COORDS.encode() + b" HTTP/1.1\nHost: x\r\n\r\n",
+            "bare LF ending the last field":
+                self.HEAD + b"Host: x\r\nContent-Length: 2\n\r\nab",
+            "bare LF as the blank line":
+                self.HEAD + b"Host: x\r\nContent-Length: 2\r\n\nab",
+            "bare LFs only": b"GET " + COORDS.encode() + b" HTTP/1.1\nHost: x\n\n",
+            "a folded field (obs-fold)":
+                self.HEAD + b"X-Folded: a\r\n b\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+            "a folded last field":
+                self.HEAD + b"Host: x\r\nContent-Length: 2\r\nX-Folded: a\r\n\tb\r\n\r\nab",
+            "a NUL byte in a field value":
+                self.HEAD + b"Host: x\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\nab",
             "space before the colon":
                 self.HEAD + b"Host: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n"
                 b"\r\nabc",
@@ -319,6 +330,30 @@ class Framing(unittest.TestCase):
                 with self.subTest(what):
                     self.refused(em, raw, what)
             legit_request(self, port_of(em.url), "malformed heads")
+
+    def test_well_formed_heads_of_every_shape_are_answered(self):
+        # The strict line-end check must not refuse what RFC 9112 allows: blanks around a
+        # value, empty values, no fields at all in HTTP/1.0, an empty line before the head.
+        shapes = {
+            "blanks around values": b"Host:  x \t\r\nX-A:\t1\r\nX-B:2  \r\n",
+            "empty values": b"Host: x\r\nX-Empty:\r\nX-Blank: \r\n",
+            "an empty last value": b"Host: x\r\nX-Empty:\r\n",
+        }
+        with EM("--quiet") as em:
+            port = port_of(em.url)
+            for what, fields in shapes.items():
+                with self.subTest(what):
+                    out, _ = exchange(port, b"GET /lcmcoord/v1/api_versions HTTP/1.1\r\n" +
+                                      fields + b"Connection: close\r\n\r\n")
+                    self.assertEqual(status_lines(out), [b"200"], out[:600])
+            for what, raw in {
+                    "HTTP/1.0 without fields": b"GET /lcmcoord/v1/api_versions HTTP/1.0\r\n\r\n",
+                    "an empty line first":
+                        b"\r\nGET /lcmcoord/v1/api_versions HTTP/1.1\r\nHost: x\r\n"
+                        b"Connection: close\r\n\r\n"}.items():
+                with self.subTest(what):
+                    out, _ = exchange(port, raw)
+                    self.assertEqual(status_lines(out), [b"200"], out[:600])
 
     def test_routing_sees_the_path_as_sent(self):
         with EM("--quiet") as em:
