@@ -12,7 +12,11 @@ batch: requests from lcmcoord.request, one coordinate_all) is profiled three way
   callgrind instructions inside coordinate_all only (--toggle-collect), N/5
             coordinations: inclusive counts of the runtime's and the binding's functions
             and of the libraries' entry points, per coordination;
-  massif    the heap at its peak, N/2 coordinations, by the innermost frames of our code.
+  massif    the heap at its peak, N/2 coordinations, by the innermost frames of our code;
+  floor     callgrind's instructions per request of the libcurl multi floor
+            (bench/curl_floor.c, --curl-floor), N/5 requests minus a run of one: the
+            user-space cost the client's own per coordination compares with, unmoved by
+            whatever else the machine runs.
 
 Needs linux-perf and valgrind (bench/profile.sh installs them). Prints plain text.
 """
@@ -36,6 +40,11 @@ BUCKETS = [
     ("jansson json_loadb: the LcmCoord parsed in accept_lcmcoord", ["json_loadb"]),
     ("lcmc_lua_json_decode: the LcmCoord decoded again by cjson for Lua", ["lcmc_lua_json_decode"]),
     ("lcmc_lua_json_encode: requests encoded by cjson", ["lcmc_lua_json_encode"]),
+    # The value model (issue 13): Lua tables and jansson values converted directly.
+    ("lcmc_lua_to_json: request tables made jansson values", ["lcmc_lua_to_json"]),
+    ("json_dumps: request values written as the text sent", ["json_dumps"]),
+    ("lcmc_lua_push_json: the LcmCoord value made a Lua table", ["lcmc_lua_push_json"]),
+    ("json_delete: jansson values freed (each block wiped)", ["json_delete"]),
     ("lcmc__url_origin: URL parsed by curl_url per call", ["lcmc__url_origin"]),
     ("curl_multi_poll", ["curl_multi_poll"]),
     ("curl_multi_perform: libcurl's HTTP work and the socket syscalls", ["curl_multi_perform"]),
@@ -149,6 +158,25 @@ def callgrind_profile(binary, params_path, tmp, n):
             break
 
 
+def floor_profile(curl_floor, url, tmp, n):
+    body = os.path.join(tmp, "floor_body.json")
+    with open(body, "w") as f:
+        json.dump(bench.LCMCOORD_201, f)
+    counts = {}
+    for runs in (1, n):
+        out = os.path.join(tmp, f"callgrind.floor.{runs}")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        curl_floor, url + "/lcmcoord/v1/coordinations", body, str(runs)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        text = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True,
+                              check=True).stdout
+        m = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+        counts[runs] = int(m.group(1).replace(",", ""))
+    per = (counts[n] - counts[1]) / (n - 1)
+    print(f"== callgrind, libcurl multi floor: {per:,.0f} instructions per request "
+          f"({n} requests, less a run of one)")
+
+
 def massif_profile(binary, params_path, tmp, n):
     out = os.path.join(tmp, "massif.out")
     with open(params_path, "rb") as stdin:
@@ -190,7 +218,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lcmcoord", required=True)
     ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--only", default="perf,callgrind,massif")
+    ap.add_argument("--only", default="perf,callgrind,massif,floor")
+    ap.add_argument("--curl-floor", help="the compiled bench/curl_floor.c (--only floor)")
     a = ap.parse_args()
     only = set(a.only.split(","))
     with tempfile.TemporaryDirectory(prefix="lcmc-profile-") as tmp, bench.Nginx(tmp) as ngx:
@@ -205,6 +234,9 @@ def main():
             print()
         if "callgrind" in only:
             callgrind_profile(a.lcmcoord, params(a.n // 5), tmp, a.n // 5)
+            print()
+        if "floor" in only and a.curl_floor:
+            floor_profile(a.curl_floor, ngx.url, tmp, a.n // 5)
             print()
         if "massif" in only:
             massif_profile(a.lcmcoord, params(a.n // 2), tmp, a.n // 2)

@@ -4,7 +4,7 @@
 # loopback. Installs linux-perf and valgrind if missing, builds build-bench/ like
 # bench/run.sh. About a minute on 2 cores.
 #
-#   bench/profile.sh [--n N] [--only perf,callgrind,massif]
+#   bench/profile.sh [--n N] [--only perf,callgrind,massif,floor]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,4 +27,7 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release \
       "-DCMAKE_C_FLAGS=-g -Wno-error=maybe-uninitialized" >/dev/null
 cmake --build build-bench --target lcmcoord_cli -j"$(nproc)" >/dev/null
 
-exec /usr/bin/python3 bench/profile.py --lcmcoord "$root/build-bench/bin/lcmcoord" "$@"
+cc -O2 -Wall -Wextra -o build-bench/curl_floor bench/curl_floor.c -lcurl
+
+exec /usr/bin/python3 bench/profile.py --lcmcoord "$root/build-bench/bin/lcmcoord" \
+     --curl-floor "$root/build-bench/curl_floor" "$@"
