@@ -52,6 +52,7 @@ build = {
             "bindings/lua/credentials.c",
             "bindings/lua/engine.c",
             "bindings/lua/errors.c",
+            "bindings/lua/fields.c",
             "bindings/lua/guard.c",
             "bindings/lua/http.c",
             "bindings/lua/json.c",

@@ -67,7 +67,7 @@ EOF
 # ---- lcmcoord against it -------------------------------------------------------------------
 # The cjson the host links is Debian's lua5.4-cjson; its own pkg-config file stays found.
 export PKG_CONFIG_PATH="$lua/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLCMCOORD_WERROR=ON \
       -DLCMC_LUA_INTERPRETER="$lua/bin/lua5.4" >/dev/null
 # The specs and the end-to-end suites need the program and the module only.
 cmake --build "$build" -j 2 --target lcmcoord_cli lcmcoord_lua >/dev/null

@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
-cmake -S "$root" -B "$root/build" >/dev/null
+cmake -S "$root" -B "$root/build" -DLCMCOORD_WERROR=ON >/dev/null
 cmake --build "$root/build" -j "$(nproc)" >/dev/null
 lcmcoord="$root/build/bin/lcmcoord"
 work=$(mktemp -d)

@@ -25,7 +25,7 @@ seconds=${LCMCOORD_FUZZ_SECONDS:-60}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(location lcmcoord token request em_form retry_after vnfc_param)
 
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DLCMCOORD_WERROR=ON \
   -DLCMCOORD_SANITIZE=fuzzer-no-link,address,undefined -DLCMCOORD_FUZZ=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds lcmcoord's Debian package with CPack, installs it with apt-get as a clean Debian 12
 # machine would, checks the installed program from its installed paths (the version, the
-# sample script and the Tacker drop-in against `lcmcoord em`, the Lua module under the stock
-# lua5.4), then removes the package. Idempotent: a package left installed by an earlier,
+# sample script and the Tacker drop-in against `lcmcoord em`, which runs the separately
+# installed EM simulator; that `lcmcoord` links no server library; the Lua module under the
+# stock lua5.4), then removes the package. Idempotent: a package left installed by an earlier,
 # interrupted run is removed first, and the package is removed whatever happens. Needs root
 # (or sudo). Usage: scripts/test-deb.sh [BUILD_DIR]   (default: build-deb/)
 set -euo pipefail
@@ -16,7 +17,7 @@ say() { echo "test-deb: $*" >&2; }
 
 "$root/scripts/setup.sh"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
-  -DLCMCOORD_BUILD_TESTS=OFF -DLCMCOORD_SANITIZE= >/dev/null
+  -DLCMCOORD_BUILD_TESTS=OFF -DLCMCOORD_SANITIZE= -DLCMCOORD_WERROR=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
 rm -f "$build"/lcmcoord_*.deb
 (cd "$build" && cpack -G DEB >/dev/null)
@@ -51,6 +52,12 @@ for f in "$share/scripts/coordinate_vnf.lua" "$share/scripts/tacker/coordinate_v
   /usr/share/zsh/vendor-completions/_lcmcoord; do
   test -f "$f" || { say "missing $f"; exit 1; }
 done
+# The EM simulator is its own program; the client a VNFM runs names no server library.
+test -x /usr/libexec/lcmcoord/lcmcoord-em || { say "missing /usr/libexec/lcmcoord/lcmcoord-em"; exit 1; }
+if readelf -d /usr/bin/lcmcoord "$(ldd /usr/bin/lcmcoord | awk '$1 ~ /^liblcmcoord/ {print $3}')" |
+  grep -E 'NEEDED.*lib(microhttpd|gnutls|sqlite)'; then
+  say "/usr/bin/lcmcoord or its liblcmcoord links a server library"; exit 1
+fi
 
 # The EM simulator on a free port; its first line names the URL.
 mkfifo "$work/em.out"

@@ -12,7 +12,7 @@ if [ -n "${LCMCOORD_SANITIZE:-}" ]; then
   build="$root/build-sanitize"
   config+=("-DLCMCOORD_SANITIZE=$LCMCOORD_SANITIZE" -DCMAKE_BUILD_TYPE=Debug)
 fi
-cmake -S "$root" -B "$build" "${config[@]}" >/dev/null
+cmake -S "$root" -B "$build" -DLCMCOORD_WERROR=ON "${config[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 cd "$build"
 ctest --output-on-failure -j "$(nproc)" "$@"

@@ -10,7 +10,7 @@ if ! command -v valgrind >/dev/null; then
   DEBIAN_FRONTEND=noninteractive run_as_root apt-get install -y -qq valgrind >/dev/null
 fi
 build="$root/build"
-cmake -S "$root" -B "$build" >/dev/null
+cmake -S "$root" -B "$build" -DLCMCOORD_WERROR=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
 
 valgrind=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite

@@ -5,6 +5,11 @@
 lcmc_add_e2e_test(e2e_tacker test_tacker.py)
 lcmc_add_e2e_test(e2e_config test_config.py)
 lcmc_add_e2e_test(e2e_install test_install.py)
+lcmc_add_e2e_test(e2e_program_boundaries test_program_boundaries.py)
+set_property(TEST e2e_program_boundaries APPEND PROPERTY ENVIRONMENT
+             "LCMCOORD_LIBRARY=$<TARGET_FILE:lcmcoord_runtime>"
+             "LCMCOORD_LUA_MODULE=$<TARGET_FILE:lcmcoord_lua>"
+             "LCMCOORD_EM_PROGRAM=$<TARGET_FILE:lcmcoord_em_program>")
 lcmc_add_e2e_test(e2e_docs test_docs.py)
 set_property(TEST e2e_install APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_BUILD_DIR=${PROJECT_BINARY_DIR}" "CC=${CMAKE_C_COMPILER}")

@@ -26,6 +26,13 @@ foreach(target ${LCMC_FUZZ_TARGETS})
                              "${PROJECT_SOURCE_DIR}/bindings/em" "${PROJECT_SOURCE_DIR}/bindings"
                              "${PROJECT_SOURCE_DIR}/bindings/lua"
                              "${CMAKE_CURRENT_SOURCE_DIR}/fuzz")
-  target_link_libraries(${name} PRIVATE lcmcoord_runtime lcmcoord_em lcmcoord_luastatic
-                        lcmc::jansson lcmc::curl lcmc::lua lcmc::cjson m)
+  # The runtime's internal parsers come from the static runtime (liblcmcoord.so exports
+  # none of them); vnfc_param goes through the Lua module, on the shared one as the program.
+  if(target STREQUAL "vnfc_param")
+    target_link_libraries(${name} PRIVATE lcmcoord_luastatic lcmcoord_runtime lcmc::lua
+                          lcmc::cjson lcmc::jansson m)
+  else()
+    target_link_libraries(${name} PRIVATE lcmcoord_em lcmcoord_runtime_static lcmc::jansson
+                          lcmc::curl m)
+  endif()
 endforeach()

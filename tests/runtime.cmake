@@ -1,9 +1,9 @@
 # Tests of liblcmcoord: cmocka suites for its pure logic, and the C example of docs/
 # compiled against the public header alone and run end to end against `lcmcoord em`.
-lcmc_add_cmocka_test(test_runtime_logic
-  SOURCES unit/test_runtime_logic.c
-  LIBS lcmcoord_runtime lcmc::jansson lcmc::curl)
-target_include_directories(test_runtime_logic PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
+lcmc_add_cmocka_test(test_runtime_pure
+  SOURCES unit/test_runtime_pure.c
+  LIBS lcmcoord_runtime_static lcmc::jansson lcmc::curl)
+target_include_directories(test_runtime_pure PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
 
 add_executable(lcmcoord_example_coordinate "${PROJECT_SOURCE_DIR}/docs/examples/coordinate.c")
 target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)

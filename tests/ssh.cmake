@@ -5,7 +5,7 @@
 # loopback port.
 lcmc_add_cmocka_test(test_ssh_logic
   SOURCES unit/test_ssh_logic.c
-  LIBS lcmcoord_runtime lcmc::jansson lcmc::curl)
+  LIBS lcmcoord_runtime_static lcmc::jansson lcmc::curl)
 target_include_directories(test_ssh_logic PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
 
 lcmc_add_e2e_test(e2e_ssh test_ssh.py)

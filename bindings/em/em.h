@@ -7,7 +7,8 @@
  * journal), em_scenario.c (Lua scenarios), em_form.c (form bodies), em_auth.c (who may
  * call: HTTP Basic, OAuth 2.0 clients and Bearer tokens), em_tokens.c (issued access
  * tokens), em_tls.c (certificates and the TLS peer), em_server.c (libmicrohttpd glue and
- * delayed answers) and em_main.c (process lifecycle).
+ * delayed answers), em_main.c (process lifecycle) and em_program.c (the lcmcoord-em program
+ * that `lcmcoord em` runs).
  */
 #ifndef LCMCOORD_EM_H
 #define LCMCOORD_EM_H
@@ -491,5 +492,11 @@ struct em_chaos_server *em_chaos_server_start(const struct em_chaos *chaos,
                                               const struct em_options *opt, char *base_url,
                                               size_t base_len, char *err, size_t errlen);
 void em_chaos_server_stop(struct em_chaos_server *srv);
+
+/* The program (em_program.c runs these): the simulator's whole life from its command line
+ * (argv[0] is the program's name, the options follow, as `lcmcoord em` gave them), returning
+ * the exit status; and --log-format json, one JSON object per request line (em_server.c). */
+int lcmc_em_main(int argc, char **argv);
+void lcmc_em_set_log_json(int on);
 
 #endif

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "em.h"
-#include "subcommands.h"
 
 /* --quiet, copied for the watchdog: it may wake while the process is already past main(). */
 static bool watchdog_quiet;

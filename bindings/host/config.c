@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "host.h"
+#include "options.h"
 #include "run_io.h"
 
 /* A configuration file is a few hundred bytes; this only stops a wrong path (a device, a

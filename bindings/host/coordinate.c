@@ -14,6 +14,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "options.h"
 #include "repl.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -87,53 +88,28 @@ static void print_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(coordinate_options *o, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const char **slot = NULL;
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            print_help();
-            return 0;
-        }
-        if (strcmp(arg, "--verbose") == 0) {
-            o->verbosity++;
-            continue;
-        }
-        if (arg[0] == '-' && arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
-            o->verbosity += (int)strlen(arg + 1);
-            continue;
-        }
-        int matched = lcmc_host_config_option(&o->config, argc, argv, &i, 1);
-        if (matched < 0)
-            return usage_error("option '%s' needs a value", arg);
-        if (matched > 0)
-            continue;
-        if (lcmc_host_value_option(argc, argv, &i, "--endpoint", &value))
-            slot = &o->client.endpoint;
-        else if (lcmc_host_value_option(argc, argv, &i, "--action", &value))
-            slot = &o->action;
-        else if (lcmc_host_value_option(argc, argv, &i, "--request", &value))
-            slot = &o->request;
-        else if (lcmc_host_value_option(argc, argv, &i, "--input", &value))
-            slot = &o->input;
-        else if (lcmc_host_value_option(argc, argv, &i, "--instance", &value))
-            slot = &o->instance;
-        else if (lcmc_host_value_option(argc, argv, &i, "--op-occ", &value))
-            slot = &o->op_occ;
-        else if (lcmc_host_value_option(argc, argv, &i, "--operation", &value))
-            slot = &o->operation;
-        else if (lcmc_host_value_option(argc, argv, &i, "--auth", &value))
-            slot = &o->client.auth_path;
-        else if (lcmc_host_value_option(argc, argv, &i, "--version", &value))
-            slot = &o->client.version;
-        else if (arg[0] == '-')
-            return usage_error("unknown option '%s'", arg);
-        else
-            return usage_error("unexpected argument '%s'", arg);
-        if (value == NULL || value[0] == '\0')
-            return usage_error("option '%s' needs a value", arg);
-        *slot = value;
-    }
+    const lcmc_option own[] = {
+        {"--action", LCMC_OPTION_VALUE, &o->action, 0},
+        {"--request", LCMC_OPTION_VALUE, &o->request, 0},
+        {"--input", LCMC_OPTION_VALUE, &o->input, 0},
+        {"--instance", LCMC_OPTION_VALUE, &o->instance, 0},
+        {"--op-occ", LCMC_OPTION_VALUE, &o->op_occ, 0},
+        {"--operation", LCMC_OPTION_VALUE, &o->operation, 0},
+        {NULL, LCMC_OPTION_FLAG, NULL, 0},
+    };
+    const lcmc_option_parser parser = {
+        .subcommand = "coordinate",
+        .usage_line = usage_line,
+        .print_help = print_help,
+        .verbosity = &o->verbosity,
+        .config = &o->config,
+        .config_timeout = 1,
+        .client = &o->client,
+        .own = own,
+    };
+    int rc = lcmc_host_parse_options(&parser, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (o->config.print)
         return -1;
     if (o->client.endpoint == NULL)
@@ -346,11 +322,8 @@ int lcmc_coordinate_main(int argc, char **argv)
     int rc = parse_options(&options, argc, argv);
     if (rc >= 0)
         return rc;
-    options.config.usage_line = usage_line;
-    rc = lcmc_host_config_resolve(&options.config, "lcmcoord coordinate");
-    if (rc != 0 || options.config.print) {
-        if (rc == 0)
-            lcmc_host_config_print(&options.config, "lcmcoord coordinate", stdout);
+    rc = lcmc_host_settle_config(&options.config, "coordinate", usage_line);
+    if (rc >= 0) {
         lcmc_host_config_free(&options.config);
         return rc;
     }

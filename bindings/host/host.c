@@ -78,22 +78,6 @@ void lcmc_host_report_interrupt(int signal_number, const char *runtime_message)
     free(line);
 }
 
-int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
 void lcmc_host_open_libraries(lua_State *L)
 {
     static const luaL_Reg libs[] = {
@@ -113,15 +97,6 @@ void lcmc_host_open_libraries(lua_State *L)
     lua_pop(L, 1);
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 0);
     lua_pop(L, 1);
-}
-
-int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const char *fmt,
-                          const char *arg)
-{
-    fprintf(stderr, "lcmcoord %s: ", subcommand);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (%s)\n", usage_line);
-    return LCMC_EXIT_USAGE;
 }
 
 /* Without -v, `run` and `coordinate` keep warnings until the end (lcmc_host_log_finish):

@@ -2,8 +2,8 @@
  * What the client subcommands of the `lcmcoord` program (run, coordinate, repl) share, so
  * that they behave alike for an operator and a VNFM: the exit status of each lcmcoord error
  * kind, the one-line stderr report, the SIGINT/SIGTERM plumbing that cancels whatever is in
- * flight on an engine, the handling of `--name VALUE` options, the configuration they share
- * (config.h), and the log lines (text, or JSON for a VNFM's log collector).
+ * flight on an engine, the configuration they share (config.h; their command lines are
+ * parsed by options.h), and the log lines (text, or JSON for a VNFM's log collector).
  */
 #ifndef LCMCOORD_HOST_HOST_H
 #define LCMCOORD_HOST_HOST_H
@@ -30,10 +30,6 @@ void lcmc_host_report(const char *text, int keep_lines);
 /* Reports an interrupt by SIGINT/SIGTERM on one line, with what the runtime's error for the
  * interrupted coordination (when there was one) says became of the EM's side. */
 void lcmc_host_report_interrupt(int signal_number, const char *runtime_message);
-
-/* Matches `--name VALUE` and `--name=VALUE` at argv[*i]; advances *i past what it used.
- * Returns 1 on a match (the value in *value, NULL when missing), 0 otherwise. */
-int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value);
 
 /* Opens the standard libraries a coordination script needs (no debug library), preloads the
  * linked lua-cjson as `cjson` (so nothing depends on package.cpath) and loads `lcmcoord`.
@@ -90,11 +86,6 @@ typedef struct lcmc_host_client_options {
  * file, never showing the file's content), pushes nothing and returns the exit status (2 for
  * an unreadable or invalid file, else as lcmc_host_exit_status); returns 0 on success. */
 int lcmc_host_push_client(lua_State *L, const char *prog, const lcmc_host_client_options *options);
-
-/* Reports a usage mistake of `lcmcoord SUBCOMMAND` as one line ("lcmcoord run: unknown
- * option '--x' (usage: ...)") and returns the usage exit status. fmt takes one %s. */
-int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const char *fmt,
-                          const char *arg);
 
 /* ---- signals --------------------------------------------------------------------------- */
 

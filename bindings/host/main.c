@@ -1,11 +1,11 @@
 /*
  * Entry point of the `lcmcoord` program: global flags (--help, --version) and the choice
- * of subcommand. Everything else lives in the subcommand's own file.
+ * of subcommand. Everything else lives in the subcommand's own file; `em` is another
+ * program, lcmcoord-em, that em_exec.c runs in this one's place.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "host.h"
 #include "subcommands.h"
 
 #ifndef LCMCOORD_VERSION
@@ -32,27 +32,6 @@ static void print_help(void)
           stdout);
 }
 
-/* `lcmcoord em` takes --log-format here, leaving the simulator's own options to its parser:
- * the request log line is the only thing it changes. */
-static int em_main(int argc, char **argv)
-{
-    int kept = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *value = NULL;
-        if (i > 0 && lcmc_host_value_option(argc, argv, &i, "--log-format", &value)) {
-            if (value == NULL || (strcmp(value, "json") != 0 && strcmp(value, "text") != 0)) {
-                fprintf(stderr, "lcmcoord em: --log-format needs text or json\n");
-                return 2;
-            }
-            lcmc_em_set_log_json(strcmp(value, "json") == 0);
-            continue;
-        }
-        argv[kept++] = argv[i];
-    }
-    argv[kept] = NULL;
-    return lcmc_em_main(kept, argv);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -71,7 +50,7 @@ int main(int argc, char **argv)
     if (strcmp(command, "run") == 0)
         return lcmc_run_main(argc - 1, argv + 1);
     if (strcmp(command, "em") == 0)
-        return em_main(argc - 1, argv + 1);
+        return lcmc_em_exec(argc - 1, argv + 1);
     if (strcmp(command, "repl") == 0)
         return lcmc_repl_main(argc - 1, argv + 1);
     if (strcmp(command, "coordinate") == 0)

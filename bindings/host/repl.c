@@ -18,6 +18,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "options.h"
 #include "repl.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -75,33 +76,17 @@ static void print_usage_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(repl_options *o, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const char **slot = NULL;
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            print_usage_help();
-            return 0;
-        }
-        int matched = lcmc_host_config_option(&o->config, argc, argv, &i, 1);
-        if (matched < 0)
-            return usage_error("option '%s' needs a value", arg);
-        if (matched > 0)
-            continue;
-        if (lcmc_host_value_option(argc, argv, &i, "--endpoint", &value))
-            slot = &o->client.endpoint;
-        else if (lcmc_host_value_option(argc, argv, &i, "--auth", &value))
-            slot = &o->client.auth_path;
-        else if (lcmc_host_value_option(argc, argv, &i, "--version", &value))
-            slot = &o->client.version;
-        else if (arg[0] == '-')
-            return usage_error("unknown option '%s'", arg);
-        else
-            return usage_error("unexpected argument '%s'", arg);
-        if (value == NULL || value[0] == '\0')
-            return usage_error("option '%s' needs a value", arg);
-        *slot = value;
-    }
+    const lcmc_option_parser parser = {
+        .subcommand = "repl",
+        .usage_line = usage_line,
+        .print_help = print_usage_help,
+        .config = &o->config,
+        .config_timeout = 1,
+        .client = &o->client,
+    };
+    int rc = lcmc_host_parse_options(&parser, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (o->client.auth_path != NULL && o->client.endpoint == NULL)
         return usage_error("%s", "--auth needs --endpoint");
     return -1;
@@ -413,11 +398,8 @@ int lcmc_repl_main(int argc, char **argv)
     int rc = parse_options(&options, argc, argv);
     if (rc >= 0)
         return rc;
-    options.config.usage_line = usage_line;
-    rc = lcmc_host_config_resolve(&options.config, "lcmcoord repl");
-    if (rc != 0 || options.config.print) {
-        if (rc == 0)
-            lcmc_host_config_print(&options.config, "lcmcoord repl", stdout);
+    rc = lcmc_host_settle_config(&options.config, "repl", usage_line);
+    if (rc >= 0) {
         lcmc_host_config_free(&options.config);
         return rc;
     }

@@ -16,6 +16,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "options.h"
 #include "script_limits.h"
 #include "params.h"
 #include "run_io.h"
@@ -103,64 +104,30 @@ static void print_help(void)
 /* Returns -1 when the options are fine, else the exit status to return. */
 static int parse_options(run_context *ctx, int argc, char **argv)
 {
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const char **slot = NULL;
-        if (strcmp(arg, "--") == 0) {
-            i++;
-            break;
-        }
-        if (arg[0] != '-' || arg[1] == '\0')
-            break;
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            print_help();
-            return 0;
-        }
-        if (strcmp(arg, "--verbose") == 0) {
-            ctx->verbosity++;
-            continue;
-        }
-        if (strcmp(arg, "--any-params") == 0) {
-            ctx->any_params = 1;
-            continue;
-        }
-        if (strcmp(arg, "--sandbox") == 0) {
-            ctx->sandbox = 1;
-            continue;
-        }
-        if (lcmc_host_value_option(argc, argv, &i, "--script-timeout", &value) ||
-            lcmc_host_value_option(argc, argv, &i, "--memory-limit", &value)) {
-            int is_timeout = strncmp(arg, "--script-timeout", 16) == 0;
-            char *end = NULL;
-            double number = value ? strtod(value, &end) : 0;
-            if (value == NULL || end == value || *end != '\0' || !(number > 0) ||
-                number > (is_timeout ? 1e7 : 1e6))
-                return usage_error("option '%s' needs a positive number", arg);
-            if (is_timeout)
-                ctx->script_timeout = number;
-            else
-                ctx->limits.memory_bytes = (size_t)(number * 1024 * 1024);
-            continue;
-        }
-        if (arg[1] == 'v' && strspn(arg + 1, "v") == strlen(arg + 1)) {
-            ctx->verbosity += (int)strlen(arg + 1);
-            continue;
-        }
-        int matched = lcmc_host_config_option(&ctx->config, argc, argv, &i, 0);
-        if (matched < 0)
-            return usage_error("option '%s' needs a value", arg);
-        if (matched > 0)
-            continue;
-        if (lcmc_host_value_option(argc, argv, &i, "--record", &value))
-            slot = &ctx->record;
-        else
-            return usage_error("unknown option '%s'", arg);
-        if (value == NULL || value[0] == '\0')
-            return usage_error("option '%s' needs a value", arg);
-        *slot = value;
-    }
+    double memory_mib = 0;
+    const lcmc_option own[] = {
+        {"--any-params", LCMC_OPTION_FLAG, &ctx->any_params, 0},
+        {"--sandbox", LCMC_OPTION_FLAG, &ctx->sandbox, 0},
+        {"--script-timeout", LCMC_OPTION_NUMBER, &ctx->script_timeout, 1e7},
+        {"--memory-limit", LCMC_OPTION_NUMBER, &memory_mib, 1e6},
+        {"--record", LCMC_OPTION_VALUE, &ctx->record, 0},
+        {NULL, LCMC_OPTION_FLAG, NULL, 0},
+    };
+    const lcmc_option_parser parser = {
+        .subcommand = "run",
+        .usage_line = usage_line,
+        .print_help = print_help,
+        .takes_operands = 1,
+        .verbosity = &ctx->verbosity,
+        .config = &ctx->config,
+        .own = own,
+    };
+    int i = 0;
+    int rc = lcmc_host_parse_options(&parser, argc, argv, &i);
+    if (rc >= 0)
+        return rc;
+    if (memory_mib > 0)
+        ctx->limits.memory_bytes = (size_t)(memory_mib * 1024 * 1024);
     if (i >= argc && ctx->config.print)
         return -1;
     if (i >= argc)
@@ -425,11 +392,8 @@ int lcmc_run_main(int argc, char **argv)
     int rc = parse_options(&ctx, argc, argv);
     if (rc >= 0)
         return rc;
-    ctx.config.usage_line = usage_line;
-    rc = lcmc_host_config_resolve(&ctx.config, "lcmcoord run");
-    if (rc == 0 && ctx.config.print)
-        lcmc_host_config_print(&ctx.config, "lcmcoord run", stdout);
-    else if (rc == 0)
+    rc = lcmc_host_settle_config(&ctx.config, "run", usage_line);
+    if (rc < 0)
         rc = run_script(&ctx);
     lcmc_host_config_free(&ctx.config);
     return rc;

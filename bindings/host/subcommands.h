@@ -7,11 +7,9 @@
 #define LCMCOORD_HOST_SUBCOMMANDS_H
 
 int lcmc_run_main(int argc, char **argv);
-int lcmc_em_main(int argc, char **argv);
 int lcmc_repl_main(int argc, char **argv);
 int lcmc_coordinate_main(int argc, char **argv);
-
-/* `lcmcoord em --log-format json`: one JSON object per request line (em_server.c). */
-void lcmc_em_set_log_json(int on);
+/* `lcmcoord em`: runs the EM simulator's own program, lcmcoord-em (em_exec.c). */
+int lcmc_em_exec(int argc, char **argv);
 
 #endif

@@ -32,6 +32,14 @@ const char *lcmc_lua_json_encode(lua_State *L, int idx, size_t *len);
 /* 1 when the value at idx is nil or JSON null (an absent field, to the module). */
 int lcmc_lua_is_absent(lua_State *L, int idx);
 
+/* ---- fields.c ---------------------------------------------------------------------- */
+
+/* Raises an argument error (argument `arg`) on a key of the table at t that is not in `known`
+ * (NULL-terminated): "unknown <what> 'name'" for a string key, "unexpected <type> key" for
+ * any other. `what` is "field" for most tables. */
+void lcmc_lua_check_fields(lua_State *L, int t, int arg, const char *const *known,
+                           const char *what);
+
 /* ---- errors.c ---------------------------------------------------------------------- */
 
 void lcmc_lua_errors_open(lua_State *L);

@@ -37,26 +37,6 @@ static int field_error(lua_State *L, int arg, const char *field, const char *exp
         L, arg, lua_pushfstring(L, "field '%s': %s expected, got %s", field, expected, got));
 }
 
-/* Raises on a key that is not in `known` (NULL-terminated): a misspelt option would
- * otherwise be ignored silently, e.g. `timout = 30`. */
-static void check_fields(lua_State *L, int t, int arg, const char *const *known)
-{
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        lua_pop(L, 1);
-        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (const char *const *k = known; key != NULL && *k != NULL && !ok; k++)
-            ok = strcmp(key, *k) == 0;
-        if (!ok) {
-            luaL_argerror(L, arg,
-                          key != NULL
-                              ? lua_pushfstring(L, "unknown field '%s'", key)
-                              : lua_pushfstring(L, "unexpected %s key", luaL_typename(L, -1)));
-        }
-    }
-}
-
 static const char *opt_string(lua_State *L, int t, int arg, int keep, const char *field)
 {
     lua_getfield(L, t, field);
@@ -100,7 +80,7 @@ void lcmc_lua_read_tls(lua_State *L, int t, int arg, int keep, lcmc_tls_options 
     if (!lua_istable(L, -1))
         field_error(L, arg, "tls", "table");
     int tt = lua_gettop(L);
-    check_fields(L, tt, arg, known);
+    lcmc_lua_check_fields(L, tt, arg, known, "field");
     tls->cacert = opt_string(L, tt, arg, keep, "cacert");
     tls->capath = opt_string(L, tt, arg, keep, "capath");
     tls->cert = opt_string(L, tt, arg, keep, "cert");
@@ -172,7 +152,7 @@ int lcmc_lua_client_new(lua_State *L)
                                         NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_fields(L, 1, 1, known);
+    lcmc_lua_check_fields(L, 1, 1, known, "field");
     lua_newtable(L);
     int keep = lua_gettop(L);
 

@@ -18,21 +18,6 @@ static int request_error(lua_State *L, const char *field, const char *expected)
     return luaL_argerror(L, 1, lua_pushfstring(L, "%s: %s expected", field, expected));
 }
 
-static void check_known(lua_State *L)
-{
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        int known = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *f = request_fields; *f && !known; f++)
-                known = strcmp(*f, lua_tostring(L, -2)) == 0;
-        if (!known)
-            luaL_argerror(L, 1,
-                          lua_pushfstring(L, "unknown field '%s'", luaL_tolstring(L, -2, NULL)));
-        lua_pop(L, 1);
-    }
-}
-
 /* Header lines "Name: value" from the `headers` table, kept alive in `keep`. */
 static const char **read_headers(lua_State *L, int keep, int *has_content_type, int *has_accept)
 {
@@ -76,7 +61,7 @@ int lcmc_lua_http_request(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_known(L);
+    lcmc_lua_check_fields(L, 1, 1, request_fields, "field");
     lua_newtable(L);
     int keep = lua_gettop(L);
 

@@ -100,19 +100,7 @@ int lcmc_lua_request(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     /* A misspelt field (`opration = "HEAL"`) would otherwise silently become the default. */
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        lua_pop(L, 1);
-        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (const char *const *k = known; key != NULL && *k != NULL && !ok; k++)
-            ok = strcmp(key, *k) == 0;
-        if (!ok)
-            luaL_argerror(L, 1,
-                          key != NULL
-                              ? lua_pushfstring(L, "unknown field '%s'", key)
-                              : lua_pushfstring(L, "unexpected %s key", luaL_typename(L, -1)));
-    }
+    lcmc_lua_check_fields(L, 1, 1, known, "field");
 
     const char *action = string_field(L, "action", NULL, 0);
     if (action == NULL)

@@ -65,20 +65,7 @@ static void policy_from_table(lua_State *L, int t, int arg, lcmc_retry_policy *p
 {
     lcmc_retry_policy defaults = LCMC_RETRY_POLICY_INIT;
     *policy = defaults;
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        int known = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *f = policy_fields; *f && !known; f++)
-                known = strcmp(*f, lua_tostring(L, -2)) == 0;
-        if (!known) {
-            lua_pop(L, 1);
-            return (void)luaL_argerror(
-                L, arg,
-                lua_pushfstring(L, "unknown retry policy field '%s'", luaL_tolstring(L, -1, NULL)));
-        }
-        lua_pop(L, 1);
-    }
+    lcmc_lua_check_fields(L, t, arg, policy_fields, "retry policy field");
     policy->attempts = attempts_field(L, t, arg, policy->attempts);
     policy->deadline = number_field(L, t, arg, "deadline", policy->deadline, LCMC_LUA_MAX_SECONDS,
                                     SECONDS_EXPECTED);

@@ -34,24 +34,6 @@ static int field_error(lua_State *L, const char *field, const char *expected)
                                          luaL_typename(L, -1)));
 }
 
-/* A misspelt option (`hots = ...`) raises rather than being ignored. */
-static void check_fields(lua_State *L, const char *const *known)
-{
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        lua_pop(L, 1);
-        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (const char *const *k = known; key != NULL && *k != NULL && !ok; k++)
-            ok = strcmp(key, *k) == 0;
-        if (!ok)
-            luaL_argerror(L, 1,
-                          key != NULL
-                              ? lua_pushfstring(L, "unknown field '%s'", key)
-                              : lua_pushfstring(L, "unexpected %s key", luaL_typename(L, -1)));
-    }
-}
-
 /* The value stays on the stack, so the string outlives the connect call whatever the
  * table's metamethods do. */
 static const char *opt_string(lua_State *L, const char *field)
@@ -107,7 +89,7 @@ static int ssh_connect(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_checkstack(L, 24, "ssh options");
-    check_fields(L, known);
+    lcmc_lua_check_fields(L, 1, 1, known, "field");
 
     lcmc_ssh_options o = LCMC_SSH_OPTIONS_INIT;
     o.host = opt_string(L, "host");

@@ -1,6 +1,7 @@
 """Tests of the installed tree, as integrators meet it: `cmake --install` to a temporary
 prefix, then the tree moved elsewhere (it must not care where it lives) and used from there:
-the program, the Lua module under a stock lua5.4, `pkg-config` compiling the documented C
+the program (with `lcmcoord em` running the installed simulator, and no server library
+linked), the Lua module under a stock lua5.4, `pkg-config` compiling the documented C
 example, a CMake project using find_package(lcmcoord) and lcmcoord::lcmcoord, the rockspec's
 sources compiled the way luarocks' builtin backend does, the bash completion, the man page
 and the Lua language server annotations.
@@ -11,11 +12,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
 
 import harness
+import test_program_boundaries
 from harness import EM
 
 BUILD_DIR = os.environ.get("LCMCOORD_BUILD_DIR", "")
@@ -85,6 +88,37 @@ class InstalledTreeTest(harness.TestCase):
             param["endpoint"] = em.url
             done = run([self.path("bin", "lcmcoord"), "run", script], stdin=json.dumps(param))
         self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_em_subcommand_runs_the_installed_simulator(self):
+        # The simulator is its own program in libexec/lcmcoord/, found from the moved
+        # bin/lcmcoord; a coordination against it by the installed client goes through.
+        em_program = self.path("libexec", "lcmcoord", "lcmcoord-em")
+        self.assertTrue(os.access(em_program, os.X_OK), em_program)
+        proc = subprocess.Popen([self.path("bin", "lcmcoord"), "em", "--listen", "127.0.0.1:0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, **preload_env()))
+        try:
+            line = proc.stdout.readline()
+            match = harness.LISTEN_LINE.match(line.strip())
+            self.assertIsNotNone(match, line + proc.stderr.read() if not line else line)
+            self.assertEqual(os.path.realpath(f"/proc/{proc.pid}/exe"),
+                             os.path.realpath(em_program))
+            done = run([self.path("bin", "lcmcoord"), "coordinate", "--endpoint", match.group(1),
+                        "--action", "prv.example.drain"])
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(json.loads(done.stdout)["coordinationResult"], "CONTINUE")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait(timeout=30 * harness.TIME_FACTOR)
+            proc.stdout.close()
+            proc.stderr.close()
+        self.assertEqual(status, 0)
+        done = run([self.path("bin", "lcmcoord"), "em", "--help"])
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertTrue(done.stdout.startswith("usage: lcmcoord em "))
+
+    def test_installed_client_links_no_server_library(self):
+        test_program_boundaries.assert_links_no_server_library(self, self.path("bin", "lcmcoord"))
 
     def test_stock_lua_loads_the_moved_module(self):
         done = self.lua('local m = require "lcmcoord"; print(m._VERSION, '
