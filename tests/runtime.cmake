@@ -2,8 +2,27 @@
 # compiled against the public header alone and run end to end against `lcmcoord em`.
 lcmc_add_cmocka_test(test_runtime_pure
   SOURCES unit/test_runtime_pure.c
-  LIBS lcmcoord_runtime_static lcmc::jansson lcmc::curl)
+  LIBS lcmcoord_runtime lcmc::jansson lcmc::curl)
 target_include_directories(test_runtime_pure PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
+
+# The state machines (coordination flow, waits, deadline, cancel, tokens, 401 retry, the
+# transfer queue) on a scripted transport and a fake clock at the engine's seam
+# (unit/flow_fake.c): no process, no socket, no real time; each suite runs in milliseconds.
+# They link the runtime's sources built once more with its invariants checked
+# (LCMC_DEBUGASSERT), whatever the build type.
+get_target_property(lcmc_flow_sources lcmcoord_runtime SOURCES)
+list(TRANSFORM lcmc_flow_sources PREPEND "${PROJECT_SOURCE_DIR}/runtime/")
+add_library(lcmc_flow_runtime STATIC ${lcmc_flow_sources} unit/flow_fake.c)
+target_include_directories(lcmc_flow_runtime PUBLIC "${PROJECT_SOURCE_DIR}/runtime/src"
+                           "${PROJECT_SOURCE_DIR}/runtime/include")
+target_compile_definitions(lcmc_flow_runtime PUBLIC LCMC_DEBUGASSERTS)
+target_link_libraries(lcmc_flow_runtime PUBLIC lcmc::cmocka lcmc::curl lcmc::jansson lcmc::openssl
+                      lcmc::ssh2 m Threads::Threads)
+foreach(lcmc_flow coordination deadline cancel auth queue)
+  lcmc_add_cmocka_test(test_flow_${lcmc_flow}
+    SOURCES unit/test_flow_${lcmc_flow}.c
+    LIBS lcmc_flow_runtime)
+endforeach()
 
 add_executable(lcmcoord_example_coordinate "${PROJECT_SOURCE_DIR}/docs/examples/coordinate.c")
 target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)

@@ -97,7 +97,6 @@ int lcmc__token_get(lcmc_engine *engine, const lcmc_token_request *request,
 void lcmc__token_waiter_cancel(lcmc_token_waiter *waiter);
 /* Forgets `token` (an API answered 401 to it), unless the cache already holds a newer one. */
 void lcmc__token_invalidate(lcmc_engine *engine, const lcmc_auth *auth, const char *token);
-void lcmc__tokens_free(lcmc_engine *engine);
 /* How many token requests the engine has sent (tests and benchmarks count them). */
 unsigned long lcmc__token_requests(const lcmc_engine *engine);
 

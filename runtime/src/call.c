@@ -127,6 +127,7 @@ static void call_transfer_done(lcmc_transfer *t, void *userdata)
 {
     lcmc_call *call = userdata;
     lcmc_transfer_result r;
+    LCMC_DEBUGASSERT(call->transfer == t && call->waiter == NULL);
     lcmc__transfer_finish(t, &r);
     call->transfer = NULL;
     if (r.curl_code == CURLE_OK && r.status == 401 && call->with_token && !call->retried) {
@@ -166,6 +167,8 @@ static void call_token_ready(void *userdata, const char *token, const lcmc_error
 static int call_send(lcmc_call *call, const char *token)
 {
     const lcmc_session *s = &call->session;
+    /* One request in flight per call: a token wait or a transfer, never both, never two. */
+    LCMC_DEBUGASSERT(call->transfer == NULL && call->waiter == NULL);
     if (call->with_token && token == NULL) {
         lcmc_token_request request = {s->auth, s->tls, s->max_body, s->token_refresh_margin,
                                       call->deadline};

@@ -87,6 +87,7 @@ static void seconds_text(double s, char buf[32])
 
 static void finish(lcmc_coordination *c, lcmc_status status)
 {
+    LCMC_DEBUGASSERT(c->phase != PHASE_DONE); /* a coordination ends once */
     lcmc__timer_disarm(c->engine, &c->timer);
     lcmc__call_cancel(c->call);
     c->call = NULL;
@@ -245,6 +246,9 @@ static void deadline_during_post(lcmc_coordination *c)
 static void timer_fired(lcmc_timer *timer)
 {
     lcmc_coordination *c = timer->owner;
+    /* Only these phases arm the timer; every other one disarms it on the way in. */
+    LCMC_DEBUGASSERT(c->phase == PHASE_WAIT_POST || c->phase == PHASE_WAIT_POLL ||
+                     c->phase == PHASE_POST || c->phase == PHASE_POST_GRACE);
     if (c->phase == PHASE_WAIT_POST)
         send_post(c);
     else if (c->phase == PHASE_WAIT_POLL)
@@ -272,6 +276,8 @@ static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *
     lcmc_wait_plan plan = lcmc__plan_wait(now, wait, c->deadline, is_poll, c->reserve, &until);
     if (plan == LCMC_WAIT_PAST_DEADLINE)
         return -1;
+    /* No wait ends past the deadline, nor before it began. */
+    LCMC_DEBUGASSERT(until >= now && until <= c->deadline);
     char wait_text[32], left_text[32];
     seconds_text(wait, wait_text);
     seconds_text(left(c), left_text);
@@ -611,6 +617,7 @@ static void post_answer_in_grace(lcmc_coordination *c, const lcmc_transfer_resul
 static void post_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
 {
     lcmc_coordination *c = userdata;
+    LCMC_DEBUGASSERT(c->phase == PHASE_POST || c->phase == PHASE_POST_GRACE);
     c->call = NULL;
     if (c->phase == PHASE_POST_GRACE) {
         post_answer_in_grace(c, r, err);
@@ -638,6 +645,7 @@ static void post_done(void *userdata, lcmc_transfer_result *r, const lcmc_error 
 static void poll_done(void *userdata, lcmc_transfer_result *r, const lcmc_error *err)
 {
     lcmc_coordination *c = userdata;
+    LCMC_DEBUGASSERT(c->phase == PHASE_POLL);
     c->call = NULL;
     if (err)
         credentials_failure(c, err, 1);
@@ -709,6 +717,7 @@ static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method
  * already hold the whole request. */
 static void send_post(lcmc_coordination *c)
 {
+    LCMC_DEBUGASSERT(c->call == NULL && !c->cancel_wanted);
     c->phase = PHASE_POST;
     c->posts++;
     if (start_call(c, &c->call, "POST", c->post_url, c->body, c->deadline + POST_ANSWER_GRACE,
@@ -722,6 +731,7 @@ static void send_post(lcmc_coordination *c)
 
 static void send_poll(lcmc_coordination *c)
 {
+    LCMC_DEBUGASSERT(c->call == NULL && c->poll_url != NULL);
     c->phase = PHASE_POLL;
     c->polls++;
     start_call(c, &c->call, "GET", c->poll_url, NULL, c->deadline, poll_done);
@@ -729,6 +739,7 @@ static void send_poll(lcmc_coordination *c)
 
 static void send_cancel(lcmc_coordination *c, double deadline)
 {
+    LCMC_DEBUGASSERT(c->cancel_call == NULL && !c->cancel_sent && c->cancel_url != NULL);
     c->cancel_sent = 1;
     /* An empty body: the cancel task resource takes none. */
     start_call(c, &c->cancel_call, "POST", c->cancel_url, NULL, deadline, cancel_done);
@@ -803,7 +814,7 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
         c->phase = PHASE_DONE;
         return LCMC_EINVALID;
     }
-    if (c->engine->interrupt_flag) {
+    if (lcmc_engine_interrupted(c->engine)) {
         lcmc__error_set(&c->error, LCMC_ECANCELLED, "interrupted before the coordination began");
         c->status = LCMC_ECANCELLED;
         c->phase = PHASE_DONE;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,8 +16,39 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "engine.h"
+
+struct lcmc_engine {
+    /* Transfers (transfer.c): the transport, its queue and active set. */
+    struct lcmc_transfers *transfers;
+    lcmc_timer **heap;
+    size_t heap_length, heap_allocated;
+    lcmc_op *ops;
+    lcmc_watch *watches;
+    size_t watch_count;
+    struct curl_waitfd *poll_fds; /* the wake-up pipe, then the watches: rebuilt each turn */
+    size_t poll_fds_allocated;
+
+    int wake_pipe[2];
+    volatile sig_atomic_t interrupt_flag;
+    int interrupt_handled;
+
+    lcmc_trace_fn *trace_fn;
+    void *trace_userdata;
+
+    lcmc_log_fn *log_fn;
+    void *log_userdata;
+    lcmc_log_level log_max;
+
+    lcmc_error last_error;
+
+    struct lcmc_records *records;    /* record.c */
+    struct lcmc_token_cache *tokens; /* token.c: the OAuth 2.0 token cache */
+    char **warned; /* what was warned about once already (origins over plain http) */
+    size_t warned_count;
+    unsigned long long random_state;
+    long max_host_connections;
+};
 
 static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
 static CURLcode global_init_result;
@@ -24,12 +56,6 @@ static CURLcode global_init_result;
 static void global_init(void)
 {
     global_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* Enough active transfers to keep every connection busy with one queued behind it. */
-static size_t active_transfers_for(long max_host_connections)
-{
-    return max_host_connections > 0 ? (size_t)max_host_connections * 2 : 256;
 }
 
 lcmc_status lcmc_engine_new(lcmc_engine **out)
@@ -44,8 +70,12 @@ lcmc_status lcmc_engine_new(lcmc_engine **out)
     if (e == NULL)
         return LCMC_ENOMEM;
     e->wake_pipe[0] = e->wake_pipe[1] = -1;
-    e->multi = curl_multi_init();
-    if (e->multi == NULL || pipe(e->wake_pipe) != 0) {
+    e->log_max = LCMC_LOG_WARN;
+    /* Many coordinations to one EM should share a few kept-alive connections rather than
+     * open one each; HTTP/1.1 pipelining is gone from libcurl, so requests queue instead. */
+    e->max_host_connections = 64;
+    if (pipe(e->wake_pipe) != 0 || lcmc__records_new(&e->records) != 0 ||
+        lcmc__tokens_new(&e->tokens) != 0 || lcmc__transfers_new(e, &e->transfers) != 0) {
         lcmc_engine_free(e);
         return LCMC_ENOMEM;
     }
@@ -53,12 +83,7 @@ lcmc_status lcmc_engine_new(lcmc_engine **out)
         fcntl(e->wake_pipe[i], F_SETFL, fcntl(e->wake_pipe[i], F_GETFL) | O_NONBLOCK);
         fcntl(e->wake_pipe[i], F_SETFD, FD_CLOEXEC);
     }
-    /* Many coordinations to one EM should share a few kept-alive connections rather than
-     * open one each; HTTP/1.1 pipelining is gone from libcurl, so requests queue instead. */
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
-    e->max_host_connections = 64;
-    e->max_active_transfers = active_transfers_for(64);
-    e->log_max = LCMC_LOG_WARN;
+    lcmc__transfers_set_max_host_connections(e->transfers, e->max_host_connections);
     *out = e;
     return LCMC_OK;
 }
@@ -67,23 +92,36 @@ void lcmc_engine_free(lcmc_engine *e)
 {
     if (e == NULL)
         return;
-    /* Token fetches are transfers: gone before the pool and the multi handle are. */
-    lcmc__tokens_free(e);
+    /* Token fetches are transfers: gone before the transport is. */
+    lcmc__tokens_free(e->tokens);
+    e->tokens = NULL;
     for (size_t i = 0; i < e->warned_count; i++)
         free(e->warned[i]);
     free(e->warned);
-    for (size_t i = 0; i < e->idle_count; i++)
-        curl_easy_cleanup(e->idle_easy[i]);
-    free(e->idle_easy);
-    if (e->multi)
-        curl_multi_cleanup(e->multi);
+    lcmc__transfers_free(e->transfers);
     for (int i = 0; i < 2; i++)
         if (e->wake_pipe[i] >= 0)
             close(e->wake_pipe[i]);
     free(e->heap);
-    lcmc__records_free(e);
+    free(e->poll_fds);
+    lcmc__records_free(e->records);
     lcmc__error_clear(&e->last_error);
     free(e);
+}
+
+struct lcmc_transfers *lcmc__engine_transfers(const lcmc_engine *e)
+{
+    return e->transfers;
+}
+
+struct lcmc_records *lcmc__engine_records(const lcmc_engine *e)
+{
+    return e->records;
+}
+
+struct lcmc_token_cache *lcmc__engine_tokens(const lcmc_engine *e)
+{
+    return e->tokens;
 }
 
 void lcmc_engine_set_log(lcmc_engine *e, lcmc_log_fn *fn, void *userdata, lcmc_log_level max_level)
@@ -107,10 +145,8 @@ lcmc_status lcmc_engine_set_max_host_connections(lcmc_engine *e, long max)
 {
     if (e == NULL || max < 0)
         return LCMC_EUSAGE;
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
     e->max_host_connections = max;
-    e->max_active_transfers = active_transfers_for(max);
-    lcmc__transfers_pump(e);
+    lcmc__transfers_set_max_host_connections(e->transfers, max);
     return LCMC_OK;
 }
 
@@ -184,6 +220,22 @@ void lcmc__warn_once(lcmc_engine *e, const char *key, const char *fmt, ...)
     free(message);
 }
 
+void lcmc__engine_take_error(lcmc_engine *e, lcmc_error *err)
+{
+    lcmc__error_move(&e->last_error, err);
+}
+
+int lcmc__trace_enabled(const lcmc_engine *e)
+{
+    return e->trace_fn != NULL;
+}
+
+void lcmc__trace(lcmc_engine *e, lcmc_trace_kind kind, const char *data, size_t length)
+{
+    if (e->trace_fn)
+        e->trace_fn(e->trace_userdata, kind, data, length);
+}
+
 int lcmc__log_enabled(const lcmc_engine *e, lcmc_log_level level)
 {
     return e->log_fn != NULL && level <= e->log_max;
@@ -247,17 +299,34 @@ static void heap_down(lcmc_engine *e, size_t i)
     }
 }
 
+#if defined(LCMC_DEBUGASSERTS)
+/* The heap around position i after a change there: in order with its parent and children,
+ * and every timer knowing where it sits. */
+static int heap_in_order_at(const lcmc_engine *e, size_t i)
+{
+    if (i >= e->heap_length)
+        return 1;
+    const lcmc_timer *t = e->heap[i];
+    size_t left = 2 * i + 1, right = left + 1;
+    return t->heap_index == i && (i == 0 || e->heap[(i - 1) / 2]->due <= t->due) &&
+           (left >= e->heap_length || t->due <= e->heap[left]->due) &&
+           (right >= e->heap_length || t->due <= e->heap[right]->due);
+}
+#endif
+
 void lcmc__timer_disarm(lcmc_engine *e, lcmc_timer *t)
 {
     size_t i = t->heap_index;
     if (i == SIZE_MAX)
         return;
+    LCMC_DEBUGASSERT(i < e->heap_length && e->heap[i] == t);
     size_t last = e->heap_length - 1;
     if (i != last) {
         heap_swap(e, i, last);
         e->heap_length--;
         heap_down(e, i);
         heap_up(e, i);
+        LCMC_DEBUGASSERT(heap_in_order_at(e, i));
     } else {
         e->heap_length--;
     }
@@ -266,6 +335,8 @@ void lcmc__timer_disarm(lcmc_engine *e, lcmc_timer *t)
 
 int lcmc__timer_arm(lcmc_engine *e, lcmc_timer *t, double due)
 {
+    /* A NaN would sit anywhere in the heap and break its order for every other timer. */
+    LCMC_DEBUGASSERT(due == due && t->fire != NULL);
     lcmc__timer_disarm(e, t);
     if (e->heap_length == e->heap_allocated) {
         size_t grown = e->heap_allocated ? e->heap_allocated * 2 : 64;
@@ -279,6 +350,7 @@ int lcmc__timer_arm(lcmc_engine *e, lcmc_timer *t, double due)
     t->heap_index = e->heap_length;
     e->heap[e->heap_length++] = t;
     heap_up(e, t->heap_index);
+    LCMC_DEBUGASSERT(heap_in_order_at(e, t->heap_index) && e->heap[t->heap_index] == t);
     return 0;
 }
 
@@ -288,6 +360,7 @@ void lcmc__op_register(lcmc_engine *e, lcmc_op *op)
 {
     if (op->registered)
         return;
+    LCMC_DEBUGASSERT(op->interrupt != NULL && op != e->ops);
     op->prev = NULL;
     op->next = e->ops;
     if (e->ops)
@@ -300,6 +373,8 @@ void lcmc__op_unregister(lcmc_engine *e, lcmc_op *op)
 {
     if (!op->registered)
         return;
+    LCMC_DEBUGASSERT(op->prev ? op->prev->next == op : e->ops == op);
+    LCMC_DEBUGASSERT(op->next == NULL || op->next->prev == op);
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -322,6 +397,57 @@ static void deliver_interrupt(lcmc_engine *e)
         op->interrupt(op);
         op = next;
     }
+}
+
+/* ---- sockets watched by the loop -------------------------------------------------------- */
+
+void lcmc__watch_init(lcmc_watch *w, int fd, short events, lcmc_watch_fn *ready, void *owner)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    w->events = events;
+    w->ready = ready;
+    w->owner = owner;
+}
+
+int lcmc__watch_add(lcmc_engine *e, lcmc_watch *w)
+{
+    if (w->added)
+        return 0;
+    /* Room for it in the array handed to poll, made now so that a turn cannot fail. */
+    size_t needed = e->watch_count + 2;
+    if (needed > e->poll_fds_allocated) {
+        size_t grown = needed < 8 ? 8 : needed * 2;
+        struct curl_waitfd *bigger = realloc(e->poll_fds, grown * sizeof *bigger);
+        if (bigger == NULL)
+            return -1;
+        e->poll_fds = bigger;
+        e->poll_fds_allocated = grown;
+    }
+    w->prev = NULL;
+    w->next = e->watches;
+    if (e->watches)
+        e->watches->prev = w;
+    e->watches = w;
+    w->added = 1;
+    e->watch_count++;
+    return 0;
+}
+
+void lcmc__watch_remove(lcmc_engine *e, lcmc_watch *w)
+{
+    if (!w->added)
+        return;
+    LCMC_DEBUGASSERT(e->watch_count > 0 && (w->prev ? w->prev->next == w : e->watches == w));
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        e->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->added = 0;
+    e->watch_count--;
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -350,15 +476,32 @@ static size_t fire_due_timers(lcmc_engine *e)
     return fired;
 }
 
-static int poll_timeout_ms(const lcmc_engine *e)
+/* Seconds until the next timer, at most a minute (libcurl shortens this to its own next
+ * timeout). */
+static double poll_timeout(const lcmc_engine *e)
 {
     if (e->heap_length == 0)
-        return 60 * 1000; /* libcurl shortens this to its own next timeout */
+        return 60.0;
     double wait = e->heap[0]->due - lcmc__now();
     if (wait <= 0)
         return 0;
-    double ms = ceil(wait * 1000.0);
-    return ms > 60 * 1000 ? 60 * 1000 : (int)ms;
+    return wait > 60.0 ? 60.0 : wait;
+}
+
+/* Calls the watches whose sockets are ready. A callback may remove any watch, its own
+ * included, so each is looked up again by its place in this turn's array. */
+static void dispatch_watches(lcmc_engine *e, size_t count)
+{
+    for (size_t i = 1; i <= count; i++) {
+        struct curl_waitfd *p = &e->poll_fds[i];
+        if (p->revents == 0)
+            continue;
+        for (lcmc_watch *w = e->watches; w; w = w->next)
+            if (w->fd == (int)p->fd) {
+                w->ready(w, p->revents);
+                break;
+            }
+    }
 }
 
 lcmc_status lcmc__engine_step(lcmc_engine *e)
@@ -366,23 +509,35 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
     if (e->interrupt_flag && !e->interrupt_handled)
         deliver_interrupt(e);
     size_t fired = fire_due_timers(e);
-    if (e->transfers_running == 0 && e->heap_length == 0)
+    if (lcmc__transfers_running(e->transfers) == 0 && e->heap_length == 0 && e->watch_count == 0)
         return fired ? LCMC_OK : LCMC_EUSAGE;
 
+    /* The wake-up pipe first, then every watched socket (room made by lcmc__watch_add). */
     struct curl_waitfd wake = {.fd = e->wake_pipe[0], .events = CURL_WAIT_POLLIN, .revents = 0};
+    struct curl_waitfd *fds = &wake;
+    size_t count = 0;
+    if (e->watch_count > 0) {
+        fds = e->poll_fds;
+        fds[0] = wake;
+        for (lcmc_watch *w = e->watches; w; w = w->next) {
+            LCMC_DEBUGASSERT(count + 2 <= e->poll_fds_allocated);
+            fds[++count] = (struct curl_waitfd){.fd = w->fd, .events = w->events, .revents = 0};
+        }
+        LCMC_DEBUGASSERT(count == e->watch_count);
+    }
     /* A timer that fired may have finished what the caller waits for (a sleep, a
-     * coordination): look at the sockets without blocking, so the caller sees it now. */
-    CURLMcode mc = curl_multi_poll(e->multi, &wake, 1, fired ? 0 : poll_timeout_ms(e), NULL);
-    if (mc != CURLM_OK && mc != CURLM_UNRECOVERABLE_POLL)
-        return LCMC_ENOMEM;
-    if (wake.revents)
+     * coordination): look at the sockets without blocking, so the caller sees it now. The
+     * transport completes the transfers that finished. */
+    lcmc_status s =
+        lcmc__transfers_wait(e->transfers, fired ? 0 : poll_timeout(e), fds, (unsigned)count + 1);
+    if (s != LCMC_OK)
+        return s;
+    if (fds[0].revents)
         drain_wake_pipe(e);
     if (e->interrupt_flag && !e->interrupt_handled)
         deliver_interrupt(e);
-
-    int running = 0;
-    curl_multi_perform(e->multi, &running);
-    lcmc__transfers_collect(e);
+    if (count > 0)
+        dispatch_watches(e, count);
     return LCMC_OK;
 }
 
@@ -390,7 +545,7 @@ lcmc_status lcmc_engine_run(lcmc_engine *e)
 {
     if (e == NULL)
         return LCMC_EUSAGE;
-    while (e->ops != NULL || e->transfers_running > 0) {
+    while (e->ops != NULL || lcmc__transfers_running(e->transfers) > 0) {
         lcmc_status s = lcmc__engine_step(e);
         if (s == LCMC_EUSAGE)
             break;
@@ -398,6 +553,53 @@ lcmc_status lcmc_engine_run(lcmc_engine *e)
             return s;
     }
     return e->interrupt_flag ? LCMC_ECANCELLED : LCMC_OK;
+}
+
+lcmc_status lcmc__engine_run_until(lcmc_engine *e, const int *done)
+{
+    while (!*done) {
+        if (e->interrupt_flag)
+            return LCMC_ECANCELLED;
+        if (lcmc__engine_step(e) == LCMC_EUSAGE && !*done)
+            return LCMC_ETRANSPORT; /* nothing left that could set it */
+    }
+    return LCMC_OK;
+}
+
+/* One wait for a socket: done when it is ready or its time came. */
+typedef struct fd_wait {
+    lcmc_watch watch;
+    lcmc_timer timer;
+    int done;
+} fd_wait;
+
+static void fd_wait_ready(lcmc_watch *watch, short revents)
+{
+    (void)revents;
+    ((fd_wait *)watch->owner)->done = 1;
+}
+
+static void fd_wait_timed_out(lcmc_timer *timer)
+{
+    ((fd_wait *)timer->owner)->done = 1;
+}
+
+lcmc_status lcmc__engine_wait_fd(lcmc_engine *e, int fd, short events, double until)
+{
+    if (e->interrupt_flag)
+        return LCMC_ECANCELLED;
+    fd_wait w;
+    w.done = 0;
+    lcmc__watch_init(&w.watch, fd, events, fd_wait_ready, &w);
+    lcmc__timer_init(&w.timer, fd_wait_timed_out, &w);
+    if (lcmc__watch_add(e, &w.watch) != 0)
+        return LCMC_ENOMEM;
+    lcmc_status s = LCMC_ENOMEM;
+    if (lcmc__timer_arm(e, &w.timer, until) == 0)
+        s = lcmc__engine_run_until(e, &w.done);
+    lcmc__timer_disarm(e, &w.timer);
+    lcmc__watch_remove(e, &w.watch);
+    return s;
 }
 
 void lcmc_engine_log(lcmc_engine *e, lcmc_log_level level, const char *message)

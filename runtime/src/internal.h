@@ -3,8 +3,7 @@
  * struct, clocks, capped buffers, the engine's timers and transfers, and the pure helpers
  * (waits, URLs, messages, JSON checks) that the unit tests reach directly. Names with a
  * double underscore (lcmc__*) are internal; LCMC_INTERNAL marks the ones the unit tests
- * link against, through the static runtime (lcmcoord_runtime_static): liblcmcoord.so
- * exports none of them.
+ * link against.
  */
 #ifndef LCMCOORD_INTERNAL_H
 #define LCMCOORD_INTERNAL_H
@@ -17,13 +16,28 @@
 
 #include "lcmcoord/lcmcoord.h"
 
-#define LCMC_INTERNAL
+#define LCMC_INTERNAL LCMC_API
 
 #if defined(__GNUC__)
 #define LCMC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define LCMC_PRINTF(fmt, args)
 #endif
+
+/* ---- invariants ---------------------------------------------------------------------- */
+
+/* An invariant of the runtime's own state (heap order, a transfer in one list at a time, a
+ * state machine's phase), checked in Debug builds and when LCMCOORD_DEBUGASSERT is on (CI's
+ * sanitizer build): a broken one aborts with where it is, before it turns into a wrong
+ * answer far away. Release builds compile it to nothing, so it may be as costly as it
+ * needs. Never for what a peer or a caller may do: those are errors. */
+#if defined(LCMC_DEBUGASSERTS)
+#define LCMC_DEBUGASSERT(x) ((x) ? (void)0 : lcmc__assert_failed(#x, __FILE__, __LINE__, __func__))
+#else
+#define LCMC_DEBUGASSERT(x) ((void)0)
+#endif
+LCMC_INTERNAL _Noreturn void lcmc__assert_failed(const char *expression, const char *file, int line,
+                                                 const char *function);
 
 /* ---- errors ------------------------------------------------------------------------- */
 

@@ -25,16 +25,32 @@ struct lcmc_rejection {
     double time, delay_end;
 };
 
+/* The record of one engine's run. */
+struct lcmc_records {
+    struct lcmc_record_entry **records;
+    size_t record_count, record_allocated;
+    struct lcmc_rejection *rejections;
+    size_t rejection_count, rejection_allocated;
+    unsigned long next_client_serial;
+};
+
 static char *utf8_copy(const char *text);
 
-unsigned long lcmc__engine_next_client_serial(lcmc_engine *e)
+int lcmc__records_new(struct lcmc_records **out)
 {
-    return ++e->next_client_serial;
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -1;
 }
 
-lcmc_record_entry *lcmc__record_begin(lcmc_engine *e, unsigned long client, const char *action,
+unsigned long lcmc__engine_next_client_serial(lcmc_engine *engine)
+{
+    return ++lcmc__engine_records(engine)->next_client_serial;
+}
+
+lcmc_record_entry *lcmc__record_begin(lcmc_engine *engine, unsigned long client, const char *action,
                                       double start)
 {
+    struct lcmc_records *e = lcmc__engine_records(engine);
     if (e->record_count == e->record_allocated) {
         size_t grown = e->record_allocated ? e->record_allocated * 2 : 16;
         lcmc_record_entry **bigger = realloc(e->records, grown * sizeof *bigger);
@@ -128,9 +144,10 @@ void lcmc__record_end(lcmc_record_entry *entry, lcmc_result result, double end)
     entry->ended = 1;
 }
 
-int lcmc__record_rejection(lcmc_engine *e, unsigned long client, const char *action, double time,
-                           double delay_end)
+int lcmc__record_rejection(lcmc_engine *engine, unsigned long client, const char *action,
+                           double time, double delay_end)
 {
+    struct lcmc_records *e = lcmc__engine_records(engine);
     if (e->rejection_count == e->rejection_allocated) {
         size_t grown = e->rejection_allocated ? e->rejection_allocated * 2 : 16;
         struct lcmc_rejection *bigger = realloc(e->rejections, grown * sizeof *bigger);
@@ -147,8 +164,10 @@ int lcmc__record_rejection(lcmc_engine *e, unsigned long client, const char *act
     return 0;
 }
 
-void lcmc__records_free(lcmc_engine *e)
+void lcmc__records_free(struct lcmc_records *e)
 {
+    if (e == NULL)
+        return;
     for (size_t i = 0; i < e->record_count; i++) {
         free(e->records[i]->id);
         free(e->records[i]->action);
@@ -158,6 +177,7 @@ void lcmc__records_free(lcmc_engine *e)
     for (size_t i = 0; i < e->rejection_count; i++)
         free(e->rejections[i].action);
     free(e->rejections);
+    free(e);
 }
 
 static int set_time(json_t *object, const char *key, double when)
@@ -191,8 +211,9 @@ static json_t *entry_json(const lcmc_record_entry *entry)
     return o;
 }
 
-lcmc_status lcmc__record_json(const lcmc_engine *e, unsigned long client, char **out)
+lcmc_status lcmc__record_json(const lcmc_engine *engine, unsigned long client, char **out)
 {
+    const struct lcmc_records *e = lcmc__engine_records(engine);
     *out = NULL;
     json_t *doc = json_object();
     json_t *coordinations = json_array();

@@ -167,7 +167,7 @@ lcmc_status lcmc_credentials_header(lcmc_credentials *c, double timeout, char **
     }
     lcmc_status s = LCMC_OK;
     while (!w.done) {
-        if (e->interrupt_flag) {
+        if (lcmc_engine_interrupted(e)) {
             s = LCMC_ECANCELLED;
             break;
         }

@@ -169,7 +169,7 @@ lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, cons
         return LCMC_ENOMEM;
     }
     *out = r;
-    if (e->interrupt_flag) {
+    if (lcmc_engine_interrupted(e)) {
         lcmc__error_set(&r->error, LCMC_ECANCELLED, "interrupted before %s %s was sent", method,
                         url);
         r->status = LCMC_ECANCELLED;

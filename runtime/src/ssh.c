@@ -1,9 +1,9 @@
 /*
  * The SSH client of lcmcoord/ssh.h: one libssh2 session per VNFC, driven in non-blocking
- * mode so that each step can sleep in poll(2) on both the session's socket and the engine's
- * wake-up pipe, with the time left before its deadline. That is what lets SIGTERM (through
- * lcmc_engine_interrupt) stop a command in progress at once, and what keeps a VNFC that
- * stops answering from holding an LCM operation past its budget. libcurl opens the TCP
+ * mode so that each step waits in the engine's loop (a watch on the session's socket and a
+ * timer at its deadline) while whatever else is in flight on the engine goes on. That is what lets
+ * SIGTERM (through lcmc_engine_interrupt) stop a command in progress at once, and what keeps a VNFC
+ * that stops answering from holding an LCM operation past its budget. libcurl opens the TCP
  * connection (its threaded resolver keeps name lookups under the deadline too, and it tries
  * every address); libssh2 then does the SSH protocol on that socket. The host key is checked
  * before any credential leaves the process, and libssh2's own memory, which holds copies of
@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,44 +191,21 @@ static void ssh_global_init(void)
     ssh_init_result = libssh2_init(0);
 }
 
-static void drain_wake_pipe(lcmc_engine *engine)
-{
-    /* The flag, not the bytes, says whether an interrupt happened; emptying the pipe only
-     * stops a stale byte from turning every later wait into a busy loop. */
-    char sink[64];
-    while (read(engine->wake_pipe[0], sink, sizeof sink) > 0) {
-    }
-}
-
-/* Sleeps until `fd` is ready for `events`, the engine is interrupted, or `until` (monotonic
- * seconds, never after `deadline`) passes. Returns LCMC_OK when it is time to try again,
+/* Sleeps in the engine's loop until `fd` is ready for `events`, the engine is interrupted,
+ * or `until` (monotonic seconds, never after `deadline`) passes; whatever else is in flight
+ * on the engine makes progress meanwhile. Returns LCMC_OK when it is time to try again,
  * LCMC_ECANCELLED or LCMC_EDEADLINE. */
 static lcmc_status wait_fd(lcmc_engine *engine, int fd, short events, double until, double deadline)
 {
-    for (;;) {
-        if (engine->interrupt_flag)
-            return LCMC_ECANCELLED;
-        double now = lcmc__now();
-        if (now >= deadline)
-            return LCMC_EDEADLINE;
-        double left = (until < deadline ? until : deadline) - now;
-        if (left <= 0)
-            return LCMC_OK;
-        int ms = left > 60.0 ? 60000 : (int)ceil(left * 1000.0);
-        struct pollfd fds[2] = {
-            {.fd = fd, .events = events, .revents = 0},
-            {.fd = engine->wake_pipe[0], .events = POLLIN, .revents = 0},
-        };
-        int n = poll(fds, 2, ms);
-        if (n < 0 && errno != EINTR)
-            return LCMC_OK; /* let the next libssh2 call report what is wrong */
-        if (n > 0 && fds[1].revents)
-            drain_wake_pipe(engine);
-        if (engine->interrupt_flag)
-            return LCMC_ECANCELLED;
-        if (n > 0 && fds[0].revents)
-            return LCMC_OK;
-    }
+    if (lcmc_engine_interrupted(engine))
+        return LCMC_ECANCELLED;
+    if (lcmc__now() >= deadline)
+        return LCMC_EDEADLINE;
+    lcmc_status s = lcmc__engine_wait_fd(engine, fd, events, until < deadline ? until : deadline);
+    if (s == LCMC_ECANCELLED || lcmc_engine_interrupted(engine))
+        return LCMC_ECANCELLED;
+    /* Out of memory: let the next libssh2 call (or the deadline) report what is wrong. */
+    return lcmc__now() >= deadline ? LCMC_EDEADLINE : LCMC_OK;
 }
 
 /* Waits for the session's socket in the direction libssh2 last blocked on. */
@@ -238,11 +214,11 @@ static lcmc_status wait_session(lcmc_ssh_session *s, double deadline)
     int directions = libssh2_session_block_directions(s->ssh);
     short events = 0;
     if (directions & LIBSSH2_SESSION_BLOCK_INBOUND)
-        events |= POLLIN;
+        events |= CURL_WAIT_POLLIN;
     if (directions & LIBSSH2_SESSION_BLOCK_OUTBOUND)
-        events |= POLLOUT;
+        events |= CURL_WAIT_POLLOUT;
     if (events == 0)
-        return wait_fd(s->engine, s->fd, POLLIN, lcmc__now() + UNDIRECTED_WAIT, deadline);
+        return wait_fd(s->engine, s->fd, CURL_WAIT_POLLIN, lcmc__now() + UNDIRECTED_WAIT, deadline);
     return wait_fd(s->engine, s->fd, events, deadline, deadline);
 }
 
@@ -278,8 +254,111 @@ static int close_socket(void *clientp, curl_socket_t item)
     return 0;
 }
 
-/* Opens the TCP connection with libcurl in connect-only mode on a private multi handle, so
- * that the wait can include the engine's wake-up pipe. */
+/* The connect-only transfer of tcp_connect, driven by the engine's loop: libcurl says which
+ * sockets to watch and when to call it back (its socket and timer callbacks), the engine
+ * watches and times them with everything else in flight, and an interrupt ends the wait. */
+#define CONNECT_MAX_SOCKETS 8 /* libcurl's happy eyeballs opens two at a time */
+
+typedef struct tcp_connecting {
+    lcmc_engine *engine;
+    CURLM *multi;
+    lcmc_watch sockets[CONNECT_MAX_SOCKETS];
+    lcmc_timer curl_timer; /* libcurl's own timeout */
+    lcmc_timer deadline;
+    int stop;     /* finished, or the deadline came */
+    int finished; /* libcurl is done: `code` says how */
+    int no_room;  /* more sockets than CONNECT_MAX_SOCKETS: reported as out of memory */
+    CURLcode code;
+} tcp_connecting;
+
+static void connecting_check_done(tcp_connecting *c)
+{
+    int queued = 0;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(c->multi, &queued)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            c->code = msg->data.result;
+            c->finished = c->stop = 1;
+        }
+    }
+}
+
+static void connecting_socket_ready(lcmc_watch *watch, short revents)
+{
+    tcp_connecting *c = watch->owner;
+    int flags = 0;
+    if (revents & CURL_WAIT_POLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (revents & CURL_WAIT_POLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    int running = 0;
+    curl_multi_socket_action(c->multi, watch->fd, flags, &running);
+    connecting_check_done(c);
+}
+
+static void connecting_timer_fired(lcmc_timer *timer)
+{
+    tcp_connecting *c = timer->owner;
+    int running = 0;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    connecting_check_done(c);
+}
+
+static void connecting_deadline(lcmc_timer *timer)
+{
+    ((tcp_connecting *)timer->owner)->stop = 1;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what libcurl wants to wait for on one of its sockets. */
+static int connecting_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    tcp_connecting *c = userp;
+    lcmc_watch *slot = NULL, *free_slot = NULL;
+    for (int i = 0; i < CONNECT_MAX_SOCKETS; i++) {
+        if (c->sockets[i].added && c->sockets[i].fd == (int)fd)
+            slot = &c->sockets[i];
+        else if (!c->sockets[i].added && free_slot == NULL)
+            free_slot = &c->sockets[i];
+    }
+    if (slot)
+        lcmc__watch_remove(c->engine, slot);
+    if (what == CURL_POLL_REMOVE)
+        return 0;
+    if (slot == NULL)
+        slot = free_slot;
+    short events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= CURL_WAIT_POLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= CURL_WAIT_POLLOUT;
+    if (slot == NULL) {
+        c->no_room = c->stop = 1;
+        return -1;
+    }
+    lcmc__watch_init(slot, (int)fd, events, connecting_socket_ready, c);
+    if (lcmc__watch_add(c->engine, slot) != 0) {
+        c->no_room = c->stop = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl wants to be called back (-1: never). */
+static int connecting_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    tcp_connecting *c = userp;
+    if (timeout_ms < 0) {
+        lcmc__timer_disarm(c->engine, &c->curl_timer);
+        return 0;
+    }
+    return lcmc__timer_arm(c->engine, &c->curl_timer, lcmc__now() + (double)timeout_ms / 1000.0);
+}
+
+/* Opens the TCP connection with libcurl in connect-only mode on a multi handle of its own,
+ * waiting in the engine's loop. */
 static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budget, lcmc_error *err)
 {
     lcmc_engine *engine = s->engine;
@@ -291,6 +370,8 @@ static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budg
     curl_socket_t kept = CURL_SOCKET_BAD;
     char curl_error[CURL_ERROR_SIZE] = "";
     lcmc_status status = LCMC_OK;
+    tcp_connecting c;
+    memset(&c, 0, sizeof c);
     if (url == NULL || easy == NULL || multi == NULL) {
         lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
         status = LCMC_ENOMEM;
@@ -309,36 +390,32 @@ static lcmc_status tcp_connect(lcmc_ssh_session *s, double deadline, double budg
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, left_ms > 0 ? left_ms : 1L);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, &kept);
-    if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
+    c.engine = engine;
+    c.multi = multi;
+    lcmc__timer_init(&c.curl_timer, connecting_timer_fired, &c);
+    lcmc__timer_init(&c.deadline, connecting_deadline, &c);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, connecting_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &c);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, connecting_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &c);
+    if (curl_multi_add_handle(multi, easy) != CURLM_OK ||
+        lcmc__timer_arm(engine, &c.deadline, deadline) != 0) {
         lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
         status = LCMC_ENOMEM;
         goto done;
     }
-    CURLcode code = CURLE_OK;
-    for (int finished = 0; !finished;) {
-        int running = 0;
-        curl_multi_perform(multi, &running);
-        int queued = 0;
-        CURLMsg *msg;
-        while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
-            if (msg->msg == CURLMSG_DONE) {
-                code = msg->data.result;
-                finished = 1;
-            }
-        }
-        if (finished)
-            break;
-        if (engine->interrupt_flag || lcmc__now() >= deadline) {
-            status = wait_failure(s, engine->interrupt_flag ? LCMC_ECANCELLED : LCMC_EDEADLINE,
-                                  "connecting", budget, err);
-            break;
-        }
-        double left = deadline - lcmc__now();
-        int ms = left > 1.0 ? 1000 : (int)ceil(left * 1000.0);
-        struct curl_waitfd wake = {.fd = engine->wake_pipe[0], .events = CURL_WAIT_POLLIN};
-        curl_multi_poll(multi, &wake, 1, ms, NULL);
-        if (wake.revents)
-            drain_wake_pipe(engine);
+    int running = 0;
+    curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    connecting_check_done(&c);
+    lcmc_status waited = lcmc__engine_run_until(engine, &c.stop);
+    CURLcode code = c.code;
+    if (c.no_room) {
+        lcmc__error_set(err, LCMC_ENOMEM, "out of memory");
+        status = LCMC_ENOMEM;
+    } else if (waited == LCMC_ECANCELLED || (!c.finished && lcmc_engine_interrupted(engine))) {
+        status = wait_failure(s, LCMC_ECANCELLED, "connecting", budget, err);
+    } else if (!c.finished) {
+        status = wait_failure(s, LCMC_EDEADLINE, "connecting", budget, err);
     }
     if (status == LCMC_OK) {
         if (code == CURLE_OK) {
@@ -368,6 +445,13 @@ done:
         curl_multi_remove_handle(multi, easy);
     curl_easy_cleanup(easy);
     curl_multi_cleanup(multi);
+    /* Whatever libcurl did not take back itself leaves the engine with this frame. */
+    for (int i = 0; i < CONNECT_MAX_SOCKETS; i++)
+        lcmc__watch_remove(engine, &c.sockets[i]);
+    if (c.engine != NULL) {
+        lcmc__timer_disarm(engine, &c.curl_timer);
+        lcmc__timer_disarm(engine, &c.deadline);
+    }
     free(url);
     return status;
 }
@@ -789,7 +873,7 @@ static lcmc_status connect_session(lcmc_ssh_session *s, const lcmc_ssh_options *
         pin = pin_digest;
     double budget = o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT;
     double deadline = lcmc__now() + budget;
-    if (s->engine->interrupt_flag)
+    if (lcmc_engine_interrupted(s->engine))
         return wait_failure(s, LCMC_ECANCELLED, "connecting", budget, err);
 
     pthread_once(&ssh_init_once, ssh_global_init);
@@ -900,7 +984,7 @@ lcmc_status lcmc_ssh_connect(lcmc_engine *engine, const lcmc_ssh_options *option
     }
     if (status != LCMC_OK) {
         lcmc__log(engine, LCMC_LOG_DEBUG, "ssh: %s", err.message ? err.message : "failed");
-        lcmc__error_move(&engine->last_error, &err);
+        lcmc__engine_take_error(engine, &err);
         lcmc_ssh_session_free(s);
         return status;
     }
@@ -913,7 +997,7 @@ void lcmc_ssh_session_free(lcmc_ssh_session *s)
     if (s == NULL)
         return;
     if (s->ssh != NULL) {
-        if (s->handshaken && !s->unusable && !s->engine->interrupt_flag) {
+        if (s->handshaken && !s->unusable && !lcmc_engine_interrupted(s->engine)) {
             double deadline = lcmc__now() + GOODBYE_GRACE;
             while (libssh2_session_disconnect_ex(s->ssh, SSH_DISCONNECT_BY_APPLICATION,
                                                  "closed by lcmcoord",
@@ -979,9 +1063,10 @@ static lcmc_status read_output(lcmc_ssh_session *s, LIBSSH2_CHANNEL *channel, do
         }
         /* A command that writes without pause never lets the socket wait below run: its
          * deadline and interrupts are checked here too. */
-        if (s->engine->interrupt_flag || lcmc__now() >= deadline)
-            return wait_failure(s, s->engine->interrupt_flag ? LCMC_ECANCELLED : LCMC_EDEADLINE,
-                                "running the command", budget, err);
+        if (lcmc_engine_interrupted(s->engine) || lcmc__now() >= deadline)
+            return wait_failure(
+                s, lcmc_engine_interrupted(s->engine) ? LCMC_ECANCELLED : LCMC_EDEADLINE,
+                "running the command", budget, err);
         if (progressed)
             continue;
         if (libssh2_channel_eof(channel))
@@ -1070,7 +1155,7 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
                         "again",
                         s->label);
         status = LCMC_ETRANSPORT;
-    } else if (s->engine->interrupt_flag) {
+    } else if (lcmc_engine_interrupted(s->engine)) {
         status = wait_failure(s, LCMC_ECANCELLED, "starting the command", budget, &r->error);
     } else {
         if (lcmc__log_enabled(s->engine, LCMC_LOG_DEBUG)) {

@@ -165,9 +165,21 @@ static int cache_key(const lcmc_auth *auth, const lcmc_tls_options *tls, unsigne
     return 0;
 }
 
+/* The tokens of one engine, every client's. */
+struct lcmc_token_cache {
+    lcmc_token_entry *entries;
+    unsigned long requests; /* made to token endpoints, for the tests and the log */
+};
+
+int lcmc__tokens_new(struct lcmc_token_cache **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -1;
+}
+
 static lcmc_token_entry *find_entry(lcmc_engine *e, const unsigned char key[32])
 {
-    for (lcmc_token_entry *t = e->tokens; t; t = t->next)
+    for (lcmc_token_entry *t = lcmc__engine_tokens(e)->entries; t; t = t->next)
         if (CRYPTO_memcmp(t->key, key, 32) == 0)
             return t;
     return NULL;
@@ -186,8 +198,9 @@ static lcmc_token_entry *add_entry(lcmc_engine *e, const lcmc_auth *auth,
         free(t);
         return NULL;
     }
-    t->next = e->tokens;
-    e->tokens = t;
+    struct lcmc_token_cache *cache = lcmc__engine_tokens(e);
+    t->next = cache->entries;
+    cache->entries = t;
     return t;
 }
 
@@ -208,7 +221,7 @@ static void drop_token(lcmc_token_entry *t)
 
 unsigned long lcmc__token_requests(const lcmc_engine *e)
 {
-    return e->token_requests;
+    return lcmc__engine_tokens(e)->requests;
 }
 
 /* Hands the outcome to the waiters of the fetch that ended. They move to a list of their
@@ -239,6 +252,7 @@ static void fetch_done(lcmc_transfer *transfer, void *userdata)
     lcmc_token_entry *t = userdata;
     lcmc_engine *e = t->engine;
     lcmc_transfer_result r;
+    LCMC_DEBUGASSERT(t->fetch == transfer);
     lcmc__transfer_finish(transfer, &r);
     t->fetch = NULL;
     drop_fetch_strings(t);
@@ -348,7 +362,7 @@ static int start_fetch(lcmc_engine *e, lcmc_token_entry *t, const lcmc_token_req
         request->refresh_margin > 0 ? request->refresh_margin : DEFAULT_REFRESH_MARGIN;
     lcmc__log(e, LCMC_LOG_INFO, "asking %s for an access token", auth->token_endpoint);
     t->fetch = lcmc__transfer_start(e, &spec, fetch_done, t);
-    e->token_requests++;
+    lcmc__engine_tokens(e)->requests++;
     if (t->fetch == NULL)
         goto fail;
     t->fetch_body = body;
@@ -377,6 +391,8 @@ int lcmc__token_get(lcmc_engine *e, const lcmc_token_request *request, lcmc_toke
         *token = t->token;
         return 1;
     }
+    /* Waiters wait for the one fetch in flight for their key, and for nothing else. */
+    LCMC_DEBUGASSERT(t->waiters == NULL || t->fetch != NULL);
     lcmc_token_waiter *w = calloc(1, sizeof *w);
     if (w == NULL)
         return -1;
@@ -400,6 +416,8 @@ void lcmc__token_waiter_cancel(lcmc_token_waiter *w)
 {
     if (w == NULL)
         return;
+    LCMC_DEBUGASSERT(w->prev ? w->prev->next == w : *w->list == w);
+    LCMC_DEBUGASSERT(w->next == NULL || w->next->prev == w);
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -416,14 +434,16 @@ void lcmc__token_invalidate(lcmc_engine *e, const lcmc_auth *auth, const char *t
     (void)auth;
     if (token == NULL)
         return;
-    for (lcmc_token_entry *t = e->tokens; t; t = t->next)
+    for (lcmc_token_entry *t = lcmc__engine_tokens(e)->entries; t; t = t->next)
         if (t->token && strcmp(t->token, token) == 0)
             drop_token(t);
 }
 
-void lcmc__tokens_free(lcmc_engine *e)
+void lcmc__tokens_free(struct lcmc_token_cache *cache)
 {
-    lcmc_token_entry *t = e->tokens;
+    if (cache == NULL)
+        return;
+    lcmc_token_entry *t = cache->entries;
     while (t) {
         lcmc_token_entry *next = t->next;
         lcmc__transfer_cancel(t->fetch);
@@ -440,5 +460,5 @@ void lcmc__tokens_free(lcmc_engine *e)
         free(t);
         t = next;
     }
-    e->tokens = NULL;
+    free(cache);
 }

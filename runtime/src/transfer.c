@@ -17,9 +17,34 @@
 #include <openssl/evp.h>
 
 #include "engine.h"
+/* The transfers of one engine: the transport they go out through, and the queue of those
+ * waiting for a place among the active ones. */
+struct lcmc_transfers {
+    lcmc_engine *engine;
+    const lcmc_transport *transport;
+    void *transport_ctx;
+    size_t running; /* active: handed to the transport, not finished */
+    /* At most this many transfers are active (own an easy handle, sit in libcurl's lists);
+     * the rest wait in a queue, so ten thousand coordinations cost little and libcurl's
+     * per-turn work stays bounded. */
+    size_t max_active;
+    lcmc_transfer *queue_head, *queue_tail;
+};
+
+/* The engine's own transport: libcurl's multi interface. */
+typedef struct curl_transport {
+    lcmc_engine *engine;
+    CURLM *multi;
+    /* Easy handles kept after use: they hold libcurl's DNS and TLS session caches, and
+     * reusing them spares an allocation per request. */
+    CURL **idle_easy;
+    size_t idle_count, idle_allocated;
+    char proxy_logged[512]; /* the "proxy origin" pairs logged: once each */
+} curl_transport;
 
 struct lcmc_transfer {
     lcmc_engine *engine;
+    struct lcmc_transfers *pool;
     CURL *easy;
     struct curl_slist *headers;
     /* Borrowed from the owner (a call, a token fetch), which outlives the transfer. */
@@ -36,7 +61,7 @@ struct lcmc_transfer {
     char *proxy; /* the proxy chosen for the URL (as configured), or NULL: direct */
     lcmc_transfer_result result;
     lcmc_timer failed_start; /* reports a transfer that could not even be added */
-    int in_multi;
+    int active;              /* handed to the transport, its answer not yet back */
     /* Waiting for a place among the engine's active transfers: the spec (its strings are
      * the transfer's own, its pointers borrowed from owners that outlive it) is applied
      * when one frees up. */
@@ -119,9 +144,9 @@ static void trace_headers(lcmc_transfer *t, lcmc_trace_kind kind, const char *da
             char redacted[160];
             int n = snprintf(redacted, sizeof redacted, "%.*s <redacted>\r\n",
                              (int)(keep < 120 ? keep : 120), line);
-            e->trace_fn(e->trace_userdata, kind, redacted, (size_t)n);
+            lcmc__trace(e, kind, redacted, (size_t)n);
         } else {
-            e->trace_fn(e->trace_userdata, kind, line, length);
+            lcmc__trace(e, kind, line, length);
         }
         start = line_end;
     }
@@ -214,16 +239,16 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     (void)easy;
     lcmc_transfer *t = userdata;
     lcmc_engine *e = t->engine;
-    if (e->trace_fn == NULL)
+    if (!lcmc__trace_enabled(e))
         return 0;
     switch (type) {
     case CURLINFO_TEXT: {
         int found = 0;
         char *clean = without_proxy_userinfo(t->proxy, data, size, &found);
         if (clean)
-            e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, clean, strlen(clean));
+            lcmc__trace(e, LCMC_TRACE_INFO, clean, strlen(clean));
         else if (!found)
-            e->trace_fn(e->trace_userdata, LCMC_TRACE_INFO, data, size);
+            lcmc__trace(e, LCMC_TRACE_INFO, data, size);
         free(clean);
         break;
     }
@@ -239,9 +264,9 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
             type == CURLINFO_DATA_OUT ? LCMC_TRACE_REQUEST_BODY : LCMC_TRACE_RESPONSE_BODY;
         if (t->secret_exchange) {
             static const char hidden[] = "<redacted: token request or answer>";
-            e->trace_fn(e->trace_userdata, kind, hidden, sizeof hidden - 1);
+            lcmc__trace(e, kind, hidden, sizeof hidden - 1);
         } else {
-            e->trace_fn(e->trace_userdata, kind, data, size);
+            lcmc__trace(e, kind, data, size);
         }
         break;
     }
@@ -327,64 +352,75 @@ static void free_headers_wiped(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
-static CURL *take_easy(lcmc_engine *e)
+static CURL *take_easy(curl_transport *ct)
 {
-    if (e->idle_count > 0)
-        return e->idle_easy[--e->idle_count];
+    if (ct->idle_count > 0)
+        return ct->idle_easy[--ct->idle_count];
     return curl_easy_init();
 }
 
-static void give_back_easy(lcmc_engine *e, CURL *easy)
+static void give_back_easy(curl_transport *ct, CURL *easy)
 {
     curl_easy_reset(easy);
-    if (e->idle_count == e->idle_allocated) {
-        size_t grown = e->idle_allocated ? e->idle_allocated * 2 : 16;
-        CURL **bigger = grown <= 4096 ? realloc(e->idle_easy, grown * sizeof *bigger) : NULL;
+    if (ct->idle_count == ct->idle_allocated) {
+        size_t grown = ct->idle_allocated ? ct->idle_allocated * 2 : 16;
+        CURL **bigger = grown <= 4096 ? realloc(ct->idle_easy, grown * sizeof *bigger) : NULL;
         if (bigger == NULL) {
             curl_easy_cleanup(easy);
             return;
         }
-        e->idle_easy = bigger;
-        e->idle_allocated = grown;
+        ct->idle_easy = bigger;
+        ct->idle_allocated = grown;
     }
-    e->idle_easy[e->idle_count++] = easy;
+    ct->idle_easy[ct->idle_count++] = easy;
 }
 
 static void unqueue(lcmc_transfer *t)
 {
-    lcmc_engine *e = t->engine;
+    struct lcmc_transfers *pool = t->pool;
+    LCMC_DEBUGASSERT(t->queued && !t->active);
+    LCMC_DEBUGASSERT(t->queue_prev ? t->queue_prev->queue_next == t : pool->queue_head == t);
+    LCMC_DEBUGASSERT(t->queue_next ? t->queue_next->queue_prev == t : pool->queue_tail == t);
     if (t->queue_prev)
         t->queue_prev->queue_next = t->queue_next;
     else
-        e->queue_head = t->queue_next;
+        pool->queue_head = t->queue_next;
     if (t->queue_next)
         t->queue_next->queue_prev = t->queue_prev;
     else
-        e->queue_tail = t->queue_prev;
+        pool->queue_tail = t->queue_prev;
     t->queue_prev = t->queue_next = NULL;
     t->queued = 0;
 }
 
+static void pump(struct lcmc_transfers *pool);
+
+/* An active transfer leaves the active set (answered or abandoned). */
+static void deactivate(lcmc_transfer *t)
+{
+    LCMC_DEBUGASSERT(t->active && !t->queued && t->pool->running > 0);
+    t->active = 0;
+    t->pool->running--;
+}
+
 static void release(lcmc_transfer *t)
 {
-    lcmc_engine *e_of_release = t->engine;
-    int was_active = t->in_multi;
+    struct lcmc_transfers *pool = t->pool;
+    int was_active = t->active;
     if (t->queued)
         unqueue(t);
-    if (t->easy) {
-        if (t->in_multi) {
-            curl_multi_remove_handle(t->engine->multi, t->easy);
-            t->engine->transfers_running--;
-        }
-        give_back_easy(t->engine, t->easy);
+    if (t->active) {
+        pool->transport->abandon(pool->transport_ctx, t);
+        deactivate(t);
     }
+    LCMC_DEBUGASSERT(t->easy == NULL); /* the transport gave its handle back */
     lcmc__timer_disarm(t->engine, &t->failed_start);
     free_headers_wiped(t->headers);
     free(t->proxy);
     lcmc__transfer_result_free(&t->result);
     free(t);
     if (was_active)
-        lcmc__transfers_pump(e_of_release);
+        pump(pool);
 }
 
 static void report_failed_start(lcmc_timer *timer)
@@ -596,7 +632,7 @@ static char *tunnel_target(const char *url)
 /* Routes the transfer: through the environment's proxy, as a tunnel only, or direct. The
  * decision is the runtime's (NOPROXY "" stops libcurl reading no_proxy a second time), so
  * that a failure can be worded as the proxy's exactly when the proxy was used. */
-static int route(lcmc_transfer *t)
+static int route(curl_transport *ct, lcmc_transfer *t)
 {
     CURL *easy = t->easy;
     free(t->proxy);
@@ -619,13 +655,13 @@ static int route(lcmc_transfer *t)
         return -1;
     }
     /* proxy_logged holds "\nproxy origin\n" for each pair said already (forgotten when full). */
-    char line[sizeof e->proxy_logged];
+    char line[sizeof ct->proxy_logged];
     snprintf(line, sizeof line, "\n%s %s\n", shown, origin);
-    if (strstr(e->proxy_logged, line) == NULL) {
-        size_t used = strlen(e->proxy_logged);
-        if (used + strlen(line) >= sizeof e->proxy_logged)
+    if (strstr(ct->proxy_logged, line) == NULL) {
+        size_t used = strlen(ct->proxy_logged);
+        if (used + strlen(line) >= sizeof ct->proxy_logged)
             used = 0;
-        snprintf(e->proxy_logged + used, sizeof e->proxy_logged - used, "%s", line);
+        snprintf(ct->proxy_logged + used, sizeof ct->proxy_logged - used, "%s", line);
         lcmc__log(e, LCMC_LOG_INFO, "using the proxy %s (from the environment) for %s, as a tunnel",
                   shown, origin);
     }
@@ -671,7 +707,7 @@ static int add_credentials(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     return 0;
 }
 
-static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
+static int configure(curl_transport *ct, lcmc_transfer *t, const lcmc_transfer_spec *spec)
 {
     CURL *easy = t->easy;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
@@ -682,7 +718,7 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     /* HTTP/1.1 only, token fetches included: the one version the suite tests end to end. */
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    if (route(t) != 0)
+    if (route(ct, t) != 0)
         return -1;
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->result.curl_error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -690,7 +726,7 @@ static int configure(lcmc_transfer *t, const lcmc_transfer_spec *spec)
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "lcmcoord/" LCMC_VERSION_STRING);
-    if (t->engine->trace_fn) {
+    if (lcmc__trace_enabled(t->engine)) {
         curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, on_debug);
         curl_easy_setopt(easy, CURLOPT_DEBUGDATA, t);
         curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
@@ -765,26 +801,28 @@ static int fail_from_the_loop(lcmc_transfer *t, CURLcode code, const char *why)
     return lcmc__timer_arm(t->engine, &t->failed_start, lcmc__now());
 }
 
-/* Gives a transfer its easy handle and hands it to libcurl. Returns -1 when memory ran out
- * before anything could be reported; the transfer is then still the caller's. */
+/* Hands a transfer to the transport. Returns -1 when memory ran out before anything could
+ * be reported; the transfer is then still the caller's. */
 static int activate(lcmc_transfer *t)
 {
-    lcmc_engine *e = t->engine;
-    if (t->easy == NULL)
-        t->easy = take_easy(e);
-    if (t->easy == NULL || configure(t, &t->spec) != 0)
+    struct lcmc_transfers *pool = t->pool;
+    LCMC_DEBUGASSERT(!t->active && !t->queued);
+    /* Active from the hand-over on: a transport may start sending at once. */
+    t->active = 1;
+    pool->running++;
+    int sent = pool->transport->send(pool->transport_ctx, t, &t->spec);
+    if (sent == 0)
+        return 0;
+    deactivate(t);
+    if (sent < 0)
         return -1;
-    if (curl_multi_add_handle(e->multi, t->easy) != CURLM_OK)
-        return fail_from_the_loop(t, CURLE_FAILED_INIT, "the request could not be queued");
-    t->in_multi = 1;
-    e->transfers_running++;
-    return 0;
+    return fail_from_the_loop(t, CURLE_FAILED_INIT, "the request could not be queued");
 }
 
-void lcmc__transfers_pump(lcmc_engine *e)
+static void pump(struct lcmc_transfers *pool)
 {
-    while (e->queue_head && e->transfers_running < e->max_active_transfers) {
-        lcmc_transfer *t = e->queue_head;
+    while (pool->queue_head && pool->running < pool->max_active) {
+        lcmc_transfer *t = pool->queue_head;
         unqueue(t);
         /* Out of memory here: the owner learns of it as of any failed transfer. */
         if (activate(t) != 0)
@@ -795,10 +833,12 @@ void lcmc__transfers_pump(lcmc_engine *e)
 lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *spec,
                                     lcmc_transfer_done_fn *done, void *userdata)
 {
+    struct lcmc_transfers *pool = lcmc__engine_transfers(e);
     lcmc_transfer *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     t->engine = e;
+    t->pool = pool;
     t->done = done;
     t->userdata = userdata;
     t->result.body.cap = spec->max_body;
@@ -809,7 +849,7 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
     t->body = spec->body;
     t->body_length = spec->body ? spec->body_length : 0;
     t->spec = *spec;
-    if (spec->immediate || e->transfers_running < e->max_active_transfers) {
+    if (spec->immediate || pool->running < pool->max_active) {
         if (activate(t) != 0) {
             release(t);
             return NULL;
@@ -819,13 +859,70 @@ lcmc_transfer *lcmc__transfer_start(lcmc_engine *e, const lcmc_transfer_spec *sp
     /* Beyond the active set a transfer costs only this struct: no easy handle, no place in
      * libcurl's lists that every turn of the loop would walk. */
     t->queued = 1;
-    t->queue_prev = e->queue_tail;
-    if (e->queue_tail)
-        e->queue_tail->queue_next = t;
+    t->queue_prev = pool->queue_tail;
+    if (pool->queue_tail)
+        pool->queue_tail->queue_next = t;
     else
-        e->queue_head = t;
-    e->queue_tail = t;
+        pool->queue_head = t;
+    pool->queue_tail = t;
     return t;
+}
+
+void lcmc__transfer_sending(lcmc_transfer *t)
+{
+    LCMC_DEBUGASSERT(t->active);
+    t->request_attempts++;
+}
+
+void lcmc__transfer_answered(lcmc_transfer *t, lcmc_transfer_result *r)
+{
+    struct lcmc_transfers *pool = t->pool;
+    LCMC_DEBUGASSERT(t->easy == NULL); /* the transport is done with it */
+    if (r) {
+        size_t cap = t->result.body.cap;
+        lcmc__transfer_result_free(&t->result);
+        t->result = *r;
+        t->result.body.cap = cap;
+        memset(r, 0, sizeof *r);
+    }
+    deactivate(t);
+    t->done(t, t->userdata); /* which may free t */
+    pump(pool);
+}
+
+size_t lcmc__transfers_running(const struct lcmc_transfers *pool)
+{
+    return pool->running;
+}
+
+lcmc_status lcmc__transfers_wait(struct lcmc_transfers *pool, double timeout,
+                                 struct curl_waitfd *fds, unsigned fd_count)
+{
+    return pool->transport->wait(pool->transport_ctx, timeout, fds, fd_count);
+}
+
+/* Enough active transfers to keep every connection busy with one queued behind it. */
+static size_t active_transfers_for(long max_host_connections)
+{
+    return max_host_connections > 0 ? (size_t)max_host_connections * 2 : 256;
+}
+
+void lcmc__transfers_set_max_host_connections(struct lcmc_transfers *pool, long max)
+{
+    if (pool->transport->set_max_host_connections)
+        pool->transport->set_max_host_connections(pool->transport_ctx, max);
+    pool->max_active = active_transfers_for(max);
+    pump(pool);
+}
+
+void lcmc__engine_use_transport(lcmc_engine *e, const lcmc_transport *transport, void *ctx)
+{
+    struct lcmc_transfers *pool = lcmc__engine_transfers(e);
+    LCMC_DEBUGASSERT(pool->running == 0 && pool->queue_head == NULL);
+    if (pool->transport && pool->transport->free)
+        pool->transport->free(pool->transport_ctx);
+    pool->transport = transport;
+    pool->transport_ctx = ctx;
 }
 
 void lcmc__transfer_cancel(lcmc_transfer *t)
@@ -926,23 +1023,117 @@ static void harvest(lcmc_transfer *t, CURLcode code)
     }
 }
 
-void lcmc__transfers_collect(lcmc_engine *e)
+/* ---- the libcurl transport ---------------------------------------------------------- */
+
+static int curl_send(void *ctx, lcmc_transfer *t, const lcmc_transfer_spec *spec)
+{
+    curl_transport *ct = ctx;
+    LCMC_DEBUGASSERT(t->easy == NULL); /* one easy handle per transfer, one transfer per handle */
+    if ((t->easy = take_easy(ct)) == NULL)
+        return -1;
+    int refused = 0;
+    if (configure(ct, t, spec) != 0 ||
+        (refused = curl_multi_add_handle(ct->multi, t->easy) != CURLM_OK)) {
+        give_back_easy(ct, t->easy);
+        t->easy = NULL;
+        return refused ? 1 : -1;
+    }
+    return 0;
+}
+
+static void curl_abandon(void *ctx, lcmc_transfer *t)
+{
+    curl_transport *ct = ctx;
+    curl_multi_remove_handle(ct->multi, t->easy);
+    give_back_easy(ct, t->easy);
+    t->easy = NULL;
+}
+
+/* Completes every transfer libcurl reports finished. */
+static void curl_collect(curl_transport *ct)
 {
     CURLMsg *msg;
     int left = 0;
-    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(ct->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         lcmc_transfer *t = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        LCMC_DEBUGASSERT(t != NULL && t->easy == msg->easy_handle && t->active);
         CURLcode code = msg->data.result;
         harvest(t, code);
-        curl_multi_remove_handle(e->multi, t->easy);
-        t->in_multi = 0;
-        e->transfers_running--;
-        t->done(t, t->userdata);
+        curl_multi_remove_handle(ct->multi, t->easy);
+        give_back_easy(ct, t->easy);
+        t->easy = NULL;
+        lcmc__transfer_answered(t, NULL);
     }
-    lcmc__transfers_pump(e);
+}
+
+static lcmc_status curl_wait(void *ctx, double timeout, struct curl_waitfd *fds, unsigned fd_count)
+{
+    curl_transport *ct = ctx;
+    int ms = timeout <= 0 ? 0 : timeout >= 60.0 ? 60 * 1000 : (int)ceil(timeout * 1000.0);
+    CURLMcode mc = curl_multi_poll(ct->multi, fds, fd_count, ms, NULL);
+    if (mc != CURLM_OK && mc != CURLM_UNRECOVERABLE_POLL)
+        return LCMC_ENOMEM;
+    int running = 0;
+    curl_multi_perform(ct->multi, &running);
+    curl_collect(ct);
+    return LCMC_OK;
+}
+
+static void curl_set_max_host_connections(void *ctx, long max)
+{
+    curl_transport *ct = ctx;
+    curl_multi_setopt(ct->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+}
+
+static void curl_free_transport(void *ctx)
+{
+    curl_transport *ct = ctx;
+    if (ct == NULL)
+        return;
+    for (size_t i = 0; i < ct->idle_count; i++)
+        curl_easy_cleanup(ct->idle_easy[i]);
+    free(ct->idle_easy);
+    if (ct->multi)
+        curl_multi_cleanup(ct->multi);
+    free(ct);
+}
+
+static const lcmc_transport curl_transport_ops = {
+    .send = curl_send,
+    .abandon = curl_abandon,
+    .wait = curl_wait,
+    .set_max_host_connections = curl_set_max_host_connections,
+    .free = curl_free_transport,
+};
+
+int lcmc__transfers_new(lcmc_engine *e, struct lcmc_transfers **out)
+{
+    struct lcmc_transfers *pool = calloc(1, sizeof *pool);
+    curl_transport *ct = calloc(1, sizeof *ct);
+    if (pool == NULL || ct == NULL || (ct->multi = curl_multi_init()) == NULL) {
+        free(pool);
+        free(ct);
+        return -1;
+    }
+    ct->engine = e;
+    pool->engine = e;
+    pool->transport = &curl_transport_ops;
+    pool->transport_ctx = ct;
+    pool->max_active = active_transfers_for(0);
+    *out = pool;
+    return 0;
+}
+
+void lcmc__transfers_free(struct lcmc_transfers *pool)
+{
+    if (pool == NULL)
+        return;
+    if (pool->transport->free)
+        pool->transport->free(pool->transport_ctx);
+    free(pool);
 }
 
 static int is_tls_failure(CURLcode code)

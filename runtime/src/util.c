@@ -10,7 +10,7 @@
 
 #include <openssl/crypto.h>
 
-#include "internal.h"
+#include "engine.h"
 
 const char *lcmc_strerror(lcmc_status status)
 {
@@ -176,18 +176,45 @@ const char *lcmc_error_url(const lcmc_error *err)
 
 /* ---- time --------------------------------------------------------------------------- */
 
+/* The unit tests' fake clock (lcmc__use_clock), or NULL for the system's: one pointer
+ * read per call. */
+static const lcmc_clock *clock_override;
+
+void lcmc__use_clock(const lcmc_clock *clock)
+{
+    clock_override = clock;
+}
+
 double lcmc__now(void)
 {
+    if (clock_override)
+        return clock_override->monotonic(clock_override->ctx);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+#if defined(LCMC_DEBUGASSERTS)
+    /* Every deadline and wait relies on this never going back. */
+    static _Thread_local double last_now;
+    LCMC_DEBUGASSERT(now >= last_now);
+    last_now = now;
+#endif
+    return now;
 }
 
 double lcmc__wall_now(void)
 {
+    if (clock_override)
+        return clock_override->wall(clock_override->ctx);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void lcmc__assert_failed(const char *expression, const char *file, int line, const char *function)
+{
+    fprintf(stderr, "lcmcoord: internal invariant broken at %s:%d (%s): %s\n", file, line, function,
+            expression);
+    abort();
 }
 
 void lcmc__format_time(double epoch_seconds, char buf[32])

@@ -1,6 +1,6 @@
 /*
- * Unit tests of liblcmcoord's pure logic: how long to wait (Retry-After, floors, the
- * deadline), URL handling (apiRoot checks, Location resolution, origins), error messages
+ * Unit tests of liblcmcoord's pure logic: how a wait fits the deadline, retry policies, URL
+ * handling (apiRoot checks, Location resolution, origins), error messages
  * built from hostile answers, and the checks of LcmCoordRequest and LcmCoord.
  */
 #include <setjmp.h>
@@ -17,49 +17,9 @@
 
 /* ---- waits ---------------------------------------------------------------------------- */
 
-/* The wait the coordination's retry policy gives an answer: constant waits of
- * default_interval when the EM names none, the EM's Retry-After otherwise, never under
- * the floor (coordination.c configures its policy this way). */
-static double coordination_wait(int present, double retry_after, double floor,
-                                double default_interval)
-{
-    lcmc_retry_policy p = {.version = LCMC_RETRY_POLICY_VERSION,
-                           .base = default_interval,
-                           .multiplier = 1,
-                           .floor = floor,
-                           .honour_retry_after = 1,
-                           .retry_on = {503}};
-    lcmc_retry_outcome o = {
-        .attempt = 1, .status = 503, .retry_after_present = present, .retry_after = retry_after};
-    return lcmc_retry_next_wait(&p, &o, 0);
-}
-
-static void test_retry_after_seconds_are_honoured(void **state)
-{
-    (void)state;
-    assert_true(coordination_wait(1, 7, 1.0, 5.0) == 7.0);
-}
-
-static void test_retry_after_zero_is_raised_to_the_floor(void **state)
-{
-    (void)state;
-    assert_true(coordination_wait(1, 0, 1.0, 5.0) == 1.0);
-}
-
-static void test_retry_after_in_the_past_is_raised_to_the_floor(void **state)
-{
-    (void)state;
-    /* libcurl reports a past HTTP-date as a negative number of seconds. */
-    assert_true(coordination_wait(1, -3600, 1.0, 5.0) == 1.0);
-}
-
-static void test_missing_retry_after_uses_the_default_interval(void **state)
-{
-    (void)state;
-    assert_true(coordination_wait(0, 0, 1.0, 5.0) == 5.0);
-    /* ...but never goes under the floor. */
-    assert_true(coordination_wait(0, 0, 2.0, 0.5) == 2.0);
-}
+/* How a wait fits the deadline (lcmc__plan_wait). What the coordination waits for each
+ * answer (Retry-After, the floor, the default interval) is tested on the coordination
+ * itself, in test_flow_coordination.c. */
 
 static void test_wait_that_fits_is_kept(void **state)
 {
@@ -564,10 +524,6 @@ static void test_auth_errors_name_the_field_not_the_secret(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_after_seconds_are_honoured),
-        cmocka_unit_test(test_retry_after_zero_is_raised_to_the_floor),
-        cmocka_unit_test(test_retry_after_in_the_past_is_raised_to_the_floor),
-        cmocka_unit_test(test_missing_retry_after_uses_the_default_interval),
         cmocka_unit_test(test_wait_that_fits_is_kept),
         cmocka_unit_test(test_post_wait_past_deadline_fails_at_once),
         cmocka_unit_test(test_poll_wait_past_deadline_is_cut_for_a_last_look),
