@@ -23,6 +23,7 @@ foreach(lcmc_flow coordination deadline cancel auth queue)
     SOURCES unit/test_flow_${lcmc_flow}.c
     LIBS lcmc_flow_runtime)
 endforeach()
+lcmc_add_cmocka_test(test_log_events SOURCES unit/test_log_events.c LIBS lcmc_flow_runtime)
 
 add_executable(lcmcoord_example_coordinate "${PROJECT_SOURCE_DIR}/docs/examples/coordinate.c")
 target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)

@@ -4,7 +4,6 @@
  * one way of logging (text or JSON lines) and one signal handler, so that a VNFM or an
  * operator sees the same conventions from all three.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,11 +117,13 @@ static void emit(lcmc_host_log *log, char *text)
     free(text);
 }
 
-void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message)
+/* Text lines: the event's own line, made safe (safe_text.h), after "lcmcoord: " and, for
+ * warnings, "warning: ", which sets them apart from the one line that states the outcome. */
+static void log_text(void *userdata, const lcmc_event *event)
 {
     lcmc_host_log *log = userdata;
-    /* "warning:" sets warnings apart from the one line that states the outcome. */
-    const char *prefix = level == LCMC_LOG_WARN ? "lcmcoord: warning: " : "lcmcoord: ";
+    const char *message = event->message;
+    const char *prefix = event->level == LCMC_LOG_WARN ? "lcmcoord: warning: " : "lcmcoord: ";
     char *safe = lcmc_safe_dup(message, strlen(message), LCMC_SAFE_ESCAPE_LINES);
     char *line = safe != NULL ? malloc(strlen(prefix) + strlen(safe) + 1) : NULL;
     if (line == NULL) {
@@ -157,9 +158,6 @@ void lcmc_host_log_finish(lcmc_host_log *log, int success)
 
 /* ---- JSON log lines -------------------------------------------------------------------- */
 
-/* About a hundred coordinations' worth of record. */
-#define RECORD_LOOKUP_CAP ((size_t)64 * 1024)
-
 static const char *level_name(lcmc_log_level level)
 {
     switch (level) {
@@ -185,174 +183,66 @@ static void format_now(char text[40])
     snprintf(text + n, 40 - n, ".%03ldZ", now.tv_nsec / 1000000L);
 }
 
-/* A JSON string of `text` made safe (safe_text.h): the JSON escapes of control characters
- * are undone by whoever reads the line, and a C1 control or a bidi override would reach a
- * terminal as it is. Bytes that are not UTF-8 become \xHH rather than losing the line. */
-static json_t *string_value(const char *text)
+/* Sets `key` to `text` made safe (safe_text.h), when there is a text: the JSON escapes of
+ * control characters are undone by whoever reads the line, and a C1 control or a bidi
+ * override would reach a terminal as it is. Bytes that are not UTF-8 become \xHH rather
+ * than losing the line. */
+static void set_string(json_t *o, const char *key, const char *text)
 {
+    if (text == NULL)
+        return;
     char *safe = lcmc_safe_dup(text, strlen(text), LCMC_SAFE_ESCAPE_LINES);
-    json_t *v = safe != NULL ? json_string(safe) : NULL;
+    if (safe != NULL)
+        json_object_set_new(o, key, json_string(safe));
     free(safe);
-    return v;
 }
 
-static void set_text(json_t *o, const char *key, const char *text, size_t length)
+/* Sets `key` to `seconds` (scaled by `scale`) when the event has it (>= 0). */
+static void set_seconds(json_t *o, const char *key, double seconds, double scale)
 {
-    char *copy = strndup(text, length);
-    if (copy != NULL)
-        json_object_set_new(o, key, string_value(copy));
-    free(copy);
+    if (seconds >= 0)
+        json_object_set_new(o, key, json_real(seconds * scale));
 }
 
-/* The id after "coordination " in m, when what follows looks like one (ids hold a digit;
- * "coordination failed" does not). */
-static void set_coordination_id(json_t *o, const char *m)
+/* One JSON object per event: its fields as the runtime gave them, never read back out of
+ * the message. */
+static void log_json(void *userdata, const lcmc_event *event)
 {
-    const char *at = strstr(m, "coordination ");
-    if (at == NULL)
-        return;
-    at += strlen("coordination ");
-    size_t n = strcspn(at, ": ,");
-    int digit = 0;
-    for (size_t i = 0; i < n; i++)
-        digit |= isdigit((unsigned char)at[i]) != 0;
-    if (n > 0 && digit)
-        set_text(o, "coordination_id", at, n);
-}
-
-/* The number of seconds after `marker` in m, or -1. */
-static double seconds_after(const char *m, const char *marker)
-{
-    const char *at = strstr(m, marker);
-    if (at == NULL)
-        return -1;
-    char *end = NULL;
-    double v = strtod(at + strlen(marker), &end);
-    return end != at + strlen(marker) && strncmp(end, " s", 2) == 0 ? v : -1;
-}
-
-/* Reads what the runtime's messages say (runtime/src: call.c, coordination.c, response.c,
- * token.c) into fields, so a collector can filter on them without parsing prose. A message
- * that matches nothing keeps only its text. */
-static void describe(json_t *o, const char *m)
-{
-    size_t word = strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (word > 0 && m[word] == ' ' && strncmp(m + word + 1, "http", 4) == 0 &&
-        strchr(m + word + 1, ' ') == NULL) {
-        json_object_set_new(o, "event", json_string("request"));
-        set_text(o, "method", m, word);
-        json_object_set_new(o, "url", string_value(m + word + 1));
-        return;
-    }
-    size_t len = strlen(m);
-    if (strspn(m, "0123456789") == 3 && m[3] == ' ' && len > 5 &&
-        strcmp(m + len - 4, " ms)") == 0 && strrchr(m, '(') != NULL) {
-        json_object_set_new(o, "event", json_string("response"));
-        json_object_set_new(o, "status", json_integer(strtol(m, NULL, 10)));
-        json_object_set_new(o, "ms", json_real(strtod(strrchr(m, '(') + 1, NULL)));
-        return;
-    }
-    static const char *const results[] = {"CONTINUE", "ABORT", "CANCELLED", NULL};
-    if (strncmp(m, "coordination ", 13) == 0 && strstr(m, ": ") != NULL) {
-        const char *result = strstr(m, ": ") + 2;
-        for (const char *const *r = results; *r != NULL; r++)
-            if (strcmp(result, *r) == 0) {
-                json_object_set_new(o, "event", json_string("result"));
-                json_object_set_new(o, "result", json_string(*r));
-                set_coordination_id(o, m);
-                return;
-            }
-    }
-    if (strncmp(m, "coordination failed: ", 21) == 0) {
-        json_object_set_new(o, "event", json_string("failed"));
-        return;
-    }
-    double wait = seconds_after(m, "retrying in ");
-    if (wait < 0)
-        wait = seconds_after(m, "polling in ");
-    if (wait < 0)
-        wait = seconds_after(m, "polling once more in ");
-    if (wait >= 0) {
-        json_object_set_new(o, "event", json_string(strstr(m, "(attempt ") ? "retry" : "wait"));
-        json_object_set_new(o, "wait", json_real(wait));
-        return;
-    }
-    if (strstr(m, "cancel") != NULL && strstr(m, "coordination ") != NULL) {
-        json_object_set_new(o, "event", json_string("cancel"));
-        set_coordination_id(o, m);
-        return;
-    }
-    if (strstr(m, "access token") != NULL)
-        json_object_set_new(o, "event", json_string("token"));
-    else if (strncmp(m, "ssh", 3) == 0)
-        json_object_set_new(o, "event", json_string("ssh"));
-}
-
-/* Adds the action (and the id, when the message did not give it) of the coordination the
- * line is about: the one the message names, else the only one in flight. */
-static void add_coordination(json_t *o, lcmc_host_log *log)
-{
-    if (log == NULL)
-        return;
-    json_t *known_id = json_object_get(o, "coordination_id");
-    const char *id = json_string_value(known_id);
-    json_t *match = NULL;
-    json_t *doc = NULL;
-    char *text = NULL;
-    /* The record is read whole on each line: cheap for the few coordinations of a script,
-     * not for a batch of thousands, where the lines go without it. */
-    if (log->engine != NULL && !log->record_too_large &&
-        lcmc_engine_record_json(log->engine, &text) == LCMC_OK) {
-        log->record_too_large = strlen(text) > RECORD_LOOKUP_CAP;
-        doc = json_loads(text, 0, NULL);
-    }
-    lcmc_free(text);
-    json_t *entries = json_object_get(doc, "lcmCoordinations");
-    size_t in_flight = 0, i;
-    json_t *entry, *open = NULL;
-    json_array_foreach(entries, i, entry)
-    {
-        const char *entry_id = json_string_value(json_object_get(entry, "id"));
-        if (id != NULL && entry_id != NULL && strcmp(id, entry_id) == 0)
-            match = entry;
-        if (json_object_get(entry, "endTime") == NULL) {
-            in_flight++;
-            open = entry;
-        }
-    }
-    if (match == NULL && id == NULL && in_flight == 1)
-        match = open;
-    json_t *action = json_object_get(match, "coordinationActionName");
-    /* Made safe like every string of the line: the record holds what the EM said. */
-    if (json_is_string(action))
-        json_object_set_new(o, "action", string_value(json_string_value(action)));
-    else if (log->action != NULL)
-        json_object_set_new(o, "action", string_value(log->action));
-    json_t *match_id = json_object_get(match, "id");
-    if (id == NULL && json_is_string(match_id))
-        json_object_set_new(o, "coordination_id", string_value(json_string_value(match_id)));
-    json_decref(doc);
-}
-
-void lcmc_host_log_json(void *userdata, lcmc_log_level level, const char *message)
-{
+    lcmc_host_log *log = userdata;
     char stamp[40];
     format_now(stamp);
     json_t *o = json_object();
     char *line = NULL;
     if (o != NULL) {
         json_object_set_new(o, "time", json_string(stamp));
-        json_object_set_new(o, "level", json_string(level_name(level)));
-        json_object_set_new(o, "message", string_value(message));
-        describe(o, message);
-        add_coordination(o, userdata);
+        json_object_set_new(o, "level", json_string(level_name(event->level)));
+        set_string(o, "message", event->message);
+        json_object_set_new(o, "event", json_string(lcmc_event_name(event->type)));
+        set_string(o, "reason", event->reason);
+        set_string(o, "method", event->method);
+        set_string(o, "url", event->url);
+        if (event->status > 0)
+            json_object_set_new(o, "status", json_integer(event->status));
+        set_seconds(o, "ms", event->elapsed, 1000.0);
+        set_seconds(o, "wait", event->wait, 1.0);
+        set_seconds(o, "wait_asked", event->wait_asked, 1.0);
+        set_seconds(o, "time_left", event->time_left, 1.0);
+        if (event->attempt > 0)
+            json_object_set_new(o, "attempt", json_integer(event->attempt));
+        set_string(o, "error_kind", event->error_kind);
+        set_string(o, "result", event->result);
+        set_string(o, "coordination_id", event->coordination_id);
+        set_string(o, "action",
+                   event->action != NULL ? event->action
+                   : log != NULL         ? log->action
+                                         : NULL);
         line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
         json_decref(o);
     }
     if (line != NULL)
-        emit(userdata, line);
+        emit(log, line);
     else
-        lcmc_host_log_line(userdata, level, message);
+        log_text(userdata, event);
 }
 
 void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
@@ -368,7 +258,6 @@ void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int ve
         lcmc_host_config_number(config, LCMC_CONF_DEFAULT_INTERVAL),
     };
     lcmc_lua_set_default_client_options(L, &defaults);
-    log->engine = engine;
     /* Warnings (credentials over plain http, TLS verification off) and errors show, marked
      * as such; progress only with -v. Without -v, a caller that asked for it has them held
      * until it knows the outcome (lcmc_host_log_finish). */
@@ -376,10 +265,8 @@ void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int ve
                            : verbosity == 1 ? LCMC_LOG_INFO
                                             : LCMC_LOG_WARN;
     log->hold = verbosity == 0 && log->hold_until_outcome;
-    if (lcmc_host_config_json_logs(config))
-        lcmc_engine_set_log(engine, lcmc_host_log_json, log, level);
-    else
-        lcmc_engine_set_log(engine, lcmc_host_log_line, log, level);
+    lcmc_engine_set_events(engine, lcmc_host_config_json_logs(config) ? log_json : log_text, log,
+                           level);
 }
 
 /* ---- the client of one EM ------------------------------------------------------------- */

@@ -39,12 +39,10 @@ void lcmc_host_open_libraries(lua_State *L);
 /* At most this many lines are held (a script warning in a loop must not grow memory). */
 #define LCMC_HOST_HELD_MAX 64
 
-/* Where log lines go, and what the JSON log lines know beyond the message. Must outlive the
- * engine's use of it. */
+/* Where log lines go, and what the JSON log lines add to the runtime's events. Must outlive
+ * the engine's use of it. */
 typedef struct lcmc_host_log {
-    lcmc_engine *engine;    /* its record gives the action and id of a coordination in flight */
-    const char *action;     /* the action when the host knows it beforehand, else NULL */
-    int record_too_large;   /* set once the record is too large to read on every line */
+    const char *action;     /* named on lines about no coordination in particular, or NULL */
     int hold_until_outcome; /* set by the caller: without -v, hold lines (see below) */
     int hold;               /* lines are being held */
     char *held[LCMC_HOST_HELD_MAX];
@@ -52,24 +50,18 @@ typedef struct lcmc_host_log {
     size_t held_dropped;
 } lcmc_host_log;
 
-/* An lcmc_log_fn (userdata: an lcmc_host_log, or NULL) writing "lcmcoord: <message>" lines
- * on stderr, the message made safe (safe_text.h), or holding them. */
-void lcmc_host_log_line(void *userdata, lcmc_log_level level, const char *message);
-
 /* Ends holding: the held lines go to stderr when `success`, else they are dropped, so that a
  * failure's stderr is its one line (docs/operator-guide.md). */
 void lcmc_host_log_finish(lcmc_host_log *log, int success);
 
-/* An lcmc_log_fn (userdata: an lcmc_host_log, or NULL) writing one JSON object per line on
- * stderr: time (RFC 3339 UTC), level, message, and what the message tells when it is one of
- * the runtime's (event, method, url, status, ms, wait, result, coordination_id, action).
- * The runtime never puts credentials in messages, so none reach these lines. */
-void lcmc_host_log_json(void *userdata, lcmc_log_level level, const char *message);
-
 /* Applies a resolved configuration to the Lua state's engine (the module must be open): the
- * default TLS and timing options of scripts' clients, and the log in the configured format
- * at the level `verbosity` asks for (warnings always; -v info; -vv debug). `log` is used
- * for JSON lines. Raises on memory errors. */
+ * default TLS and timing options of scripts' clients, and the runtime's log events rendered
+ * in the configured format at the level `verbosity` asks for (warnings always; -v info; -vv
+ * debug): text lines "lcmcoord: <message>", or one JSON object per line on stderr with the
+ * event's fields (time, level, message, event, and those it has: reason, method, url,
+ * status, ms, wait, wait_asked, time_left, attempt, error_kind, result, coordination_id,
+ * action). The runtime never puts credentials in events, so none reach these lines. Raises
+ * on memory errors. */
 void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
                             lcmc_host_log *log);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "events.h"
 
 /* Time kept for the last poll before the deadline, for a cancel after it, and for the
  * answer to a POST that was out when the coordination had to end. */
@@ -45,6 +46,7 @@ struct lcmc_coordination {
     char *poll_url;
     char *cancel_url;
     char *id;
+    lcmc_event_subject about; /* what its log events name: its action and id */
     double deadline;
     double reserve;
     lcmc_call *call;          /* the POST or GET in flight */
@@ -97,12 +99,22 @@ static void finish(lcmc_coordination *c, lcmc_status status)
     c->phase = PHASE_DONE;
     lcmc__record_end(c->record, c->result, lcmc__wall_now());
     lcmc__op_unregister(c->engine, &c->op);
-    if (status == LCMC_OK)
-        lcmc__log(c->engine, LCMC_LOG_INFO, "coordination %s: %s", c->id ? c->id : "?",
-                  lcmc_result_name(c->result));
-    else
-        lcmc__log(c->engine, LCMC_LOG_INFO, "coordination failed: %s",
-                  lcmc_error_message(&c->error));
+    if (!lcmc__log_enabled(c->engine, LCMC_LOG_INFO))
+        return;
+    if (status == LCMC_OK) {
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_RESULT, LCMC_LOG_INFO, &c->about);
+        event.result = lcmc_result_name(c->result);
+        lcmc__event_emit(c->engine, &event, "coordination %s: %s", c->id ? c->id : "?",
+                         event.result);
+    } else {
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_FAILED, LCMC_LOG_INFO, &c->about);
+        event.error_kind = lcmc_status_name(status);
+        event.status = c->error.http_status;
+        event.method = lcmc_error_method(&c->error);
+        event.url = lcmc_error_url(&c->error);
+        lcmc__event_emit(c->engine, &event, "coordination failed: %s",
+                         lcmc_error_message(&c->error));
+    }
 }
 
 static void fail(lcmc_coordination *c, lcmc_status status, const char *method, const char *url,
@@ -129,8 +141,14 @@ static void end_with_cancel(lcmc_coordination *c, lcmc_status status)
     if (c->cancel_url && !c->cancel_sent) {
         c->ending_status = status;
         c->phase = PHASE_CANCELLING;
-        lcmc__log(c->engine, LCMC_LOG_INFO, "asking the EM to cancel coordination %s",
-                  c->id ? c->id : "?");
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_CANCEL, LCMC_LOG_INFO, &c->about);
+        event.reason = "asking";
+        event.method = "POST";
+        event.url = c->cancel_url;
+        event.error_kind = lcmc_status_name(status);
+        event.time_left = left(c);
+        lcmc__event_emit(c->engine, &event, "asking the EM to cancel coordination %s",
+                         c->id ? c->id : "?");
         send_cancel(c, lcmc__now() + CANCEL_GRACE);
         if (c->cancel_call)
             return;
@@ -167,10 +185,16 @@ static void await_post_answer(lcmc_coordination *c, lcmc_status status)
     lcmc__call_send_no_more(c->call);
     char grace_text[32];
     seconds_text(POST_ANSWER_GRACE, grace_text);
-    lcmc__log(c->engine, LCMC_LOG_INFO,
-              "waiting up to %s for the answer to the POST, to cancel what the EM may have "
-              "started",
-              grace_text);
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_WAIT, LCMC_LOG_INFO, &c->about);
+    event.reason = "post_answer";
+    event.method = "POST";
+    event.url = c->post_url;
+    event.wait = POST_ANSWER_GRACE;
+    event.error_kind = lcmc_status_name(status);
+    lcmc__event_emit(c->engine, &event,
+                     "waiting up to %s for the answer to the POST, to cancel what the EM may "
+                     "have started",
+                     grace_text);
     if (lcmc__timer_arm(c->engine, &c->timer, lcmc__now() + POST_ANSWER_GRACE) != 0) {
         lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
         finish(c, LCMC_ENOMEM);
@@ -185,9 +209,13 @@ static void end_left_behind(lcmc_coordination *c, const char *why)
     extend_ending_message(c, suffix ? suffix : "; the EM may hold a coordination");
     free(suffix);
     /* An interrupted run reports only the interruption: this must reach the operator too. */
-    if (c->ending_status == LCMC_ECANCELLED)
-        lcmc__log(c->engine, LCMC_LOG_WARN,
-                  "the EM may hold a coordination that could not be cancelled (%s)", why);
+    if (c->ending_status == LCMC_ECANCELLED) {
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_WARNING, LCMC_LOG_WARN, &c->about);
+        event.reason = "left_behind";
+        event.error_kind = lcmc_status_name(c->ending_status);
+        lcmc__event_emit(c->engine, &event,
+                         "the EM may hold a coordination that could not be cancelled (%s)", why);
+    }
     lcmc__error_move(&c->error, &c->ending_error);
     finish(c, c->ending_status);
 }
@@ -263,9 +291,51 @@ static void timer_fired(lcmc_timer *timer)
     }
 }
 
-/* Waits `wait` seconds then resends (POST) or polls again (GET). Returns -1, having done
- * nothing, when the deadline leaves no room for that: the caller says why it ends. */
-static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *why)
+/* The stable word for why a coordination waits after the answer `r` (events.h). */
+static const char *wait_reason(const lcmc_coordination *c, const lcmc_transfer_result *r)
+{
+    if (r->curl_code != CURLE_OK)
+        return "transport";
+    if (r->status == 202)
+        return c->phase == PHASE_POLL ? "in_progress" : "accepted";
+    return r->status == 429 ? "rate_limited" : "busy";
+}
+
+/* The wait's log event: `why` (the answer `r`) for people, its fields for programs. */
+static void log_wait(lcmc_coordination *c, const lcmc_transfer_result *r, double wait,
+                     double until, double now, int is_poll, const char *why)
+{
+    if (!lcmc__log_enabled(c->engine, LCMC_LOG_INFO))
+        return;
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_WAIT, LCMC_LOG_INFO, &c->about);
+    event.reason = wait_reason(c, r);
+    event.status = r->curl_code == CURLE_OK ? (int)r->status : 0;
+    event.method = is_poll ? "GET" : "POST";
+    event.url = is_poll ? c->poll_url : c->post_url;
+    event.attempt = (int)(c->phase == PHASE_POLL ? c->polls : c->posts);
+    event.wait = until - now;
+    event.time_left = left(c);
+    char wait_text[32], left_text[32];
+    seconds_text(wait, wait_text);
+    seconds_text(event.time_left, left_text);
+    if (c->last_look) {
+        event.wait_asked = wait;
+        char cut_text[32];
+        seconds_text(until - now, cut_text);
+        lcmc__event_emit(c->engine, &event,
+                         "%s, asked to wait %s; polling once more in %s, just before the deadline",
+                         why, wait_text, cut_text);
+    } else {
+        lcmc__event_emit(c->engine, &event, "%s, %s in %s, %s left", why,
+                         is_poll ? "polling" : "retrying", wait_text, left_text);
+    }
+}
+
+/* Waits `wait` seconds then resends (POST) or polls again (GET) after the answer `r`.
+ * Returns -1, having done nothing, when the deadline leaves no room for that: the caller
+ * says why it ends. */
+static int schedule(lcmc_coordination *c, const lcmc_transfer_result *r, double wait, int is_poll,
+                    const char *why)
 {
     if (!is_poll && c->cancel_wanted) {
         end_cancelled_before_accepted(c);
@@ -278,20 +348,8 @@ static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *
         return -1;
     /* No wait ends past the deadline, nor before it began. */
     LCMC_DEBUGASSERT(until >= now && until <= c->deadline);
-    char wait_text[32], left_text[32];
-    seconds_text(wait, wait_text);
-    seconds_text(left(c), left_text);
     c->last_look = plan == LCMC_WAIT_SHORTENED;
-    if (c->last_look) {
-        char cut_text[32];
-        seconds_text(until - now, cut_text);
-        lcmc__log(c->engine, LCMC_LOG_INFO,
-                  "%s, asked to wait %s; polling once more in %s, just before the deadline", why,
-                  wait_text, cut_text);
-    } else {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%s, %s in %s, %s left", why,
-                  is_poll ? "polling" : "retrying", wait_text, left_text);
-    }
+    log_wait(c, r, wait, until, now, is_poll, why);
     c->phase = is_poll ? PHASE_WAIT_POLL : PHASE_WAIT_POST;
     if (lcmc__timer_arm(c->engine, &c->timer, until) != 0) {
         lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
@@ -302,9 +360,10 @@ static int schedule(lcmc_coordination *c, double wait, int is_poll, const char *
 
 /* The EM asked for a wait (Retry-After, or our default when it named none) that the
  * deadline cannot honour. */
-static void schedule_or_fail(lcmc_coordination *c, double wait, int is_poll, const char *why)
+static void schedule_or_fail(lcmc_coordination *c, const lcmc_transfer_result *r, double wait,
+                             int is_poll, const char *why)
 {
-    if (schedule(c, wait, is_poll, why) == 0)
+    if (schedule(c, r, wait, is_poll, why) == 0)
         return;
     char wait_text[32], left_text[32];
     seconds_text(wait, wait_text);
@@ -453,7 +512,7 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
     int never_sent = r->curl_code == CURLE_COULDNT_CONNECT && !r->request_sent;
     if (status == LCMC_ETRANSPORT && (is_poll || never_sent)) {
         double wait = answer_wait(c, r);
-        if (schedule(c, wait, is_poll, lcmc_error_message(&err)) == 0) {
+        if (schedule(c, r, wait, is_poll, lcmc_error_message(&err)) == 0) {
             lcmc__error_clear(&err);
             return;
         }
@@ -550,7 +609,7 @@ static void accepted(lcmc_coordination *c, const lcmc_transfer_result *r, const 
         if (c->phase == PHASE_DONE)
             return; /* the cancel could not even start */
     }
-    schedule_or_fail(c, answer_wait(c, r), 1, "EM accepted the coordination (202)");
+    schedule_or_fail(c, r, answer_wait(c, r), 1, "EM accepted the coordination (202)");
 }
 
 static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_poll)
@@ -565,7 +624,7 @@ static void busy(lcmc_coordination *c, const lcmc_transfer_result *r, int is_pol
     char why[64];
     snprintf(why, sizeof why, "EM %s (%ld)", r->status == 429 ? "rate-limited us" : "busy",
              r->status);
-    schedule_or_fail(c, wait, is_poll, why);
+    schedule_or_fail(c, r, wait, is_poll, why);
 }
 
 /* A call that got no answer because no credentials could be had (the token endpoint
@@ -629,8 +688,7 @@ static void post_done(void *userdata, lcmc_transfer_result *r, const lcmc_error 
     else if (r->curl_code != CURLE_OK)
         transport_failure(c, r, "POST", c->post_url, 0);
     else {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r->status,
-                  lcmc__reason_phrase(r->status), r->elapsed * 1000.0);
+        lcmc__log_response(c->engine, &c->about, "POST", c->post_url, r->status, r->elapsed);
         if (r->status == 201)
             accept_lcmcoord(c, r, "POST", c->post_url);
         else if (r->status == 202)
@@ -652,8 +710,7 @@ static void poll_done(void *userdata, lcmc_transfer_result *r, const lcmc_error 
     else if (r->curl_code != CURLE_OK)
         transport_failure(c, r, "GET", c->poll_url, 1);
     else {
-        lcmc__log(c->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r->status,
-                  lcmc__reason_phrase(r->status), r->elapsed * 1000.0);
+        lcmc__log_response(c->engine, &c->about, "GET", c->poll_url, r->status, r->elapsed);
         if (r->status == 200)
             accept_lcmcoord(c, r, "GET", c->poll_url);
         else if (r->status == 202 && c->last_look) {
@@ -662,7 +719,7 @@ static void poll_done(void *userdata, lcmc_transfer_result *r, const lcmc_error 
                      c->polls);
             fail_deadline(c, what);
         } else if (r->status == 202)
-            schedule_or_fail(c, answer_wait(c, r), 1, "still in progress (202)");
+            schedule_or_fail(c, r, answer_wait(c, r), 1, "still in progress (202)");
         else if (r->status == 503 || r->status == 429)
             busy(c, r, 1);
         else
@@ -675,23 +732,36 @@ static void cancel_done(void *userdata, lcmc_transfer_result *r, const lcmc_erro
     lcmc_coordination *c = userdata;
     c->cancel_call = NULL;
     const char *id = c->id ? c->id : "?";
-    if (err)
-        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s", id,
-                  lcmc_error_message(err));
-    else if (r->curl_code != CURLE_OK)
-        lcmc__log(c->engine, LCMC_LOG_WARN, "the cancel request for coordination %s failed: %s", id,
-                  r->curl_error[0] ? r->curl_error : "no answer");
-    else if (r->status == 202 || r->status == 200 || r->status == 204)
-        lcmc__log(c->engine, LCMC_LOG_INFO, "EM accepted the cancel of coordination %s", id);
-    else if (r->status == 404 || r->status == 405)
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_CANCEL, LCMC_LOG_INFO, &c->about);
+    event.method = "POST";
+    event.url = c->cancel_url;
+    event.status = err ? err->http_status : r->curl_code == CURLE_OK ? (int)r->status : 0;
+    if (err || r->curl_code != CURLE_OK) {
+        event.level = LCMC_LOG_WARN;
+        event.reason = "failed";
+        event.error_kind = err ? lcmc_status_name(err->status) : "transport";
+        lcmc__event_emit(c->engine, &event, "the cancel request for coordination %s failed: %s",
+                         id,
+                         err                  ? lcmc_error_message(err)
+                         : r->curl_error[0] ? r->curl_error
+                                            : "no answer");
+    } else if (r->status == 202 || r->status == 200 || r->status == 204) {
+        event.reason = "accepted";
+        lcmc__event_emit(c->engine, &event, "EM accepted the cancel of coordination %s", id);
+    } else if (r->status == 404 || r->status == 405) {
         /* A 1.0.0 producer may not know the cancel resource at all. */
-        lcmc__log(c->engine, LCMC_LOG_INFO, "EM does not support cancel (%ld)", r->status);
-    else if (r->status == 409)
-        lcmc__log(c->engine, LCMC_LOG_INFO, "EM says coordination %s is already finished (409)",
-                  id);
-    else
-        lcmc__log(c->engine, LCMC_LOG_WARN, "EM answered %ld to the cancel of coordination %s",
-                  r->status, id);
+        event.reason = "unsupported";
+        lcmc__event_emit(c->engine, &event, "EM does not support cancel (%ld)", r->status);
+    } else if (r->status == 409) {
+        event.reason = "already_finished";
+        lcmc__event_emit(c->engine, &event, "EM says coordination %s is already finished (409)",
+                         id);
+    } else {
+        event.level = LCMC_LOG_WARN;
+        event.reason = "refused";
+        lcmc__event_emit(c->engine, &event, "EM answered %ld to the cancel of coordination %s",
+                         r->status, id);
+    }
     if (c->phase == PHASE_CANCELLING) {
         lcmc__error_move(&c->error, &c->ending_error);
         finish(c, c->ending_status);
@@ -702,7 +772,8 @@ static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method
                       const char *body, double deadline, lcmc_call_done_fn *done)
 {
     lcmc_error err = {0};
-    lcmc_call_request request = {method, url, body, body ? strlen(body) : 0, NULL, deadline};
+    lcmc_call_request request = {method, url, body, body ? strlen(body) : 0, NULL, deadline,
+                                 &c->about};
     *slot = lcmc__call_start(lcmc__client_session(c->client), &request, done, c, &err);
     if (*slot == NULL) {
         lcmc__error_move(&c->error, &err);
@@ -759,6 +830,8 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
         return LCMC_ENOMEM;
     c->client = client;
     c->engine = lcmc__client_engine(client);
+    c->about.action = &c->action;
+    c->about.id = &c->id;
     c->options = lcmc__client_options(client);
     c->op.interrupt = interrupt;
     lcmc__timer_init(&c->timer, timer_fired, c);
@@ -800,10 +873,14 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
             lcmc__strdup(json_string_value(json_object_get(request, "coordinationActionName")));
         /* Sent as it is (the API may grow), but most often a misspelt field. */
         const char *unknown = lcmc__request_unknown_field(request);
-        if (unknown)
-            lcmc__log(c->engine, LCMC_LOG_WARN,
-                      "the LcmCoordRequest has a field the API does not define: '%s' (misspelt?)",
-                      unknown);
+        if (unknown) {
+            lcmc_event event = lcmc__event_make(LCMC_EVENT_WARNING, LCMC_LOG_WARN, &c->about);
+            event.reason = "unknown_field";
+            lcmc__event_emit(
+                c->engine, &event,
+                "the LcmCoordRequest has a field the API does not define: '%s' (misspelt?)",
+                unknown);
+        }
     }
     json_decref(request);
     if (why[0]) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "events.h"
 
 struct lcmc_engine {
     /* Transfers (transfer.c): the transport, its queue and active set. */
@@ -36,6 +37,8 @@ struct lcmc_engine {
     lcmc_trace_fn *trace_fn;
     void *trace_userdata;
 
+    /* One receiver of log events (events.h): with their fields, or their line alone. */
+    lcmc_event_fn *event_fn;
     lcmc_log_fn *log_fn;
     void *log_userdata;
     lcmc_log_level log_max;
@@ -128,7 +131,19 @@ void lcmc_engine_set_log(lcmc_engine *e, lcmc_log_fn *fn, void *userdata, lcmc_l
 {
     if (e == NULL)
         return;
+    e->event_fn = NULL;
     e->log_fn = fn;
+    e->log_userdata = userdata;
+    e->log_max = max_level;
+}
+
+void lcmc_engine_set_events(lcmc_engine *e, lcmc_event_fn *fn, void *userdata,
+                            lcmc_log_level max_level)
+{
+    if (e == NULL)
+        return;
+    e->event_fn = fn;
+    e->log_fn = NULL;
     e->log_userdata = userdata;
     e->log_max = max_level;
 }
@@ -215,8 +230,11 @@ void lcmc__warn_once(lcmc_engine *e, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     char *message = lcmc__vasprintf(fmt, ap);
     va_end(ap);
-    if (message)
-        e->log_fn(e->log_userdata, LCMC_LOG_WARN, message);
+    if (message) {
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_WARNING, LCMC_LOG_WARN, NULL);
+        event.message = message;
+        lcmc__event_deliver(e, &event);
+    }
     free(message);
 }
 
@@ -238,20 +256,18 @@ void lcmc__trace(lcmc_engine *e, lcmc_trace_kind kind, const char *data, size_t 
 
 int lcmc__log_enabled(const lcmc_engine *e, lcmc_log_level level)
 {
-    return e->log_fn != NULL && level <= e->log_max;
+    return (e->event_fn != NULL || e->log_fn != NULL) && level <= e->log_max;
 }
 
-void lcmc__log(lcmc_engine *e, lcmc_log_level level, const char *fmt, ...)
+/* The events are made in events.h's functions (messages.c); the receiver is kept here. */
+void lcmc__event_deliver(lcmc_engine *e, const lcmc_event *event)
 {
-    if (!lcmc__log_enabled(e, level))
+    if (!lcmc__log_enabled(e, event->level) || event->message == NULL)
         return;
-    va_list ap;
-    va_start(ap, fmt);
-    char *message = lcmc__vasprintf(fmt, ap);
-    va_end(ap);
-    if (message)
-        e->log_fn(e->log_userdata, level, message);
-    free(message);
+    if (e->event_fn != NULL)
+        e->event_fn(e->log_userdata, event);
+    else
+        e->log_fn(e->log_userdata, event->level, event->message);
 }
 
 /* ---- timers: a binary min-heap on `due` ---------------------------------------------- */
@@ -388,8 +404,10 @@ void lcmc__op_unregister(lcmc_engine *e, lcmc_op *op)
 static void deliver_interrupt(lcmc_engine *e)
 {
     e->interrupt_handled = 1;
-    lcmc__log(e, LCMC_LOG_INFO, "interrupted: cancelling %s in flight",
-              e->ops ? "what is" : "nothing");
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_INTERRUPT, LCMC_LOG_INFO, NULL);
+    event.reason = e->ops ? "in_flight" : "nothing";
+    lcmc__event_emit(e, &event, "interrupted: cancelling %s in flight",
+                     e->ops ? "what is" : "nothing");
     /* An op may unregister itself (and only itself) while handling the interrupt. */
     lcmc_op *op = e->ops;
     while (op) {
@@ -600,12 +618,6 @@ lcmc_status lcmc__engine_wait_fd(lcmc_engine *e, int fd, short events, double un
     lcmc__timer_disarm(e, &w.timer);
     lcmc__watch_remove(e, &w.watch);
     return s;
-}
-
-void lcmc_engine_log(lcmc_engine *e, lcmc_log_level level, const char *message)
-{
-    if (e && message && lcmc__log_enabled(e, level))
-        e->log_fn(e->log_userdata, level, message);
 }
 
 double lcmc_now(void)

@@ -310,6 +310,7 @@ typedef struct lcmc_call_request {
     size_t body_length;
     const char *const *headers; /* besides the session's; NULL-terminated, may be NULL */
     double deadline;
+    const struct lcmc_event_subject *about; /* what its log events are about; may be NULL */
 } lcmc_call_request;
 
 /* NULL with err set when the call may not be made (see lcmc__session_prepare) or memory

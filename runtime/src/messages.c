@@ -1,12 +1,148 @@
 /*
- * Turning an EM's error answer into one clear line: the status with its reason phrase,
- * the ProblemDetails `detail` (or `title`, or a short plain-text body), and the request.
- * Everything taken from the answer is untrusted text and is made safe for a terminal.
+ * What the runtime says, in words and in fields. An EM's error answer becomes one clear
+ * line: the status with its reason phrase, the ProblemDetails `detail` (or `title`, or a
+ * short plain-text body), and the request; everything taken from the answer is untrusted
+ * text and is made safe for a terminal. Progress becomes log events (events.h): fields for
+ * a program, with the line a person reads made alongside rather than parsed afterwards.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "internal.h"
+
+/* ---- log events ----------------------------------------------------------------------- */
+
+const char *lcmc_event_name(lcmc_event_type type)
+{
+    switch (type) {
+    case LCMC_EVENT_REQUEST:
+        return "request";
+    case LCMC_EVENT_RESPONSE:
+        return "response";
+    case LCMC_EVENT_WAIT:
+        return "wait";
+    case LCMC_EVENT_RETRY:
+        return "retry";
+    case LCMC_EVENT_RESULT:
+        return "result";
+    case LCMC_EVENT_FAILED:
+        return "failed";
+    case LCMC_EVENT_CANCEL:
+        return "cancel";
+    case LCMC_EVENT_TOKEN:
+        return "token";
+    case LCMC_EVENT_CREDENTIALS:
+        return "credentials";
+    case LCMC_EVENT_PROXY:
+        return "proxy";
+    case LCMC_EVENT_INTERRUPT:
+        return "interrupt";
+    case LCMC_EVENT_WARNING:
+        return "warning";
+    case LCMC_EVENT_SSH:
+        return "ssh";
+    case LCMC_EVENT_NOTE:
+        return "note";
+    case LCMC_EVENT_MESSAGE:
+    default:
+        return "message";
+    }
+}
+
+lcmc_event lcmc__event_make(lcmc_event_type type, lcmc_log_level level,
+                            const lcmc_event_subject *about)
+{
+    lcmc_event event;
+    memset(&event, 0, sizeof event);
+    event.type = type;
+    event.level = level;
+    event.elapsed = -1;
+    event.wait = -1;
+    event.wait_asked = -1;
+    event.time_left = -1;
+    if (about != NULL) {
+        event.action = about->action ? *about->action : NULL;
+        event.coordination_id = about->id ? *about->id : NULL;
+    }
+    return event;
+}
+
+static void emit_va(lcmc_engine *engine, lcmc_event *event, const char *fmt, va_list ap)
+{
+    if (!lcmc__log_enabled(engine, event->level))
+        return;
+    char *message = lcmc__vasprintf(fmt, ap);
+    if (message == NULL)
+        return;
+    event->message = message;
+    lcmc__event_deliver(engine, event);
+    event->message = NULL;
+    free(message);
+}
+
+void lcmc__event_emit(lcmc_engine *engine, lcmc_event *event, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_va(engine, event, fmt, ap);
+    va_end(ap);
+}
+
+void lcmc__log_as(lcmc_engine *engine, lcmc_log_level level, lcmc_event_type type, const char *fmt,
+                  ...)
+{
+    lcmc_event event = lcmc__event_make(type, level, NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    emit_va(engine, &event, fmt, ap);
+    va_end(ap);
+}
+
+void lcmc__log(lcmc_engine *engine, lcmc_log_level level, const char *fmt, ...)
+{
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_NOTE, level, NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    emit_va(engine, &event, fmt, ap);
+    va_end(ap);
+}
+
+void lcmc_engine_log(lcmc_engine *engine, lcmc_log_level level, const char *message)
+{
+    if (engine == NULL || message == NULL || !lcmc__log_enabled(engine, level))
+        return;
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_MESSAGE, level, NULL);
+    event.message = message;
+    lcmc__event_deliver(engine, &event);
+}
+
+void lcmc__log_request(lcmc_engine *engine, const lcmc_event_subject *about, const char *method,
+                       const char *url)
+{
+    if (!lcmc__log_enabled(engine, LCMC_LOG_INFO))
+        return;
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_REQUEST, LCMC_LOG_INFO, about);
+    event.method = method;
+    event.url = url;
+    lcmc__event_emit(engine, &event, "%s %s", method, url);
+}
+
+void lcmc__log_response(lcmc_engine *engine, const lcmc_event_subject *about, const char *method,
+                        const char *url, long status, double elapsed)
+{
+    if (!lcmc__log_enabled(engine, LCMC_LOG_INFO))
+        return;
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_RESPONSE, LCMC_LOG_INFO, about);
+    event.method = method;
+    event.url = url;
+    event.status = (int)status;
+    event.elapsed = elapsed;
+    lcmc__event_emit(engine, &event, "%ld %s (%.0f ms)", status, lcmc__reason_phrase(status),
+                     elapsed * 1000.0);
+}
+
+/* ---- error lines ---------------------------------------------------------------------- */
 
 const char *lcmc__reason_phrase(long status)
 {

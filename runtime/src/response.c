@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "engine.h"
+#include "events.h"
 
 struct lcmc_response {
     lcmc_op op; /* first: the engine's interrupt finds us through it */
@@ -64,9 +65,24 @@ static int retry_if_wanted(lcmc_response *r, int transport_failure)
     double wait = lcmc_retry_next_wait(&r->policy, &outcome, lcmc__random(r->engine));
     if (wait < 0 || lcmc__now() + wait >= r->deadline)
         return 0;
-    lcmc__log(r->engine, LCMC_LOG_INFO, "%s (attempt %d), retrying in %.1f s",
-              transport_failure ? "no answer" : lcmc__reason_phrase(r->result.status), r->attempt,
-              wait);
+    if (lcmc__log_enabled(r->engine, LCMC_LOG_INFO)) {
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_RETRY, LCMC_LOG_INFO, NULL);
+        event.method = r->method;
+        event.url = r->url;
+        event.attempt = r->attempt;
+        event.wait = wait;
+        event.time_left = r->deadline - lcmc__now();
+        if (transport_failure) {
+            event.reason = "transport";
+            event.error_kind = lcmc_status_name(LCMC_ETRANSPORT);
+        } else {
+            event.reason = "status";
+            event.status = (int)r->result.status;
+        }
+        lcmc__event_emit(r->engine, &event, "%s (attempt %d), retrying in %.1f s",
+                         transport_failure ? "no answer" : lcmc__reason_phrase(r->result.status),
+                         r->attempt, wait);
+    }
     lcmc__transfer_result_free(&r->result);
     if (lcmc__timer_arm(r->engine, &r->retry_timer, lcmc__now() + wait) != 0)
         return 0;
@@ -95,16 +111,15 @@ static void attempt_done(void *userdata, lcmc_transfer_result *result, const lcm
         finish(r, lcmc__transfer_error(&r->result, r->method, r->url, r->session.peer, &r->error));
         return;
     }
-    lcmc__log(r->engine, LCMC_LOG_INFO, "%ld %s (%.0f ms)", r->result.status,
-              lcmc__reason_phrase(r->result.status), r->result.elapsed * 1000.0);
+    lcmc__log_response(r->engine, NULL, r->method, r->url, r->result.status, r->result.elapsed);
     finish(r, LCMC_OK);
 }
 
 static void send_attempt(lcmc_response *r)
 {
     r->attempt++;
-    lcmc_call_request request = {
-        r->method, r->url, r->body, r->body_length, (const char *const *)r->headers, r->deadline};
+    lcmc_call_request request = {r->method, r->url,      r->body, r->body_length,
+                                 (const char *const *)r->headers, r->deadline, NULL};
     r->call = lcmc__call_start(&r->session, &request, attempt_done, r, &r->error);
     if (r->call == NULL)
         finish(r, r->error.status);

@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "engine.h"
+#include "events.h"
 #include "lcmcoord/ssh.h"
 #include "ssh.h"
 
@@ -527,8 +528,8 @@ static lcmc_status load_known_hosts(lcmc_ssh_session *s, const char *path, int i
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         if (is_default && errno == ENOENT) {
-            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: no %s: no host key is known", s->label,
-                      path);
+            lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH,
+                         "ssh %s: no %s: no host key is known", s->label, path);
             return LCMC_OK;
         }
         lcmc__error_set(err, LCMC_EUSAGE, "cannot read the known_hosts file %s: %s", path,
@@ -564,9 +565,9 @@ static lcmc_status load_known_hosts(lcmc_ssh_session *s, const char *path, int i
         return LCMC_EUSAGE;
     }
     if (skipped > 0)
-        lcmc__log(s->engine, LCMC_LOG_DEBUG,
-                  "ssh %s: %lu of %lu lines of %s skipped (markers or key types not supported)",
-                  s->label, skipped, number, path);
+        lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH,
+                     "ssh %s: %lu of %lu lines of %s skipped (markers or key types not supported)",
+                     s->label, skipped, number, path);
     return LCMC_OK;
 }
 
@@ -592,8 +593,9 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
 
     if (pin != NULL) {
         if (lcmc__ssh_digest_equal(hash, pin)) {
-            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: host key %s %s matches the pin", s->label,
-                      type_name, s->fingerprint);
+            lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH,
+                         "ssh %s: host key %s %s matches the pin", s->label, type_name,
+                         s->fingerprint);
             return LCMC_OK;
         }
         char expected[LCMC_SSH_FINGERPRINT_SIZE];
@@ -621,8 +623,9 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
         libssh2_knownhost_checkp(known, s->host, s->port, key, key_length, typemask, &entry);
     switch (check) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
-        lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: host key %s %s found in %s", s->label,
-                  type_name, s->fingerprint, known_path);
+        lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH,
+                     "ssh %s: host key %s %s found in %s", s->label, type_name, s->fingerprint,
+                     known_path);
         return LCMC_OK;
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
         char listed[LCMC_SSH_FINGERPRINT_SIZE];
@@ -636,10 +639,10 @@ static lcmc_status verify_host_key(lcmc_ssh_session *s, const lcmc_ssh_options *
     }
     case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
         if (o->accept_unknown_host_key) {
-            lcmc__log(s->engine, LCMC_LOG_WARN,
-                      "ssh %s: accepting the unknown host key %s %s (not in %s) because "
-                      "accept_unknown_host_key is set",
-                      s->label, type_name, s->fingerprint, known_path);
+            lcmc__log_as(s->engine, LCMC_LOG_WARN, LCMC_EVENT_SSH,
+                         "ssh %s: accepting the unknown host key %s %s (not in %s) because "
+                         "accept_unknown_host_key is set",
+                         s->label, type_name, s->fingerprint, known_path);
             return LCMC_OK;
         }
         lcmc__error_set(err, LCMC_EAUTH,
@@ -910,7 +913,7 @@ static lcmc_status connect_session(lcmc_ssh_session *s, const lcmc_ssh_options *
             goto done;
     }
 
-    lcmc__log(s->engine, LCMC_LOG_INFO, "ssh: connecting to %s", s->label);
+    lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh: connecting to %s", s->label);
     if ((status = tcp_connect(s, deadline, budget, err)) != LCMC_OK)
         goto done;
     int rc;
@@ -934,8 +937,8 @@ static lcmc_status connect_session(lcmc_ssh_session *s, const lcmc_ssh_options *
     status = authenticate(s, o, deadline, budget, err);
     s->password = NULL;
     if (status == LCMC_OK)
-        lcmc__log(s->engine, LCMC_LOG_INFO, "ssh: connected to %s (host key %s)", s->label,
-                  s->fingerprint);
+        lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh: connected to %s (host key %s)",
+                     s->label, s->fingerprint);
 done:
     if (known != NULL)
         libssh2_knownhost_free(known);
@@ -983,7 +986,8 @@ lcmc_status lcmc_ssh_connect(lcmc_engine *engine, const lcmc_ssh_options *option
         status = connect_session(s, options, &err);
     }
     if (status != LCMC_OK) {
-        lcmc__log(engine, LCMC_LOG_DEBUG, "ssh: %s", err.message ? err.message : "failed");
+        lcmc__log_as(engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH, "ssh: %s",
+                     err.message ? err.message : "failed");
         lcmc__engine_take_error(engine, &err);
         lcmc_ssh_session_free(s);
         return status;
@@ -1160,8 +1164,8 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
     } else {
         if (lcmc__log_enabled(s->engine, LCMC_LOG_DEBUG)) {
             char *shown = lcmc__one_line(command, strlen(command), 200);
-            lcmc__log(s->engine, LCMC_LOG_DEBUG, "ssh %s: running: %s", s->label,
-                      shown ? shown : "");
+            lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH, "ssh %s: running: %s", s->label,
+                         shown ? shown : "");
             free(shown);
         }
         status = run_command(s, command, start + budget, budget, r, &r->error);
@@ -1172,17 +1176,18 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
     r->status = status;
     r->elapsed = lcmc__now() - start;
     if (status == LCMC_OK) {
-        lcmc__log(s->engine, LCMC_LOG_INFO, "ssh %s: command %s %d after %.3f s", s->label,
-                  r->exit_signal ? "killed by signal" : "exited",
-                  r->exit_signal ? -1 : r->exit_status, r->elapsed);
+        lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh %s: command %s %d after %.3f s",
+                     s->label, r->exit_signal ? "killed by signal" : "exited",
+                     r->exit_signal ? -1 : r->exit_status, r->elapsed);
         if (r->out_truncated || r->err_truncated)
-            lcmc__log(s->engine, LCMC_LOG_INFO, "ssh %s: output over %zu bytes dropped (%s%s%s)",
-                      s->label, s->max_output, r->out_truncated ? "stdout" : "",
-                      r->out_truncated && r->err_truncated ? ", " : "",
-                      r->err_truncated ? "stderr" : "");
+            lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH,
+                         "ssh %s: output over %zu bytes dropped (%s%s%s)", s->label, s->max_output,
+                         r->out_truncated ? "stdout" : "",
+                         r->out_truncated && r->err_truncated ? ", " : "",
+                         r->err_truncated ? "stderr" : "");
     } else {
-        lcmc__log(s->engine, LCMC_LOG_INFO, "ssh %s: %s", s->label,
-                  r->error.message ? r->error.message : lcmc_strerror(status));
+        lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh %s: %s", s->label,
+                     r->error.message ? r->error.message : lcmc_strerror(status));
     }
     return status;
 }

@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "engine.h"
+#include "events.h"
 
 #define DEFAULT_REFRESH_MARGIN 30.0
 #define TOKEN_FETCH_BUDGET_MAX 60.0
@@ -302,8 +303,12 @@ static void fetch_done(lcmc_transfer *transfer, void *userdata)
                 double half = expires_in / 2;
                 t->renew_at = lcmc__now() + (early > half ? early : half);
             }
-            lcmc__log(e, LCMC_LOG_INFO, "got an access token from %s%s", t->token_endpoint,
-                      has_expiry ? "" : " (no expires_in: kept until an API refuses it)");
+            lcmc_event event = lcmc__event_make(LCMC_EVENT_TOKEN, LCMC_LOG_INFO, NULL);
+            event.reason = has_expiry ? "received" : "received_no_expiry";
+            event.method = "POST";
+            event.url = t->token_endpoint;
+            lcmc__event_emit(e, &event, "got an access token from %s%s", t->token_endpoint,
+                             has_expiry ? "" : " (no expires_in: kept until an API refuses it)");
         }
     }
     free(path);
@@ -360,7 +365,11 @@ static int start_fetch(lcmc_engine *e, lcmc_token_entry *t, const lcmc_token_req
     }
     t->refresh_margin =
         request->refresh_margin > 0 ? request->refresh_margin : DEFAULT_REFRESH_MARGIN;
-    lcmc__log(e, LCMC_LOG_INFO, "asking %s for an access token", auth->token_endpoint);
+    lcmc_event event = lcmc__event_make(LCMC_EVENT_TOKEN, LCMC_LOG_INFO, NULL);
+    event.reason = "asking";
+    event.method = "POST";
+    event.url = auth->token_endpoint;
+    lcmc__event_emit(e, &event, "asking %s for an access token", auth->token_endpoint);
     t->fetch = lcmc__transfer_start(e, &spec, fetch_done, t);
     lcmc__engine_tokens(e)->requests++;
     if (t->fetch == NULL)

@@ -17,6 +17,8 @@
 #include <openssl/evp.h>
 
 #include "engine.h"
+#include "events.h"
+
 /* The transfers of one engine: the transport they go out through, and the queue of those
  * waiting for a place among the active ones. */
 struct lcmc_transfers {
@@ -662,8 +664,11 @@ static int route(curl_transport *ct, lcmc_transfer *t)
         if (used + strlen(line) >= sizeof ct->proxy_logged)
             used = 0;
         snprintf(ct->proxy_logged + used, sizeof ct->proxy_logged - used, "%s", line);
-        lcmc__log(e, LCMC_LOG_INFO, "using the proxy %s (from the environment) for %s, as a tunnel",
-                  shown, origin);
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_PROXY, LCMC_LOG_INFO, NULL);
+        event.reason = "environment";
+        event.url = t->url;
+        lcmc__event_emit(e, &event, "using the proxy %s (from the environment) for %s, as a tunnel",
+                         shown, origin);
     }
     free(shown);
     free(origin);
