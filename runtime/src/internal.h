@@ -46,6 +46,7 @@ struct lcmc_error {
     int http_status;
     char *message;
     char *problem_json;
+    json_t *problem; /* the same ProblemDetails, parsed (lcmcoord/json.h) */
     char *method;
     char *url;
 };
