@@ -32,6 +32,7 @@ primitives for scripts. This rock is the Lua binding over the system's liblcmcoo
 
 dependencies = {
    "lua >= 5.4, < 5.5",
+   "lua-cjson >= 2.1",
 }
 
 external_dependencies = {
@@ -65,7 +66,7 @@ build = {
          defines = { "_POSIX_C_SOURCE=200809L" },
          incdirs = { "bindings/lua", "$(LCMCOORD_INCDIR)" },
          libdirs = { "$(LCMCOORD_LIBDIR)" },
-         libraries = { "lcmcoord", "jansson" },
+         libraries = { "lcmcoord" },
       },
    },
    copy_directories = { "docs" },

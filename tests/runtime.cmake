@@ -2,7 +2,7 @@
 # compiled against the public header alone and run end to end against `lcmcoord em`.
 lcmc_add_cmocka_test(test_runtime_pure
   SOURCES unit/test_runtime_pure.c
-  LIBS lcmcoord_runtime lcmc::jansson lcmc::curl)
+  LIBS lcmcoord_runtime_static lcmc::jansson lcmc::curl)
 target_include_directories(test_runtime_pure PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
 
 # The state machines (coordination flow, waits, deadline, cancel, tokens, 401 retry, the
@@ -18,7 +18,7 @@ target_include_directories(lcmc_flow_runtime PUBLIC "${PROJECT_SOURCE_DIR}/runti
 target_compile_definitions(lcmc_flow_runtime PUBLIC LCMC_DEBUGASSERTS)
 target_link_libraries(lcmc_flow_runtime PUBLIC lcmc::cmocka lcmc::curl lcmc::jansson lcmc::openssl
                       lcmc::ssh2 m Threads::Threads)
-foreach(lcmc_flow coordination deadline cancel auth queue)
+foreach(lcmc_flow coordination deadline cancel auth queue invariants)
   lcmc_add_cmocka_test(test_flow_${lcmc_flow}
     SOURCES unit/test_flow_${lcmc_flow}.c
     LIBS lcmc_flow_runtime)

@@ -3,7 +3,8 @@
  * struct, clocks, capped buffers, the engine's timers and transfers, and the pure helpers
  * (waits, URLs, messages, JSON checks) that the unit tests reach directly. Names with a
  * double underscore (lcmc__*) are internal; LCMC_INTERNAL marks the ones the unit tests
- * link against.
+ * link against, through the static runtime (lcmcoord_runtime_static): liblcmcoord.so
+ * exports none of them.
  */
 #ifndef LCMCOORD_INTERNAL_H
 #define LCMCOORD_INTERNAL_H
@@ -16,7 +17,7 @@
 
 #include "lcmcoord/lcmcoord.h"
 
-#define LCMC_INTERNAL LCMC_API
+#define LCMC_INTERNAL
 
 #if defined(__GNUC__)
 #define LCMC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -46,7 +47,6 @@ struct lcmc_error {
     int http_status;
     char *message;
     char *problem_json;
-    json_t *problem; /* the same ProblemDetails, parsed (lcmcoord/json.h) */
     char *method;
     char *url;
 };
