@@ -32,7 +32,6 @@ primitives for scripts. This rock is the Lua binding over the system's liblcmcoo
 
 dependencies = {
    "lua >= 5.4, < 5.5",
-   "lua-cjson >= 2.1",
 }
 
 external_dependencies = {
@@ -66,7 +65,7 @@ build = {
          defines = { "_POSIX_C_SOURCE=200809L" },
          incdirs = { "bindings/lua", "$(LCMCOORD_INCDIR)" },
          libdirs = { "$(LCMCOORD_LIBDIR)" },
-         libraries = { "lcmcoord" },
+         libraries = { "lcmcoord", "jansson" },
       },
    },
    copy_directories = { "docs" },

@@ -65,7 +65,7 @@ Libs: -L$lua/lib -Wl,-rpath,$lua/lib -llua5.4-apicheck -lm -ldl
 EOF
 
 # ---- lcmcoord against it -------------------------------------------------------------------
-# The cjson the host links is Debian's lua5.4-cjson; its own pkg-config file stays found.
+# Only Lua is replaced; every other library's pkg-config file stays found.
 export PKG_CONFIG_PATH="$lua/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLCMCOORD_WERROR=ON \
       -DLCMC_LUA_INTERPRETER="$lua/bin/lua5.4" >/dev/null

@@ -6,7 +6,7 @@
 --
 -- Run it as the VNFM does:   lcmcoord run coordinate_vnf.lua < vnfc_param.json
 -- or from any Lua 5.4 that has the module, passing the decoded table as the argument:
---   lua5.4 -e 'assert(loadfile "coordinate_vnf.lua")(require "cjson".decode(io.read "a"))' \
+--   lua5.4 -e 'assert(loadfile "coordinate_vnf.lua")(require "lcmcoord".json.decode(io.read "a"))' \
 --     < vnfc_param.json
 local lcmcoord = require "lcmcoord"
 

@@ -9,7 +9,6 @@ packages=(
   build-essential cmake pkg-config ca-certificates
   liblua5.4-dev lua5.4
   libcurl4-openssl-dev curl
-  lua-cjson lua-cjson-dev
   libssl-dev openssl
   libjansson-dev
   libmicrohttpd-dev libgnutls28-dev

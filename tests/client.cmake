@@ -24,6 +24,8 @@ lcmc_add_e2e_test(e2e_script_limits test_script_limits.py)
 lcmc_add_e2e_test(e2e_post_once test_post_once.py)
 lcmc_add_e2e_test(e2e_review12 test_review12.py)
 lcmc_add_e2e_test(e2e_log_events test_log_events.py)
+lcmc_add_e2e_test(e2e_value_model test_value_model.py)
+lcmc_add_busted_test(lua_json_spec json_spec.lua)
 set_property(TEST e2e_post_once APPEND PROPERTY ENVIRONMENT
              "LCMC_RUNTIME_LIBRARY=$<TARGET_FILE:lcmcoord_runtime>")
 if(LCMCOORD_SANITIZE MATCHES "address")

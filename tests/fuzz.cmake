@@ -30,7 +30,7 @@ foreach(target ${LCMC_FUZZ_TARGETS})
   # none of them); vnfc_param goes through the Lua module, on the shared one as the program.
   if(target STREQUAL "vnfc_param")
     target_link_libraries(${name} PRIVATE lcmcoord_luastatic lcmcoord_runtime lcmc::lua
-                          lcmc::cjson lcmc::jansson m)
+                          lcmc::jansson m)
   else()
     target_link_libraries(${name} PRIVATE lcmcoord_em lcmcoord_runtime_static lcmc::jansson
                           lcmc::curl m)

@@ -188,11 +188,12 @@ static int push_built_request(lua_State *L, const coordinate_options *o)
         lua_setfield(L, fields, "operation");
     }
     if (o->input != NULL) {
-        /* cjson gives a table for arrays too; only an object is a KeyValuePairs. */
-        int object = o->input[strspn(o->input, " \t\r\n")] == '{';
-        if (!lcmc_lua_json_decode(L, o->input, strlen(o->input)) || !object) {
+        /* Only an object is a KeyValuePairs (an array decodes to a marked table). */
+        int decoded = lcmc_lua_json_decode(L, o->input, strlen(o->input));
+        int object = decoded && lua_istable(L, -1) && !lcmc_lua_json_is_array(L, -1);
+        if (!object) {
             fprintf(stderr, "lcmcoord coordinate: --input is not a JSON object%s%s (%s)\n",
-                    object ? ": " : "", object ? lua_tostring(L, -1) : "", usage_line);
+                    decoded ? "" : ": ", decoded ? "" : lua_tostring(L, -1), usage_line);
             lua_settop(L, fields - 1);
             return -1;
         }

@@ -16,8 +16,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include <lua-cjson.h>
-
 #include "host.h"
 #include "lcmcoord_lua.h"
 #include "run_io.h"
@@ -90,10 +88,6 @@ void lcmc_host_open_libraries(lua_State *L)
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_setfield(L, -2, "cjson");
-    lua_pop(L, 1);
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 0);
     lua_pop(L, 1);
 }
@@ -288,12 +282,12 @@ static int push_auth(lua_State *L, const char *prog, const char *path)
                 strerror(saved_errno));
         return -1;
     }
-    int object = text[strspn(text, " \t\r\n")] == '{';
     lua_pushlstring(L, text, length);
     lcmc_free_wiped(text, length);
-    /* cjson's messages give a position, never the text: safe to show. */
+    /* The decoder's messages give a position, never the text: safe to show. */
     int ok = lcmc_lua_json_decode(L, lua_tostring(L, -1), length);
     lua_remove(L, -2);
+    int object = ok && lua_istable(L, -1) && !lcmc_lua_json_is_array(L, -1);
     if (!ok || !object) {
         fprintf(stderr, "%s: the authentication file %s is not a JSON object%s%s\n", prog, path,
                 ok ? "" : ": ", ok ? "" : lua_tostring(L, -1));

@@ -31,8 +31,8 @@ void lcmc_host_report(const char *text, int keep_lines);
  * interrupted coordination (when there was one) says became of the EM's side. */
 void lcmc_host_report_interrupt(int signal_number, const char *runtime_message);
 
-/* Opens the standard libraries a coordination script needs (no debug library), preloads the
- * linked lua-cjson as `cjson` (so nothing depends on package.cpath) and loads `lcmcoord`.
+/* Opens the standard libraries a coordination script needs (no debug library) and loads
+ * `lcmcoord` (its JSON is lcmcoord.json: the host carries no other JSON module).
  * Raises on memory errors: call it from protected code. */
 void lcmc_host_open_libraries(lua_State *L);
 

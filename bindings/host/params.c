@@ -30,8 +30,8 @@ int lcmc_params_push(lua_State *L, const char *text, size_t length, int check_fi
         lua_pop(L, 1);
         return -1;
     }
-    /* cjson gives a table for arrays too; only an object is a parameter dict. */
-    if (text[skip] != '{') {
+    /* Only an object is a parameter dict (an array decodes to a marked table). */
+    if (!lua_istable(L, -1) || lcmc_lua_json_is_array(L, -1)) {
         lua_pop(L, 1);
         return say(why, why_size, "stdin is not a JSON object");
     }

@@ -137,11 +137,10 @@ static int journal_command(lcmc_repl *repl)
                             err != NULL ? lcmc_error_message(err) : lcmc_strerror(status));
     } else {
         int http = lcmc_response_status(*slot);
-        size_t length = 0;
-        const char *body = lcmc_response_body(*slot, &length);
-        int decoded = http == 200 && body != NULL;
-        if (decoded && !lcmc_lua_json_decode(L, body, length)) {
-            lua_pop(L, 1); /* cjson's message */
+        const json_t *journal = http == 200 ? lcmc_response_body_value(*slot) : NULL;
+        int decoded = journal != NULL;
+        if (decoded && !lcmc_lua_push_json(L, journal)) {
+            lua_pop(L, 1); /* the converter's message */
             decoded = 0;
         }
         if (!decoded) {

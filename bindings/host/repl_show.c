@@ -113,8 +113,6 @@ static void write_string(FILE *out, const char *s, size_t len)
     fputc('"', out);
 }
 
-/* Integers as integers, and floats that hold one too: cjson decodes every JSON number as a
- * float, and `201.0` is not how the EM wrote it. 14 digits otherwise, as cjson encodes. */
 /* The length of the scheme of an Authorization value ("Basic <token>", "Bearer <token>"),
  * or 0: what auth:header() returns is a credential, and the REPL never shows one, not even
  * when asked to print it (the trace redacts the same values on the wire). */
@@ -133,6 +131,9 @@ static size_t credential_scheme(const char *s, size_t len)
     return 0;
 }
 
+/* Numbers as the EM wrote them: JSON integers decode to Lua integers and are shown as such
+ * (201, 1732700000123456); reals in the fewest digits that read back as the same double,
+ * with ".0" when they hold a whole number, as JSON writes a real (0.1, 3.0, 1e+300). */
 static void write_number(lua_State *L, int idx, FILE *out)
 {
     if (lua_isinteger(L, idx)) {
@@ -140,10 +141,19 @@ static void write_number(lua_State *L, int idx, FILE *out)
         return;
     }
     double d = lua_tonumber(L, idx);
-    if (isfinite(d) && d == floor(d) && fabs(d) < 1e15)
-        fprintf(out, "%.0f", d);
-    else
-        fprintf(out, "%.14g", d);
+    char text[40];
+    if (!isfinite(d)) {
+        snprintf(text, sizeof text, "%g", d); /* not JSON: shown as Lua would */
+    } else {
+        for (int digits = 1; digits <= 17; digits++) {
+            snprintf(text, sizeof text, "%.*g", digits, d);
+            if (strtod(text, NULL) == d)
+                break;
+        }
+        if (strpbrk(text, ".en") == NULL)
+            strcat(text, ".0");
+    }
+    fputs(text, out);
 }
 
 static void indent_to(FILE *out, int indent)
@@ -255,7 +265,7 @@ static void write_table(lua_State *L, int t, FILE *out, const lcmc_show_style *s
         count++;
     }
     if (count == 0) {
-        fputs("{}", out);
+        fputs(lcmc_lua_json_is_array(L, t) ? "[]" : "{}", out);
         return;
     }
     /* Only within this branch: a table shared by two fields is shown twice, not as a cycle. */
@@ -321,7 +331,7 @@ static void write_value(lua_State *L, int idx, FILE *out, const lcmc_show_style 
         break;
     default:
         if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL) {
-            paint(out, style, C_LITERAL); /* cjson's null */
+            paint(out, style, C_LITERAL); /* lcmcoord.null */
             fputs("null", out);
             paint(out, style, C_RESET);
             break;

@@ -14,8 +14,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include <lua-cjson.h>
-
 #include "host.h"
 #include "script_limits.h"
 #include "lcmcoord_lua.h"
@@ -94,11 +92,8 @@ static int sandbox_require(lua_State *L)
     lua_CFunction open = NULL;
     if (strcmp(name, "lcmcoord") == 0)
         open = luaopen_lcmcoord;
-    else if (strcmp(name, "cjson") == 0)
-        open = luaopen_cjson;
     if (open == NULL)
-        return luaL_error(
-            L, "module '%s' is not available in --sandbox (only lcmcoord and cjson are)", name);
+        return luaL_error(L, "module '%s' is not available in --sandbox (only lcmcoord is)", name);
     luaL_requiref(L, name, open, 0);
     return 1;
 }
@@ -123,9 +118,6 @@ void lcmc_limits_open_sandbox(lua_State *L)
     lua_setglobal(L, "load");
     lua_pushcfunction(L, sandbox_require);
     lua_setglobal(L, "require");
-    /* The module needs cjson; it finds it through require, which now means ours. */
-    luaL_requiref(L, "cjson", luaopen_cjson, 0);
-    lua_pop(L, 1);
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 1);
     lua_pop(L, 1);
 }

@@ -26,7 +26,7 @@ typedef struct lcmc_script_limits {
 lua_State *lcmc_limits_new_state(lcmc_script_limits *limits);
 
 /* Opens only base (without dofile, loadfile, and with load taking text alone), string,
- * table, math and utf8, and a `require` that knows the lcmcoord module and cjson only. */
+ * table, math and utf8, and a `require` that knows the lcmcoord module only. */
 void lcmc_limits_open_sandbox(lua_State *L);
 
 /* Starts the deadline: a count hook stops a script busy in Lua, and an alarm interrupts the

@@ -69,7 +69,7 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         }
         lua_getfield(L, 3, "max_connections");
         if (!lua_isnil(L, -1)) {
-            /* 2.0 is as good as 2: JSON-decoded numbers arrive as floats. */
+            /* 2.0 is as good as 2: a whole float is a whole number. */
             int whole = 0;
             max_connections = lua_tointegerx(L, -1, &whole);
             luaL_argcheck(L, whole && max_connections > 0, 3,
@@ -80,16 +80,18 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
     lua_Integer n = luaL_len(L, 2);
     /* A __len may say anything; the count sizes arrays below. */
     luaL_argcheck(L, n >= 0 && n <= 1 << 24, 2, "between 0 and 16777216 requests expected");
-    /* Encode everything first: a bad request raises before anything is sent. */
+    /* Convert everything first: a bad request raises before anything is sent. Each value
+     * is held by a guard, freed with it if a Lua error comes in between. */
     lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
-    int texts = lua_gettop(L);
+    int values = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_geti(L, 2, i) != LUA_TTABLE)
             return luaL_argerror(L, 2, lua_pushfstring(L, "request %d is not a table", (int)i));
-        if (lcmc_lua_json_encode(L, -1, NULL) == NULL)
+        lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+        if (!lcmc_lua_to_json(L, -2, guard))
             return luaL_argerror(L, 2,
                                  lua_pushfstring(L, "request %d: %s", (int)i, lua_tostring(L, -1)));
-        lua_rawseti(L, texts, i);
+        lua_rawseti(L, values, i);
         lua_pop(L, 1);
     }
     lcmc_engine *engine = lcmc_lua_engine(L);
@@ -99,12 +101,12 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lcmc_engine_set_max_host_connections(engine, (long)max_connections);
     batch *b = new_batch(L, (size_t)n);
     for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, texts, i);
-        lcmc_coordination_start(&b->coordinations[i - 1], client, lua_tostring(L, -1), timeout);
+        lua_rawgeti(L, values, i);
+        lcmc_lua_guard *guard = lua_touserdata(L, -1);
+        lcmc_coordination_start_value(&b->coordinations[i - 1], client, guard->value, timeout);
+        /* The runtime has written the body it sends: the value can go now. */
+        lcmc_lua_guard_release(guard);
         lua_pop(L, 1);
-        /* The runtime keeps its own copy: this one can go with the next collection. */
-        lua_pushnil(L);
-        lua_rawseti(L, texts, i);
     }
     lcmc_engine_run(engine);
     lcmc_engine_set_max_host_connections(engine, previous_connections);

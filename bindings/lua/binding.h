@@ -1,7 +1,8 @@
 /*
  * What the source files of the Lua module share and the module does not export: the names
  * of its metatables and registry keys, and the plumbing each file offers the others (JSON
- * through lua-cjson, error values, the engine of a state, response and result tables).
+ * converted to and from the runtime's jansson values, error values, the engine of a state,
+ * response and result tables).
  * Every function here may raise a Lua error and must not be called while a runtime call is
  * in progress (none is: runtime calls never call back into Lua).
  */
@@ -13,6 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lcmcoord/json.h"
 #include "lcmcoord/lcmcoord.h"
 #include "lcmcoord_lua.h"
 
@@ -23,11 +25,17 @@
 
 /* ---- json.c ------------------------------------------------------------------------ */
 
-/* Loads lua-cjson, keeps a private instance for the module's own use and pushes a second,
- * public one (lcmcoord.json) that scripts may reconfigure without affecting the module. */
+/* Pushes the lcmcoord.json table (encode, decode, array, is_array, null, max_depth). */
 void lcmc_lua_json_open(lua_State *L);
-/* Encodes the value at idx. On success pushes the text and returns it (valid while it stays
- * on the stack); on failure pushes cjson's message and returns NULL. */
+struct lcmc_lua_guard;
+/* Converts the value at idx into guard->value (replacing what it held). Returns 1; or 0
+ * with a one-line message pushed that names where the value has no JSON form
+ * ("inputParams.list[2]: a function cannot be JSON"). Raises only when out of memory, and
+ * then what was built is the guard's to free. */
+int lcmc_lua_to_json(lua_State *L, int idx, struct lcmc_lua_guard *guard);
+/* Encodes the value at idx as text, through the converter and the runtime's dump. On
+ * success pushes the text and returns it (valid while it stays on the stack); on failure
+ * pushes the converter's message and returns NULL. */
 const char *lcmc_lua_json_encode(lua_State *L, int idx, size_t *len);
 /* 1 when the value at idx is nil or JSON null (an absent field, to the module). */
 int lcmc_lua_is_absent(lua_State *L, int idx);
@@ -88,7 +96,8 @@ static inline int lcmc_lua_seconds_ok(double v, int zero_ok)
 typedef struct lcmc_lua_guard {
     lcmc_coordination *coordination;
     lcmc_response *response;
-    char *text; /* from lcmc_*_record_json */
+    char *text;    /* from lcmc_json_dump */
+    json_t *value; /* a value being built for the runtime, or one it handed over */
 } lcmc_lua_guard;
 
 void lcmc_lua_guard_open(lua_State *L);

@@ -252,22 +252,25 @@ static int client_tostring(lua_State *L)
 
 /* ---- coordinations ----------------------------------------------------------------- */
 
-/* Encodes the request table at arg (raising on a value JSON cannot hold) and leaves the
- * text on the stack for the duration of the runtime call that borrows it. */
-static const char *request_json(lua_State *L, int arg)
+/* Converts the request table at arg into a value (raising on what JSON cannot hold, with
+ * the path of it) held by a guard left on the stack for the duration of the runtime call
+ * that borrows it. */
+static const json_t *request_value(lua_State *L, int arg)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
-    const char *json = lcmc_lua_json_encode(L, arg, NULL);
-    if (json == NULL)
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+    if (!lcmc_lua_to_json(L, arg, guard))
         luaL_argerror(L, arg, lua_pushfstring(L, "cannot encode as JSON: %s", lua_tostring(L, -1)));
-    return json;
+    return guard->value;
 }
 
 /* Runs one coordination and pushes its LcmCoord (returns 1) or its error table (0). */
-static int run_coordination(lua_State *L, lcmc_client *client, const char *json, double timeout)
+static int run_coordination(lua_State *L, lcmc_client *client, const json_t *request,
+                            double timeout)
 {
     lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
-    lcmc_status status = lcmc_client_coordinate(client, json, timeout, &guard->coordination);
+    lcmc_status status =
+        lcmc_client_coordinate_value(client, request, timeout, &guard->coordination);
     int ok = guard->coordination != NULL
                  ? lcmc_lua_push_result(L, guard->coordination, status)
                  : (lcmc_lua_push_status_error(L, status, NULL, NULL, NULL), 0);
@@ -282,8 +285,8 @@ static int client_coordinate(lua_State *L)
     luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 1), 3,
                   "timeout: number of seconds from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
     lua_settop(L, 3);
-    const char *json = request_json(L, 2);
-    if (run_coordination(L, box->client, json, timeout))
+    const json_t *request = request_value(L, 2);
+    if (run_coordination(L, box->client, request, timeout))
         return 1;
     luaL_pushfail(L);
     lua_insert(L, -2);
@@ -311,7 +314,7 @@ int lcmc_lua_create_coordination(lua_State *L)
     lua_newtable(L);
     int keep = lua_gettop(L);
 
-    const char *json = request_json(L, 3);
+    const json_t *request = request_value(L, 3);
     lcmc_client_options opts = LCMC_CLIENT_OPTIONS_INIT;
     opts.endpoint = keep_string(L, keep, 1);
     opts.authentication_json = auth_json(L, 2, 2, keep);
@@ -321,7 +324,7 @@ int lcmc_lua_create_coordination(lua_State *L)
     opts.tls = *lcmc_lua_default_tls(L);
     client_box *box = push_client(L, &opts, keep);
 
-    int ok = run_coordination(L, box->client, json, timeout);
+    int ok = run_coordination(L, box->client, request, timeout);
     /* The runtime wants coordinations freed before their client: run_coordination did. */
     lcmc_client_free(box->client);
     box->client = NULL;
@@ -342,12 +345,15 @@ static double request_timeout(lua_State *L, const client_box *box, int arg)
     return timeout > 0 ? timeout : box->timeout;
 }
 
+/* One request with a body given as text or as a value (at most one of them). */
 static int send_request(lua_State *L, client_box *box, const char *method, const char *target,
-                        const char *body, double timeout)
+                        const char *body, const json_t *value, double timeout)
 {
     lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
-    lcmc_status status =
-        lcmc_client_request(box->client, method, target, body, timeout, &guard->response);
+    lcmc_status status = value != NULL ? lcmc_client_request_value(box->client, method, target,
+                                                                   value, timeout, &guard->response)
+                                       : lcmc_client_request(box->client, method, target, body,
+                                                             timeout, &guard->response);
     if (status == LCMC_OK && guard->response != NULL) {
         lcmc_lua_push_response(L, guard->response);
         lcmc_lua_guard_release(guard);
@@ -400,8 +406,9 @@ static int client_post(lua_State *L)
     double timeout = request_timeout(L, box, 3);
     lua_settop(L, 2);
     /* A string is sent as it is: the way to send a body no table encodes to. */
-    const char *body = lua_istable(L, 2) ? request_json(L, 2) : lua_tostring(L, 2);
-    return send_request(L, box, "POST", COORDINATIONS, body, timeout);
+    if (lua_istable(L, 2))
+        return send_request(L, box, "POST", COORDINATIONS, NULL, request_value(L, 2), timeout);
+    return send_request(L, box, "POST", COORDINATIONS, lua_tostring(L, 2), NULL, timeout);
 }
 
 static int client_get(lua_State *L)
@@ -413,7 +420,7 @@ static int client_get(lua_State *L)
     const char *target = strncmp(id, "http://", 7) == 0 || strncmp(id, "https://", 8) == 0
                              ? id
                              : push_id_path(L, COORDINATIONS "/", id, "");
-    return send_request(L, box, "GET", target, NULL, timeout);
+    return send_request(L, box, "GET", target, NULL, NULL, timeout);
 }
 
 static int client_cancel(lua_State *L)
@@ -421,28 +428,28 @@ static int client_cancel(lua_State *L)
     client_box *box = check_client(L);
     double timeout = request_timeout(L, box, 3);
     const char *target = push_id_path(L, COORDINATIONS "/", check_id(L, 2), "/cancel");
-    return send_request(L, box, "POST", target, NULL, timeout);
+    return send_request(L, box, "POST", target, NULL, NULL, timeout);
 }
 
 static int client_api_versions(lua_State *L)
 {
     client_box *box = check_client(L);
     double timeout = request_timeout(L, box, 2);
-    return send_request(L, box, "GET", "/lcmcoord/v1/api_versions", NULL, timeout);
+    return send_request(L, box, "GET", "/lcmcoord/v1/api_versions", NULL, NULL, timeout);
 }
 
 static int client_record(lua_State *L)
 {
     client_box *box = check_client(L);
     lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
-    lcmc_status status = lcmc_client_record_json(box->client, &guard->text);
+    lcmc_status status = lcmc_client_record_value(box->client, &guard->value);
     if (status != LCMC_OK) {
         lcmc_lua_guard_release(guard);
         lcmc_lua_push_status_error(L, status, NULL, NULL, NULL);
         return lua_error(L);
     }
-    if (!lcmc_lua_json_decode(L, guard->text, strlen(guard->text)))
-        return luaL_error(L, "cannot decode the record: %s", lua_tostring(L, -1));
+    if (!lcmc_lua_push_json(L, guard->value))
+        return luaL_error(L, "cannot convert the record: %s", lua_tostring(L, -1));
     lcmc_lua_guard_release(guard);
     return 1;
 }

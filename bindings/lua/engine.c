@@ -139,14 +139,14 @@ int lcmc_lua_engine_record(lua_State *L)
 {
     lcmc_engine *engine = lcmc_lua_engine(L);
     lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
-    lcmc_status status = lcmc_engine_record_json(engine, &guard->text);
+    lcmc_status status = lcmc_engine_record_value(engine, &guard->value);
     if (status != LCMC_OK) {
         lcmc_lua_guard_release(guard);
         lcmc_lua_push_status_error(L, status, NULL, NULL, NULL);
         return lua_error(L);
     }
-    if (!lcmc_lua_json_decode(L, guard->text, strlen(guard->text)))
-        return luaL_error(L, "cannot decode the record: %s", lua_tostring(L, -1));
+    if (!lcmc_lua_push_json(L, guard->value))
+        return luaL_error(L, "cannot convert the record: %s", lua_tostring(L, -1));
     lcmc_lua_guard_release(guard);
     return 1;
 }

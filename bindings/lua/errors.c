@@ -98,11 +98,11 @@ void lcmc_lua_push_error(lua_State *L, const lcmc_error *err, lcmc_status fallba
         lua_pushinteger(L, http_status);
         lua_setfield(L, -2, "status");
     }
-    const char *problem = lcmc_error_problem_json(err);
+    const json_t *problem = lcmc_error_problem_value(err);
     if (problem != NULL) {
-        /* A problem the runtime kept but cjson cannot read is left out rather than failing
-         * the report of the original error. */
-        if (lcmc_lua_json_decode(L, problem, strlen(problem)))
+        /* One that cannot be converted is left out rather than failing the report of the
+         * original error (the runtime parsed it under the same limits: it can be). */
+        if (lcmc_lua_push_json(L, problem))
             lua_setfield(L, -2, "problem");
         else
             lua_pop(L, 1);

@@ -1,6 +1,7 @@
 /*
- * The guard userdata: owns a coordination, a response or a JSON text that a runtime call
- * handed over while the binding turns it into Lua values. Building those values can raise
+ * The guard userdata: owns a coordination, a response, a JSON text or a JSON value that a
+ * runtime call handed over while the binding turns it into Lua values (or that the binding
+ * is building for the runtime). Building those values can raise
  * (out of memory); the guard's __gc then frees what was handed over instead of leaking it.
  * On the normal path the binding releases the guard as soon as the values are built.
  */
@@ -16,6 +17,8 @@ void lcmc_lua_guard_release(lcmc_lua_guard *guard)
     guard->response = NULL;
     lcmc_free(guard->text);
     guard->text = NULL;
+    json_decref(guard->value);
+    guard->value = NULL;
 }
 
 static int guard_gc(lua_State *L)

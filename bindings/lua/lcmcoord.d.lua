@@ -9,7 +9,7 @@
 ---@field version string The version alone, e.g. "0.1.0".
 ---@field _VERSION string "lcmcoord 0.1.0".
 ---@field null lightuserdata JSON null (also lcmcoord.json.null).
----@field json lcmcoord.json A lua-cjson instance of the module's own.
+---@field json lcmcoord.json The module's JSON (the converter every request and answer uses).
 ---@field auth lcmcoord.authlib Auth objects from an ETSI `authentication` structure.
 ---@field retry lcmcoord.retrylib Retry policies.
 ---@field http lcmcoord.httplib HTTP requests to any URL.
@@ -217,15 +217,29 @@ function client:close() end
 
 ---@class lcmcoord.json
 ---@field null lightuserdata JSON null.
+---@field max_depth integer The deepest nesting of arrays and objects accepted (2048).
 local json = {}
 
+--- Compact JSON text; integers stay integers, floats get 17 significant digits. Raises,
+--- naming where, on a value with no JSON form (function, cycle, mixed or sparse keys...).
 ---@param value any
 ---@return string
 function json.encode(value) end
 
+--- Any JSON value; arrays come back marked (json.is_array), null as json.null. Raises on
+--- duplicate keys, NUL, invalid UTF-8, integers beyond 64 bits, nesting past max_depth.
 ---@param text string
 ---@return any
 function json.decode(text) end
+
+--- Marks t (or a new empty table) as a JSON array, so that empty it encodes as [].
+---@param t? table
+---@return table
+function json.array(t) end
+
+---@param value any
+---@return boolean
+function json.is_array(value) end
 
 -- ---- auth ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 
 #include <lua.h>
 
+#include "lcmcoord/json.h"
 #include "lcmcoord/lcmcoord.h"
 
 /* Opens the module (returns it on the stack), as `require "lcmcoord"` does. The only symbol
@@ -55,9 +56,16 @@ const char *lcmc_lua_interrupt_outcome(lua_State *L);
  * the module has no method for (the REPL's `:journal`). */
 lcmc_client *lcmc_lua_to_client(lua_State *L, int idx);
 
-/* Decodes JSON text with the module's strict cjson instance (the module must be open). On
- * success pushes the value and returns 1; on failure pushes cjson's message and returns 0.
- * Objects and arrays both decode to tables: check the text when the difference matters. */
+/* Decodes JSON text under the runtime's rules (lcmc_json_parse) into Lua values, as
+ * lcmcoord.json.decode does. On success pushes the value and returns 1; on failure pushes a
+ * one-line reason with the line and column (never a piece of the text) and returns 0. */
 int lcmc_lua_json_decode(lua_State *L, const char *text, size_t len);
+/* Pushes the Lua form of a value (docs/lua-api.md, "JSON values"): integers stay integers,
+ * null is lcmcoord.null, arrays carry the lcmcoord.json.array marker. Returns 1; or 0 with a
+ * message pushed instead when it nests deeper than LCMC_JSON_MAX_DEPTH. value is borrowed. */
+int lcmc_lua_push_json(lua_State *L, const json_t *value);
+/* 1 when the value at idx is a table marked as a JSON array (decoded from one, or made with
+ * lcmcoord.json.array), so that an empty one is [] rather than {}. */
+int lcmc_lua_json_is_array(lua_State *L, int idx);
 
 #endif

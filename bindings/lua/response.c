@@ -54,9 +54,10 @@ void lcmc_lua_push_response(lua_State *L, const lcmc_response *response)
     lua_pushlstring(L, body != NULL ? body : "", length);
     lua_setfield(L, -2, "body");
     /* Whatever the Content-Type says: EMs get it wrong often enough (tacker.md, point 5)
-     * that the body itself decides. */
-    if (length > 0) {
-        if (lcmc_lua_json_decode(L, body, length))
+     * that the body itself decides. Parsed by the runtime, under its rules. */
+    const json_t *value = lcmc_response_body_value(response);
+    if (value != NULL) {
+        if (lcmc_lua_push_json(L, value))
             lua_setfield(L, -2, "json");
         else
             lua_pop(L, 1);
@@ -80,16 +81,16 @@ void lcmc_lua_push_response(lua_State *L, const lcmc_response *response)
 
 int lcmc_lua_push_result(lua_State *L, const lcmc_coordination *coord, lcmc_status status)
 {
-    const char *json = status == LCMC_OK ? lcmc_coordination_lcmcoord_json(coord) : NULL;
-    if (json == NULL) {
+    const json_t *lcmcoord = status == LCMC_OK ? lcmc_coordination_lcmcoord_value(coord) : NULL;
+    if (lcmcoord == NULL) {
         lcmc_lua_push_error(L, lcmc_coordination_error(coord),
                             status != LCMC_OK ? status : LCMC_EPROTOCOL);
         return 0;
     }
-    if (!lcmc_lua_json_decode(L, json, strlen(json))) {
-        /* The runtime accepted it as an LcmCoord, so this is cjson disagreeing with jansson
-         * (e.g. nesting depth): still a protocol failure from the script's point of view. */
-        lua_pushfstring(L, "cannot decode the LcmCoord: %s", lua_tostring(L, -1));
+    if (!lcmc_lua_push_json(L, lcmcoord)) {
+        /* The runtime parsed it under the same depth limit, so this cannot happen; if it
+         * did, it would still be a protocol failure from the script's point of view. */
+        lua_pushfstring(L, "cannot convert the LcmCoord: %s", lua_tostring(L, -1));
         lcmc_lua_push_status_error(L, LCMC_EPROTOCOL, lua_tostring(L, -1), NULL, NULL);
         lua_replace(L, -3);
         lua_pop(L, 1);

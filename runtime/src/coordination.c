@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "lcmcoord/json.h"
 
 /* Time kept for the last poll before the deadline, for a cancel after it, and for the
  * answer to a POST that was out when the coordination had to end. */
@@ -65,7 +66,8 @@ struct lcmc_coordination {
     lcmc_status status;
     lcmc_error error;
     lcmc_result result;
-    char *lcmcoord_json;
+    char *lcmcoord_json; /* as the EM sent it */
+    json_t *lcmcoord;    /* the same, parsed once when it arrived */
 };
 
 static void send_post(lcmc_coordination *c);
@@ -399,7 +401,7 @@ static void fail_with_answer(lcmc_coordination *c, const lcmc_transfer_result *r
     c->error.http_status = (int)r->status;
     if (problem)
         c->error.problem_json = json_dumps(problem, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(problem);
+    c->error.problem = problem; /* the error owns it now */
     lcmc__error_set_request(&c->error, method, url);
     if (c->phase == PHASE_POLL)
         end_with_cancel_keeping_error(c, status);
@@ -456,7 +458,7 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
         c->id = lcmc__strdup(id);
     }
     lcmc__record_set_id(c->record, c->id);
-    json_decref(doc);
+    c->lcmcoord = doc; /* kept: readers of the value need not parse it again */
     c->lcmcoord_json = malloc(r->body.length + 1);
     if (c->lcmcoord_json == NULL || c->id == NULL) {
         lcmc__error_set(&c->error, LCMC_ENOMEM, "out of memory");
@@ -818,12 +820,15 @@ static void send_cancel(lcmc_coordination *c, double deadline)
 
 /* ---- public ---------------------------------------------------------------------------- */
 
-lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client,
-                                    const char *request_json, double timeout)
+/* Starts a coordination from the request as text (sent as it is) or as a value (written
+ * once here): exactly one of request_json and request is given. Either way the request is
+ * parsed at most once. */
+static lcmc_status start(lcmc_coordination **out, lcmc_client *client, const char *request_json,
+                         const json_t *request, double timeout)
 {
     if (out)
         *out = NULL;
-    if (out == NULL || client == NULL || request_json == NULL)
+    if (out == NULL || client == NULL || (request_json == NULL && request == NULL))
         return LCMC_EUSAGE;
     lcmc_coordination *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -852,21 +857,26 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
     c->deadline = lcmc__now() + total;
     c->reserve = total * 0.1 < LAST_LOOK_RESERVE_MAX ? total * 0.1 : LAST_LOOK_RESERVE_MAX;
     c->post_url = lcmc__url_join(c->options->endpoint, "/lcmcoord/v1/coordinations");
-    c->body = lcmc__strdup(request_json);
+    c->body = request_json ? lcmc__strdup(request_json) : lcmc_json_dump(request, NULL);
     if (c->post_url == NULL || c->body == NULL) {
         lcmc_coordination_free(c);
         return LCMC_ENOMEM;
     }
     *out = c;
 
-    json_error_t jerr;
-    json_t *request = json_loads(request_json, JSON_REJECT_DUPLICATES, &jerr);
     char why[300] = "";
-    if (request == NULL)
-        /* Only where: jansson's text quotes the input, which may hold inputParams' values. */
-        snprintf(why, sizeof why, "the LcmCoordRequest is not valid JSON (line %d, column %d)",
-                 jerr.line, jerr.column);
-    else if (lcmc__validate_request(request, why, sizeof why) != 0) {
+    json_t *parsed = NULL;
+    if (request == NULL) {
+        /* The reason names only where: the text may hold inputParams' values. */
+        char reason[200];
+        parsed = lcmc_json_parse(request_json, strlen(request_json), reason, sizeof reason);
+        if (parsed == NULL)
+            snprintf(why, sizeof why, "the LcmCoordRequest is not valid JSON (%s)", reason);
+        request = parsed;
+    }
+    if (request == NULL) {
+        /* why says it */
+    } else if (lcmc__validate_request(request, why, sizeof why) != 0) {
         /* why names the field */
     } else {
         c->action =
@@ -882,7 +892,7 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
                 unknown);
         }
     }
-    json_decref(request);
+    json_decref(parsed);
     if (why[0]) {
         char *message = lcmc__asprintf("invalid LcmCoordRequest: %s", why);
         lcmc__error_set(&c->error, LCMC_EINVALID, "%s", message ? message : why);
@@ -910,6 +920,28 @@ lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client
     return c->phase == PHASE_DONE ? c->status : LCMC_OK;
 }
 
+lcmc_status lcmc_coordination_start(lcmc_coordination **out, lcmc_client *client,
+                                    const char *request_json, double timeout)
+{
+    if (request_json == NULL) {
+        if (out)
+            *out = NULL;
+        return LCMC_EUSAGE;
+    }
+    return start(out, client, request_json, NULL, timeout);
+}
+
+lcmc_status lcmc_coordination_start_value(lcmc_coordination **out, lcmc_client *client,
+                                          const json_t *request, double timeout)
+{
+    if (request == NULL) {
+        if (out)
+            *out = NULL;
+        return LCMC_EUSAGE;
+    }
+    return start(out, client, NULL, request, timeout);
+}
+
 lcmc_status lcmc_coordination_wait(lcmc_coordination *c)
 {
     if (c == NULL)
@@ -928,6 +960,15 @@ lcmc_status lcmc_client_coordinate(lcmc_client *client, const char *request_json
 {
     lcmc_status s = lcmc_coordination_start(out, client, request_json, timeout);
     if (*out == NULL)
+        return s;
+    return lcmc_coordination_wait(*out);
+}
+
+lcmc_status lcmc_client_coordinate_value(lcmc_client *client, const json_t *request, double timeout,
+                                         lcmc_coordination **out)
+{
+    lcmc_status s = lcmc_coordination_start_value(out, client, request, timeout);
+    if (out == NULL || *out == NULL)
         return s;
     return lcmc_coordination_wait(*out);
 }
@@ -974,6 +1015,7 @@ void lcmc_coordination_free(lcmc_coordination *c)
     free(c->cancel_url);
     free(c->id);
     free(c->lcmcoord_json);
+    json_decref(c->lcmcoord);
     free(c);
 }
 
@@ -1002,6 +1044,11 @@ lcmc_result lcmc_coordination_result(const lcmc_coordination *c)
 const char *lcmc_coordination_lcmcoord_json(const lcmc_coordination *c)
 {
     return c ? c->lcmcoord_json : NULL;
+}
+
+const json_t *lcmc_coordination_lcmcoord_value(const lcmc_coordination *c)
+{
+    return c ? c->lcmcoord : NULL;
 }
 
 const char *lcmc_coordination_id(const lcmc_coordination *c)

@@ -47,6 +47,7 @@ struct lcmc_error {
     int http_status;
     char *message;
     char *problem_json;
+    json_t *problem; /* the same ProblemDetails, parsed (lcmcoord/json.h) */
     char *method;
     char *url;
 };

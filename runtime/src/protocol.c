@@ -3,12 +3,15 @@
  * (so an operator's typo, or Tacker's placeholder action left in place, is named before the
  * EM sees it) and an LcmCoord when it arrives
  * (so a script never acts on a result it cannot trust). Checks name the offending field.
+ * Also the one set of JSON rules (lcmcoord/json.h) every text the runtime reads and writes
+ * follows, so that the Lua binding and C callers cannot disagree with the runtime.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "auth.h"
+#include "lcmcoord/json.h"
 
 /* What Tacker puts in coordinationActionName for the script to replace. */
 #define LCMC_PLACEHOLDER_ACTION "should_be_set_by_script"
@@ -35,6 +38,72 @@ static int fail(char *why, size_t why_size, const char *fmt, const char *field)
         snprintf(why, why_size, fmt, field);
     return -1;
 }
+
+/* ---- the JSON rules ------------------------------------------------------------------- */
+
+/* Refused duplicates (a second "authType" or "coordinationResult" would otherwise decide
+ * which one counts, silently); any top-level value; no JSON_ALLOW_NUL; jansson refuses
+ * invalid UTF-8, integers beyond json_int_t, NaN and nesting past its limit on its own. */
+#define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+/* Compact, any top-level value, reals at jansson's default (17 significant digits, exact). */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
+/* What went wrong, in words that quote nothing of the text (jansson's own message does). */
+static const char *parse_reason(const json_error_t *err)
+{
+    switch (json_error_code(err)) {
+    case json_error_out_of_memory:
+        return "out of memory";
+    case json_error_invalid_utf8:
+        return "invalid UTF-8";
+    case json_error_premature_end_of_input:
+        return "the text ends before the value does";
+    case json_error_end_of_input_expected:
+        return "more text after the value";
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return "a NUL character (\\u0000), which is not accepted";
+    case json_error_duplicate_key:
+        return "an object has the same key twice";
+    case json_error_numeric_overflow:
+        return "a number out of range (integers are 64-bit, reals IEEE doubles)";
+    default:
+        return "invalid JSON";
+    }
+}
+
+json_t *lcmc_json_parse(const char *text, size_t length, char *why, size_t why_size)
+{
+    if (text == NULL) {
+        if (why && why_size)
+            snprintf(why, why_size, "no text");
+        return NULL;
+    }
+    /* Texts parsed here hold secrets too (the VNFC parameters, authentication tables). */
+    lcmc__json_wipe_on_free();
+    json_error_t err;
+    json_t *value = json_loadb(text, length, LOAD_FLAGS, &err);
+    if (value == NULL && why && why_size) {
+        if (json_error_code(&err) == json_error_stack_overflow)
+            snprintf(why, why_size,
+                     "arrays and objects nested deeper than %d at line %d, column %d",
+                     LCMC_JSON_MAX_DEPTH, err.line, err.column);
+        else
+            snprintf(why, why_size, "%s at line %d, column %d", parse_reason(&err), err.line,
+                     err.column);
+    }
+    return value;
+}
+
+char *lcmc_json_dump(const json_t *value, size_t *length)
+{
+    char *text = value ? json_dumps(value, DUMP_FLAGS) : NULL;
+    if (length)
+        *length = text ? strlen(text) : 0;
+    return text;
+}
+
+/* ---- the API's types -------------------------------------------------------------------- */
 
 int lcmc_operation_type_is_valid(const char *value)
 {

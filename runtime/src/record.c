@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "lcmcoord/json.h"
 
 struct lcmc_record_entry {
     unsigned long client;
@@ -261,4 +262,32 @@ lcmc_status lcmc_engine_record_json(const lcmc_engine *e, char **out)
     if (e == NULL || out == NULL)
         return LCMC_EUSAGE;
     return lcmc__record_json(e, 0, out);
+}
+
+/* The record as a value: its text read back under the JSON rules. A record is written once
+ * per run, so one more parse costs nothing that matters, and the text stays the one source. */
+static lcmc_status record_value(const lcmc_engine *e, unsigned long client, json_t **out)
+{
+    *out = NULL;
+    char *text = NULL;
+    lcmc_status status = lcmc__record_json(e, client, &text);
+    if (status != LCMC_OK)
+        return status;
+    *out = lcmc_json_parse(text, strlen(text), NULL, 0);
+    free(text);
+    return *out ? LCMC_OK : LCMC_ENOMEM;
+}
+
+lcmc_status lcmc_engine_record_value(const lcmc_engine *e, json_t **out)
+{
+    if (e == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    return record_value(e, 0, out);
+}
+
+lcmc_status lcmc_client_record_value(const lcmc_client *client, json_t **out)
+{
+    if (client == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    return record_value(lcmc__client_engine(client), lcmc__client_serial(client), out);
 }

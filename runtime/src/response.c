@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "engine.h"
 #include "events.h"
+#include "lcmcoord/json.h"
 
 struct lcmc_response {
     lcmc_op op; /* first: the engine's interrupt finds us through it */
@@ -33,6 +34,9 @@ struct lcmc_response {
     lcmc_error error;
     lcmc_status status;
     int done;
+    /* The body parsed on the first lcmc_response_body_value (a cache: getters take const). */
+    json_t *body_value;
+    int body_value_parsed;
 };
 
 static void finish(lcmc_response *r, lcmc_status status)
@@ -218,6 +222,7 @@ void lcmc_response_free(lcmc_response *r)
     }
     lcmc__transfer_result_free(&r->result);
     lcmc__error_clear(&r->error);
+    json_decref(r->body_value);
     free(r->method);
     free(r->url);
     lcmc__free_secret(r->body); /* may have held a form with a secret */
@@ -237,6 +242,32 @@ const char *lcmc_response_body(const lcmc_response *r, size_t *length)
     if (length)
         *length = r && r->result.body.data ? r->result.body.length : 0;
     return r && r->result.body.data ? r->result.body.data : "";
+}
+
+const json_t *lcmc_response_body_value(const lcmc_response *r)
+{
+    if (r == NULL || !r->done || r->result.body.data == NULL || r->result.body.length == 0)
+        return NULL;
+    if (!r->body_value_parsed) {
+        lcmc_response *cache = (lcmc_response *)r;
+        cache->body_value = lcmc_json_parse(r->result.body.data, r->result.body.length, NULL, 0);
+        cache->body_value_parsed = 1;
+    }
+    return r->body_value;
+}
+
+lcmc_status lcmc_client_request_value(lcmc_client *client, const char *method, const char *target,
+                                      const json_t *body, double timeout, lcmc_response **out)
+{
+    char *text = NULL;
+    if (body != NULL && (text = lcmc_json_dump(body, NULL)) == NULL) {
+        if (out)
+            *out = NULL;
+        return LCMC_ENOMEM;
+    }
+    lcmc_status status = lcmc_client_request(client, method, target, text, timeout, out);
+    lcmc_free(text);
+    return status;
 }
 
 size_t lcmc_response_header_count(const lcmc_response *r)

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "engine.h"
+#include "lcmcoord/json.h"
 
 const char *lcmc_strerror(lcmc_status status)
 {
@@ -109,6 +110,7 @@ void lcmc__error_clear(lcmc_error *err)
 {
     free(err->message);
     free(err->problem_json);
+    json_decref(err->problem);
     free(err->method);
     free(err->url);
     memset(err, 0, sizeof *err);
@@ -162,6 +164,11 @@ int lcmc_error_http_status(const lcmc_error *err)
 const char *lcmc_error_problem_json(const lcmc_error *err)
 {
     return err ? err->problem_json : NULL;
+}
+
+const json_t *lcmc_error_problem_value(const lcmc_error *err)
+{
+    return err ? err->problem : NULL;
 }
 
 const char *lcmc_error_method(const lcmc_error *err)

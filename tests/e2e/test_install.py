@@ -171,13 +171,14 @@ class InstalledTreeTest(harness.TestCase):
     def test_rockspec_builds_the_module_against_the_installed_library(self):
         # The rockspec as luarocks reads it: a Lua file whose globals are the fields.
         fields = self.lua('local t = {}; assert(loadfile(os.getenv("R"), "t", t))(); '
-                          'print(require "cjson".encode(t))', env={"R": ROCKSPEC})
+                          'print(require "lcmcoord".json.encode(t))', env={"R": ROCKSPEC})
         self.assertEqual(fields.returncode, 0, fields.stderr)
         spec = json.loads(fields.stdout)
         self.assertEqual((spec["package"], spec["version"]), ("lcmcoord", "0.1.0-1"))
         self.assertEqual(spec["build"]["type"], "builtin")
         module = spec["build"]["modules"]["lcmcoord"]
-        self.assertEqual(module["libraries"], ["lcmcoord"])
+        # jansson: the module converts Lua values to and from the runtime's jansson values.
+        self.assertEqual(module["libraries"], ["lcmcoord", "jansson"])
         self.assertIn("lua >= 5.4, < 5.5", spec["dependencies"])
         with open(os.path.join(SOURCE, "bindings", "lua", "CMakeLists.txt")) as f:
             listed = re.search(r"set\(LCMC_LUA_SOURCES(.*?)\)", f.read(), re.S).group(1).split()
@@ -273,7 +274,7 @@ add("retrylib", m.retry, ".")
 add("http", m.http, ".")
 add("sshlib", m.ssh, ".")
 add("log", m.log, ".")
-for _, k in ipairs{"encode", "decode"} do out[#out + 1] = "json." .. k end
+add("json", m.json, ".")
 local c <close> = m.client{endpoint = "http://127.0.0.1:1"}
 add("client", getmetatable(c).__index, ":")
 local a <close> = m.auth.new{authType = {"BASIC"}, paramsBasic = {userName = "u", password = "p"}}

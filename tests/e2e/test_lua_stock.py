@@ -12,9 +12,10 @@ import harness
 from test_run_coordination import SCRIPT, posts, vnfc_param
 
 LUA = "lua5.4"
-# Decodes stdin with the interpreter's own cjson and calls the script with the table.
+# Decodes stdin with the module's own JSON (as the sample script's header says) and calls the
+# script with the table.
 DRIVER = ('local script = assert(loadfile(os.getenv("LCMC_SCRIPT"), "t"))\n'
-          'script(require("cjson").decode(io.read("a")))')
+          'script(require("lcmcoord").json.decode(io.read("a")))')
 
 
 def stock_env(**extra):

@@ -131,9 +131,11 @@ class Scripts(TempDirTestCase):
         self.assertIn("cannot reach the EM", self.assertOneLine(done.stderr))
 
     def test_host_does_not_need_package_cpath(self):
-        path = self.write("cjson.lua", "local cjson = require 'cjson'\n"
-                          "assert(cjson.encode({1}) == '[1]')\n"
-                          "assert(require 'lcmcoord'.json.decode('[2]')[1] == 2)\n")
+        # The host carries lcmcoord (and its JSON) itself; no other C module is preloaded.
+        path = self.write("json.lua", "local json = require 'lcmcoord'.json\n"
+                          "assert(json.encode(json.array{1}) == '[1]')\n"
+                          "assert(math.type(json.decode('[2]')[1]) == 'integer')\n"
+                          "assert(not pcall(require, 'cjson'))\n")
         done = harness.run_lcmcoord("run", "--any-params", path, stdin="{}",
                                     env={"LUA_CPATH": "/nonexistent/?.so"})
         self.assertEqual(done.returncode, 0, done.stderr)

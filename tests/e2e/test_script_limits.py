@@ -77,7 +77,8 @@ print(io, os, dofile, loadfile, package, debug)
 print(load(string.dump(function() end)))
 print(load("return 1 + 1")())
 print(pcall(require, "socket"))
-print(require("lcmcoord").version ~= nil, require("cjson") ~= nil, math.pi > 3, utf8 ~= nil)
+print(require("lcmcoord").version ~= nil, require("lcmcoord").json ~= nil, math.pi > 3, utf8 ~= nil)
+print(pcall(require, "cjson"))
 """, "--sandbox")
         self.assertEqual(done.returncode, 0, done.stderr)
         lines = done.stdout.splitlines()
@@ -86,6 +87,7 @@ print(require("lcmcoord").version ~= nil, require("cjson") ~= nil, math.pi > 3, 
         self.assertEqual(lines[2], "2")
         self.assertIn("not available in --sandbox", lines[3])
         self.assertEqual(lines[4], "true\ttrue\ttrue\ttrue")
+        self.assertIn("only lcmcoord is", lines[5])
 
     def test_the_sample_script_runs_in_the_sandbox(self):
         with EM() as em:

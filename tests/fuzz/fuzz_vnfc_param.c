@@ -6,8 +6,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include <lua-cjson.h>
-
 #include "fuzz.h"
 #include "host/params.h"
 #include "lcmcoord_lua.h"
@@ -18,11 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (L == NULL) {
         L = luaL_newstate();
         luaL_openlibs(L);
-        /* As the host does: the module finds lua-cjson without any package.cpath. */
-        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-        lua_pushcfunction(L, luaopen_cjson);
-        lua_setfield(L, -2, "cjson");
-        lua_pop(L, 1);
+        /* As the host does: the module alone, which carries its own JSON. */
         luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 0);
         lua_pop(L, 1);
     }

@@ -28,11 +28,6 @@ add_library(lcmc::ssh2 ALIAS PkgConfig::LCMC_SSH2)
 pkg_check_modules(LCMC_EDIT REQUIRED IMPORTED_TARGET libedit)
 add_library(lcmc::edit ALIAS PkgConfig::LCMC_EDIT)
 
-# lua-cjson: the host links the same C module stock Lua loads as `cjson`, so the Lua
-# module can preload it when the interpreter has no cjson of its own on package.cpath.
-pkg_check_modules(LCMC_CJSON REQUIRED IMPORTED_TARGET lua5.4-cjson)
-add_library(lcmc::cjson ALIAS PkgConfig::LCMC_CJSON)
-
 if(LCMCOORD_BUILD_TESTS)
   pkg_check_modules(LCMC_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
   add_library(lcmc::cmocka ALIAS PkgConfig::LCMC_CMOCKA)
