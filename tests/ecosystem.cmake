@@ -1,7 +1,9 @@
 # Tests of how lcmcoord fits its surroundings: the Tacker drop-in script fed a pickle made
 # like Tacker's, the configuration file and JSON logs, the installed tree (relocation,
-# pkg-config, find_package, the rockspec's sources, completion, man page, annotations) and
-# the runnable examples of docs/*.md, each run against `lcmcoord em`.
+# pkg-config, find_package, the rockspec's sources, completion, man page, annotations), the
+# boundaries of the built files (liblcmcoord's exports against its headers, no server library
+# in the client, `lcmcoord em` running lcmcoord-em) and the runnable examples of docs/*.md,
+# each run against `lcmcoord em`.
 lcmc_add_e2e_test(e2e_tacker test_tacker.py)
 lcmc_add_e2e_test(e2e_config test_config.py)
 lcmc_add_e2e_test(e2e_install test_install.py)
