@@ -42,7 +42,6 @@
 #include <microhttpd.h>
 
 #include "em.h"
-#include "subcommands.h"
 
 struct em_conn;
 
@@ -246,7 +245,7 @@ static bool delay_suspend(struct em_server *srv, struct em_conn *c)
 
 /* ---- the log: one line per request, and the HTTP layer's own messages ---- */
 
-/* `lcmcoord em --log-format json` (the option is taken by the program's dispatcher, main.c):
+/* `lcmcoord em --log-format json` (the option is taken by the program's main, em_program.c):
  * one JSON object per line for a log collector. Set once before the server starts. */
 static bool log_json;
 /* --quiet: nothing at all on stderr once serving. Set once before the server starts. */
