@@ -1,9 +1,11 @@
 /*
- * The engine: one libcurl multi handle, a min-heap of timers and the list of operations in
- * flight. Everything asynchronous in the runtime is either a transfer on the multi handle
- * or a timer, so one loop (lcmc__engine_step) drives any number of coordinations; it sleeps
- * in curl_multi_poll until a socket is ready, the next timer is due, or a signal handler
- * writes to the wake-up pipe. Coordinations waiting out a Retry-After cost no CPU.
+ * The engine: a min-heap of timers, the list of operations in flight, the sockets watched
+ * for others (an SSH session's) and the transfers' transport (transfer.c). Everything
+ * asynchronous in the runtime is a transfer, a timer or a watched socket, so one loop
+ * (lcmc__engine_step) drives any number of coordinations; it sleeps in the transport's
+ * wait (curl_multi_poll) until a socket is ready, the next timer is due, or a signal
+ * handler writes to the wake-up pipe. Coordinations waiting out a Retry-After cost no CPU.
+ * The struct is this file's alone: the other files use functions (engine.h, internal.h).
  */
 #include <errno.h>
 #include <fcntl.h>

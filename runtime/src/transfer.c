@@ -1,9 +1,12 @@
 /*
- * One HTTP exchange on the engine's multi handle: the libcurl options every request of
- * the runtime shares (no redirects, http/https only, HTTP/1.1 only, a timeout derived from
- * the deadline, a capped body, TLS verification on, a proxy from the environment only as a
+ * Transfers: one HTTP exchange each. Two parts live here: what does not depend on the
+ * transport (the queue in front of the active set, a transfer's life from its start to its
+ * owner's callback, the seam of engine.h a transport plugs into), and the engine's own
+ * transport, libcurl's multi handle: the options every request of the runtime
+ * shares (no redirects, http/https only, HTTP/1.1 only, a timeout derived from the
+ * deadline, a capped body, TLS verification on, a proxy from the environment only as a
  * CONNECT tunnel), and the harvest of the answer (status, headers, Location, Retry-After)
- * before the easy handle goes back to the engine's pool.
+ * before the easy handle goes back to the transport's pool.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
