@@ -24,6 +24,7 @@ foreach(lcmc_flow coordination deadline cancel auth queue invariants)
     LIBS lcmc_flow_runtime)
 endforeach()
 lcmc_add_cmocka_test(test_log_events SOURCES unit/test_log_events.c LIBS lcmc_flow_runtime)
+lcmc_add_cmocka_test(test_json_values SOURCES unit/test_json_values.c LIBS lcmc_flow_runtime)
 
 add_executable(lcmcoord_example_coordinate "${PROJECT_SOURCE_DIR}/docs/examples/coordinate.c")
 target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)
