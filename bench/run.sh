@@ -32,7 +32,8 @@ bench/setup.sh
 # (lcmcoord-em, issue 13), that program: `lcmcoord em` runs it.
 build_program() {
   local targets=(lcmcoord_cli lcmcoord_lua)
-  if cmake --build "$1" --target help | grep -q '\blcmcoord_em_program\b'; then
+  # (The whole list is read first: grep -q would end the pipe early, and pipefail fail it.)
+  if cmake --build "$1" --target help | grep -c '\blcmcoord_em_program\b' >/dev/null; then
     targets+=(lcmcoord_em_program)
   fi
   cmake --build "$1" --target "${targets[@]}" -j"$(nproc)" >/dev/null
