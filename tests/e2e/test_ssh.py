@@ -48,7 +48,9 @@ local out = {session = tostring(s), host_key = s:host_key_sha256(), results = {}
 for i, c in ipairs(p.commands or {}) do
   local r, e = s:exec(c.cmd, c.timeout)
   if r then
-    out.results[i] = {status = r.status, signal = r.signal, stderr = r.stderr,
+    -- JSON text carries no NUL (docs/lua-api.md): output holding one is described instead.
+    out.results[i] = {status = r.status, signal = r.signal,
+                      stderr = not r.stderr:find("\0", 1, true) and r.stderr or nil,
                       stdout = #r.stdout <= 4096 and r.stdout or nil,
                       stdout_length = #r.stdout, stderr_length = #r.stderr,
                       stdout_zeros = r.stdout == string.rep("\0", #r.stdout),
