@@ -45,6 +45,25 @@ static batch *new_batch(lua_State *L, size_t count)
     return b;
 }
 
+/* push_outcome(coordination, i, results): results[i] = {coord=} or {err=} (NULL: no
+ * memory for the coordination). Called protected: it allocates. */
+static int push_outcome(lua_State *L)
+{
+    lcmc_coordination *coord = lua_touserdata(L, 1);
+    lua_Integer i = lua_tointeger(L, 2);
+    lua_createtable(L, 0, 1);
+    if (coord == NULL) {
+        lcmc_lua_push_status_error(L, LCMC_ENOMEM, NULL, NULL, NULL);
+        lua_setfield(L, -2, "err");
+    } else if (lcmc_lua_push_result(L, coord, lcmc_coordination_status(coord))) {
+        lua_setfield(L, -2, "coord");
+    } else {
+        lua_setfield(L, -2, "err");
+    }
+    lua_rawseti(L, 3, i);
+    return 0;
+}
+
 /* client:coordinate_all(reqs [, {timeout=, max_connections=}]) -> {{coord=}|{err=}, ...} */
 int lcmc_lua_client_coordinate_all(lua_State *L)
 {
@@ -108,26 +127,32 @@ int lcmc_lua_client_coordinate_all(lua_State *L)
         lcmc_lua_guard_release(guard);
         lua_pop(L, 1);
     }
-    lcmc_engine_run(engine);
-    lcmc_engine_set_max_host_connections(engine, previous_connections);
-
+    /* Each result is copied out as soon as its coordination is done, while the others go
+     * on (waiting on one runs the engine for all): a finished coordination's LcmCoord is
+     * freed then, so 10,000 of them are never held at once. */
     lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0);
+    int results = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
         lcmc_coordination *coord = b->coordinations[i - 1];
-        lua_createtable(L, 0, 1);
-        if (coord == NULL) {
-            lcmc_lua_push_status_error(L, LCMC_ENOMEM, NULL, NULL, NULL);
-            lua_setfield(L, -2, "err");
-        } else if (lcmc_lua_push_result(L, coord, lcmc_coordination_status(coord))) {
-            lua_setfield(L, -2, "coord");
-        } else {
-            lua_setfield(L, -2, "err");
+        if (coord != NULL)
+            lcmc_coordination_wait(coord);
+        lua_pushcfunction(L, push_outcome);
+        lua_pushlightuserdata(L, coord);
+        lua_pushinteger(L, i);
+        lua_pushvalue(L, results);
+        if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+            /* Out of memory (or interrupted): the others end as they would have, then the
+             * error goes on; the batch's collection frees them. */
+            lcmc_engine_run(engine);
+            lcmc_engine_set_max_host_connections(engine, previous_connections);
+            return lua_error(L);
         }
-        lua_rawseti(L, -2, i);
         /* Copied out: free it now rather than hold every coordination until the end. */
         lcmc_coordination_free(coord);
         b->coordinations[i - 1] = NULL;
     }
+    lcmc_engine_run(engine); /* anything they left (a cancel still out) */
+    lcmc_engine_set_max_host_connections(engine, previous_connections);
     /* The coordinations go before their client may: the results are copied out. */
     lua_pushcfunction(L, batch_gc);
     lua_pushvalue(L, -3);

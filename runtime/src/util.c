@@ -250,7 +250,10 @@ int lcmc__buffer_append(lcmc_buffer *buf, const void *data, size_t length)
     }
     size_t need = buf->length + length + 1;
     if (need > buf->allocated) {
-        size_t grown = buf->allocated ? buf->allocated : 256;
+        /* The first block fits what came (a body usually comes whole, in one piece): a
+         * kilobyte block for a 600-byte answer made glibc consolidate its free lists on
+         * every request (docs/benchmarks.md). Then it doubles. */
+        size_t grown = buf->allocated ? buf->allocated : (need + 63) & ~(size_t)63;
         while (grown < need)
             grown *= 2;
         /* Moved by hand, not realloc: the old block is wiped before it is freed, since a
