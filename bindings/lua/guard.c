@@ -15,7 +15,8 @@ void lcmc_lua_guard_release(lcmc_lua_guard *guard)
     guard->coordination = NULL;
     lcmc_response_free(guard->response);
     guard->response = NULL;
-    lcmc_free(guard->text);
+    /* The JSON text of an authentication table holds its passwords. */
+    lcmc_free_secret(guard->text);
     guard->text = NULL;
     json_decref(guard->value);
     guard->value = NULL;

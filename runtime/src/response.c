@@ -266,7 +266,7 @@ lcmc_status lcmc_client_request_value(lcmc_client *client, const char *method, c
         return LCMC_ENOMEM;
     }
     lcmc_status status = lcmc_client_request(client, method, target, text, timeout, out);
-    lcmc_free(text);
+    lcmc__free_secret(text); /* a body may hold a secret, as lcmc_response_free assumes */
     return status;
 }
 
