@@ -398,8 +398,11 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
 char *em_journal_dump(struct em_journal *j);
 void em_journal_set_budget(struct em_journal *j, size_t max_bytes);
 size_t em_journal_bytes(struct em_journal *j);
+/* Bytes of entries dropped from the ring that readers still hold. */
+size_t em_journal_pinned(struct em_journal *j);
 /* A snapshot of the entries (references, not copies) for em_response.stream_*. */
 struct em_journal_reader;
+/* NULL while slow readers hold the journal's budget in dropped entries (answer 503). */
 struct em_journal_reader *em_journal_reader_new(struct em_journal *j);
 ssize_t em_journal_reader_read(void *reader, uint64_t pos, char *buf, size_t max);
 void em_journal_reader_free(void *reader);
@@ -408,6 +411,7 @@ void em_journal_reader_free(void *reader);
  * the path without its query (?<redacted>) and without userinfo. malloc'd. */
 char *em_redact_header(const char *name, const char *value);
 char *em_redact_path(const char *path);
+const char *em_shown_method(const char *method);
 size_t em_journal_count(struct em_journal *j);
 void em_journal_clear(struct em_journal *j);
 /* Returns a malloc'd copy of s with invalid UTF-8 replaced by U+FFFD. */

@@ -582,9 +582,15 @@ static void answer_journal(struct em *em, const struct em_request *rq, struct em
     } else if (!journal_authorized(em, rq)) {
         em_unauthorized(em, rs, NULL, "the journal needs the EM's credentials");
     } else if (strcmp(rq->method, "GET") == 0) {
+        struct em_journal_reader *reader = em_journal_reader_new(em->journal);
+        if (!reader) { /* slow readers already hold the journal's budget */
+            em_response_problem(rs, 503, "slow journal readers hold too much; try again");
+            em_headers_add(&rs->headers, "Retry-After", "1");
+            return;
+        }
         rs->status = 200;
         em_headers_add(&rs->headers, "Content-Type", "application/json");
-        rs->stream_ctx = em_journal_reader_new(em->journal);
+        rs->stream_ctx = reader;
         rs->stream_read = em_journal_reader_read;
         rs->stream_free = em_journal_reader_free;
     } else if (strcmp(rq->method, "DELETE") == 0) {

@@ -5,7 +5,11 @@
  * something to rely on) and kept in a ring bounded twice: at most `max` entries and at most
  * EM_JOURNAL_BYTES of text, oldest dropped. Each entry is reference-counted, so a dump takes
  * a snapshot of references under a short lock and streams them afterwards: no reader copies
- * the journal, and a slow reader pins only entries, never a copy of them.
+ * the journal, and a slow reader pins only entries, never a copy of them. Entries dropped
+ * from the ring while readers still hold them are "pinned"; readers taking snapshots at
+ * different times under heavy traffic would pin a whole journal each, so pinned bytes have
+ * the journal's budget too, and a reader still holding dropped entries while that budget
+ * is exceeded is cut off (its connection closed) the next time it is asked for bytes.
  *
  * What is kept is decided by allow-lists, not deny-lists: header values are kept only for
  * headers known to carry no credentials, the Authorization value is reduced to a known
@@ -24,6 +28,8 @@
 
 struct journal_entry {
     atomic_uint refs;
+    atomic_bool dropped;   /* no longer in the ring: counted in pinned while it lives */
+    atomic_size_t *pinned; /* the journal's count of dropped entries' bytes still alive */
     size_t len;
     char text[];
 };
@@ -33,12 +39,16 @@ struct em_journal {
     struct journal_entry **ring;
     size_t max, head, count;
     size_t bytes, max_bytes;
+    atomic_size_t pinned;
 };
 
 static void entry_release(struct journal_entry *e)
 {
-    if (e && atomic_fetch_sub(&e->refs, 1) == 1)
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+        if (atomic_load(&e->dropped))
+            atomic_fetch_sub(e->pinned, e->len);
         free(e);
+    }
 }
 
 struct em_journal *em_journal_new(size_t max)
@@ -52,7 +62,13 @@ struct em_journal *em_journal_new(size_t max)
     j->head = j->count = 0;
     j->bytes = 0;
     j->max_bytes = EM_JOURNAL_BYTES;
+    atomic_init(&j->pinned, 0);
     return j;
+}
+
+size_t em_journal_pinned(struct em_journal *j)
+{
+    return atomic_load(&j->pinned);
 }
 
 void em_journal_set_budget(struct em_journal *j, size_t max_bytes)
@@ -70,6 +86,8 @@ static struct journal_entry *drop_oldest_locked(struct em_journal *j)
     j->head = (j->head + 1) % j->max;
     j->count--;
     j->bytes -= e->len;
+    atomic_fetch_add(&j->pinned, e->len);
+    atomic_store(&e->dropped, true);
     return e;
 }
 
@@ -261,31 +279,60 @@ char *em_redact_header(const char *name, const char *value)
     return harmless_header(name) ? em_xstrdup(value) : em_xstrdup("<redacted>");
 }
 
+/* A path as the journal and the log show it: an allow-list of what this API's paths are
+ * made of (RFC 3986 unreserved characters, '/', and percent-escapes of unreserved
+ * characters). From the first anything else on (a query, `;` parameters, an escaped `?`
+ * or `#`, a colon, a credential's odd characters) only "<redacted>" is shown, behind a `?`
+ * when that is where the query began. */
+static bool plain_path_char(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/';
+}
+
+static int hex_value(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
 char *em_redact_path(const char *path)
 {
-    const char *query = strchr(path, '?');
-    size_t n = query ? (size_t)(query - path) : strlen(path);
-    const char *scheme_end = strstr(path, "://");
-    char *out;
-    if (scheme_end && (size_t)(scheme_end - path) < n) {
-        /* absolute-form (RFC 9112 §3.2.2): hide any user:password@ in the authority. */
-        const char *authority = scheme_end + 3;
-        size_t alen = strcspn(authority, "/?#");
-        const char *at = memchr(authority, '@', alen);
-        if (at)
-            out = em_xasprintf("%.*s<redacted>@%.*s", (int)(authority - path), path,
-                               (int)(n - (size_t)(at + 1 - path)), at + 1);
-        else
-            out = em_xstrndup(path, n);
-    } else {
-        out = em_xstrndup(path, n);
+    size_t n = 0;
+    for (;;) {
+        unsigned char ch = (unsigned char)path[n];
+        if (plain_path_char(ch)) {
+            n++;
+            continue;
+        }
+        if (ch == '%' && hex_value((unsigned char)path[n + 1]) >= 0 &&
+            hex_value((unsigned char)path[n + 2]) >= 0) {
+            int decoded =
+                hex_value((unsigned char)path[n + 1]) * 16 + hex_value((unsigned char)path[n + 2]);
+            if (decoded != '/' && plain_path_char((unsigned char)decoded)) {
+                n += 3;
+                continue;
+            }
+        }
+        break;
     }
-    if (query) {
-        char *with = em_xasprintf("%s?<redacted>", out);
-        free(out);
-        out = with;
-    }
-    return out;
+    if (!path[n])
+        return em_xstrndup(path, n);
+    return em_xasprintf("%.*s%s<redacted>", (int)n, path, path[n] == '?' ? "?" : "");
+}
+
+/* A method as the journal and the log show it: the standard ones (RFC 9110 §9), and
+ * anything else as "OTHER", since a client could put anything there. */
+const char *em_shown_method(const char *method)
+{
+    static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                        "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    return "OTHER";
 }
 
 /* Top-level members of a LcmCoordRequest (SOL 002 §10.5.2.3): the API's own payload. */
@@ -377,7 +424,7 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     json_t *e = json_object();
     json_object_set_new(e, "seq", json_integer((json_int_t)seq));
     json_object_set_new(e, "time", json_string(when));
-    json_object_set_new(e, "method", clean_string(rq->method, strlen(rq->method)));
+    json_object_set_new(e, "method", json_string(em_shown_method(rq->method)));
     char *path = em_redact_path(rq->path);
     json_object_set_new(e, "path", clean_string(path, strlen(path)));
     free(path);
@@ -425,19 +472,30 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     size_t n = strlen(text);
     struct journal_entry *entry = em_xmalloc(sizeof *entry + n + 1);
     atomic_init(&entry->refs, 1);
+    atomic_init(&entry->dropped, false);
+    entry->pinned = &j->pinned;
     entry->len = n;
     memcpy(entry->text, text, n + 1);
     free(text);
 
-    struct journal_entry *dropped[8];
-    size_t ndropped = 0;
+    /* The oldest entries go until the new one fits (by count and by bytes), however many
+     * that takes: the newest request is the one a test is about to look for. Those dropped
+     * are released after the lock, since freeing many entries need not hold up requests. */
+    struct journal_entry **dropped = NULL;
+    size_t ndropped = 0, room = 0;
     pthread_mutex_lock(&j->mu);
-    /* Make room by count and by bytes; an entry is at most ~EM_JOURNAL_BODY_MAX * 3 plus
-     * its headers, so a handful of drops always suffices. */
-    while (j->count && (j->count == j->max || j->bytes + n > j->max_bytes) &&
-           ndropped < sizeof dropped / sizeof dropped[0])
+    bool fits = n <= j->max_bytes;
+    while (fits && j->count && (j->count == j->max || j->bytes + n > j->max_bytes)) {
+        if (ndropped == room) {
+            room = room ? 2 * room : 16;
+            struct journal_entry **grown = realloc(dropped, room * sizeof *dropped);
+            if (!grown)
+                break;
+            dropped = grown;
+        }
         dropped[ndropped++] = drop_oldest_locked(j);
-    if (j->count < j->max && j->bytes + n <= j->max_bytes) {
+    }
+    if (fits && j->count < j->max && j->bytes + n <= j->max_bytes) {
         j->ring[(j->head + j->count) % j->max] = entry;
         j->count++;
         j->bytes += n;
@@ -446,12 +504,14 @@ void em_journal_add(struct em_journal *j, const struct em_request *rq, unsigned 
     pthread_mutex_unlock(&j->mu);
     for (size_t i = 0; i < ndropped; i++)
         entry_release(dropped[i]);
+    free(dropped);
     entry_release(entry); /* larger than the whole budget: not kept */
 }
 
 /* ---- reading: a snapshot of references, streamed ---- */
 
 struct em_journal_reader {
+    struct em_journal *journal;
     struct journal_entry **v;
     size_t n;
     size_t at;     /* entry being sent */
@@ -461,8 +521,14 @@ struct em_journal_reader {
 
 struct em_journal_reader *em_journal_reader_new(struct em_journal *j)
 {
+    /* New readers wait while the old ones hold a journal's worth of dropped entries: with
+     * those cut off as they fall behind, the journal and its readers stay within three
+     * budgets (the ring, what may be pinned, and one more snapshot going stale). */
+    if (atomic_load(&j->pinned) >= j->max_bytes)
+        return NULL;
     struct em_journal_reader *r = em_xmalloc(sizeof *r);
     memset(r, 0, sizeof *r);
+    r->journal = j;
     pthread_mutex_lock(&j->mu);
     r->n = j->count;
     r->v = r->n ? em_xmalloc(r->n * sizeof *r->v) : NULL;
@@ -480,6 +546,10 @@ ssize_t em_journal_reader_read(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos; /* called in order, once per chunk */
     struct em_journal_reader *r = cls;
     size_t o = 0;
+    /* Too far behind while pinned entries are over budget: cut off, entries let go. */
+    if (r->at < r->n && atomic_load(&r->v[r->at]->dropped) &&
+        atomic_load(&r->journal->pinned) > r->journal->max_bytes)
+        return -2; /* MHD_CONTENT_READER_END_WITH_ERROR: the connection is closed */
     if (!r->opened && o < max) {
         buf[o++] = '[';
         r->opened = true;
@@ -529,6 +599,8 @@ void em_journal_reader_free(void *cls)
 char *em_journal_dump(struct em_journal *j)
 {
     struct em_journal_reader *r = em_journal_reader_new(j);
+    if (!r)
+        return em_xstrdup("[]");
     size_t cap = 4096, len = 0;
     char *out = em_xmalloc(cap);
     for (;;) {

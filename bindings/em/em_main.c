@@ -9,6 +9,7 @@
  * outlives it. `--chaos` picks a misbehaviour: a raw-socket one replaces the HTTP server
  * altogether, the others run on it.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <time.h>
@@ -29,9 +30,15 @@ static void *shutdown_watchdog(void *arg)
     struct timespec left = {EM_SHUTDOWN_DEADLINE_S, 0};
     while (nanosleep(&left, &left) != 0)
         ;
-    if (!watchdog_quiet)
-        fprintf(stderr, "lcmcoord em: shutdown took longer than %d s; exiting now\n",
-                EM_SHUTDOWN_DEADLINE_S);
+    /* Not through stdio: a worker blocked writing to a stderr nobody reads holds its lock.
+     * Written only if the pipe or terminal can take it now, so nothing here can block. */
+    char line[96];
+    int len =
+        snprintf(line, sizeof line, "lcmcoord em: shutdown took longer than %d s; exiting now\n",
+                 EM_SHUTDOWN_DEADLINE_S);
+    struct pollfd err = {.fd = STDERR_FILENO, .events = POLLOUT};
+    if (!watchdog_quiet && len > 0 && poll(&err, 1, 0) == 1 && (err.revents & POLLOUT))
+        (void)!write(STDERR_FILENO, line, (size_t)len);
     _exit(0);
     return NULL;
 }

@@ -668,7 +668,7 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *connection, char *s
 /* What the head says about framing, gathered from MHD's parsed fields. */
 struct framing {
     unsigned hosts, content_lengths, transfer_encodings;
-    bool bad_name, bad_length, bad_coding, bad_line;
+    bool bad_name, bad_length, bad_coding, bad_line, bad_value;
     const char *first_length;
     const char *line_end; /* where the previous line's text ended in MHD's buffer */
 };
@@ -712,6 +712,11 @@ static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const c
     if (!value || p != value)
         f->bad_line = true;
     f->line_end = value && p == value ? value + strlen(value) : colon;
+    /* RFC 9110 §5.5: no CR, LF, NUL or other control in a value (a bare CR inside one is
+     * what a proxy in front could take for a line end). */
+    for (const char *v = value; v && *v; v++)
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
+            f->bad_value = true;
     if (strcasecmp(key, "host") == 0) {
         f->hosts++;
     } else if (strcasecmp(key, "content-length") == 0) {
@@ -727,10 +732,47 @@ static enum MHD_Result look_at_field(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* Why the request must be refused before anything else looks at it, or NULL. */
-static const char *framing_problem(struct MHD_Connection *connection, const char *method,
-                                   const char *url, const char *version)
+/* RFC 9110 §5.5: a field value has no leading or trailing blanks; MHD 0.9.75 skips the
+ * leading ones only. Trimmed in place, in MHD's buffer where the value lives, so every
+ * reader of the field (Version, Accept, Authorization...) sees it as sent minus the blanks. */
+static enum MHD_Result trim_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
 {
+    (void)cls;
+    (void)kind;
+    (void)key;
+    if (value) {
+        char *end = (char *)value + strlen(value);
+        while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+    }
+    return MHD_YES;
+}
+
+/* The path of a request target: origin-form as it is; absolute-form (RFC 9112 §3.2.2,
+ * which a server must accept) without its scheme and authority; NULL when neither. */
+static const char *target_path(const char *target)
+{
+    if (target[0] == '/')
+        return target;
+    size_t scheme = strncasecmp(target, "http://", 7) == 0    ? 7
+                    : strncasecmp(target, "https://", 8) == 0 ? 8
+                                                              : 0;
+    if (!scheme || !target[scheme] || target[scheme] == '/')
+        return NULL;
+    const char *path = strchr(target + scheme, '/');
+    /* No path, or a query or fragment before it: no resource this server has. */
+    if (!path || strcspn(target + scheme, "?#") < (size_t)(path - target - scheme))
+        return NULL;
+    return path;
+}
+
+/* Why the request must be refused before anything else looks at it, or NULL; *status is
+ * the answer's status then. */
+static const char *framing_problem(struct MHD_Connection *connection, const char *method,
+                                   const char *url, const char *version, unsigned *status)
+{
+    *status = 400;
     struct framing f;
     memset(&f, 0, sizeof f);
     /* MHD measures the head from the method to just past the blank line. */
@@ -747,6 +789,8 @@ static const char *framing_problem(struct MHD_Connection *connection, const char
         f.line_end[2] || f.line_end[3])
         return "a line of the request head does not end in CRLF (a bare LF or CR, a NUL, or "
                "a folded line)";
+    if (f.bad_value)
+        return "a header field value has a control character (a CR, a NUL...)";
     if (f.content_lengths && f.transfer_encodings)
         return "Content-Length and Transfer-Encoding together (RFC 9112 §6.3)";
     if (f.content_lengths > 1)
@@ -755,25 +799,34 @@ static const char *framing_problem(struct MHD_Connection *connection, const char
         return "Content-Length is not a decimal number";
     if (f.transfer_encodings > 1 || f.bad_coding)
         return "Transfer-Encoding other than a single 'chunked'";
+    /* libmicrohttpd 0.9.75 reads chunk lines and trailers leniently (bare LF line ends,
+     * controls in extensions, folded trailers), which a proxy in front could frame
+     * differently; every client of this API knows its body's length beforehand. */
+    if (f.transfer_encodings) {
+        *status = 411;
+        return "a chunked body (send Content-Length)";
+    }
     if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? f.hosts != 1 : f.hosts > 1)
         return "a request needs exactly one Host field (RFC 9112 §3.2)";
-    if (url[0] != '/')
-        return "the request target is not an absolute path";
+    if (!target_path(url))
+        return "the request target is neither an absolute path nor an http(s) absolute URL";
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return "the path has a control character, a space or a non-ASCII byte";
     if (strstr(url, "%00"))
         return "the path has an encoded NUL (%00)";
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, trim_value, NULL);
     return NULL;
 }
 
-/* 400 with a ProblemDetails, and the connection closed after it: what follows a head we
- * could not frame cannot be trusted to be the next request. */
-static void refuse_framing(struct em_conn *c, const char *why)
+/* 400 (or 411) with a ProblemDetails, and the connection closed after it: what follows a
+ * head we could not frame cannot be trusted to be the next request. */
+static void refuse_framing(struct em_conn *c, unsigned status, const char *why)
 {
     struct em_response rs;
     memset(&rs, 0, sizeof rs);
-    em_response_problem(&rs, 400, "malformed request: %s", why);
+    em_response_problem(&rs, status, "%s: %s",
+                        status == 411 ? "length required" : "malformed request", why);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE);
     if (resp) {
@@ -782,7 +835,7 @@ static void refuse_framing(struct em_conn *c, const char *why)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
     c->response = resp;
-    c->status = 400;
+    c->status = status;
     em_response_free(&rs);
 }
 
@@ -806,6 +859,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 {
     struct em_server *srv = cls;
     struct em_conn *c = *req_cls;
+    /* Everything after the framing check (routing, limits, logs) sees the path: an
+     * absolute-form target is routed on its path, its scheme and authority ignored. */
+    const char *target = url;
+    if (target_path(target))
+        url = target_path(target);
     size_t limit = em_body_limit(srv->em, url);
 
     if (!c) /* on_request_line() always runs first */
@@ -815,11 +873,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         c->sock = connection_sock(connection);
         clock_gettime(CLOCK_MONOTONIC, &c->started);
         clock_gettime(CLOCK_REALTIME, &c->received);
-        snprintf(c->method, sizeof c->method, "%s", method);
-        for (char *p = c->method; *p; p++)
-            if (*p < 0x21 || *p > 0x7e)
-                *p = '?';
-        char *shown_path = em_redact_path(url); /* no query string or userinfo in logs */
+        snprintf(c->method, sizeof c->method, "%s", em_shown_method(method));
+        char *shown_path = em_redact_path(url); /* no query string or parameters in logs */
         c->log_path = loggable(shown_path);
         free(shown_path);
         if (srv->tls && c->sock)
@@ -827,13 +882,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *req_cls = c;
         if (c->sock)
             sock_enter(&srv->reaper, c->sock, SOCK_RECEIVING);
-        const char *bad = framing_problem(connection, method, url, version);
+        unsigned status;
+        const char *bad = framing_problem(connection, method, target, version, &status);
         /* MHD ends the target at the space before the version with a NUL: a shorter
          * string seen when the line was cut means a NUL byte inside the target. */
-        if (!bad && url == c->raw_target && version != c->raw_target + c->raw_target_len + 1)
+        if (!bad && target == c->raw_target && version != c->raw_target + c->raw_target_len + 1)
             bad = "the request target has a NUL byte";
         if (bad) {
-            refuse_framing(c, bad);
+            refuse_framing(c, status, bad);
             return answer(c);
         }
         /* A declared body over the limit is refused before reading a byte of it. */

@@ -228,6 +228,10 @@ class JournalTest(TestCase):
             ("GET", f"/lcmcoord/api_versions?api_key={CANARY}", b"", bearer),
             ("POST", f"/token?client_secret={CANARY}", "grant_type=client_credentials",
              {**form, "Authorization": basic(CLIENT_ID, CLIENT_SECRET)}),
+            # In the path itself: parameters, an escaped '?', and as the method.
+            ("GET", f"/lcmcoord/api_versions;jsessionid={CANARY}", b"", bearer),
+            ("GET", f"/lcmcoord/api_versions%3Fapi_key={CANARY}", b"", bearer),
+            (CANARY, "/lcmcoord/api_versions", b"", bearer),
             ("POST", COORDS, body, bearer),
         ]
         for method, path, data, headers in sent:
@@ -239,7 +243,7 @@ class JournalTest(TestCase):
                       f"Connection: close\r\n\r\n".encode())
             while s.recv(4096):
                 pass
-        return len(sent)  # the absolute-form request may be refused before the journal
+        return len(sent) + 1  # the absolute-form request is routed on its path
 
     def test_a_secret_in_ten_places_reaches_neither_journal_nor_logs(self):
         canaries = [CANARY, base64.b64encode(CANARY.encode()).decode(),

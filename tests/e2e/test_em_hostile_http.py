@@ -29,6 +29,7 @@ import time
 import unittest
 
 import certs
+import harness
 from harness import API_HEADERS, EM, TIME_FACTOR, TlsEM, sample_request, wait_for
 
 COORDS = "/lcmcoord/v1/coordinations"
@@ -277,9 +278,9 @@ class Framing(unittest.TestCase):
 
     HEAD = b"POST " + COORDS.encode() + b" HTTP/1.1\r\n"
 
-    def refused(self, em, raw, what):
+    def refused(self, em, raw, what, status=b"400"):
         out, closed = exchange(port_of(em.url), raw)
-        self.assertEqual(status_lines(out), [b"400"], f"{what}: {out[:600]!r}")
+        self.assertEqual(status_lines(out), [status], f"{what}: {out[:600]!r}")
         self.assertTrue(closed, f"{what}: the connection stayed open")
         self.assertIn(b"Connection: close", out.split(b"\r\n\r\n")[0], what)
         return out
@@ -313,6 +314,9 @@ class Framing(unittest.TestCase):
                 self.HEAD + b"X-Folded: a\r\n b\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
             "a folded last field":
                 self.HEAD + b"Host: x\r\nContent-Length: 2\r\nX-Folded: a\r\n\tb\r\n\r\nab",
+            "a bare CR inside a field value":
+                self.HEAD + b"Host: x\r\nUser-Agent: a\rTransfer-Encoding: chunked\r\n"
+                b"Content-Length: 2\r\n\r\nab",
             "a NUL byte in a field value":
                 self.HEAD + b"Host: x\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\nab",
             "space before the colon":
@@ -330,6 +334,49 @@ class Framing(unittest.TestCase):
                 with self.subTest(what):
                     self.refused(em, raw, what)
             legit_request(self, port_of(em.url), "malformed heads")
+
+    def test_chunked_bodies_are_refused_so_nothing_hides_in_them(self):
+        # libmicrohttpd reads chunk lines leniently: a front end ending a chunk-size line
+        # only at CRLF would see one request where a bare LF makes two. No chunked body is
+        # read at all (411), and the connection is closed before anything after it.
+        hidden = b"GET /smuggled-marker HTTP/1.1\r\nHost: x\r\n\r\n"
+        bodies = {
+            "a bare LF after a chunk size": b"5\nhello\r\n0\r\n\r\n",
+            "a control in a chunk extension": b"5;x=\"\x01\"\r\nhello\r\n0\r\n\r\n",
+            "a folded trailer": b"0\r\nX-T: a\r\n b\r\n\r\n",
+            "well-formed": b"5\r\nhello\r\n0\r\n\r\n",
+        }
+        with EM("--quiet") as em:
+            for what, body in bodies.items():
+                for version in (b"HTTP/1.1", b"HTTP/1.0"):
+                    with self.subTest(what, version=version):
+                        head = b"POST " + COORDS.encode() + b" " + version + b"\r\nHost: x\r\n"
+                        out = self.refused(em, head + b"Transfer-Encoding: chunked\r\n"
+                                           b"Connection: keep-alive\r\n\r\n" + body + hidden,
+                                           what, b"411")
+                        self.assertIn(b"Content-Length", out)
+            legit_request(self, port_of(em.url), "chunked smuggling attempts")
+            paths = [entry.get("path", "") for entry in em.journal()]
+            self.assertFalse(any("smuggled" in p for p in paths), paths)
+
+    def test_absolute_form_targets_and_blanks_around_values_are_accepted(self):
+        # RFC 9112 §3.2.2: a server must accept an absolute-form target (routed on its
+        # path here); RFC 9110 §5.5: blanks around a field value are not part of it.
+        with EM("--quiet") as em:
+            port = port_of(em.url)
+            for target, want in ((b"http://x/lcmcoord/api_versions", b"200"),
+                                 (b"HTTPS://x:1/lcmcoord/api_versions", b"200"),
+                                 (b"http://user:pw@x/_em/%6Aournal", b"404"),
+                                 (b"http://x", b"400"), (b"http://x?/lcmcoord/api_versions", b"400"),
+                                 (b"ftp://x/lcmcoord/api_versions", b"400")):
+                with self.subTest(target=target):
+                    out, _ = exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n"
+                                      b"Connection: close\r\n\r\n")
+                    self.assertEqual(status_lines(out), [want], out[:600])
+            out, _ = exchange(port, b"GET " + COORDS.encode() + b"/none HTTP/1.1\r\nHost: x\r\n"
+                              b"Version: 1.0.0 \t\r\nAccept:  application/json  \r\n"
+                              b"Connection: close\r\n\r\n")
+            self.assertEqual(status_lines(out), [b"404"], out[:600])
 
     def test_well_formed_heads_of_every_shape_are_answered(self):
         # The strict line-end check must not refuse what RFC 9112 allows: blanks around a
@@ -572,6 +619,38 @@ end
 
 
 class Shutdown(unittest.TestCase):
+    def test_sigterm_ends_the_server_even_when_stderr_is_never_read(self):
+        # A log collector that stalls: the request log fills the pipe, workers block
+        # writing to it, and still SIGTERM must end the process within its bound.
+        proc = subprocess.Popen([harness.LCMCOORD_BIN, "em", "--listen", "127.0.0.1:0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        port = port_of(proc.stdout.readline().decode().split()[-1])
+        stalled = False
+        for _ in range(5000):  # ~1,100 log lines fill a 64 KiB pipe
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.settimeout(1.0 * TIME_FACTOR)
+                s.sendall(b"GET /lcmcoord/api_versions HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    stalled = not s.recv(100)
+                except socket.timeout:
+                    stalled = True
+            if stalled:
+                break
+        self.assertTrue(stalled, "the log pipe never filled")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15 * TIME_FACTOR)
+        except subprocess.TimeoutExpired:
+            self.fail("still running 15 s after SIGTERM with its stderr blocked")
+        took = time.monotonic() - t0
+        print(f"SIGTERM to exit with a blocked stderr: {took * 1000:.0f} ms", flush=True)
+        self.assertEqual(rc, 0)
+        self.assertLess(took, 7.0 * TIME_FACTOR)
+
     def test_sigterm_ends_the_server_promptly_whatever_it_holds(self):
         n = 300
         raise_fd_limit(n + 50)

@@ -189,6 +189,69 @@ static void test_byte_budget_and_snapshot_readers(void **state)
     em_journal_free(j);
 }
 
+/* Readers that took their snapshots at different times, with the journal rotated in
+ * between, would each pin a whole journal. Once the dropped entries still held reach the
+ * budget, new readers are refused and a reader still on a dropped entry is cut off, so
+ * the memory comes back. */
+static void test_pinned_entries_have_a_budget(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(1000);
+    em_journal_set_budget(j, 8 * 1024);
+    char body[1200];
+    snprintf(body, sizeof body, "{\"vnfInstanceId\":\"%01000d\"}", 7);
+    unsigned long seq = 0;
+    char text[256];
+    for (int i = 0; i < 20; i++)
+        add(j, ++seq, NULL, NULL, body);
+    struct em_journal_reader *a = em_journal_reader_new(j);
+    assert_non_null(a);
+    assert_true(em_journal_reader_read(a, 0, text, 10) == 10);
+    for (int i = 0; i < 20; i++) /* a whole journal's worth: a's entries are all dropped */
+        add(j, ++seq, NULL, NULL, body);
+    assert_true(em_journal_pinned(j) > 0 && em_journal_pinned(j) < 8 * 1024);
+    struct em_journal_reader *b = em_journal_reader_new(j); /* still under the budget */
+    assert_non_null(b);
+    assert_true(em_journal_reader_read(b, 0, text, 10) == 10);
+    for (int i = 0; i < 20; i++)
+        add(j, ++seq, NULL, NULL, body);
+    assert_true(em_journal_pinned(j) >= 8 * 1024);
+    assert_null(em_journal_reader_new(j));                      /* refused: 503 */
+    assert_true(em_journal_reader_read(a, 10, text, 10) == -2); /* cut off */
+    em_journal_reader_free(a);
+    struct em_journal_reader *c = em_journal_reader_new(j); /* room again */
+    assert_non_null(c);
+    em_journal_reader_free(b);
+    em_journal_reader_free(c);
+    assert_int_equal(em_journal_pinned(j), 0);
+    em_journal_free(j);
+}
+
+/* The newest request is kept however many old ones must go to make room for it. */
+static void test_the_newest_entry_is_kept_when_the_budget_is_full(void **state)
+{
+    (void)state;
+    struct em_journal *j = em_journal_new(100000);
+    em_journal_set_budget(j, 64 * 1024);
+    for (unsigned long i = 1; i <= 2000; i++)
+        add(j, i, NULL, NULL, NULL);
+    char big[40 * 1024];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *body = em_xasprintf("{\"vnfInstanceId\":\"%s\"}", big);
+    add(j, 2001, NULL, NULL, body);
+    free(body);
+    char *text = em_journal_dump(j);
+    json_t *arr = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(arr);
+    json_t *last = json_array_get(arr, json_array_size(arr) - 1);
+    assert_int_equal(json_integer_value(json_object_get(last, "seq")), 2001);
+    json_decref(arr);
+    assert_true(em_journal_bytes(j) <= 64 * 1024);
+    em_journal_free(j);
+}
+
 /* Allow-lists: what is not known to be harmless is not shown. */
 static void test_redaction_keeps_only_what_is_known(void **state)
 {
@@ -211,14 +274,25 @@ static void test_redaction_keeps_only_what_is_known(void **state)
     const char *paths[][2] = {
         {"/lcmcoord/v1/coordinations", "/lcmcoord/v1/coordinations"},
         {"/token?client_secret=s3cret", "/token?<redacted>"},
-        {"http://u:s3cret@h:1/x?k=s3cret", "http://<redacted>@h:1/x?<redacted>"},
-        {"http://h:1/x", "http://h:1/x"},
+        {"/lcmcoord/v1/coordinations/a-b_c.d~e%41", "/lcmcoord/v1/coordinations/a-b_c.d~e%41"},
+        {"/x;jsessionid=s3cret", "/x<redacted>"},
+        {"/x%3Fk=s3cret", "/x<redacted>"},
+        {"/x%3fk=s3cret", "/x<redacted>"},
+        {"/x%23s3cret", "/x<redacted>"},
+        {"/x:s3cret@y", "/x<redacted>"},
+        {"/x%", "/x<redacted>"},
+        {"/x%4", "/x<redacted>"},
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         char *v = em_redact_path(paths[i][0]);
         assert_string_equal(v, paths[i][1]);
         free(v);
     }
+    /* Methods: the standard ones as sent, anything else (a secret, say) never. */
+    assert_string_equal(em_shown_method("POST"), "POST");
+    assert_string_equal(em_shown_method("PATCH"), "PATCH");
+    assert_string_equal(em_shown_method("S3CRET"), "OTHER");
+    assert_string_equal(em_shown_method("post"), "OTHER");
     /* JSON bodies keep LcmCoordRequest members only; others are dropped and flagged. */
     struct em_journal *j = em_journal_new(10);
     add(j, 1, NULL, NULL, "{\"vnfInstanceId\":\"v\",\"password\":\"s3cret\"}");
@@ -246,6 +320,8 @@ int main(void)
         cmocka_unit_test(test_cap_drops_oldest_and_clear_empties),
         cmocka_unit_test(test_long_bodies_are_truncated),
         cmocka_unit_test(test_byte_budget_and_snapshot_readers),
+        cmocka_unit_test(test_pinned_entries_have_a_budget),
+        cmocka_unit_test(test_the_newest_entry_is_kept_when_the_budget_is_full),
         cmocka_unit_test(test_redaction_keeps_only_what_is_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
