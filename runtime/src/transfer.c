@@ -285,25 +285,39 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
  * (libcurl itself stops at its own cap of header bytes). */
 #define MAX_KEPT_HEADERS 128
 
-/* Room for one more header: 16 at first, doubled when full (a count of 16, 32, 64), up to
- * MAX_KEPT_HEADERS. Answers carry a handful; two zeroed kilobyte blocks per answer, as
- * before, made glibc consolidate its free lists on every request (docs/benchmarks.md). 0,
- * or -1 when memory ran out (both arrays still valid for the headers kept). */
+/* Slots for the first headers of an answer; doubled when full (at 16, 32, 64), up to
+ * MAX_KEPT_HEADERS. Answers carry a handful: two zeroed kilobyte tables per answer, as
+ * before, made glibc consolidate its free lists on every request (docs/benchmarks.md). */
+#define FIRST_HEADER_SLOTS 16
+
+/* Room for one more header: 0, or -1 when memory ran out (what is kept stays usable). */
 static int make_room(lcmc_transfer_result *r)
 {
-    size_t n = r->header_count;
-    int full = n == 0 ? r->header_names == NULL || r->header_values == NULL
-                      : n >= 16 && (n & (n - 1)) == 0;
-    if (!full)
+    if (r->header_names == NULL || r->header_values == NULL) {
+        /* Both or neither: a half-made pair would be written through on the next line. */
+        char **names = calloc(FIRST_HEADER_SLOTS, sizeof(char *));
+        char **values = calloc(FIRST_HEADER_SLOTS, sizeof(char *));
+        if (names == NULL || values == NULL) {
+            free(names);
+            free(values);
+            return -1;
+        }
+        free(r->header_names);
+        free(r->header_values);
+        r->header_names = names;
+        r->header_values = values;
         return 0;
-    size_t grown = n == 0 ? 16 : n * 2;
-    char **names = realloc(r->header_names, grown * sizeof *names);
+    }
+    size_t n = r->header_count;
+    if (n < FIRST_HEADER_SLOTS || (n & (n - 1)) != 0)
+        return 0; /* not full: the tables are a power of two from 16 on */
+    char **names = realloc(r->header_names, 2 * n * sizeof *names);
     if (names == NULL)
         return -1;
     r->header_names = names;
-    char **values = realloc(r->header_values, grown * sizeof *values);
+    char **values = realloc(r->header_values, 2 * n * sizeof *values);
     if (values == NULL)
-        return -1; /* the same count tries again, growing only what is short */
+        return -1; /* the same count grows again, only what is short */
     r->header_values = values;
     return 0;
 }
