@@ -13,6 +13,7 @@ set_property(TEST e2e_program_boundaries APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_LUA_MODULE=$<TARGET_FILE:lcmcoord_lua>"
              "LCMCOORD_EM_PROGRAM=$<TARGET_FILE:lcmcoord_em_program>")
 lcmc_add_e2e_test(e2e_docs test_docs.py)
+lcmc_add_e2e_test(e2e_messages test_messages.py)
 set_property(TEST e2e_install APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_BUILD_DIR=${PROJECT_BINARY_DIR}" "CC=${CMAKE_C_COMPILER}")
 # The installed module and library are built like the rest: a sanitized one needs the

@@ -317,7 +317,7 @@ int lcmc_host_config_resolve(lcmc_host_config *config, const char *prog)
         if (why != NULL) {
             fprintf(stderr, "%s: %s %s, not '%s'", prog, place, why, value);
             if (origin == LCMC_FROM_FLAG && config->usage_line != NULL)
-                fprintf(stderr, " (%s)", config->usage_line);
+                fprintf(stderr, " (see %s --help)", prog);
             fputc('\n', stderr);
             return LCMC_EXIT_USAGE;
         }

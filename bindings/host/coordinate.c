@@ -5,6 +5,7 @@
  * stdin; the LcmCoord is printed on stdout as JSON, and the exit status and one stderr line
  * follow `lcmcoord run`'s conventions, with CONTINUE the only success.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -62,7 +63,8 @@ static void print_help(void)
           "  --input JSON       inputParams, a JSON object\n"
           "  --instance ID      vnfInstanceId (default: a random UUID)\n"
           "  --op-occ ID        vnfLcmOpOccId (default: a random UUID)\n"
-          "  --operation TYPE   lcmOperationType (default CHANGE_VNFPKG)\n"
+          "  --operation TYPE   lcmOperationType, any case: heal is HEAL (default\n"
+          "                     CHANGE_VNFPKG)\n"
           "  --auth FILE        the `authentication` structure (JSON, as in additionalParams)\n"
           "  --version V        the Version header sent (default 1.0.0)\n"
           "  --timeout S        deadline of the whole coordination, seconds (default 3600)\n"
@@ -184,7 +186,12 @@ static int push_built_request(lua_State *L, const coordinate_options *o)
         lua_setfield(L, fields, "op_occ");
     }
     if (o->operation != NULL) {
-        lua_pushstring(L, o->operation);
+        /* The spec's names are upper-case; at a command line `--operation heal` means HEAL. */
+        luaL_Buffer upper;
+        luaL_buffinit(L, &upper);
+        for (const char *c = o->operation; *c != '\0'; c++)
+            luaL_addchar(&upper, (char)toupper((unsigned char)*c));
+        luaL_pushresult(&upper);
         lua_setfield(L, fields, "operation");
     }
     if (o->input != NULL) {
@@ -192,8 +199,10 @@ static int push_built_request(lua_State *L, const coordinate_options *o)
         int decoded = lcmc_lua_json_decode(L, o->input, strlen(o->input));
         int object = decoded && lua_istable(L, -1) && !lcmc_lua_json_is_array(L, -1);
         if (!object) {
-            fprintf(stderr, "lcmcoord coordinate: --input is not a JSON object%s%s (%s)\n",
-                    decoded ? "" : ": ", decoded ? "" : lua_tostring(L, -1), usage_line);
+            fprintf(stderr,
+                    "lcmcoord coordinate: --input is not a JSON object%s%s (see lcmcoord "
+                    "coordinate --help)\n",
+                    decoded ? "" : ": ", decoded ? "" : lua_tostring(L, -1));
             lua_settop(L, fields - 1);
             return -1;
         }

@@ -331,7 +331,12 @@ static int client_failed(lua_State *L, const char *prog, const char *what, const
         status = LCMC_EUSAGE;
     size_t length = 0;
     const char *message = luaL_tolstring(L, -1, &length);
-    fprintf(stderr, "%s: %s %s: ", prog, what, name);
+    /* The runtime's word on a bad endpoint shows it already (never its user:password@,
+     * which `name` would show). */
+    if (strncmp(message, "endpoint ", 9) == 0)
+        fprintf(stderr, "%s: ", prog);
+    else
+        fprintf(stderr, "%s: %s %s: ", prog, what, strchr(name, '@') ? "(not shown)" : name);
     lcmc_safe_write(stderr, message, length, LCMC_SAFE_SPACE_LINES);
     fputc('\n', stderr);
     lua_pop(L, 2);

@@ -9,6 +9,8 @@
 #ifndef LCMCOORD_HOST_OPTIONS_H
 #define LCMCOORD_HOST_OPTIONS_H
 
+#include <stddef.h>
+
 #include "config.h"
 
 struct lcmc_host_client_options; /* host.h */
@@ -18,9 +20,14 @@ struct lcmc_host_client_options; /* host.h */
 int lcmc_host_value_option(int argc, char **argv, int *i, const char *name, const char **value);
 
 /* Reports a usage mistake of `lcmcoord SUBCOMMAND` as one line ("lcmcoord run: unknown
- * option '--x' (usage: ...)") and returns the usage exit status. fmt takes one %s. */
+ * option '--x' (see lcmcoord run --help)") and returns the usage exit status. fmt takes one
+ * %s. usage_line is no longer printed (the synopsis is too long for one line). */
 int lcmc_host_usage_error(const char *subcommand, const char *usage_line, const char *fmt,
                           const char *arg);
+
+/* The one of `names` that `word` (up to a '=') most likely misspells: at most two edits
+ * (a transposition counting one) and fewer than a third of its letters; NULL when none. */
+const char *lcmc_host_nearest(const char *word, const char *const *names, size_t count);
 
 typedef enum lcmc_option_kind {
     LCMC_OPTION_VALUE,  /* --name VALUE: a non-empty string, into a const char * */

@@ -221,7 +221,11 @@ static int script_exit(lua_State *L)
 /* Puts the host's os.exit in place of the stock one (when the script has `os`). */
 static void replace_os_exit(lua_State *L, run_context *ctx)
 {
-    if (lua_getglobal(L, "os") == LUA_TTABLE) {
+    lua_pushglobaltable(L); /* raw: under --sandbox reading a missing `os` is an error */
+    lua_pushliteral(L, "os");
+    int is_table = lua_rawget(L, -2) == LUA_TTABLE;
+    lua_remove(L, -2);
+    if (is_table) {
         lua_pushlightuserdata(L, ctx);
         lua_pushcclosure(L, script_exit, 1);
         lua_setfield(L, -2, "exit");

@@ -93,9 +93,25 @@ static int sandbox_require(lua_State *L)
     if (strcmp(name, "lcmcoord") == 0)
         open = luaopen_lcmcoord;
     if (open == NULL)
-        return luaL_error(L, "module '%s' is not available in --sandbox (only lcmcoord is)", name);
+        return luaL_error(L, "module '%s' is not available under --sandbox (only lcmcoord is)",
+                          name);
     luaL_requiref(L, name, open, 0);
     return 1;
+}
+
+/* The globals a full Lua has that the sandbox leaves out. */
+static const char *const sandbox_missing[] = {"io",     "os",       "package", "debug",
+                                              "dofile", "loadfile", NULL};
+
+/* _G's __index: reading one of the left-out globals says why it is not there, instead of a
+ * puzzling "attempt to index a nil value (global 'io')"; any other unset global is nil. */
+static int sandbox_global(lua_State *L)
+{
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    for (const char *const *m = sandbox_missing; name != NULL && *m != NULL; m++)
+        if (strcmp(name, *m) == 0)
+            return luaL_error(L, "%s is not available under --sandbox", name);
+    return 0;
 }
 
 void lcmc_limits_open_sandbox(lua_State *L)
@@ -119,6 +135,12 @@ void lcmc_limits_open_sandbox(lua_State *L)
     lua_pushcfunction(L, sandbox_require);
     lua_setglobal(L, "require");
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 1);
+    lua_pop(L, 1);
+    lua_pushglobaltable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, sandbox_global);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     lua_pop(L, 1);
 }
 

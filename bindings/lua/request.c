@@ -111,7 +111,11 @@ int lcmc_lua_request(lua_State *L)
     if (!lcmc_operation_type_is_valid(operation))
         luaL_argerror(L, 1,
                       lua_pushfstring(L,
-                                      "field 'operation': '%s' is not a LcmOperationForCoordType",
+                                      "field 'operation': '%s' is not a LcmOperationForCoordType "
+                                      "(one of INSTANTIATE, SCALE, SCALE_TO_LEVEL, "
+                                      "CHANGE_FLAVOUR, TERMINATE, HEAL, OPERATE, "
+                                      "CHANGE_EXT_CONN, MODIFY_INFO, CREATE_SNAPSHOT, "
+                                      "REVERT_TO_SNAPSHOT, CHANGE_VNFPKG)",
                                       operation));
     const char *vnfm = string_field(L, "vnfm", DEFAULT_VNFM, 0);
     lua_getfield(L, 1, "input");

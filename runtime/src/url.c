@@ -16,6 +16,25 @@ static void say(char *why, size_t why_size, const char *text)
         snprintf(why, why_size, "%s", text);
 }
 
+/* A message showing the endpoint as given (fmt has one %s), so that the operator sees what
+ * was wrong with it: at most its first 100 bytes, controls shown as '?' to keep the message
+ * one line, and nothing of it when it may carry credentials (user:password@). */
+static void say_value(char *why, size_t why_size, const char *fmt, const char *endpoint)
+{
+    if (!why || !why_size)
+        return;
+    char shown[101];
+    size_t n = 0;
+    if (strchr(endpoint, '@') != NULL)
+        endpoint = "(not shown: it has an @)";
+    for (; endpoint[n] != '\0' && n + 1 < sizeof shown; n++) {
+        unsigned char c = (unsigned char)endpoint[n];
+        shown[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    shown[n] = '\0';
+    snprintf(why, why_size, fmt, shown);
+}
+
 static int is_http_scheme(const char *scheme)
 {
     return scheme && (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
@@ -33,13 +52,18 @@ char *lcmc__normalise_endpoint(const char *endpoint, char *why, size_t why_size)
     char *result = NULL;
     char *scheme = NULL, *host = NULL, *query = NULL, *fragment = NULL;
     /* No CURLU_GUESS_SCHEME: "em.example:6789" is a mistake worth naming, not guessing. */
+    if (strstr(endpoint, "://") == NULL) {
+        say_value(why, why_size, "endpoint '%s' is missing its scheme (http:// or https://)",
+                  endpoint);
+        goto done;
+    }
     if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK) {
-        say(why, why_size, "endpoint is not a valid absolute URL");
+        say_value(why, why_size, "endpoint '%s' is not a valid absolute URL", endpoint);
         goto done;
     }
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     if (!is_http_scheme(scheme)) {
-        say(why, why_size, "endpoint must be an http:// or https:// URL");
+        say_value(why, why_size, "endpoint '%s' must be an http:// or https:// URL", endpoint);
         goto done;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == NULL || !*host) {

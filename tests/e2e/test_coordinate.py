@@ -174,7 +174,7 @@ class Arguments(harness.TestCase):
                 self.assertEqual(done.stdout, "")
                 line = self.assertOneLine(done.stderr)
                 self.assertTrue(line.startswith("lcmcoord coordinate: "), line)
-                self.assertIn("usage: lcmcoord coordinate", line)
+                self.assertTrue(line.endswith("(see lcmcoord coordinate --help)"), line)
 
     def test_bad_values_exit_2_with_one_line(self):
         cases = [
