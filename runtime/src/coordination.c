@@ -532,9 +532,10 @@ static void transport_failure(lcmc_coordination *c, const lcmc_transfer_result *
         char *message;
         if (r->curl_code == CURLE_SEND_FAIL_REWIND || r->curl_code == CURLE_GOT_NOTHING) {
             char *path = lcmc__url_path(url);
-            message = lcmc__asprintf("the EM closed the connection without answering; it may have "
-                                     "started the coordination, which is not sent again (%s %s)",
-                                     method, path ? path : "?");
+            message =
+                lcmc__asprintf("the EM closed the connection without answering; it may have "
+                               "started the coordination, which is not sent again (%s %s)%s",
+                               method, path ? path : "?", lcmc__transfer_hint(r, url, "the EM"));
             free(path);
         } else {
             message = lcmc__asprintf("%s; the EM may have started the coordination, which is not "

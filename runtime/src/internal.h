@@ -227,6 +227,7 @@ typedef struct lcmc_transfer_result {
     char *proxy;               /* the proxy it went through, without userinfo; NULL: direct */
     long proxy_connect_status; /* the proxy's answer to CONNECT; 0: none came */
     int proxy_tunnel_failed;   /* an HTTP proxy's tunnel never came up: the EM got nothing */
+    int ca_given; /* a CA file or directory was set for it (not the system's trust only) */
 } lcmc_transfer_result;
 
 /* Starts a transfer; `done` is called from the engine loop when it ends (also on failure to
@@ -240,6 +241,11 @@ int lcmc__transfer_request_started(const lcmc_transfer *transfer);
 /* Takes the result out of a finished transfer and frees the transfer. */
 void lcmc__transfer_finish(lcmc_transfer *transfer, lcmc_transfer_result *out);
 void lcmc__transfer_result_free(lcmc_transfer_result *result);
+
+/* The fix an operator most likely needs for a failed transfer, as "; hint: ..." to append
+ * to its message (TLS to a plain-HTTP port and the reverse, an issuer not trusted), or "". */
+const char *lcmc__transfer_hint(const lcmc_transfer_result *result, const char *url,
+                                const char *peer);
 
 /* Classifies a failed transfer into a status and fills err (with the request's method/URL). */
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *result, const char *method,

@@ -822,6 +822,8 @@ static int configure(curl_transport *ct, lcmc_transfer *t, const lcmc_transfer_s
         return -1;
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     apply_tls(easy, spec->tls);
+    t->result.ca_given =
+        spec->tls != NULL && (spec->tls->cacert != NULL || spec->tls->capath != NULL);
     return 0;
 }
 
@@ -1200,6 +1202,41 @@ static int never_reached(CURLcode code)
            code == CURLE_OUT_OF_MEMORY || code == CURLE_URL_MALFORMAT;
 }
 
+const char *lcmc__transfer_hint(const lcmc_transfer_result *r, const char *url, const char *peer)
+{
+    int is_em = strcmp(peer, "the EM") == 0;
+    int is_token = strcmp(peer, "the token endpoint") == 0;
+    if (r->proxy != NULL) /* the proxy's failures have their own words above */
+        return "";
+    if (strncasecmp(url, "https://", 8) == 0 && r->curl_code == CURLE_SSL_CONNECT_ERROR &&
+        (strstr(r->curl_error, "wrong version number") != NULL ||
+         strstr(r->curl_error, "packet length too long") != NULL))
+        /* What OpenSSL says when the first bytes back are not a TLS record. */
+        return is_em      ? "; hint: that port answers without TLS: if the EM serves plain HTTP "
+                            "there, the endpoint must start with http://"
+               : is_token ? "; hint: that port answers without TLS: if it serves plain HTTP, "
+                            "tokenEndpoint must start with http://"
+                          : "; hint: that port answers without TLS: if it serves plain HTTP, "
+                            "the URL must start with http://";
+    if (strncasecmp(url, "http://", 7) == 0 &&
+        (r->curl_code == CURLE_GOT_NOTHING || r->curl_code == CURLE_RECV_ERROR) && r->status == 0)
+        /* A TLS server closes on a plain-HTTP request without a word. */
+        return is_em ? "; hint: if that port serves HTTPS, the endpoint must start with https://"
+               : is_token ? "; hint: if that port serves HTTPS, tokenEndpoint must start with "
+                            "https://"
+                          : "; hint: if that port serves HTTPS, the URL must start with https://";
+    if (r->curl_code == CURLE_PEER_FAILED_VERIFICATION &&
+        (strstr(r->curl_error, "unable to get local issuer certificate") != NULL ||
+         strstr(r->curl_error, "self-signed certificate") != NULL ||
+         strstr(r->curl_error, "self signed certificate") != NULL))
+        return r->ca_given ? "; hint: the CA file or directory given does not hold the CA that "
+                             "signed this certificate"
+                           : "; hint: this host does not trust the CA that signed the certificate: "
+                             "give that CA with --cacert FILE (or LCMCOORD_CACERT, or tls.cacert "
+                             "in the configuration or a Lua client)";
+    return "";
+}
+
 lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *method, const char *url,
                                  const char *peer, lcmc_error *err)
 {
@@ -1260,6 +1297,14 @@ lcmc_status lcmc__transfer_error(const lcmc_transfer_result *r, const char *meth
         status = LCMC_ETRANSPORT;
         lcmc__error_set(err, status, "%s's answer was cut short or malformed: %s (%s %s)", peer,
                         shown ? shown : "?", method, path ? path : "?");
+    }
+    const char *hint = lcmc__transfer_hint(r, url, peer);
+    if (hint[0] != '\0' && err != NULL && err->message != NULL) {
+        char *hinted = lcmc__asprintf("%s%s", err->message, hint);
+        if (hinted != NULL) {
+            free(err->message);
+            err->message = hinted;
+        }
     }
     err->http_status = (int)r->status;
     lcmc__error_set_request(err, method, url);

@@ -10,6 +10,7 @@ import json
 import re
 import unittest
 
+import certs
 import harness
 from test_run_coordination import SCRIPT, vnfc_param
 
@@ -167,6 +168,53 @@ class Values(harness.TestCase):
         self.assertEqual(done.stdout, "true\n")
         done = run_text("print(io ~= nil)\n", "--any-params")
         self.assertEqual(done.stdout, "true\n")
+
+
+class TlsHints(certs.WithPki, harness.TestCase):
+    """Against real servers: `lcmcoord em` with and without --tls-cert."""
+
+    def coordinate(self, url, *extra):
+        done = harness.run_lcmcoord("coordinate", "--endpoint", url, "--action", "x", *extra)
+        self.assertEqual(done.returncode, 4, done.stderr)
+        return self.assertOneLine(done.stderr)
+
+    def test_https_to_a_plain_http_port_says_to_use_http(self):
+        with harness.EM() as em:
+            line = self.coordinate(em.url.replace("http://", "https://"))
+        self.assertTrue(line.startswith("lcmcoord: TLS failure talking to the EM: "), line)
+        self.assertTrue(line.endswith(
+            "; hint: that port answers without TLS: if the EM serves plain HTTP there, the "
+            "endpoint must start with http://"), line)
+
+    def test_http_to_an_https_port_says_to_use_https(self):
+        with harness.TlsEM(self.pki) as em:
+            line = self.coordinate(em.url.replace("https://", "http://"))
+        self.assertTrue(line.endswith(
+            "; hint: if that port serves HTTPS, the endpoint must start with https://"), line)
+
+    def test_an_unknown_issuer_without_cacert_says_to_give_it(self):
+        with harness.TlsEM(self.pki) as em:
+            line = self.coordinate(em.url)
+            self.assertIn("unable to get local issuer certificate", line)
+            self.assertTrue(line.endswith(
+                "; hint: this host does not trust the CA that signed the certificate: give that "
+                "CA with --cacert FILE (or LCMCOORD_CACERT, or tls.cacert in the configuration "
+                "or a Lua client)"), line)
+            # Given, but the wrong one: the hint says so instead.
+            line = self.coordinate(em.url, "--cacert", self.pki.other_ca_cert)
+            self.assertTrue(line.endswith(
+                "; hint: the CA file or directory given does not hold the CA that signed this "
+                "certificate"), line)
+            # The right one: no failure at all.
+            done = harness.run_lcmcoord("coordinate", "--endpoint", em.url, "--action", "x",
+                                        "--cacert", self.pki.ca_cert)
+            self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_a_run_script_gets_the_same_hint(self):
+        with harness.TlsEM(self.pki) as em:
+            done = harness.run_lcmcoord("run", SCRIPT, stdin=json.dumps(vnfc_param(em.url)))
+        self.assertEqual(done.returncode, 4, done.stderr)
+        self.assertIn("give that CA with --cacert FILE", self.assertOneLine(done.stderr))
 
 
 if __name__ == "__main__":

@@ -236,6 +236,34 @@ class TackerTlsTest(harness.TestCase):
             self.assertEqual(done.returncode, 4, done.stderr)
         self.assertIn("TLS", self.assertOneLine(done.stderr.decode()))
 
+    def test_an_untrusted_em_names_the_tacker_conf_setting(self):
+        # Tacker's own sample succeeds here (it does not verify by default); the shim's
+        # error must say which tacker.conf line makes lcmcoord trust the EM.
+        missing = os.path.join(self._dir.name, "no-tacker.conf")
+        cases = [
+            (missing, "; hint: Tacker does not verify the EM's certificate by default, "
+                      "lcmcoord does: set notification_ca_cert_file = <the EM's CA file> and "
+                      f"notification_verify_cert = True in [v2_vnfm] of {missing} (or give the "
+                      "EM's CA as LCMCOORD_CACERT or tls.cacert in lcmcoord.conf)"),
+            (self.tacker_conf(notification_verify_cert="False",
+                              notification_ca_cert_file=self.pki.ca_cert),
+             "; hint: Tacker does not verify the EM's certificate by default, lcmcoord does, "
+             "and uses notification_ca_cert_file only when Tacker would: set "
+             "notification_verify_cert = True in [v2_vnfm] of "
+             f"{os.path.join(self._dir.name, 'tacker.conf')} (or give the EM's CA as "
+             "LCMCOORD_CACERT or tls.cacert in lcmcoord.conf)"),
+        ]
+        for conf, hint in cases:
+            with self.subTest(conf=os.path.basename(conf)):
+                with TlsEM(self.pki, "--basic", "tacker:tacker") as em:
+                    done = run_shim(tacker_param(em.url), tacker_conf=conf)
+                    self.assertEqual(done.returncode, 4, done.stderr)
+                    self.assertEqual(posts(em.journal()), [])
+                line = self.assertOneLine(done.stderr.decode())
+                self.assertIn("unable to get local issuer certificate", line)
+                self.assertTrue(line.endswith(hint), line)
+                self.assertNotIn("--cacert", line)
+
     def test_without_the_client_certificate_the_em_refuses(self):
         conf = self.tacker_conf(notification_verify_cert="True",
                                 notification_ca_cert_file=self.pki.ca_cert)

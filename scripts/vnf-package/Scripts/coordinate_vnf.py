@@ -12,7 +12,10 @@ detail. This script keeps that contract and lets a Lua script do the coordinatio
    certificate presented, with no configuration of its own;
 3. runs `lcmcoord run coordinate_vnf.lua` (the Lua script in this script's directory;
    lcmcoord from $LCMCOORD_BIN or PATH) with that JSON on stdin, and exits with its status,
-   its stderr going straight to Tacker.
+   its stderr passed on to Tacker line by line. One line is reworded: where lcmcoord cannot
+   verify the EM's certificate, its hint (`--cacert`) becomes the tacker.conf setting that
+   fixes it, since Tacker itself does not verify by default and an operator whose Tacker
+   sample worked will look there.
 
 Standard library only, so that it runs with whatever python3 Tacker has.
 """
@@ -30,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 
 PROG = "coordinate_vnf.py"
@@ -100,12 +104,30 @@ def read_parameters():
     return jsonable(param)
 
 
+# lcmcoord's hint when the EM's certificate is signed by a CA it was not given.
+LCMCOORD_CA_HINT = "; hint: this host does not trust the CA that signed the certificate: "
+
+
+def tacker_ca_hint(path, ca_file_unused):
+    """The hint naming the tacker.conf setting that makes lcmcoord trust the EM."""
+    place = f"[v2_vnfm] of {path or DEFAULT_TACKER_CONF}"
+    if ca_file_unused:
+        return (f"; hint: Tacker does not verify the EM's certificate by default, lcmcoord "
+                f"does, and uses notification_ca_cert_file only when Tacker would: set "
+                f"notification_verify_cert = True in {place} (or give the EM's CA as "
+                f"LCMCOORD_CACERT or tls.cacert in lcmcoord.conf)")
+    return (f"; hint: Tacker does not verify the EM's certificate by default, lcmcoord does: "
+            f"set notification_ca_cert_file = <the EM's CA file> and notification_verify_cert "
+            f"= True in {place} (or give the EM's CA as LCMCOORD_CACERT or tls.cacert in "
+            f"lcmcoord.conf)")
+
+
 def tacker_tls():
-    """lcmcoord run flags for the TLS files of Tacker's [v2_vnfm] section, and the temporary
-    files made for them (removed after the run)."""
+    """lcmcoord run flags for the TLS files of Tacker's [v2_vnfm] section, the temporary
+    files made for them (removed after the run), and the hint for an untrusted EM."""
     path = os.environ.get("TACKER_CONF", DEFAULT_TACKER_CONF)
     if not path or not os.path.exists(path):
-        return [], []
+        return [], [], tacker_ca_hint(path, False)
     # oslo.config values are literal (no % interpolation); a repeated key keeps the last.
     conf = configparser.ConfigParser(interpolation=None, strict=False)
     try:
@@ -123,8 +145,10 @@ def tacker_tls():
     ca_files = []
     # Tacker verifies with notification_ca_cert_file only when notification_verify_cert is
     # on; lcmcoord always verifies, so the file is only ever an extra trust anchor.
-    if verify is None or verify.lower() in ("true", "yes", "on", "1"):
+    verified = verify is None or verify.lower() in ("true", "yes", "on", "1")
+    if verified:
         ca_files.append(option("notification_ca_cert_file"))
+    hint = tacker_ca_hint(path, not verified and option("notification_ca_cert_file"))
     ca_files.append(option("notification_mtls_ca_cert_file"))
     ca_files = list(dict.fromkeys(f for f in ca_files if f))
     if len(ca_files) == 1:
@@ -148,7 +172,18 @@ def tacker_tls():
         # Tacker keeps the certificate and its key in this one PEM file; libcurl (OpenSSL)
         # takes the certificate from it for --cert and the key for --key.
         flags += ["--cert", client, "--key", client]
-    return flags, temporary
+    return flags, temporary, hint
+
+
+def pass_stderr(stream, hint):
+    """Copies lcmcoord's stderr to ours as it comes, the CA hint replaced by `hint`."""
+    for line in iter(stream.readline, b""):
+        text = line.decode("utf-8", "replace")
+        at = text.find(LCMCOORD_CA_HINT)
+        if at >= 0:
+            line = (text[:at] + hint + "\n").encode("utf-8")
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
 
 
 def cleanup(paths):
@@ -180,22 +215,27 @@ def main():
         fail(f"{script} is missing: the Lua script goes next to this one")
     param = read_parameters()
     program = find_lcmcoord()
-    flags, temporary = tacker_tls()
+    flags, temporary, hint = tacker_tls()
     try:
         body = json.dumps(param, allow_nan=False).encode("utf-8")
         try:
-            child = subprocess.Popen([program, "run", *flags, script], stdin=subprocess.PIPE)
+            child = subprocess.Popen([program, "run", *flags, script], stdin=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
         except OSError as exc:
             fail(f"cannot run {program}: {exc.strerror}")
+        copier = threading.Thread(target=pass_stderr, args=(child.stderr, hint), daemon=True)
+        copier.start()
         # Tacker stopping this script stops the coordination too: lcmcoord then asks the EM
         # to cancel what it holds.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda number, frame: child.send_signal(number))
         try:
-            child.communicate(body)
+            child.stdin.write(body)
+            child.stdin.close()
         except BrokenPipeError:
-            child.wait()  # lcmcoord stopped reading; its status says why
-        status = child.returncode
+            pass  # lcmcoord stopped reading; its status says why
+        status = child.wait()
+        copier.join()
     finally:
         cleanup(temporary)
     sys.exit(status if status >= 0 else 128 - status)
