@@ -9,6 +9,8 @@
 int lcmc_run_main(int argc, char **argv);
 int lcmc_repl_main(int argc, char **argv);
 int lcmc_coordinate_main(int argc, char **argv);
+int lcmc_check_main(int argc, char **argv);  /* check.c: preflight */
+int lcmc_params_main(int argc, char **argv); /* params_cmd.c: VNFC parameters for a test */
 /* `lcmcoord em`: runs the EM simulator's own program, lcmcoord-em (em_exec.c). */
 int lcmc_em_exec(int argc, char **argv);
 
