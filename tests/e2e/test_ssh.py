@@ -282,20 +282,21 @@ class Commands(SshTestCase):
 
     def test_a_command_past_its_deadline_fails_promptly(self):
         started = time.monotonic()
-        # 2 s: room for sshd to start the command's shell on a loaded machine, so that
-        # "started" is surely written before the deadline.
-        out, _ = self.drive([{"cmd": "echo started; sleep 30", "timeout": 2},
+        # Room for sshd to start the command's shell, so that "started" is surely written
+        # before the deadline: that takes over 3 s on a 2-core machine at load 10.
+        deadline = 4 * harness.TIME_FACTOR
+        out, _ = self.drive([{"cmd": "echo started; sleep 30", "timeout": deadline},
                              {"cmd": "echo after"}])
         elapsed = time.monotonic() - started
         first, second = self.results(out)
         self.assertEqual(first["error"]["kind"], "deadline", first)
-        self.assertIn("2 s", first["error"]["message"])
+        self.assertIn(f"{deadline:g} s", first["error"]["message"])
         # What the command wrote before the deadline comes with the error.
         self.assertEqual(first["error"]["stdout"], "started\n")
         # The session is not reused after an abandoned command.
         self.assertEqual(second["error"]["kind"], "transport")
         self.assertIn("connect again", second["error"]["message"])
-        self.assertLess(elapsed, 2.0 + 2.5 * harness.TIME_FACTOR)
+        self.assertLess(elapsed, deadline + 2.5 * harness.TIME_FACTOR)
 
     def test_sigterm_during_a_command_exits_143_promptly(self):
         script = self.write("long.lua", """
