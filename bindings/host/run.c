@@ -30,7 +30,8 @@
 #define EXIT_USAGE   LCMC_EXIT_USAGE
 
 static const char usage_line[] =
-    "usage: lcmcoord run [-v] [--record FILE] [--cacert FILE] [--capath DIR] [--cert FILE] "
+    "usage: lcmcoord run [-v] [--record FILE] [--any-params] [--cacert FILE] [--capath DIR] "
+    "[--cert FILE] "
     "[--key FILE] [--config FILE] [--log-format text|json] [--print-config] [--sandbox] "
     "[--script-timeout S] [--memory-limit MIB] SCRIPT.lua < VNFC_PARAM.json";
 
@@ -76,8 +77,9 @@ static void print_help(void)
           "  -v, --verbose    log each request and wait to stderr (-vv: more detail)\n"
           "  --record FILE    write the coordination record (JSON) to FILE at the end\n"
           "  --any-params     accept any JSON object on stdin (for scripts that are not\n"
-          "                   CoordinateVNF scripts; otherwise endpoint, authentication\n"
-          "                   and LcmCoordRequest are required)\n"
+          "                   CoordinateVNF scripts; otherwise endpoint and\n"
+          "                   LcmCoordRequest are required, authentication checked\n"
+          "                   when given)\n"
           "  --cacert FILE    CA bundle for TLS (env LCMCOORD_CACERT)\n"
           "  --capath DIR     CA directory for TLS (env LCMCOORD_CAPATH)\n"
           "  --cert FILE      client certificate for mutual TLS (env LCMCOORD_CERT)\n"

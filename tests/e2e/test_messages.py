@@ -310,6 +310,8 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
         del no_request["LcmCoordRequest"]
         bad_request = vnfc_param("http://127.0.0.1:1")
         del bad_request["LcmCoordRequest"]["vnfInstanceId"]
+        no_basic = vnfc_param("http://127.0.0.1:1")
+        del no_basic["authentication"]["paramsBasic"]
         binary = os.path.join(self.tmp, "X.luac")
         return {
             "lcmcoord run: stdin is empty (expected ...)":
@@ -332,6 +334,15 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
                                         script=self.script("\n" * 19 + "error('boom')\n")),
             "lcmcoord run: the VNFC parameters have no 'LcmCoordRequest'":
                 lambda: self.run_sample(stdin=json.dumps(no_request)),
+            "lcmcoord: authentication.paramsBasic is missing (the authType needs it)":
+                lambda: self.run_sample(stdin=json.dumps(no_basic)),
+            "lcmcoord run: the VNFC parameters' 'authentication' must be an object":
+                lambda: self.run_sample(stdin=json.dumps(
+                    vnfc_param("http://127.0.0.1:1", authentication="x"))),
+            "lcmcoord: the script ran past its deadline of N s":
+                lambda: self.run_sample(stdin="{}", extra=("--any-params", "--script-timeout",
+                                                            "1"),
+                                        script=self.script("while true do end\n")),
             "lcmcoord: invalid LcmCoordRequest: vnfInstanceId is missing":
                 lambda: self.run_sample(stdin=json.dumps(bad_request)),
             "lcmcoord: coordination ABORT: VNFC not ready":
@@ -410,6 +421,20 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
                 self.assertNotEqual(done.returncode, 0)
                 line = self.assertOneLine(done.stderr)
                 self.assertRegex(line, message_pattern(message))
+
+
+class RunOptionsTable(harness.TestCase):
+    def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
+        with open(GUIDE, encoding="utf-8") as f:
+            text = f.read()
+        table = text.split("Options of `lcmcoord run`:", 1)[1].split("\n\n", 2)[1]
+        in_guide = set(re.findall(r"`(--[a-z-]+)", table))
+        done = harness.run_lcmcoord("run", "--help")
+        in_help = set(re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", done.stdout, re.M))
+        usage = done.stdout.splitlines()[0] + done.stdout.split("\n\n", 1)[0]
+        self.assertEqual(in_guide, in_help)
+        for option in in_help - {"--help", "--verbose"}:
+            self.assertIn(option, usage, "missing from run's usage line")
 
 
 if __name__ == "__main__":
