@@ -177,7 +177,11 @@ static int eval_protected(lua_State *L)
     lua_pushcfunction(L, message_handler);
 
     int status = LUA_ERRSYNTAX;
-    if (job->first_line) {
+    /* A replayed `assert(...)` is a check, not a question: its values are not printed. */
+    const char *word = job->chunk + strspn(job->chunk, " \t");
+    int is_check = !repl->interactive && strncmp(word, "assert", 6) == 0 &&
+                   strchr(" \t(\"'{", word[6]) != NULL && word[6] != '\0';
+    if (job->first_line && !is_check) {
         const char *expression = lua_pushfstring(L, "return %s;", job->chunk);
         status = luaL_loadbufferx(L, expression, strlen(expression), "=stdin", "t");
         lua_remove(L, 2);

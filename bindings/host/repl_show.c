@@ -555,9 +555,25 @@ void lcmc_show_results(lcmc_repl *repl, int n)
 
 /* ---- trace ------------------------------------------------------------------------------ */
 
+/* Of libcurl's own notes, the two that tell an operator something about the exchange: which
+ * address it reached and what TLS it agreed on. The rest ("Found bundle for host", "Can not
+ * multiplex", "left intact") is libcurl talking to itself. */
+static int is_trace_note_kept(const char *line, size_t length)
+{
+    static const char *const kept[] = {"Connected to ", "SSL connection using ", NULL};
+    for (const char *const *k = kept; *k != NULL; k++) {
+        size_t n = strlen(*k);
+        if (length >= n && memcmp(line, *k, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 void lcmc_show_trace(void *userdata, lcmc_trace_kind kind, const char *data, size_t length)
 {
     const lcmc_repl *repl = userdata;
+    if (kind == LCMC_TRACE_INFO && !is_trace_note_kept(data, length))
+        return;
     const char *mark = kind == LCMC_TRACE_INFO ? "*"
                        : kind == LCMC_TRACE_REQUEST_HEADERS || kind == LCMC_TRACE_REQUEST_BODY
                            ? ">"

@@ -423,6 +423,33 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
                 self.assertRegex(line, message_pattern(message))
 
 
+class Repl(harness.TestCase):
+    def test_trace_shows_the_exchange_without_libcurls_own_notes(self):
+        lines = [":trace on", 'a = em:coordinate(lcmcoord.request{action = "x"})',
+                 'b = em:coordinate(lcmcoord.request{action = "y"})', ":trace off"]
+        with harness.EM() as em:
+            done = harness.run_lcmcoord("repl", "--endpoint", em.url,
+                                        stdin="\n".join(lines) + "\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        trace = done.stderr.splitlines()
+        self.assertEqual([t for t in trace if t.startswith("> POST")],
+                         ["> POST /lcmcoord/v1/coordinations HTTP/1.1"] * 2)
+        self.assertEqual(len([t for t in trace if t == "< HTTP/1.1 201 Created"]), 2)
+        notes = [t for t in trace if t.startswith("*")]
+        self.assertTrue(notes, "the connection made is still shown")
+        for note in notes:
+            self.assertRegex(note, r"^\* (Connected to |SSL connection using )")
+
+    def test_a_replayed_assert_prints_nothing(self):
+        with harness.EM() as em:
+            done = harness.run_lcmcoord(
+                "repl", "--endpoint", em.url,
+                stdin='c = em:coordinate(lcmcoord.request{action = "x"})\nassert(c)\n'
+                      '  assert(c.id, "has an id")\nassertive = 1\nassertive\nc.outputParams\n')
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, "1\n{}\n")
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
