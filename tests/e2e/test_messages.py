@@ -450,6 +450,28 @@ class Repl(harness.TestCase):
         self.assertEqual(done.stdout, "1\n{}\n")
 
 
+class ReplDocs(harness.TestCase):
+    def test_an_unreadable_ca_file_exits_2_as_repl_md_says(self):
+        for sub in ("repl", "coordinate"):
+            with self.subTest(subcommand=sub):
+                done = harness.run_lcmcoord(sub, "--endpoint", "http://127.0.0.1:1",
+                                            "--action", "x", "--cacert", "/nonexistent/ca.pem",
+                                            stdin="") if sub == "coordinate" else \
+                    harness.run_lcmcoord(sub, "--endpoint", "http://127.0.0.1:1", "--cacert",
+                                         "/nonexistent/ca.pem", stdin="")
+                self.assertEqual(done.returncode, 2, done.stderr)
+                self.assertEqual(self.assertOneLine(done.stderr),
+                                 f"lcmcoord {sub}: cannot use the endpoint http://127.0.0.1:1: "
+                                 "cannot read the CA file '/nonexistent/ca.pem'")
+
+    def test_continue_writes_nothing_on_stderr(self):
+        with harness.EM() as em:
+            done = harness.run_lcmcoord("coordinate", "--endpoint", em.url, "--action", "x")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stderr, "")
+        self.assertEqual(json.loads(done.stdout)["coordinationResult"], "CONTINUE")
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
