@@ -29,6 +29,16 @@ _lcmcoord_options()
     printf '%s' "${!var-}"
 }
 
+# The names `lcmcoord em --chaos` takes, from the program's own list (once per shell).
+_lcmcoord_chaos_names()
+{
+    if [[ -z ${_lcmcoord_chaos-} ]]; then
+        _lcmcoord_chaos=$("${_lcmcoord_prog:-lcmcoord}" em --chaos list 2>/dev/null |
+            awk '$1 ~ /^[a-z0-9-]+$/ { print $1 }' | tr '\n' ' ')
+    fi
+    printf '%s' "${_lcmcoord_chaos-}"
+}
+
 _lcmcoord()
 {
     local cur prev sub i
@@ -42,8 +52,12 @@ _lcmcoord()
         run | coordinate | repl | em) sub=${COMP_WORDS[i]}; break ;;
         esac
     done
+    if [[ -z $sub && $COMP_CWORD -eq 2 && ${COMP_WORDS[1]} == help ]]; then
+        COMPREPLY=($(compgen -W "run coordinate repl em" -- "$cur"))
+        return 0
+    fi
     if [[ -z $sub ]]; then
-        COMPREPLY=($(compgen -W "run coordinate repl em --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "run coordinate repl em help --help --version" -- "$cur"))
         return 0
     fi
     case $prev in
@@ -54,13 +68,14 @@ _lcmcoord()
     --operation)
         COMPREPLY=($(compgen -W "INSTANTIATE SCALE SCALE_TO_LEVEL CHANGE_FLAVOUR TERMINATE HEAL OPERATE CHANGE_EXT_CONN MODIFY_INFO CREATE_SNAPSHOT REVERT_TO_SNAPSHOT CHANGE_VNFPKG" -- "$cur"))
         return 0 ;;
+    --chaos) COMPREPLY=($(compgen -W "$(_lcmcoord_chaos_names)" -- "$cur")); return 0 ;;
     --capath) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
     --record | --cacert | --cert | --key | --config | --auth | --request | --tls-cert | \
         --tls-key | --client-ca | --scenario)
         COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --endpoint | --action | --input | --instance | --op-occ | --version | --timeout | \
         --listen | --polls | --rejects | --retry-after | --delay | --basic | --oauth2 | \
-        --token-ttl | --body-limit | --journal-max | --threads | --chaos | --base-url | \
+        --token-ttl | --body-limit | --journal-max | --threads | --base-url | \
         --max-connections | --max-per-client | --idle-timeout | --header-timeout | --min-body-rate)
         return 0 ;;
     esac

@@ -472,6 +472,27 @@ class ReplDocs(harness.TestCase):
         self.assertEqual(json.loads(done.stdout)["coordinationResult"], "CONTINUE")
 
 
+class BashCompletion(harness.TestCase):
+    COMPLETION = os.path.join(harness.SOURCE_DIR, "scripts", "completion", "lcmcoord.bash")
+
+    def complete(self, *words):
+        quoted = " ".join(f"'{w}'" for w in (harness.LCMCOORD_BIN, *words))
+        done = subprocess.run(["bash", "-c", f"source '{self.COMPLETION}'; COMP_WORDS=({quoted}); "
+                               f"COMP_CWORD={len(words)}; _lcmcoord; echo ${{COMPREPLY[@]}}"],
+                              capture_output=True, text=True, timeout=60 * harness.TIME_FACTOR)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout.split()
+
+    def test_chaos_names_and_help_subcommands_are_offered(self):
+        listed = harness.run_lcmcoord("em", "--chaos", "list").stdout.split("\n")
+        names = sorted(line.split()[0] for line in listed if line.strip())
+        self.assertIn("empty-reply", names)
+        self.assertEqual(sorted(self.complete("em", "--chaos", "")), names)
+        self.assertEqual(self.complete("em", "--chaos", "tls-p"), ["tls-plain-http"])
+        self.assertEqual(self.complete("help", "co"), ["coordinate"])
+        self.assertIn("help", self.complete(""))
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
