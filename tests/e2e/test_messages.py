@@ -493,6 +493,27 @@ class BashCompletion(harness.TestCase):
         self.assertIn("help", self.complete(""))
 
 
+class AuthenticationExamples(certs.WithPki, harness.TestCase):
+    def test_the_guides_authentication_examples_are_accepted(self):
+        with open(GUIDE, encoding="utf-8") as f:
+            text = f.read()
+        section = text.split("### The `authentication` object", 1)[1].split("\n## ", 1)[0]
+        examples = re.findall(r"```json\n(.*?)```", section, re.S)
+        self.assertEqual(len(examples), 3)
+        thumbprint = self.pki.thumbprint(self.pki.client_cert)
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, example in enumerate(examples):
+                with self.subTest(example=k):
+                    path = os.path.join(tmp, f"auth{k}.json")
+                    with open(path, "w") as f:
+                        f.write(example.replace("THUMBPRINT", thumbprint))
+                    done = harness.run_lcmcoord(
+                        "repl", "--endpoint", "https://em.example:6789", "--auth", path,
+                        "--cert", self.pki.client_cert, "--key", self.pki.client_key, stdin="")
+                    self.assertEqual(done.returncode, 0, done.stderr)
+                    self.assertEqual(done.stderr, "")
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
