@@ -35,8 +35,6 @@ static const subcommand subcommands[] = {
     {"repl", lcmc_repl_main, "an interactive Lua prompt for trying and debugging an EM\n"},
     {"check", lcmc_check_main, "preflight a script and its VNFC parameters (nothing is created)\n"},
     {"params", lcmc_params_main, "make the VNFC parameters a VNFM passes, from additionalParams\n"},
-    {"check", lcmc_check_main, "preflight a script and its VNFC parameters (nothing is created)\n"},
-    {"params", lcmc_params_main, "make the VNFC parameters a VNFM passes, from additionalParams\n"},
     {"em", lcmc_em_exec,
      "serve a simulated element manager (EM) over HTTP\n"
      "                    (--log-format json: one JSON object per request)\n"},
