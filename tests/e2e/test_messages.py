@@ -514,6 +514,21 @@ class AuthenticationExamples(certs.WithPki, harness.TestCase):
                     self.assertEqual(done.stderr, "")
 
 
+class DocsUseInstalledFiles(harness.TestCase):
+    def test_every_scenario_the_docs_run_is_installed(self):
+        # scripts/ is installed (share/lcmcoord/scripts); tests/ is not: an example an
+        # operator copies must not need a file only a source tree has.
+        docs = os.path.join(harness.SOURCE_DIR, "docs")
+        for name in sorted(os.listdir(docs)):
+            if not name.endswith(".md"):
+                continue
+            with open(os.path.join(docs, name), encoding="utf-8") as f:
+                text = f.read()
+            for path in re.findall(r"--scenario ([\w./-]+\.lua)", text):
+                with self.subTest(page=name, path=path):
+                    self.assertFalse(path.startswith("tests/"), path)
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:

@@ -18,7 +18,7 @@ import harness
 from harness import EM, TestCase
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROBE = os.path.join(HERE, "scenarios", "flaky_probe.lua")
+PROBE = os.path.join(harness.SOURCE_DIR, "scripts", "em", "probes.lua")
 
 
 def lua(text, param, *flags, timeout=60):
