@@ -4,12 +4,18 @@
 # the way a VNFM would: parameters as JSON on stdin, the answer in the exit status and
 # stderr. Three EMs in turn: one that agrees at once, one that is busy twice (503 +
 # Retry-After) then agrees, and one that answers asynchronously and then refuses (ABORT).
+# Each command is shown (`$ ...`) exactly as it is run, the EM's port being the free one it
+# got. With LCMCOORD_BIN set, that program is used and nothing is built.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh"
-cmake -S "$root" -B "$root/build" -DLCMCOORD_WERROR=ON >/dev/null
-cmake --build "$root/build" -j "$(nproc)" >/dev/null
-lcmcoord="$root/build/bin/lcmcoord"
+if [ -n "${LCMCOORD_BIN-}" ]; then
+  lcmcoord=$LCMCOORD_BIN
+else
+  "$root/scripts/setup.sh"
+  cmake -S "$root" -B "$root/build" -DLCMCOORD_WERROR=ON >/dev/null
+  cmake --build "$root/build" -j "$(nproc)" >/dev/null
+  lcmcoord="$root/build/bin/lcmcoord"
+fi
 work=$(mktemp -d)
 em_pid=
 cleanup() {
@@ -18,7 +24,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Prints `$ lcmcoord ARGS...` the way a shell would take it back.
+show() {
+  printf '$ lcmcoord'
+  printf ' %q' "$@"
+}
+
 start_em() {
+  show em --listen 127.0.0.1:0 --basic tacker:tacker "$@"
+  echo " &"
   "$lcmcoord" em --listen 127.0.0.1:0 --basic tacker:tacker "$@" >"$work/em.out" 2>"$work/em.log" &
   em_pid=$!
   for _ in $(seq 1 100); do
@@ -39,14 +53,15 @@ stop_em() {
 coordinate() {
   local title=$1
   shift
-  start_em "$@"
   echo
   echo "=== $title"
-  echo "\$ lcmcoord em $* &"
-  echo "\$ lcmcoord run -v scripts/coordinate_vnf.lua < vnfc_param.json"
+  start_em "$@"
+  echo "\$ sed 's|http://127.0.0.1:6789|$url|' scripts/examples/vnfc_param.json > param.json"
   sed "s|http://127.0.0.1:6789|$url|" "$root/scripts/examples/vnfc_param.json" >"$work/param.json"
+  show run -v scripts/coordinate_vnf.lua
+  echo " < param.json"
   local status=0
-  "$lcmcoord" run -v "$root/scripts/coordinate_vnf.lua" <"$work/param.json" || status=$?
+  (cd "$root" && "$lcmcoord" run -v scripts/coordinate_vnf.lua <"$work/param.json") || status=$?
   echo "exit status: $status"
   echo "--- what the EM received:"
   sed 's/^/    /' "$work/em.log"

@@ -529,6 +529,32 @@ class DocsUseInstalledFiles(harness.TestCase):
                     self.assertFalse(path.startswith("tests/"), path)
 
 
+class Demo(harness.TestCase):
+    def test_demo_shows_the_commands_it_really_runs(self):
+        import shlex
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "argv.log")
+            wrapper = os.path.join(tmp, "lcmcoord")
+            with open(wrapper, "w") as f:
+                # One line per run: the arguments, NUL-separated, then the real program.
+                f.write(f"#!/bin/sh\nprintf '%s\\0' \"$@\" >> '{log}'\necho >> '{log}'\n"
+                        f"exec {shlex.quote(os.path.abspath(harness.LCMCOORD_BIN))} \"$@\"\n")
+            os.chmod(wrapper, 0o755)
+            done = subprocess.run(["bash", os.path.join(harness.SOURCE_DIR, "scripts", "demo.sh")],
+                                  env={**os.environ, "LCMCOORD_BIN": wrapper},
+                                  capture_output=True, text=True, timeout=120 * harness.TIME_FACTOR)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            with open(log) as f:
+                ran = [line.rstrip("\0").split("\0") for line in f.read().split("\n") if line]
+        shown = []
+        for line in done.stdout.splitlines():
+            if line.startswith("$ lcmcoord "):
+                words = shlex.split(line[2:].split(" < ")[0].rstrip(" &"))
+                shown.append(words[1:])
+        self.assertEqual(len(shown), 6)
+        self.assertEqual(shown, ran)
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
