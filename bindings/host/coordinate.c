@@ -16,6 +16,7 @@
 #include "host.h"
 #include "lcmcoord_lua.h"
 #include "options.h"
+#include "progress.h"
 #include "repl.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -317,7 +318,10 @@ static int coordinate_protected(lua_State *L)
         o->exit_status = finish(L, &out);
         return 0;
     } else {
-        lcmc_host_report(out.message != NULL ? out.message : "not enough memory", 0);
+        /* At a terminal, an EM that never answered says how often it was tried. */
+        if (out.message != NULL)
+            lua_pushfstring(L, "%s%s", out.message, lcmc_progress_attempts());
+        lcmc_host_report(out.message != NULL ? lua_tostring(L, -1) : "not enough memory", 0);
         o->exit_status = lcmc_host_exit_status(out.status != LCMC_OK ? out.status : LCMC_EPROTOCOL);
     }
     free(out.lcmcoord_json);

@@ -18,6 +18,7 @@
 
 #include "host.h"
 #include "lcmcoord_lua.h"
+#include "progress.h"
 #include "run_io.h"
 #include "safe_text.h"
 
@@ -48,6 +49,7 @@ void lcmc_host_report(const char *text, int keep_lines)
     size_t length = strlen(text);
     while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == '\r'))
         length--;
+    lcmc_progress_clear();
     fputs("lcmcoord: ", stderr);
     lcmc_safe_write(stderr, text, length,
                     keep_lines ? LCMC_SAFE_KEEP_LINES : LCMC_SAFE_SPACE_LINES);
@@ -259,8 +261,11 @@ void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int ve
                            : verbosity == 1 ? LCMC_LOG_INFO
                                             : LCMC_LOG_WARN;
     log->hold = verbosity == 0 && log->hold_until_outcome;
-    lcmc_engine_set_events(engine, lcmc_host_config_json_logs(config) ? log_json : log_text, log,
-                           level);
+    lcmc_event_fn *render = lcmc_host_config_json_logs(config) ? log_json : log_text;
+    void *render_userdata = log;
+    /* At a terminal without -v, the waits show on one live line (progress.h). */
+    lcmc_progress_wrap(&render, &render_userdata, &level);
+    lcmc_engine_set_events(engine, render, render_userdata, level);
 }
 
 /* ---- the client of one EM ------------------------------------------------------------- */
@@ -371,6 +376,7 @@ int lcmc_host_push_client(lua_State *L, const char *prog, const lcmc_host_client
 static volatile sig_atomic_t caught_signal;
 static lcmc_engine *volatile signal_engine;
 static lua_State *volatile signal_state;
+static volatile sig_atomic_t signal_keeps_sigint;
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
@@ -391,8 +397,18 @@ static void set_handlers(void (*handler)(int))
 
 static void on_signal(int sig)
 {
-    set_handlers(SIG_DFL);
-    caught_signal = sig;
+    /* The REPL keeps its SIGINT handler: a second Ctrl-C leaves the session to its prompt. */
+    if (signal_keeps_sigint && sig == SIGINT) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    } else {
+        set_handlers(SIG_DFL);
+    }
+    if (caught_signal == 0)
+        caught_signal = sig;
     lcmc_engine *engine = signal_engine;
     if (engine != NULL)
         lcmc_engine_interrupt(engine);
@@ -418,6 +434,11 @@ int lcmc_host_signals_disarm(lua_State *L)
     if (L != NULL)
         lua_sethook(L, NULL, 0, 0);
     return caught_signal;
+}
+
+void lcmc_host_signals_keep_sigint(int keep)
+{
+    signal_keeps_sigint = keep;
 }
 
 int lcmc_host_signal_caught(void)

@@ -89,6 +89,9 @@ int lcmc_host_push_client(lua_State *L, const char *prog, const lcmc_host_client
  * then resets the engine's interrupt if it goes on using it. */
 void lcmc_host_signals_arm(lcmc_engine *engine, lua_State *L);
 int lcmc_host_signals_disarm(lua_State *L);
+/* The REPL: while armed, a second SIGINT does not end the process (the call in progress
+ * ends within the runtime's bounded cancel and the session goes back to its prompt). */
+void lcmc_host_signals_keep_sigint(int keep);
 /* The signal caught since the last arm (0: none); readable while armed. */
 int lcmc_host_signal_caught(void);
 

@@ -19,6 +19,7 @@
 #include "host.h"
 #include "lcmcoord_lua.h"
 #include "options.h"
+#include "progress.h"
 #include "repl.h"
 #include "run_io.h"
 #include "subcommands.h"
@@ -201,6 +202,9 @@ static int eval_protected(lua_State *L)
     }
 
     double started = now();
+    lcmc_progress_reset();
+    /* At a prompt, a second Ctrl-C goes back to it rather than ending the session. */
+    lcmc_host_signals_keep_sigint(repl->interactive);
     lcmc_host_signals_arm(repl->engine, L);
     /* Delivered now to the armed handler, it interrupts this line as it should. */
     int early = lcmc_edit_take_interrupt();
@@ -208,6 +212,8 @@ static int eval_protected(lua_State *L)
         raise(early);
     status = lua_pcall(L, 0, LUA_MULTRET, 1);
     int sig = lcmc_host_signals_disarm(L);
+    lcmc_host_signals_keep_sigint(0);
+    lcmc_progress_clear();
     double took = now() - started;
     after_signal(repl, sig);
     if (sig != 0)
@@ -366,6 +372,7 @@ static int setup_protected(lua_State *L)
     lua_pop(L, 1);
     repl->engine = lcmc_lua_engine(L);
     repl_options *options = job->options;
+    lcmc_progress_set_repl(1);
     lcmc_host_apply_config(L, &options->config, 0, &options->log);
     options->client.timeout = lcmc_host_config_number(&options->config, LCMC_CONF_TIMEOUT);
     if (job->options->client.endpoint != NULL) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -19,6 +20,7 @@
 #include "options.h"
 #include "script_limits.h"
 #include "params.h"
+#include "progress.h"
 #include "run_io.h"
 #include "safe_text.h"
 #include "subcommands.h"
@@ -313,6 +315,7 @@ static int run_protected(lua_State *L)
     int rc = lua_pcall(L, 1, 0, handler);
     lcmc_limits_disarm(L);
     int caught_signal = lcmc_host_signals_disarm(L);
+    lcmc_progress_clear();
 
     if (caught_signal == 0 && ctx->limits.deadline_passed) {
         /* A coordination cut short by the deadline says what became of the EM's side. */
@@ -340,7 +343,11 @@ static int run_protected(lua_State *L)
         lcmc_status status;
         if (lcmc_lua_error_status(L, -1, &status)) {
             ctx->exit_status = lcmc_host_exit_status(status);
-            lcmc_host_report(luaL_tolstring(L, -1, NULL), 0);
+            /* At a terminal, an EM that never answered says how often it was tried. */
+            luaL_tolstring(L, -1, NULL);
+            lua_pushstring(L, lcmc_progress_attempts());
+            lua_concat(L, 2);
+            lcmc_host_report(lua_tostring(L, -1), 0);
         } else {
             ctx->exit_status = EXIT_REFUSED;
             lcmc_host_report(lua_tostring(L, -1) != NULL ? lua_tostring(L, -1)
@@ -362,6 +369,13 @@ static int run_script(run_context *ctx)
         fprintf(stderr, "lcmcoord run: cannot write the record to %s: %s\n", ctx->record,
                 strerror(errno));
         return EXIT_USAGE;
+    }
+    /* Someone at a terminal may not know the parameters come on stdin. */
+    if (isatty(STDIN_FILENO)) {
+        fputs("lcmcoord run: waiting for the VNFC parameters (a JSON object) on stdin; end "
+              "with Ctrl-D\n",
+              stderr);
+        fflush(stderr);
     }
     ctx->input = lcmc_read_all(stdin, STDIN_CAP, &ctx->input_length);
     if (ctx->input == NULL) {
