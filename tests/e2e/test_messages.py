@@ -555,6 +555,37 @@ class Demo(harness.TestCase):
         self.assertEqual(shown, ran)
 
 
+class DocumentedOutputs(harness.TestCase):
+    def test_a_coordination_without_an_id_is_recorded_with_id_null(self):
+        with open(GUIDE, encoding="utf-8") as f:
+            self.assertIn('with `"id": null` and no `coordinationResult`', f.read())
+        with tempfile.TemporaryDirectory() as tmp:
+            record = os.path.join(tmp, "record.json")
+            with harness.EM("--chaos", "empty-reply") as em:
+                done = harness.run_lcmcoord("run", "--record", record, SCRIPT,
+                                            stdin=json.dumps(vnfc_param(em.url)))
+            self.assertEqual(done.returncode, 4, done.stderr)
+            with open(record) as f:
+                (entry,) = json.load(f)["lcmCoordinations"]
+        self.assertIsNone(entry["id"])
+        self.assertNotIn("coordinationResult", entry)
+
+    def test_a_scenario_print_is_one_prefixed_line_as_em_md_says(self):
+        with open(os.path.join(harness.SOURCE_DIR, "docs", "em.md"), encoding="utf-8") as f:
+            self.assertIn("`scenario: hello\\t/lcmcoord/v1/coordinations`", f.read())
+        with tempfile.TemporaryDirectory() as tmp:
+            scenario = os.path.join(tmp, "s.lua")
+            with open(scenario, "w") as f:
+                f.write('return function(req) print("hello", req.path) end\n')
+            with harness.EM("--scenario", scenario) as em:
+                done = harness.run_lcmcoord("coordinate", "--endpoint", em.url, "--action", "x")
+                self.assertEqual(done.returncode, 0, done.stderr)
+                harness.wait_for(lambda: "scenario: " in em.stderr_text(),
+                                 what="the scenario's line")
+                lines = em.stderr_text().splitlines()
+        self.assertIn("scenario: hello\t/lcmcoord/v1/coordinations", lines)
+
+
 class RunOptionsTable(harness.TestCase):
     def test_the_guide_lists_every_option_of_run_help_and_no_other(self):
         with open(GUIDE, encoding="utf-8") as f:
