@@ -555,12 +555,14 @@ void lcmc_show_results(lcmc_repl *repl, int n)
 
 /* ---- trace ------------------------------------------------------------------------------ */
 
-/* Of libcurl's own notes, the two that tell an operator something about the exchange: which
- * address it reached and what TLS it agreed on. The rest ("Found bundle for host", "Can not
- * multiplex", "left intact") is libcurl talking to itself. */
+/* Of libcurl's own notes, those that tell an operator something about the exchange: which
+ * address it reached, the proxy tunnel and its authentication (the user already redacted),
+ * and what TLS it agreed on. The rest ("Found bundle for host", "Can not multiplex", "left
+ * intact") is libcurl talking to itself. */
 static int is_trace_note_kept(const char *line, size_t length)
 {
-    static const char *const kept[] = {"Connected to ", "SSL connection using ", NULL};
+    static const char *const kept[] = {"Connected to ", "Establish HTTP proxy tunnel to ",
+                                       "Proxy auth using ", "SSL connection using ", NULL};
     for (const char *const *k = kept; *k != NULL; k++) {
         size_t n = strlen(*k);
         if (length >= n && memcmp(line, *k, n) == 0)

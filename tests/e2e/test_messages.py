@@ -438,7 +438,8 @@ class Repl(harness.TestCase):
         notes = [t for t in trace if t.startswith("*")]
         self.assertTrue(notes, "the connection made is still shown")
         for note in notes:
-            self.assertRegex(note, r"^\* (Connected to |SSL connection using )")
+            self.assertRegex(note, r"^\* (Connected to |Establish HTTP proxy tunnel to |"
+                                   r"Proxy auth using |SSL connection using )")
 
     def test_a_replayed_assert_prints_nothing(self):
         with harness.EM() as em:
