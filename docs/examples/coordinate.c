@@ -1,8 +1,10 @@
 /*
  * The smallest useful C program on liblcmcoord: ask an EM once whether a VNFC may be
  * replaced, and print the LcmCoord it answers. Build it against an installed lcmcoord with
- *   cc coordinate.c $(pkg-config --cflags --libs lcmcoord) -o coordinate
- * and run it as `./coordinate http://127.0.0.1:6789 < request.json`.
+ *   cc coordinate.c $(pkg-config --cflags --libs lcmcoord) -Wl,-rpath,$(pkg-config --variable=libdir lcmcoord) -o coordinate
+ * (the rpath lets it find liblcmcoord under a prefix the loader does not search, such as
+ * /opt/lcmcoord: set PKG_CONFIG_PATH=PREFIX/lib/pkgconfig first; a system install needs
+ * neither) and run it as `./coordinate http://127.0.0.1:6789 < request.json`.
  * Exit status: 0 on CONTINUE, 1 on ABORT/CANCELLED or an error, 2 on usage errors.
  */
 #include <stdio.h>
