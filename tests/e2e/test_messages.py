@@ -441,6 +441,16 @@ class Repl(harness.TestCase):
             self.assertRegex(note, r"^\* (Connected to |Establish HTTP proxy tunnel to |"
                                    r"Proxy auth using |SSL connection using )")
 
+    def test_empty_lists_show_as_in_the_record(self):
+        with harness.EM() as em:
+            done = harness.run_lcmcoord(
+                "repl", "--endpoint", em.url,
+                stdin='c = em:coordinate(lcmcoord.request{action = "x"})\n'
+                      "em:record().rejectedLcmCoordinations\nlcmcoord.json.decode('[]')\n"
+                      "lcmcoord.json.decode('{\"a\": []}')\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, '[]\n[]\n{\n  "a": []\n}\n')
+
     def test_a_replayed_assert_prints_nothing(self):
         with harness.EM() as em:
             done = harness.run_lcmcoord(
