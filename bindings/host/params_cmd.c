@@ -106,8 +106,17 @@ static int parse_options(params_options *o, int argc, char **argv)
         }
         if (matched)
             continue;
-        if (arg[0] == '-' && arg[1] != '\0')
-            return usage_error("unknown option '%s'", arg);
+        if (arg[0] == '-' && arg[1] != '\0') {
+            static const char *const known[] = {"--vdu",  "--vnfc", "--operation", "--ssh-ip",
+                                                "--vnfm", "--old",  "--new",       "--help"};
+            const char *nearest = lcmc_host_nearest(arg, known, sizeof known / sizeof known[0]);
+            if (nearest == NULL)
+                return usage_error("unknown option '%s'", arg);
+            char text[300];
+            snprintf(text, sizeof text, "unknown option '%.200s'; did you mean '%s'?", arg,
+                     nearest);
+            return usage_error("%s", text);
+        }
         if (o->file != NULL)
             return usage_error("unexpected argument '%s'", arg);
         o->file = arg;

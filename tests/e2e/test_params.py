@@ -132,6 +132,8 @@ class ErrorTest(ParamsTestCase):
         self.assertIn("--new and --old exclude each other", line)
         line = self.params_error("--colour", PACKAGE_PARAMS)
         self.assertIn("unknown option '--colour'", line)
+        line = self.params_error("--operaton", "heal", PACKAGE_PARAMS)
+        self.assertIn("unknown option '--operaton'; did you mean '--operation'?", line)
 
     def test_help(self):
         done = run_lcmcoord("params", "--help")
