@@ -401,6 +401,7 @@ static const char stand_in_source[] =
 typedef struct script_run {
     check_context *ctx;
     lcmc_script_limits limits;
+    int not_run; /* the parameters are no JSON object: the script was only loaded */
 } script_run;
 
 /* Loads the stand-in and the script, and runs it; pushes the table of recorded requests. */
@@ -429,8 +430,15 @@ static int run_script_protected(lua_State *L)
         return 3; /* sent, false, message */
     }
     char why[256];
-    if (lcmc_params_push(L, ctx->input, ctx->input_length, 0, why, sizeof why) != 0)
-        return luaL_error(L, "%s", why);
+    if (lcmc_params_push(L, ctx->input, ctx->input_length, 0, why, sizeof why) != 0) {
+        /* Already reported by the parameters' check; a script run without them proves
+         * nothing. */
+        run->not_run = 1;
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+        lua_pushnil(L);
+        return 3; /* sent (empty), loaded, no error */
+    }
     lua_createtable(L, 1, 0);
     lua_pushstring(L, ctx->script);
     lua_rawseti(L, -2, 0);
@@ -499,6 +507,11 @@ static void check_script(check_context *ctx, int have_params)
     }
     pass("script loads", ctx->script);
     const char *check = "script sets the action";
+    if (run.not_run) {
+        skip(check, "no VNFC parameters to run it with");
+        lua_close(L);
+        return;
+    }
     const char *fix_run = "make the script run to its end with the parameters given (lcmcoord "
                           "check runs it with a stand-in that answers CONTINUE)";
     int sent = (int)lua_rawlen(L, -3);

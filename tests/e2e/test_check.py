@@ -122,6 +122,9 @@ class BadParametersTest(CheckTestCase):
     def test_not_json(self):
         checks = self.expect_failure('{"endpoint": ', "parameters", text="fix: ")
         self.assertEqual(checks["endpoint"][0], "skip")
+        self.assertEqual(checks["script loads"][0], "ok")
+        self.assertEqual(checks["script sets the action"],
+                         ("skip", "no VNFC parameters to run it with"))
 
     def test_endpoint_without_scheme(self):
         params = example_params(None)
