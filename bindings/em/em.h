@@ -35,6 +35,11 @@
 #define EM_JSON_MAX_MEMBERS     10000u        /* object members and array elements, in all */
 #define EM_JSON_MAX_STRING      (64u * 1024u) /* one string or key, in bytes */
 #define EM_SCENARIO_MEMORY      (64u * 1024u * 1024u) /* one Lua state's heap */
+#define EM_SCENARIO_JSON_BYTES  (16u * 1024u * 1024u) /* one value out of a state, copied */
+#define EM_SCENARIO_STATE_BYTES (16u * 1024u * 1024u) /* em.state, all values */
+#define EM_SCENARIO_THREADS     4u   /* scenario calls at once, off the HTTP workers */
+#define EM_SCENARIO_QUEUE       256u /* calls waiting for a scenario thread; more get 503 */
+#define EM_SCENARIO_MARGIN_MS   500  /* no call ends later than this past its deadline */
 #define EM_DEFAULT_JOURNAL_MAX  10000u
 #define EM_STORE_CAPACITY       65536u
 #define EM_JOURNAL_BODY_MAX     (16u * 1024u)
@@ -426,6 +431,12 @@ struct em_scenario *em_scenario_load_buffer(const char *chunkname, const char *s
                                             struct em *em, char *err, size_t errlen);
 void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url);
 void em_scenario_free(struct em_scenario *sc);
+/* Cuts short every call running now and every later one (shutdown): they raise the
+ * deadline error at once. */
+void em_scenario_stop_calls(struct em_scenario *sc);
+/* A scenario error, one line through the server's log (em_server.c): --quiet, the log
+ * format and the rate limit apply, and control characters are escaped. */
+void em_log_scenario_error(const char *message);
 /* Runs the scenario on a request; false means it fell through to the defaults. */
 bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
                       const struct em_auth *auth, unsigned long count, unsigned long posts,

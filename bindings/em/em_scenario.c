@@ -3,15 +3,21 @@
  * decide the answer to any request the command-line options cannot describe (the third
  * POST aborts, two 503s then async, a garbage Retry-After...). Returning nothing falls
  * through to the options, so scenarios only say what is special. Calls run in a pool of
- * Lua states (one per worker thread at most, made when first needed, each running the same
- * file), so no lock is held while user code runs and one slow call holds up no other;
+ * Lua states (one per scenario thread of the server at most, made when first needed, each
+ * running the same file), so no lock is held while user code runs and one slow call holds
+ * up no other;
  * em.state is shared between them as JSON values under a short lock. Every call is bounded:
  *  - time: a count hook raises once the deadline passes and again on every later tick, and
  *    pcall, xpcall and coroutine.resume re-raise after it, so no Lua code can catch it;
- *    __gc metamethods (run with hooks off) are refused; the string matchers, which run in
- *    C where no hook fires, refuse subject/pattern pairs whose worst-case backtracking
- *    exceeds a step budget;
- *  - memory: the state's allocator refuses to grow past EM_SCENARIO_MEMORY;
+ *    __gc metamethods (run with hooks off) are refused. The library functions that can
+ *    work long in C, where no hook fires (string.rep, table.move/concat/sort..., the
+ *    matchers, load, collectgarbage), estimate their work first and raise the deadline
+ *    error when it cannot be done in the time left, so no call overruns its deadline by
+ *    more than EM_SCENARIO_MARGIN_MS; the matchers also refuse subject/pattern
+ *    pairs whose worst-case backtracking exceeds a step budget;
+ *  - memory: the state's allocator refuses to grow past EM_SCENARIO_MEMORY, and what is
+ *    copied out of the state (JSON bodies and values, em.state, headers) has byte budgets
+ *    of its own, since a table shared in many places is copied whole at each;
  *  - reach: no io, package or debug; os has only time, clock, date and difftime; load
  *    takes text only and string.dump is gone.
  * Everything that can raise runs under lua_pcall, and no C allocation is held across a
@@ -19,6 +25,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +42,33 @@
 /* Worst-case steps a string matcher may be asked to take in one call (about 0.1 s). */
 #define MATCH_STEP_BUDGET 1e8
 
+/* The deadline hook looks at the clock every this many VM instructions. The slowest single
+ * instructions (comparing or concatenating strings of tens of MiB) take a few ms, so a
+ * runaway loop is seen well within the margin. */
+#define HOOK_INSTRUCTIONS 100
+
+/* Work done in C without returning to the VM is counted in steps of 20 ns: what a slow,
+ * loaded machine takes to copy or convert a byte or two, to make one repetition of
+ * string.rep, to take 4 matcher steps, to compare 32 bytes; an element moved or looked up
+ * in a table is 20 steps. A library call whose work cannot fit in the time left raises
+ * the deadline error before it starts. Measured on the development machine (2 shared
+ * cores), the work takes 1.5 to 20 times less than estimated (docs/em.md). */
+#define WORK_STEPS_PER_SECOND   5e7
+#define STEPS_PER_ELEMENT       20.0
+#define MATCH_STEPS_PER_STEP    4.0
+#define BYTES_COMPARED_PER_STEP 32.0
+/* Small charges (one sort comparison) are summed and looked at in batches this large. */
+#define WORK_CHECK_BATCH 1e5
+
+/* What may leave a state as JSON in one conversion (a body, an em.state value, a request
+ * for em.lcmcoord), estimated as the C copy costs: ENCODE_NODE_BYTES per value plus its
+ * string and key bytes. A table referenced twice is copied twice, so this, not the Lua
+ * heap cap, is what bounds the copy. */
+#define ENCODE_NODE_BYTES 48u
+
+/* The response headers a scenario returns, in all (names and values). */
+#define MAX_SCENARIO_HEADER_BYTES (64u * 1024u)
+
 /* One Lua state running the scenario; the pool hands each call an idle one. */
 struct lua_box {
     struct em_scenario *pool;
@@ -44,6 +78,7 @@ struct lua_box {
     struct em *em;
     struct timespec deadline; /* CLOCK_MONOTONIC */
     bool expired;             /* the deadline passed: nothing may run on */
+    double pending_steps;     /* small charges not yet compared with the clock */
     size_t heap, heap_max;    /* bytes the Lua state holds, and its cap */
 };
 
@@ -60,6 +95,9 @@ struct em_scenario {
     struct em *em;
     pthread_mutex_t state_mu; /* em.state; held only to get or set one value */
     json_t *state;
+    json_t *state_costs;  /* key -> what its value costs (ENCODE_NODE_BYTES...), for the budget */
+    size_t state_bytes;   /* the sum of state_costs, at most EM_SCENARIO_STATE_BYTES */
+    atomic_bool stopping; /* shutdown: every call is past its deadline */
 };
 
 /* Lua has no null; JSON nulls become this sentinel, exposed as em.null. */
@@ -82,7 +120,8 @@ static void arm_deadline(struct lua_box *sc)
         sc->deadline.tv_nsec -= 1000000000L;
     }
     sc->expired = false;
-    lua_sethook(sc->L, deadline_hook, LUA_MASKCOUNT, 1000);
+    sc->pending_steps = 0;
+    lua_sethook(sc->L, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
 }
 
 static int raise_deadline(lua_State *L)
@@ -90,22 +129,59 @@ static int raise_deadline(lua_State *L)
     return luaL_error(L, "scenario ran longer than %d ms", EM_SCENARIO_DEADLINE_MS);
 }
 
+/* From now on every instruction of this coroutine raises, wherever a pcall might have
+ * caught the error (the others see `expired` on their next tick). */
+static void expire(lua_State *L)
+{
+    scenario_of(L)->expired = true;
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+}
+
+static double seconds_left(const struct lua_box *box)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(box->deadline.tv_sec - now.tv_sec) +
+           (double)(box->deadline.tv_nsec - now.tv_nsec) / 1e9;
+}
+
+/* Charges `steps` of work about to be done in C: raises the deadline error now when it
+ * cannot be done in the time left, instead of overrunning the deadline doing it. */
+static void charge(lua_State *L, double steps, const char *what)
+{
+    struct lua_box *box = scenario_of(L);
+    box->pending_steps += steps;
+    if (!box->expired && box->pending_steps < WORK_CHECK_BATCH)
+        return;
+    double needed = box->pending_steps / WORK_STEPS_PER_SECOND;
+    box->pending_steps = 0;
+    if (box->expired || atomic_load(&box->pool->stopping) || needed > seconds_left(box)) {
+        expire(L);
+        luaL_error(L, "scenario ran longer than %d ms (%s would not end before the deadline)",
+                   EM_SCENARIO_DEADLINE_MS, what);
+    }
+}
+
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct lua_box *sc = scenario_of(L);
     if (!sc->expired) {
+        /* Shutdown (em_scenario_stop_calls) moves every deadline to now. */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec < sc->deadline.tv_sec ||
-            (now.tv_sec == sc->deadline.tv_sec && now.tv_nsec <= sc->deadline.tv_nsec))
+        if (!atomic_load(&sc->pool->stopping) &&
+            (now.tv_sec < sc->deadline.tv_sec ||
+             (now.tv_sec == sc->deadline.tv_sec && now.tv_nsec <= sc->deadline.tv_nsec)))
             return;
-        sc->expired = true;
-        /* From now on every instruction raises, wherever a pcall might have caught it. */
-        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+        expire(L);
     }
     raise_deadline(L);
 }
+
+/* Past the cap, what the deadline's error may still take once the deadline has passed
+ * (nothing else runs then): a full state still reports "ran longer than", not memory. */
+#define EXPIRED_RESERVE (64u * 1024u)
 
 /* The state's allocator: counts what the state holds and refuses to pass its cap. */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -117,7 +193,8 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         sc->heap -= old;
         return NULL;
     }
-    if (nsize > old && nsize - old > sc->heap_max - sc->heap)
+    size_t cap = sc->heap_max + (sc->expired ? EXPIRED_RESERVE : 0);
+    if (nsize > old && (sc->heap > cap || nsize - old > cap - sc->heap))
         return NULL; /* Lua raises "not enough memory" */
     void *p = realloc(ptr, nsize);
     if (p)
@@ -168,11 +245,66 @@ static void json_to_lua(lua_State *L, const json_t *j)
     }
 }
 
+/* What one Lua -> JSON conversion may still copy, and the tables being encoded (the path
+ * from the root), to tell a cycle from a table shared in several places. */
+struct encode_budget {
+    size_t bytes_left;
+    size_t used;
+    unsigned long values; /* converted so far: the clock is looked at every 4096 */
+    struct lua_box *box;  /* whose deadline the conversion keeps */
+    bool dry;             /* only measure: every value is json_null(), which costs nothing */
+    const void *path[MAX_ENCODE_DEPTH + 2];
+};
+
+static void encode_budget_init(struct encode_budget *b, size_t bytes, struct lua_box *box)
+{
+    b->bytes_left = bytes;
+    b->used = 0;
+    b->values = 0;
+    b->box = box;
+    b->dry = false;
+}
+
+/* A large conversion takes a good part of a second: it keeps the call's deadline too. */
+static bool in_time(struct encode_budget *b, char *err, size_t errlen)
+{
+    if (++b->values % 4096 != 0)
+        return true;
+    if (!b->box->expired && !atomic_load(&b->box->pool->stopping) && seconds_left(b->box) > 0)
+        return true;
+    snprintf(err, errlen, "scenario ran longer than %d ms (while copying a value as JSON)",
+             EM_SCENARIO_DEADLINE_MS);
+    return false;
+}
+
+static bool spend(struct encode_budget *b, size_t bytes, char *err, size_t errlen)
+{
+    if (bytes > b->bytes_left) {
+        snprintf(err, errlen,
+                 "value too large to encode as JSON (over %zu bytes once copied; a table "
+                 "referenced in several places is copied at each)",
+                 b->used + b->bytes_left);
+        return false;
+    }
+    b->bytes_left -= bytes;
+    b->used += bytes;
+    return true;
+}
+
 /* Never raises (the caller owns what it built so far); NULL with err set on failure. */
-static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t errlen)
+static json_t *lua_to_json(lua_State *L, int idx, int depth, struct encode_budget *budget,
+                           char *err, size_t errlen)
 {
     idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
+    if (!spend(budget, ENCODE_NODE_BYTES, err, errlen) || !in_time(budget, err, errlen))
+        return NULL;
+    int type = lua_type(L, idx);
+    if (budget->dry && type != LUA_TTABLE) {
+        if (type == LUA_TSTRING && !spend(budget, lua_rawlen(L, idx), err, errlen))
+            return NULL;
+        return json_null(); /* what cannot be encoded is found by the real pass */
+    }
+    switch (type) {
     case LUA_TNIL:
         return json_null();
     case LUA_TBOOLEAN:
@@ -188,6 +320,8 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
+        if (!spend(budget, n, err, errlen))
+            return NULL;
         json_t *v = json_stringn(s, n);
         if (!v)
             snprintf(err, errlen, "cannot encode a string that is not valid UTF-8 as JSON");
@@ -206,11 +340,20 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
         snprintf(err, errlen, "cannot encode a %s as JSON", luaL_typename(L, idx));
         return NULL;
     }
+    const void *self = lua_topointer(L, idx);
+    for (int i = 0; i < depth && i <= MAX_ENCODE_DEPTH; i++) {
+        if (budget->path[i] == self) {
+            snprintf(err, errlen, "cannot encode a table that contains itself (a cycle) as JSON");
+            return NULL;
+        }
+    }
     if (depth > MAX_ENCODE_DEPTH || !lua_checkstack(L, 4)) {
-        snprintf(err, errlen, "table nested too deeply (or a cycle) to encode as JSON");
+        snprintf(err, errlen, "table nested too deeply to encode as JSON");
         return NULL;
     }
-    /* A sequence 1..n becomes an array; string keys an object; {} an empty object. */
+    budget->path[depth] = self;
+    /* A sequence 1..n becomes an array; string keys an object; {} an empty object. Every
+     * entry is paid for before any is copied: a table too large fails at once. */
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     lua_Integer count = 0;
     bool all_strings = true;
@@ -220,6 +363,10 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
         if (lua_type(L, -2) != LUA_TSTRING)
             all_strings = false;
         lua_pop(L, 1);
+        if (!spend(budget, ENCODE_NODE_BYTES, err, errlen)) {
+            lua_pop(L, 1);
+            return NULL;
+        }
     }
     bool is_array = count > 0 && count == n && !all_strings;
     if (!is_array && !all_strings) {
@@ -228,11 +375,22 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
                  "string keys)");
         return NULL;
     }
+    if (budget->dry) {
+        for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+            size_t klen = lua_type(L, -2) == LUA_TSTRING ? lua_rawlen(L, -2) : 0;
+            if (!spend(budget, klen, err, errlen) ||
+                !lua_to_json(L, -1, depth + 1, budget, err, errlen)) {
+                lua_pop(L, 2);
+                return NULL;
+            }
+        }
+        return json_null();
+    }
     if (is_array) {
         json_t *arr = json_array();
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            json_t *v = lua_to_json(L, -1, depth + 1, err, errlen);
+            json_t *v = lua_to_json(L, -1, depth + 1, budget, err, errlen);
             lua_pop(L, 1);
             if (!v) {
                 json_decref(arr);
@@ -247,7 +405,9 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
     while (lua_next(L, idx)) {
         size_t klen;
         const char *key = lua_tolstring(L, -2, &klen);
-        json_t *v = lua_to_json(L, -1, depth + 1, err, errlen);
+        json_t *v = spend(budget, klen, err, errlen)
+                        ? lua_to_json(L, -1, depth + 1, budget, err, errlen)
+                        : NULL;
         lua_pop(L, 1);
         if (!v || strlen(key) != klen || json_object_set_new(obj, key, v) < 0) {
             if (v && strlen(key) != klen)
@@ -262,13 +422,34 @@ static json_t *lua_to_json(lua_State *L, int idx, int depth, char *err, size_t e
     return obj;
 }
 
+/* A value leaving the state as JSON, within EM_SCENARIO_JSON_BYTES; *cost is what it was
+ * charged (for em.state's budget). NULL with err set. */
+static json_t *export_json(lua_State *L, int idx, size_t *cost, char *err, size_t errlen)
+{
+    struct encode_budget budget;
+    /* Measured first without copying a thing: a value over the budget (a table shared in
+     * many places) is refused in the time it takes to walk the budget's worth of it. */
+    encode_budget_init(&budget, EM_SCENARIO_JSON_BYTES, scenario_of(L));
+    budget.dry = true;
+    if (!lua_to_json(L, idx, 0, &budget, err, errlen)) {
+        if (cost)
+            *cost = budget.used;
+        return NULL;
+    }
+    encode_budget_init(&budget, EM_SCENARIO_JSON_BYTES, scenario_of(L));
+    json_t *v = lua_to_json(L, idx, 0, &budget, err, errlen);
+    if (cost)
+        *cost = budget.used;
+    return v;
+}
+
 /* ---- the `em` helper table ---- */
 
 static json_t *check_request_arg(lua_State *L, int arg)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
-    char err[160];
-    json_t *req = lua_to_json(L, arg, 0, err, sizeof err);
+    char err[200];
+    json_t *req = export_json(L, arg, NULL, err, sizeof err);
     if (!req)
         luaL_argerror(L, arg, err);
     return req;
@@ -402,10 +583,19 @@ static int l_revoke_token(lua_State *L)
     return 1;
 }
 
+/* The latest date an IMF-fixdate can spell (four-digit year): 9999-12-31T23:59:59Z. */
+#define LAST_HTTP_DATE 253402300799LL
+
+/* em.http_date(seconds_from_now): the offset is checked before it is added, so that the
+ * sum neither overflows nor leaves the years 1970-9999 that gmtime_r and the format take. */
 static int l_http_date(lua_State *L)
 {
+    lua_Integer offset = luaL_optinteger(L, 1, 0);
+    long long now = (long long)time(NULL);
+    luaL_argcheck(L, offset >= -now && offset <= LAST_HTTP_DATE - now, 1,
+                  "out of range: the date must fall in the years 1970 to 9999");
     char buf[EM_HTTP_DATE_LEN];
-    em_http_date(time(NULL) + (time_t)luaL_optinteger(L, 1, 0), buf);
+    em_http_date((time_t)(now + offset), buf);
     lua_pushstring(L, buf);
     return 1;
 }
@@ -473,8 +663,9 @@ static int l_setmetatable(lua_State *L)
     return 1;
 }
 
-/* Worst-case steps of a Lua pattern match: each quantified item may backtrack over the
- * whole subject, so steps grow as (n + 1) ^ (quantifiers + 1) (one fewer when anchored). */
+/* Worst-case steps of a Lua pattern match: each quantified item (and each back-reference)
+ * may go over the whole subject again, so steps grow as (n + 1) ^ (quantifiers + 1) (one
+ * fewer when anchored). */
 static double match_cost(const char *pat, size_t plen, size_t n)
 {
     unsigned quantifiers = 0;
@@ -482,8 +673,10 @@ static double match_cost(const char *pat, size_t plen, size_t n)
     for (size_t i = anchored; i < plen; i++) {
         char c = pat[i];
         if (c == '%' && i + 1 < plen) {
-            if (pat[i + 1] == 'b')
-                quantifiers++; /* %bxy scans ahead for its match */
+            /* %bxy scans ahead for its match; a back-reference %1-%9 compares up to the
+             * whole subject again: each multiplies the worst case like a quantifier. */
+            if (pat[i + 1] == 'b' || (pat[i + 1] >= '1' && pat[i + 1] <= '9'))
+                quantifiers++;
             i++;
         } else if (c == '[') {
             i++;
@@ -505,19 +698,29 @@ static double match_cost(const char *pat, size_t plen, size_t n)
 }
 
 /* string.find/match/gmatch/gsub: the matcher runs in C, out of the deadline's reach, so a
- * match that could backtrack for longer than the budget is refused before it starts. */
+ * match that could backtrack for longer than the budget is refused before it starts, and
+ * its worst case is charged against the deadline. A plain find (a naive search: each of
+ * the n - m + 1 places compares up to m bytes) is charged too. */
 static int l_bounded_match(lua_State *L)
 {
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *pat = luaL_checklstring(L, 2, &plen);
     bool plain = lua_tointeger(L, lua_upvalueindex(2)) == 1 && lua_toboolean(L, 4);
-    if (!plain && match_cost(pat, plen, n) > MATCH_STEP_BUDGET)
-        return luaL_error(L,
-                          "pattern too costly for a %d-byte subject (each of *, +, -, ? and "
-                          "%%b multiplies the worst case by the subject length); match a "
-                          "shorter string or use fewer quantifiers",
-                          (int)n);
+    const char *name = lua_tostring(L, lua_upvalueindex(3));
+    if (plain) {
+        double compared = plen > n ? 0.0 : ((double)(n - plen) + 1.0) * ((double)plen + 1.0);
+        charge(L, compared / BYTES_COMPARED_PER_STEP + (double)n / BYTES_COMPARED_PER_STEP, name);
+    } else {
+        double cost = match_cost(pat, plen, n);
+        if (cost > MATCH_STEP_BUDGET)
+            return luaL_error(L,
+                              "pattern too costly for a %d-byte subject (each of *, +, -, ?, "
+                              "%%b and %%1-%%9 multiplies the worst case by the subject "
+                              "length); match a shorter string or use fewer quantifiers",
+                              (int)n);
+        charge(L, cost / MATCH_STEPS_PER_STEP + (double)n, name);
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -528,8 +731,170 @@ static void bound_matcher(lua_State *L, int table, const char *name, bool has_pl
 {
     lua_getfield(L, table, name);
     lua_pushinteger(L, has_plain ? 1 : 0);
-    lua_pushcclosure(L, l_bounded_match, 2);
+    lua_pushfstring(L, "string.%s", name);
+    lua_pushcclosure(L, l_bounded_match, 3);
     lua_setfield(L, table, name);
+}
+
+/* The other library functions whose work in C is not bounded by the memory cap alone. */
+enum bounded_kind {
+    BOUND_REP,         /* string.rep: n copies (of nothing, with "": n loops anyway) */
+    BOUND_MOVE,        /* table.move: e - f + 1 elements */
+    BOUND_RANGE,       /* table.concat, table.unpack: j - i + 1 elements, j = #t once */
+    BOUND_LENGTH,      /* table.insert, table.remove: up to #t elements */
+    BOUND_SORT,        /* table.sort: n log n element moves, and every comparison */
+    BOUND_STRING_ARGS, /* linear in their string arguments (string.format, utf8.len...) */
+    BOUND_COLLECT,     /* collectgarbage: a full cycle goes over the whole heap */
+    BOUND_LOAD,        /* load: compiling costs a few steps per byte of text */
+};
+
+/* table.sort's comparison when the scenario gives none: `<`, each comparison charged for
+ * the bytes two strings may take to compare. */
+static int l_bounded_less(lua_State *L)
+{
+    lua_settop(L, 2);
+    double steps = 1;
+    if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
+        size_t a = lua_rawlen(L, 1), b = lua_rawlen(L, 2);
+        steps += (double)(a < b ? a : b) / BYTES_COMPARED_PER_STEP;
+    }
+    charge(L, steps, "table.sort");
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* The length of table argument 1, read once: a __len metamethod could say one thing to
+ * this check and another to the function that does the work, so it is refused. */
+static lua_Integer raw_length(lua_State *L, const char *name)
+{
+    if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+        luaL_error(L, "%s: a table with a __len metamethod is not available to scenarios", name);
+    return (lua_Integer)lua_rawlen(L, 1);
+}
+
+static double range_count(lua_Integer first, lua_Integer last)
+{
+    return last < first ? 0.0 : (double)last - (double)first + 1.0;
+}
+
+/* Upvalues: the original function, the bounded_kind, the name for messages. Charges the
+ * work, then calls the original with the same arguments (or with the range made explicit,
+ * so that # is evaluated once). */
+static int l_bounded(lua_State *L)
+{
+    enum bounded_kind kind = (enum bounded_kind)lua_tointeger(L, lua_upvalueindex(2));
+    const char *name = lua_tostring(L, lua_upvalueindex(3));
+    int ok = 0;
+    switch (kind) {
+    case BOUND_REP: {
+        lua_Integer n = lua_tointegerx(L, 2, &ok);
+        if (!ok || n <= 0 || !lua_isstring(L, 1))
+            break; /* the original raises or returns "" at once */
+        size_t len;
+        const char *s = lua_tolstring(L, 1, &len);
+        size_t sep = lua_type(L, 3) == LUA_TSTRING ? lua_rawlen(L, 3) : 0;
+        if (len + sep == 0) {
+            lua_pushliteral(L, "");
+            return 1;
+        }
+        double bytes = (double)n * (double)(len + sep);
+        /* Larger than the cap: the original asks for it all at once and fails at once. */
+        if (bytes > (double)EM_SCENARIO_MEMORY)
+            break;
+        if (sep) { /* the original's loop: one copy per repetition */
+            charge(L, bytes + 2.0 * (double)n, name);
+            break;
+        }
+        /* Without a separator, by doubling: a few large copies instead of n small ones
+         * (string.rep("x", 1 << 20) is 2^20 one-byte copies otherwise). */
+        charge(L, bytes, name);
+        size_t total = (size_t)n * len, done = len;
+        luaL_Buffer b;
+        char *p = luaL_buffinitsize(L, &b, total);
+        memcpy(p, s, len);
+        while (done < total) {
+            size_t k = done < total - done ? done : total - done;
+            memcpy(p + done, p, k);
+            done += k;
+        }
+        luaL_pushresultsize(&b, total);
+        return 1;
+    }
+    case BOUND_MOVE: {
+        int ok_first = 0, ok_last = 0;
+        lua_Integer first = lua_tointegerx(L, 2, &ok_first);
+        lua_Integer last = lua_tointegerx(L, 3, &ok_last);
+        if (ok_first && ok_last)
+            charge(L, range_count(first, last) * STEPS_PER_ELEMENT, name);
+        break;
+    }
+    case BOUND_RANGE: {
+        if (!lua_istable(L, 1))
+            break;
+        int last_arg = strcmp(name, "table.concat") == 0 ? 4 : 3;
+        lua_Integer first = luaL_optinteger(L, last_arg - 1, 1);
+        lua_Integer last =
+            lua_isnoneornil(L, last_arg) ? luaL_len(L, 1) : luaL_checkinteger(L, last_arg);
+        lua_settop(L, last_arg);
+        lua_pushinteger(L, first);
+        lua_replace(L, last_arg - 1);
+        lua_pushinteger(L, last);
+        lua_replace(L, last_arg);
+        charge(L, range_count(first, last) * STEPS_PER_ELEMENT, name);
+        break;
+    }
+    case BOUND_LENGTH:
+        if (lua_istable(L, 1))
+            charge(L, (double)raw_length(L, name) * STEPS_PER_ELEMENT, name);
+        break;
+    case BOUND_SORT: {
+        if (!lua_istable(L, 1))
+            break;
+        double n = (double)raw_length(L, name);
+        charge(L, n * (log2(n + 1) + 1) * STEPS_PER_ELEMENT / 2, name);
+        if (lua_isnoneornil(L, 2)) {
+            lua_settop(L, 1);
+            lua_pushcfunction(L, l_bounded_less);
+        }
+        break;
+    }
+    case BOUND_STRING_ARGS: {
+        double bytes = 0;
+        for (int i = 1; i <= lua_gettop(L); i++)
+            if (lua_type(L, i) == LUA_TSTRING)
+                bytes += (double)lua_rawlen(L, i);
+        charge(L, 2 * bytes, name);
+        break;
+    }
+    case BOUND_COLLECT: {
+        const char *opt = luaL_optstring(L, 1, "collect");
+        if (strcmp(opt, "collect") == 0 || strcmp(opt, "step") == 0)
+            charge(L, (double)scenario_of(L)->heap / 4, name);
+        break;
+    }
+    case BOUND_LOAD:
+        if (lua_type(L, 1) == LUA_TSTRING)
+            charge(L, (double)lua_rawlen(L, 1) * 4, name);
+        break;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Replaces table[field] (a library function) by its bounded version. */
+static void bound(lua_State *L, int table, const char *lib, const char *field,
+                  enum bounded_kind kind)
+{
+    lua_getfield(L, table, field);
+    lua_pushinteger(L, kind);
+    if (lib)
+        lua_pushfstring(L, "%s.%s", lib, field);
+    else
+        lua_pushstring(L, field);
+    lua_pushcclosure(L, l_bounded, 3);
+    lua_setfield(L, table, field);
 }
 
 /* load with mode "t" whatever the caller asks: bytecode can crash the VM. */
@@ -548,11 +913,13 @@ static int l_state_get(lua_State *L)
     const char *key = luaL_checkstring(L, 2);
     pthread_mutex_lock(&sc->state_mu);
     json_t *v = json_incref(json_object_get(sc->state, key));
+    json_int_t cost = json_integer_value(json_object_get(sc->state_costs, key));
     pthread_mutex_unlock(&sc->state_mu);
     if (!v) {
         lua_pushnil(L);
         return 1;
     }
+    charge(L, (double)cost, "reading em.state");
     /* json_to_lua may raise (memory): the reference must not leak then. */
     json_t **hold = lua_newuserdatauv(L, sizeof *hold, 0);
     *hold = NULL;
@@ -572,20 +939,44 @@ static int l_json_ref_gc(lua_State *L)
     return 0;
 }
 
-/* em.state.KEY = value: stored as a JSON copy; nil removes it. */
+/* em.state.KEY = value: stored as a JSON copy; nil removes it. Every value is charged what
+ * it costs outside the Lua heap (as for a JSON body), its key included, and the sum kept
+ * under EM_SCENARIO_STATE_BYTES: the values outlive every call and every state's cap. */
 static int l_state_set(lua_State *L)
 {
     struct em_scenario *sc = scenario_of(L)->pool;
-    const char *key = luaL_checkstring(L, 2);
-    char err[160];
+    size_t klen;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    if (strlen(key) != klen || klen > 1024)
+        return luaL_error(L, "em.state: a key must be a string of at most 1024 bytes, "
+                             "without NUL");
+    char err[200];
     json_t *v = NULL;
-    if (!lua_isnil(L, 3) && !(v = lua_to_json(L, 3, 0, err, sizeof err)))
+    size_t cost = 0;
+    if (!lua_isnil(L, 3) && !(v = export_json(L, 3, &cost, err, sizeof err)))
         return luaL_error(L, "em.state.%s: %s", key, err);
+    cost += klen;
     pthread_mutex_lock(&sc->state_mu);
-    if (v)
+    size_t old = (size_t)json_integer_value(json_object_get(sc->state_costs, key));
+    size_t held = sc->state_bytes - old;
+    if (v && cost > EM_SCENARIO_STATE_BYTES - held) {
+        pthread_mutex_unlock(&sc->state_mu);
+        json_decref(v);
+        return luaL_error(L,
+                          "em.state.%s: em.state would hold more than %d bytes (it holds "
+                          "%I; this value costs %I); remove values (= nil) first",
+                          key, (int)EM_SCENARIO_STATE_BYTES, (lua_Integer)(held + old),
+                          (lua_Integer)cost);
+    }
+    if (v) {
         json_object_set_new(sc->state, key, v);
-    else
+        json_object_set_new(sc->state_costs, key, json_integer((json_int_t)cost));
+        sc->state_bytes = held + cost;
+    } else {
         json_object_del(sc->state, key);
+        json_object_del(sc->state_costs, key);
+        sc->state_bytes = held;
+    }
     pthread_mutex_unlock(&sc->state_mu);
     return 0;
 }
@@ -610,6 +1001,9 @@ static void open_libraries(lua_State *L)
     lua_setglobal(L, "print");
     if (luaL_loadbufferx(L, load_text_only, sizeof load_text_only - 1, "=load", "t") == LUA_OK) {
         lua_getglobal(L, "load");
+        lua_pushinteger(L, BOUND_LOAD);
+        lua_pushliteral(L, "load");
+        lua_pushcclosure(L, l_bounded, 3);
         lua_call(L, 1, 1);
         lua_setglobal(L, "load");
     } else {
@@ -643,15 +1037,35 @@ static void open_libraries(lua_State *L)
     guard(L, lua_gettop(L), "resume");
     guard(L, lua_gettop(L), "close");
     lua_pop(L, 1);
+    bound(L, g, NULL, "collectgarbage", BOUND_COLLECT);
+    /* The C functions that can work long without returning to the VM: bounded. */
     lua_getglobal(L, "string");
     int str = lua_gettop(L);
     bound_matcher(L, str, "find", true);
     bound_matcher(L, str, "match", false);
     bound_matcher(L, str, "gmatch", false);
     bound_matcher(L, str, "gsub", false);
+    bound(L, str, "string", "rep", BOUND_REP);
+    static const char *const string_linear[] = {"format",  "lower", "upper",
+                                                "reverse", "pack",  "unpack"};
+    for (size_t i = 0; i < sizeof string_linear / sizeof string_linear[0]; i++)
+        bound(L, str, "string", string_linear[i], BOUND_STRING_ARGS);
     lua_pushnil(L);
     lua_setfield(L, str, "dump");
-    lua_pop(L, 2);
+    lua_getglobal(L, "table");
+    int tab = lua_gettop(L);
+    bound(L, tab, "table", "move", BOUND_MOVE);
+    bound(L, tab, "table", "concat", BOUND_RANGE);
+    bound(L, tab, "table", "unpack", BOUND_RANGE);
+    bound(L, tab, "table", "insert", BOUND_LENGTH);
+    bound(L, tab, "table", "remove", BOUND_LENGTH);
+    bound(L, tab, "table", "sort", BOUND_SORT);
+    lua_getglobal(L, "utf8");
+    int utf = lua_gettop(L);
+    static const char *const utf8_linear[] = {"len", "codepoint", "offset", "char"};
+    for (size_t i = 0; i < sizeof utf8_linear / sizeof utf8_linear[0]; i++)
+        bound(L, utf, "utf8", utf8_linear[i], BOUND_STRING_ARGS);
+    lua_pop(L, 4);
 
     static const luaL_Reg em_funcs[] = {{"lcmcoord", l_lcmcoord},
                                         {"accept", l_accept},
@@ -731,7 +1145,8 @@ static struct em_scenario *load(const char *file, const char *src, size_t len, s
     struct em_scenario *sc = em_xmalloc(sizeof *sc);
     memset(sc, 0, sizeof *sc);
     sc->em = em;
-    sc->max = em->opt.threads ? em->opt.threads : 1;
+    sc->max = EM_SCENARIO_THREADS; /* one per scenario thread (em_server.c) */
+    atomic_init(&sc->stopping, false);
     if (src) {
         sc->chunkname = em_xstrdup(file);
         sc->src = em_xmalloc(len + 1);
@@ -770,6 +1185,7 @@ static struct em_scenario *load(const char *file, const char *src, size_t len, s
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&sc->state_mu, NULL);
     sc->state = json_object();
+    sc->state_costs = json_object();
     sc->idle = box_new(sc, err, errlen);
     if (!sc->idle) {
         em_scenario_free(sc);
@@ -809,6 +1225,12 @@ void em_scenario_set_base_url(struct em_scenario *sc, const char *base_url)
     pthread_mutex_unlock(&sc->mu);
 }
 
+void em_scenario_stop_calls(struct em_scenario *sc)
+{
+    if (sc)
+        atomic_store(&sc->stopping, true);
+}
+
 void em_scenario_free(struct em_scenario *sc)
 {
     if (!sc)
@@ -820,6 +1242,7 @@ void em_scenario_free(struct em_scenario *sc)
         free(box);
     }
     json_decref(sc->state);
+    json_decref(sc->state_costs);
     pthread_mutex_destroy(&sc->state_mu);
     pthread_cond_destroy(&sc->idle_cv);
     pthread_mutex_destroy(&sc->mu);
@@ -828,8 +1251,9 @@ void em_scenario_free(struct em_scenario *sc)
     free(sc);
 }
 
-/* An idle state, a new one while fewer than --threads exist, or NULL once `give_up` passes
- * (every state busy: only when more calls run than there are workers). */
+/* An idle state, a new one while fewer than EM_SCENARIO_THREADS exist, or NULL once
+ * `give_up` passes (every state busy: only when calls are made from more threads than
+ * the server's scenario threads, as a test may). */
 static struct lua_box *acquire(struct em_scenario *sc, const struct timespec *give_up, char *err,
                                size_t errlen)
 {
@@ -981,6 +1405,7 @@ static int call_protected(lua_State *L)
         if (!lua_istable(L, base + 1))
             return luaL_error(L, "scenario returned a %s as headers, expected a table",
                               luaL_typename(L, base + 1));
+        size_t header_bytes = 0;
         lua_pushnil(L);
         while (lua_next(L, base + 1)) {
             size_t nlen, vlen;
@@ -995,14 +1420,18 @@ static int call_protected(lua_State *L)
             const char *value = lua_tolstring(L, -1, &vlen);
             if (strlen(value) != vlen || strpbrk(value, "\r\n"))
                 return luaL_error(L, "scenario header '%s' has a line break or NUL", name);
+            header_bytes += nlen + vlen;
+            if (header_bytes > MAX_SCENARIO_HEADER_BYTES)
+                return luaL_error(L, "scenario headers are larger than %d bytes in all",
+                                  (int)MAX_SCENARIO_HEADER_BYTES);
             em_headers_add(&rs->headers, name, value);
             lua_pop(L, 2);
         }
     }
     const char *content_type = NULL;
     if (lua_istable(L, base + 2)) {
-        char err[160];
-        json_t *body = lua_to_json(L, base + 2, 0, err, sizeof err);
+        char err[200];
+        json_t *body = export_json(L, base + 2, NULL, err, sizeof err);
         if (!body)
             return luaL_error(L, "scenario body: %s", err);
         rs->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1052,7 +1481,7 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
             em_response_problem(rs, 503, "every scenario state is busy; retry");
             em_headers_add(&rs->headers, "Retry-After", "1");
         } else {
-            fprintf(stderr, "lcmcoord em: scenario error: %s\n", why);
+            em_log_scenario_error(why);
             em_response_problem(rs, 500, "scenario error: %s", why);
         }
         return true;
@@ -1067,7 +1496,7 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
         lua_settop(L, 0);
         box->expired = false;
         release(sc, box);
-        fprintf(stderr, "lcmcoord em: scenario error: %s\n", text);
+        em_log_scenario_error(text);
         em_response_free(rs);
         em_response_problem(rs, 500, "scenario error: %s", text);
         free(text);

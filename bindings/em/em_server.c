@@ -92,6 +92,7 @@ struct em_server {
     unsigned port;
     struct delay_queue delays;
     struct reaper reaper;
+    struct scenario_pool *scenarios; /* with --scenario: the threads its calls run on */
 };
 
 /* Per-request state, from the first callback to MHD's completion notice. */
@@ -108,6 +109,7 @@ struct em_conn {
     char *body;
     size_t body_len;
     bool too_large;
+    bool unanswered; /* a scenario thread could not queue its answer: close on the next call */
     struct MHD_Response *response; /* decided, waiting to be queued */
     unsigned status;
     char *log_path;
@@ -217,8 +219,9 @@ static void delay_destroy(struct delay_queue *q)
     pthread_mutex_destroy(&q->mu);
 }
 
-/* Suspends c until its delay runs out; false when shutting down (answer now instead). */
-static bool delay_suspend(struct em_server *srv, struct em_conn *c)
+/* Suspends c until its delay runs out (a connection a scenario thread answered is suspended
+ * already); false when shutting down (answer now instead). */
+static bool delay_suspend(struct em_server *srv, struct em_conn *c, bool suspended)
 {
     struct delay_queue *q = &srv->delays;
     unsigned long ms = srv->em->opt.delay_ms;
@@ -235,7 +238,8 @@ static bool delay_suspend(struct em_server *srv, struct em_conn *c)
         return false;
     }
     /* Suspend before the timer can see c, so a resume never precedes its suspend. */
-    MHD_suspend_connection(c->connection);
+    if (!suspended)
+        MHD_suspend_connection(c->connection);
     c->next = q->head;
     q->head = c;
     pthread_cond_signal(&q->cv);
@@ -524,42 +528,55 @@ static char *loggable(const char *s)
     return out;
 }
 
-static void decide(struct em_conn *c, const char *url, const char *method)
+/* The request as the protocol logic sees it: the headers are copies (em_headers_free), the
+ * rest points into c and the strings given. Read on the worker thread. */
+static void collect_request(struct em_conn *c, const char *url, const char *method,
+                            struct em_request *rq)
 {
-    struct em_request rq;
-    memset(&rq, 0, sizeof rq);
-    rq.method = method;
-    rq.path = url;
-    rq.body = c->body;
-    rq.body_len = c->body_len;
-    rq.body_too_large = c->too_large;
-    rq.received = c->received;
-    rq.peer = c->peer;
-    MHD_get_connection_values(c->connection, MHD_HEADER_KIND, collect_header, &rq.headers);
+    memset(rq, 0, sizeof *rq);
+    rq->method = method;
+    rq->path = url;
+    rq->body = c->body;
+    rq->body_len = c->body_len;
+    rq->body_too_large = c->too_large;
+    rq->received = c->received;
+    rq->peer = c->peer;
+    MHD_get_connection_values(c->connection, MHD_HEADER_KIND, collect_header, &rq->headers);
+}
 
-    struct em_response rs;
-    em_handle(c->srv->em, &rq, &rs);
-    em_headers_free(&rq.headers);
-
+/* The decided answer as c->response (to queue) and c->status; rs is freed. */
+static void prepare_response(struct em_conn *c, struct em_response *rs)
+{
     /* MHD frees the body with free() once sent; an empty one still needs a response. A
      * streamed body (the journal) is read chunk by chunk, never copied whole. */
     struct MHD_Response *resp =
-        rs.stream_read
-            ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, rs.stream_read,
-                                                rs.stream_ctx, rs.stream_free)
-        : rs.body_len ? MHD_create_response_from_buffer(rs.body_len, rs.body, MHD_RESPMEM_MUST_FREE)
-                      : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    if (rs.stream_read && resp)
-        rs.stream_ctx = NULL; /* MHD frees it now, even if the response is never sent */
-    if (rs.body_len)
-        rs.body = NULL;
-    for (size_t i = 0; resp && i < rs.headers.n; i++)
-        if (MHD_add_response_header(resp, rs.headers.v[i].name, rs.headers.v[i].value) != MHD_YES)
+        rs->stream_read
+            ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, rs->stream_read,
+                                                rs->stream_ctx, rs->stream_free)
+        : rs->body_len
+            ? MHD_create_response_from_buffer(rs->body_len, rs->body, MHD_RESPMEM_MUST_FREE)
+            : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (rs->stream_read && resp)
+        rs->stream_ctx = NULL; /* MHD frees it now, even if the response is never sent */
+    if (rs->body_len)
+        rs->body = NULL;
+    for (size_t i = 0; resp && i < rs->headers.n; i++)
+        if (MHD_add_response_header(resp, rs->headers.v[i].name, rs->headers.v[i].value) != MHD_YES)
             fprintf(stderr, "lcmcoord em: header '%s' refused by the HTTP library\n",
-                    rs.headers.v[i].name);
+                    rs->headers.v[i].name);
     c->response = resp;
-    c->status = rs.status;
-    em_response_free(&rs);
+    c->status = rs->status;
+    em_response_free(rs);
+}
+
+static void decide(struct em_conn *c, const char *url, const char *method)
+{
+    struct em_request rq;
+    collect_request(c, url, method, &rq);
+    struct em_response rs;
+    em_handle(c->srv->em, &rq, &rs);
+    em_headers_free(&rq.headers);
+    prepare_response(c, &rs);
 }
 
 /* One line per request, once its answer is on its way. */
@@ -595,6 +612,230 @@ static enum MHD_Result answer(struct em_conn *c)
 static bool is_journal(const char *url)
 {
     return strcmp(url, EM_JOURNAL_PATH) == 0;
+}
+
+/* ---- scenario calls, off the HTTP workers ---- */
+
+/* A scenario error as one log line: through --quiet, the log format and the rate limit of
+ * the HTTP layer's messages (a client can make a scenario raise once per request), the
+ * text made valid UTF-8, bounded, and its control characters escaped as \xNN, so that
+ * request data quoted in a Lua message can neither forge a line nor break a JSON one. */
+void em_log_scenario_error(const char *message)
+{
+    if (log_quiet)
+        return;
+    size_t len = strlen(message);
+    char *utf8 = em_utf8_sanitize(message, len > 400 ? 400 : len, &len);
+    char line[2048];
+    size_t n = (size_t)snprintf(line, sizeof line, "scenario error: ");
+    for (size_t i = 0; i < len && n + 5 < sizeof line; i++) {
+        unsigned char ch = (unsigned char)utf8[i];
+        if (ch < 0x20 || ch == 0x7f)
+            n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", ch);
+        else
+            line[n++] = (char)ch;
+    }
+    line[n] = '\0';
+    free(utf8);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&http_log_limit.mu);
+    http_log_report_suppressed(now.tv_sec, false);
+    if (now.tv_sec != http_log_limit.second) {
+        http_log_limit.second = now.tv_sec;
+        http_log_limit.printed = 0;
+    }
+    if (http_log_limit.printed >= EM_HTTP_LOG_PER_SECOND) {
+        http_log_limit.suppressed++;
+    } else if (log_json) {
+        http_log_limit.printed++;
+        char stamp[40];
+        rfc3339_now(stamp);
+        json_t *o = json_pack("{s:s, s:s, s:s}", "time", stamp, "level", "error", "message", line);
+        char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (text != NULL)
+            fprintf(stderr, "%s\n", text);
+        free(text);
+        json_decref(o);
+    } else {
+        http_log_limit.printed++;
+        fprintf(stderr, "lcmcoord em: %s\n", line);
+    }
+    pthread_mutex_unlock(&http_log_limit.mu);
+}
+
+/* With --scenario, every request but the journal's is decided on one of a few threads of
+ * its own, not on the MHD worker that read it: a call may run up to its deadline, and a
+ * worker serves many connections. The worker suspends the connection and queues the
+ * request; a scenario thread decides the answer and queues it while the connection is
+ * still suspended (MHD allows that from any thread), then resumes it. Queued after the
+ * resume instead, MHD 0.9.75 would drop it for a client that half-closed (see --delay). */
+struct scenario_job {
+    struct em_conn *c;
+    struct em_request rq; /* headers copied; method and path point into this job */
+    char *url, *method;
+    struct timespec give_up; /* CLOCK_MONOTONIC: not started by then, it gets 503 */
+    struct scenario_job *next;
+};
+
+struct scenario_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a job queued, or stopping */
+    struct scenario_job *head, *tail;
+    unsigned queued;
+    bool stopping;
+    unsigned threads;
+    pthread_t thread[EM_SCENARIO_THREADS];
+};
+
+static void scenario_job_free(struct scenario_job *job)
+{
+    em_headers_free(&job->rq.headers);
+    free(job->url);
+    free(job->method);
+    free(job);
+}
+
+static void busy_response(struct em_response *rs, const char *why)
+{
+    memset(rs, 0, sizeof *rs);
+    em_response_problem(rs, 503, "%s", why);
+    em_headers_add(&rs->headers, "Retry-After", "1");
+    em_headers_add(&rs->headers, "Version", EM_API_VERSION);
+}
+
+/* On a scenario thread: decides, queues the answer on the suspended connection, resumes it
+ * (or leaves that to the --delay timer). c may be gone once resumed. */
+static void scenario_job_run(struct em_server *srv, struct scenario_job *job, bool stopping)
+{
+    struct em_conn *c = job->c;
+    struct em_response rs;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (stopping)
+        busy_response(&rs, "the simulator is stopping");
+    else if (before(&job->give_up, &now))
+        busy_response(&rs, "every scenario thread is busy; retry");
+    else
+        em_handle(srv->em, &job->rq, &rs);
+    bool may_delay = rs.may_delay;
+    prepare_response(c, &rs);
+    scenario_job_free(job);
+    if (queue_answer(c) != MHD_YES)
+        c->unanswered = true; /* MHD calls on_request again once resumed: it closes */
+    else if (may_delay && srv->em->opt.delay_ms && delay_suspend(srv, c, true))
+        return; /* logged and resumed by the timer when due */
+    log_answer(c);
+    MHD_resume_connection(c->connection);
+}
+
+static void *scenario_thread(void *arg)
+{
+    struct em_server *srv = arg;
+    struct scenario_pool *p = srv->scenarios;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        struct scenario_job *job = p->head;
+        if (!job)
+            break; /* stopping, and every job answered */
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        bool stopping = p->stopping;
+        pthread_mutex_unlock(&p->mu);
+        scenario_job_run(srv, job, stopping);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int scenario_pool_start(struct em_server *srv)
+{
+    if (!srv->em->scenario)
+        return 0;
+    struct scenario_pool *p = em_xmalloc(sizeof *p);
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    srv->scenarios = p;
+    while (p->threads < EM_SCENARIO_THREADS &&
+           pthread_create(&p->thread[p->threads], NULL, scenario_thread, srv) == 0)
+        p->threads++;
+    return p->threads ? 0 : -1;
+}
+
+/* Cuts the running calls short (they raise at once), answers what is queued with 503 and
+ * joins the threads: bounded by the deadline's margin, whatever the scenarios do. Every
+ * suspended connection is resumed before it returns, as MHD_stop_daemon needs. The pool
+ * stays (stopping: workers still running answer 503) until scenario_pool_free. */
+static void scenario_pool_stop(struct em_server *srv)
+{
+    struct scenario_pool *p = srv->scenarios;
+    if (!p)
+        return;
+    em_scenario_stop_calls(srv->em->scenario);
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->threads; i++)
+        pthread_join(p->thread[i], NULL);
+    p->threads = 0;
+}
+
+/* Once no worker can look at it any more (MHD stopped). */
+static void scenario_pool_free(struct em_server *srv)
+{
+    struct scenario_pool *p = srv->scenarios;
+    if (!p)
+        return;
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    srv->scenarios = NULL;
+}
+
+/* On the worker: hands the request to a scenario thread (true), or, when the queue is full
+ * or the server stopping, prepares a 503 in c (false: answer it now). */
+static bool scenario_offload(struct em_server *srv, struct em_conn *c, const char *url,
+                             const char *method)
+{
+    struct scenario_pool *p = srv->scenarios;
+    struct scenario_job *job = em_xmalloc(sizeof *job);
+    memset(job, 0, sizeof *job);
+    job->c = c;
+    job->url = em_xstrdup(url);
+    job->method = em_xstrdup(method);
+    collect_request(c, job->url, job->method, &job->rq);
+    clock_gettime(CLOCK_MONOTONIC, &job->give_up);
+    job->give_up.tv_sec += EM_SCENARIO_DEADLINE_MS / 1000 + 1;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping || p->queued >= EM_SCENARIO_QUEUE) {
+        bool stopping = p->stopping;
+        pthread_mutex_unlock(&p->mu);
+        scenario_job_free(job);
+        struct em_response rs;
+        busy_response(&rs, stopping ? "the simulator is stopping"
+                                    : "too many scenario calls waiting; retry");
+        prepare_response(c, &rs);
+        return false;
+    }
+    /* Suspended before any scenario thread can see the job, so that its answer is always
+     * queued on a suspended connection, and its resume follows the suspend. */
+    MHD_suspend_connection(c->connection);
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    p->queued++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return true;
 }
 
 /* The TLS facts of a connection, inspected on its first request: the handshake is over by
@@ -928,15 +1169,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         c->body[c->body_len] = '\0';
         return MHD_YES;
     }
+    if (c->unanswered) /* its scenario thread could not queue the answer */
+        return MHD_NO;
     if (c->sock)
         sock_enter(&srv->reaper, c->sock, SOCK_ANSWERING);
+    if (srv->scenarios && !is_journal(url)) {
+        if (scenario_offload(srv, c, url, method))
+            return MHD_YES; /* answered by a scenario thread */
+        return answer(c);
+    }
     decide(c, url, method);
     if (srv->em->opt.delay_ms && !is_journal(url)) {
         /* The answer is queued before the connection is suspended: once resumed, MHD
          * sends it first. Queued after the resume instead, it is lost whenever MHD reads
          * the end of a half-closed client's stream before calling us again (0.9.75). */
         enum MHD_Result ret = queue_answer(c);
-        if (ret == MHD_YES && delay_suspend(srv, c))
+        if (ret == MHD_YES && delay_suspend(srv, c, false))
             return MHD_YES; /* logged by the timer when due */
         log_answer(c);
         return ret;
@@ -1062,9 +1310,11 @@ struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls,
     srv->em = em;
     srv->port = port;
     srv->tls = tls != NULL;
-    if (delay_start(&srv->delays) < 0 || reaper_start(srv) < 0) {
+    if (delay_start(&srv->delays) < 0 || reaper_start(srv) < 0 || scenario_pool_start(srv) < 0) {
         snprintf(err, errlen, "cannot start the timer threads");
         close(fd);
+        scenario_pool_stop(srv);
+        scenario_pool_free(srv);
         delay_stop(&srv->delays);
         delay_destroy(&srv->delays);
         reaper_stop(&srv->reaper);
@@ -1101,6 +1351,8 @@ struct em_server *em_server_start(struct em *em, const struct em_tls_files *tls,
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%u", em->opt.host, port);
         close(fd);
+        scenario_pool_stop(srv);
+        scenario_pool_free(srv);
         delay_stop(&srv->delays);
         delay_destroy(&srv->delays);
         reaper_stop(&srv->reaper);
@@ -1121,7 +1373,9 @@ void em_server_stop(struct em_server *srv)
     if (!srv)
         return;
     delay_stop(&srv->delays);
+    scenario_pool_stop(srv); /* before MHD stops: its threads hold suspended connections */
     MHD_stop_daemon(srv->daemon);
+    scenario_pool_free(srv);
     reaper_stop(&srv->reaper);
     http_log_flush(true);
     delay_destroy(&srv->delays);

@@ -2,7 +2,9 @@
  * Unit tests of Lua scenarios without sockets: load errors report file:line, a scenario
  * returning nothing falls through to the options, returned tables become JSON with the
  * right media type, the `em` helpers (lcmcoord, accept, problem, null, state) behave, and
- * a runtime error or a bad return value becomes a 500 ProblemDetails.
+ * a runtime error or a bad return value becomes a 500 ProblemDetails; library calls that
+ * work long in C keep the deadline, values copied out of a state have byte budgets, and
+ * em.http_date refuses offsets it cannot spell (issue 16 review, F1, F2, F10).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -198,8 +200,7 @@ static void test_errors_become_500(void **state)
                               "  if req.path == '/nan' then return 200, {}, {x = 0/0} end\n"
                               "end\n");
     const char *paths[] = {"/err", "/status", "/cycle", "/hdr", "/nan"};
-    const char *needles[] = {"broken here", "status 99", "nested too deeply", "header name",
-                             "cannot encode"};
+    const char *needles[] = {"broken here", "status 99", "a cycle", "header name", "cannot encode"};
     for (size_t i = 0; i < 5; i++) {
         struct em_response rs;
         request(f, "GET", paths[i], NULL, &rs);
@@ -259,7 +260,10 @@ static void test_sandbox_bounds_every_call(void **state)
         "  end\n"
         "  if req.path == '/dump' then return 200, {}, string.dump(function() end) end\n"
         "  if req.path == '/hog' then\n"
-        "    local t = {}; while true do t[#t + 1] = string.rep('x', 1 << 20) .. #t end\n"
+        /* 4 MiB a turn, built from 4 KiB pieces: string.rep copies piece by piece, and a
+         * sanitized build makes millions of one-byte copies take most of the deadline. */
+        "    local m = ('x'):rep(4096):rep(1024)\n"
+        "    local t = {}; while true do t[#t + 1] = m .. #t end\n"
         "  end\n"
         "  if req.path == '/hog-pcall' then\n"
         "    local t = {}\n"
@@ -342,6 +346,123 @@ static void test_state_is_shared_as_json_copies(void **state)
     stop(f);
 }
 
+/* C library calls that work long without returning to the VM (F1 of the issue-16 review)
+ * end by the deadline plus its margin, with the deadline's error or a refusal; and what
+ * leaves a state as JSON (F2) is bounded in bytes, em.state in all. */
+static void test_c_library_work_keeps_the_deadline(void **state)
+{
+    (void)state;
+    struct fixture *f = start(
+        "return function(req)\n"
+        "  if req.path == '/rep' then return 200, {}, 'n' .. #string.rep('', math.maxinteger) end\n"
+        "  if req.path == '/move' then table.move({}, 1, math.maxinteger - 1, 1) end\n"
+        "  if req.path == '/plain' then\n"
+        "    string.rep('a', 1600000):find(string.rep('a', 800000) .. 'b', 1, true)\n"
+        "  end\n"
+        "  if req.path == '/backref' then string.rep('a', 3000):find('(a*)%1b') end\n"
+        "  if req.path == '/concat' then\n"
+        "    table.concat(setmetatable({}, {__index = rawlen}), '', 1, 1000000000)\n"
+        "  end\n"
+        "  if req.path == '/insert' then\n"
+        "    table.insert(setmetatable({}, {__len = function() return math.maxinteger end}), 1, "
+        "1)\n"
+        "  end\n"
+        "  if req.path == '/ok' then return 200, {}, 'fine' end\n"
+        "end\n");
+    const char *paths[] = {"/rep", "/move", "/plain", "/backref", "/concat", "/insert"};
+    const char *needles[] = {"n0",         "longer than", "longer than",
+                             "too costly", "longer than", "__len"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct em_response rs;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        request(f, "GET", paths[i], NULL, &rs);
+        double ms = ms_since(&t0);
+        printf("%-10s -> %u in %.0f ms\n", paths[i], rs.status, ms);
+        assert_int_equal(rs.status, i == 0 ? 200 : 500);
+        if (!strstr(rs.body, needles[i]))
+            fail_msg("%s: body '%s' does not mention '%s'", paths[i], rs.body, needles[i]);
+        assert_true(ms < (EM_SCENARIO_DEADLINE_MS + EM_SCENARIO_MARGIN_MS) * time_factor());
+        em_response_free(&rs);
+        request(f, "GET", "/ok", NULL, &rs);
+        assert_int_equal(rs.status, 200);
+        em_response_free(&rs);
+    }
+    stop(f);
+}
+
+static void test_json_copies_have_byte_budgets(void **state)
+{
+    (void)state;
+    struct fixture *f = start(
+        "return function(req)\n"
+        "  if req.path == '/dag' then\n"
+        "    local x = {}; for i = 1, 24 do x = {a = x, b = x} end; return 200, {}, x\n"
+        "  end\n"
+        "  if req.path == '/shared' then local l = {1}; return 200, {}, {l, l} end\n"
+        "  if req.path == '/state' then em.state['k' .. req.count] = string.rep('s', 7 << 20)\n"
+        "    return 204\n"
+        "  end\n"
+        "  if req.path == '/free' then for i = 1, 10 do em.state['k' .. i] = nil end end\n"
+        "end\n");
+    struct em_response rs;
+    request(f, "GET", "/shared", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    assert_string_equal(rs.body, "[[1],[1]]");
+    em_response_free(&rs);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    request(f, "GET", "/dag", NULL, &rs);
+    printf("/dag (2^24 values once copied) -> %u in %.0f ms\n", rs.status, ms_since(&t0));
+    assert_int_equal(rs.status, 500);
+    assert_non_null(strstr(rs.body, "too large to encode"));
+    em_response_free(&rs);
+    /* 7 MiB values: two fit in em.state's 16 MiB, the third does not until others go. */
+    unsigned want[] = {204, 204, 500};
+    for (size_t i = 0; i < 3; i++) {
+        request(f, "GET", "/state", NULL, &rs);
+        assert_int_equal(rs.status, want[i]);
+        if (want[i] == 500)
+            if (!strstr(rs.body, "em.state would hold more than"))
+                fail_msg("%s", rs.body);
+        em_response_free(&rs);
+    }
+    request(f, "GET", "/free", NULL, &rs);
+    em_response_free(&rs);
+    request(f, "GET", "/state", NULL, &rs);
+    assert_int_equal(rs.status, 204);
+    em_response_free(&rs);
+    stop(f);
+}
+
+/* em.http_date refuses offsets it cannot add or spell (F10: signed overflow before). */
+static void test_http_date_range(void **state)
+{
+    (void)state;
+    struct fixture *f =
+        start("return function(req)\n"
+              "  local n = ({['/max'] = math.maxinteger, ['/min'] = math.mininteger,\n"
+              "             ['/big'] = 1 << 60, ['/past'] = -os.time() - 1,\n"
+              "             ['/last'] = 253402300799 - os.time()})[req.path]\n"
+              "  return 200, {}, em.http_date(n)\n"
+              "end\n");
+    const char *bad[] = {"/max", "/min", "/big", "/past"};
+    for (size_t i = 0; i < 4; i++) {
+        struct em_response rs;
+        request(f, "GET", bad[i], NULL, &rs);
+        assert_int_equal(rs.status, 500);
+        if (!strstr(rs.body, "out of range"))
+            fail_msg("%s: %s", bad[i], rs.body);
+        em_response_free(&rs);
+    }
+    struct em_response rs;
+    request(f, "GET", "/last", NULL, &rs);
+    assert_int_equal(rs.status, 200);
+    assert_string_equal(rs.body, "Fri, 31 Dec 9999 23:59:59 GMT");
+    em_response_free(&rs);
+    stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +472,9 @@ int main(void)
         cmocka_unit_test(test_errors_become_500),
         cmocka_unit_test(test_sandbox_bounds_every_call),
         cmocka_unit_test(test_state_is_shared_as_json_copies),
+        cmocka_unit_test(test_c_library_work_keeps_the_deadline),
+        cmocka_unit_test(test_json_copies_have_byte_budgets),
+        cmocka_unit_test(test_http_date_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
