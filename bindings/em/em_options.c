@@ -21,7 +21,8 @@ const char em_usage_line[] =
     "                   [--body-limit BYTES] [--journal-max N] [--threads N]\n"
     "                   [--scenario FILE.lua] [--chaos NAME|list] [--base-url URL]\n"
     "                   [--max-connections N] [--max-per-client N] [--idle-timeout S]\n"
-    "                   [--header-timeout S] [--min-body-rate BYTES] [--quiet] [--help]\n";
+    "                   [--header-timeout S] [--min-body-rate BYTES] [--quiet]\n"
+    "                   [--log-format text|json] [--help]\n";
 
 const char em_help_text[] =
     "\n"
@@ -67,6 +68,8 @@ const char em_help_text[] =
     "                        1024; 0: no floor)\n"
     "  --quiet               log nothing on stderr: neither requests nor HTTP-layer\n"
     "                        messages (otherwise rate-limited)\n"
+    "  --log-format text|json  one line per request as text (default) or as a JSON\n"
+    "                        object (time, method, path, status, ms)\n"
     "  --help                show this help\n"
     "\n"
     "Prints `listening on http(s)://HOST:PORT` once ready; SIGINT or SIGTERM stop it.\n";

@@ -115,6 +115,25 @@ class RunnableDocsTest(harness.TestCase):
                         self.assertEqual(len(block.args), 1)
 
 
+class EmSynopsisTest(harness.TestCase):
+    """em.md's synopsis, `lcmcoord em --help`'s usage line and its option list name the same
+    options: a flag the program takes is never missing from what an operator reads."""
+
+    def test_the_synopsis_usage_and_option_list_agree(self):
+        done = harness.run_lcmcoord("em", "--help")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        usage, _, body = done.stdout.partition("\n\n")
+        in_usage = set(re.findall(r"--[a-z][a-z0-9-]*", usage))
+        described = set(re.findall(r"^  (--[a-z][a-z0-9-]*)", body, re.M))
+        with open(os.path.join(DOCS, "em.md")) as f:
+            page = f.read()
+        synopsis = re.search(r"^```\n(lcmcoord em \[.*?)^```", page, re.M | re.S).group(1)
+        in_page = set(re.findall(r"--[a-z][a-z0-9-]*", synopsis))
+        self.assertIn("--log-format", in_usage)
+        self.assertEqual(in_page, in_usage, "em.md's synopsis vs em --help's usage line")
+        self.assertEqual(described, in_usage, "em --help's option list vs its usage line")
+
+
 if __name__ == "__main__":
     import unittest
 
