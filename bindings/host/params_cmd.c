@@ -194,7 +194,7 @@ static int build(const params_options *o, json_t *input)
                 vdu = item;
         }
         if (vdu == NULL) {
-            char text[600];
+            char text[sizeof choices + 128];
             snprintf(text, sizeof text, "no VDU '%.60s' in vdu_params (it has: %s)", o->vdu,
                      choices);
             return input_error("%s", text);
