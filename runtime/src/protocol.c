@@ -81,10 +81,15 @@ json_t *lcmc_json_parse(const char *text, size_t length, char *why, size_t why_s
     }
     /* Texts parsed here hold secrets too (the VNFC parameters, authentication tables). */
     lcmc__json_wipe_on_free();
+    /* jansson leaves err unset when an allocation fails on some paths: zeroed, that reads
+     * as a message-less error, reported as out of memory. */
     json_error_t err;
+    memset(&err, 0, sizeof err);
     json_t *value = json_loadb(text, length, LOAD_FLAGS, &err);
     if (value == NULL && why && why_size) {
-        if (json_error_code(&err) == json_error_stack_overflow)
+        if (err.text[0] == '\0')
+            snprintf(why, why_size, "out of memory");
+        else if (json_error_code(&err) == json_error_stack_overflow)
             snprintf(why, why_size,
                      "arrays and objects nested deeper than %d at line %d, column %d",
                      LCMC_JSON_MAX_DEPTH, err.line, err.column);
