@@ -17,8 +17,7 @@
 #define LCMCOORD_VERSION "unknown"
 #endif
 
-static const char usage_line[] =
-    "usage: lcmcoord [--help] [--version] SUBCOMMAND [args...]\n";
+static const char usage_line[] = "usage: lcmcoord [--help] [--version] SUBCOMMAND [args...]\n";
 
 /* The subcommands, in the order the help lists them: a new one is one line here (its
  * `main` declared in subcommands.h), and `help`, did-you-mean and dispatch follow. */

@@ -1,3 +1,4 @@
+/* clang-format off */
 /*
  * The smallest useful C program on liblcmcoord: ask an EM once whether a VNFC may be
  * replaced, and print the LcmCoord it answers. Build it against an installed lcmcoord with
@@ -5,8 +6,10 @@
  * (the rpath lets it find liblcmcoord under a prefix the loader does not search, such as
  * /opt/lcmcoord: set PKG_CONFIG_PATH=PREFIX/lib/pkgconfig first; a system install needs
  * neither) and run it as `./coordinate http://127.0.0.1:6789 < request.json`.
+ * (Not reflowed by clang-format: the build line is copied from here whole.)
  * Exit status: 0 on CONTINUE, 1 on ABORT/CANCELLED or an error, 2 on usage errors.
  */
+/* clang-format on */
 #include <stdio.h>
 #include <stdlib.h>
 

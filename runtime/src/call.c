@@ -154,8 +154,7 @@ static void call_transfer_done(lcmc_transfer *t, void *userdata)
             event.url = call->url;
             event.status = 401;
             lcmc__event_emit(
-                e, &event,
-                "%s refused the access token (401): getting a new one and retrying once",
+                e, &event, "%s refused the access token (401): getting a new one and retrying once",
                 call->session.peer);
         }
         lcmc__token_invalidate(e, call->session.auth, call->token);
@@ -249,8 +248,7 @@ lcmc_call *lcmc__call_start(const lcmc_session *session, const lcmc_call_request
         return NULL;
     int has_credentials = session->auth && session->auth->type != LCMC_AUTH_NONE;
     if (!same && has_credentials && lcmc__log_enabled(session->engine, LCMC_LOG_INFO)) {
-        lcmc_event event =
-            lcmc__event_make(LCMC_EVENT_CREDENTIALS, LCMC_LOG_INFO, request->about);
+        lcmc_event event = lcmc__event_make(LCMC_EVENT_CREDENTIALS, LCMC_LOG_INFO, request->about);
         event.reason = "other_origin";
         event.method = request->method;
         event.url = request->url;

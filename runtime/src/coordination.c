@@ -304,8 +304,8 @@ static const char *wait_reason(const lcmc_coordination *c, const lcmc_transfer_r
 }
 
 /* The wait's log event: `why` (the answer `r`) for people, its fields for programs. */
-static void log_wait(lcmc_coordination *c, const lcmc_transfer_result *r, double wait,
-                     double until, double now, int is_poll, const char *why)
+static void log_wait(lcmc_coordination *c, const lcmc_transfer_result *r, double wait, double until,
+                     double now, int is_poll, const char *why)
 {
     if (!lcmc__log_enabled(c->engine, LCMC_LOG_INFO))
         return;
@@ -743,9 +743,8 @@ static void cancel_done(void *userdata, lcmc_transfer_result *r, const lcmc_erro
         event.level = LCMC_LOG_WARN;
         event.reason = "failed";
         event.error_kind = err ? lcmc_status_name(err->status) : "transport";
-        lcmc__event_emit(c->engine, &event, "the cancel request for coordination %s failed: %s",
-                         id,
-                         err                  ? lcmc_error_message(err)
+        lcmc__event_emit(c->engine, &event, "the cancel request for coordination %s failed: %s", id,
+                         err                ? lcmc_error_message(err)
                          : r->curl_error[0] ? r->curl_error
                                             : "no answer");
     } else if (r->status == 202 || r->status == 200 || r->status == 204) {
@@ -775,8 +774,8 @@ static int start_call(lcmc_coordination *c, lcmc_call **slot, const char *method
                       const char *body, double deadline, lcmc_call_done_fn *done)
 {
     lcmc_error err = {0};
-    lcmc_call_request request = {method, url, body, body ? strlen(body) : 0, NULL, deadline,
-                                 &c->about};
+    lcmc_call_request request = {method, url,      body,     body ? strlen(body) : 0,
+                                 NULL,   deadline, &c->about};
     *slot = lcmc__call_start(lcmc__client_session(c->client), &request, done, c, &err);
     if (*slot == NULL) {
         lcmc__error_move(&c->error, &err);

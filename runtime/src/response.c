@@ -122,8 +122,9 @@ static void attempt_done(void *userdata, lcmc_transfer_result *result, const lcm
 static void send_attempt(lcmc_response *r)
 {
     r->attempt++;
-    lcmc_call_request request = {r->method, r->url,      r->body, r->body_length,
-                                 (const char *const *)r->headers, r->deadline, NULL};
+    lcmc_call_request request = {
+        r->method,   r->url, r->body, r->body_length, (const char *const *)r->headers,
+        r->deadline, NULL};
     r->call = lcmc__call_start(&r->session, &request, attempt_done, r, &r->error);
     if (r->call == NULL)
         finish(r, r->error.status);

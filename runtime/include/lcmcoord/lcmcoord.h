@@ -89,21 +89,21 @@ typedef void lcmc_log_fn(void *userdata, lcmc_log_level level, const char *messa
 /* What an event is about (lcmc_event.type); lcmc_event_name gives the stable name
  * ("request", ...) a log collector files it under. New types may be added. */
 typedef enum lcmc_event_type {
-    LCMC_EVENT_MESSAGE = 0,  /* "message": a line given to lcmc_engine_log (a script's) */
-    LCMC_EVENT_REQUEST,      /* "request": a request goes out (method, url) */
-    LCMC_EVENT_RESPONSE,     /* "response": its answer (method, url, status, elapsed) */
-    LCMC_EVENT_WAIT,         /* "wait": a coordination waits before it polls or sends again */
-    LCMC_EVENT_RETRY,        /* "retry": a single request's retry policy sends it again */
-    LCMC_EVENT_RESULT,       /* "result": a coordination ended with the EM's result */
-    LCMC_EVENT_FAILED,       /* "failed": a coordination ended without a result */
-    LCMC_EVENT_CANCEL,       /* "cancel": the EM is asked to cancel, and what it answered */
-    LCMC_EVENT_TOKEN,        /* "token": an access token asked for, received or refused */
-    LCMC_EVENT_CREDENTIALS,  /* "credentials": a request goes without them (other origin) */
-    LCMC_EVENT_PROXY,        /* "proxy": a proxy from the environment is used */
-    LCMC_EVENT_INTERRUPT,    /* "interrupt": lcmc_engine_interrupt reached the loop */
-    LCMC_EVENT_WARNING,      /* "warning": plain http, TLS off, a misspelt field... */
-    LCMC_EVENT_SSH,          /* "ssh": SSH progress (lcmcoord/ssh.h) */
-    LCMC_EVENT_NOTE,         /* "note": any other line of the runtime's, message only */
+    LCMC_EVENT_MESSAGE = 0, /* "message": a line given to lcmc_engine_log (a script's) */
+    LCMC_EVENT_REQUEST,     /* "request": a request goes out (method, url) */
+    LCMC_EVENT_RESPONSE,    /* "response": its answer (method, url, status, elapsed) */
+    LCMC_EVENT_WAIT,        /* "wait": a coordination waits before it polls or sends again */
+    LCMC_EVENT_RETRY,       /* "retry": a single request's retry policy sends it again */
+    LCMC_EVENT_RESULT,      /* "result": a coordination ended with the EM's result */
+    LCMC_EVENT_FAILED,      /* "failed": a coordination ended without a result */
+    LCMC_EVENT_CANCEL,      /* "cancel": the EM is asked to cancel, and what it answered */
+    LCMC_EVENT_TOKEN,       /* "token": an access token asked for, received or refused */
+    LCMC_EVENT_CREDENTIALS, /* "credentials": a request goes without them (other origin) */
+    LCMC_EVENT_PROXY,       /* "proxy": a proxy from the environment is used */
+    LCMC_EVENT_INTERRUPT,   /* "interrupt": lcmc_engine_interrupt reached the loop */
+    LCMC_EVENT_WARNING,     /* "warning": plain http, TLS off, a misspelt field... */
+    LCMC_EVENT_SSH,         /* "ssh": SSH progress (lcmcoord/ssh.h) */
+    LCMC_EVENT_NOTE,        /* "note": any other line of the runtime's, message only */
 } lcmc_event_type;
 
 /* One event, as fields (docs/c-api.md "Log events" lists which each type fills). Strings
@@ -118,12 +118,12 @@ typedef struct lcmc_event {
     const char *message; /* the one line lcmc_log_fn receives for it, without a newline */
     const char *method;
     const char *url;
-    int status;             /* HTTP status of the answer this event is about */
-    double elapsed;         /* seconds the answer took */
-    double wait;            /* seconds until the next attempt (or the bounded grace) */
-    double wait_asked;      /* the wait the EM asked for, when the deadline cut it to `wait` */
-    const char *reason;     /* a stable word saying why, per type (docs/c-api.md) */
-    double time_left;       /* seconds left before the coordination's deadline */
+    int status;                  /* HTTP status of the answer this event is about */
+    double elapsed;              /* seconds the answer took */
+    double wait;                 /* seconds until the next attempt (or the bounded grace) */
+    double wait_asked;           /* the wait the EM asked for, when the deadline cut it to `wait` */
+    const char *reason;          /* a stable word saying why, per type (docs/c-api.md) */
+    double time_left;            /* seconds left before the coordination's deadline */
     const char *coordination_id; /* once the EM gave one */
     const char *action;          /* the coordinationActionName of the coordination */
     int attempt;                 /* 1 for the first try */
