@@ -1102,9 +1102,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     struct em_conn *c = *req_cls;
     /* Everything after the framing check (routing, limits, logs) sees the path: an
      * absolute-form target is routed on its path, its scheme and authority ignored. */
-    const char *target = url;
-    if (target_path(target))
-        url = target_path(target);
+    const char *target = url, *path = target_path(target);
+    if (path)
+        url = path;
     size_t limit = em_body_limit(srv->em, url);
 
     if (!c) /* on_request_line() always runs first */
