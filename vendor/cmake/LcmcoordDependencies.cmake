@@ -28,6 +28,13 @@ add_library(lcmc::ssh2 ALIAS PkgConfig::LCMC_SSH2)
 pkg_check_modules(LCMC_EDIT REQUIRED IMPORTED_TARGET libedit)
 add_library(lcmc::edit ALIAS PkgConfig::LCMC_EDIT)
 
+# The store of `lcmcoord serve`: SQLite (embedded, durable) and libpq (several instances on
+# one PostgreSQL database).
+pkg_check_modules(LCMC_SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.35)
+pkg_check_modules(LCMC_PQ REQUIRED IMPORTED_TARGET libpq>=13)
+add_library(lcmc::sqlite3 ALIAS PkgConfig::LCMC_SQLITE3)
+add_library(lcmc::pq ALIAS PkgConfig::LCMC_PQ)
+
 if(LCMCOORD_BUILD_TESTS)
   pkg_check_modules(LCMC_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
   add_library(lcmc::cmocka ALIAS PkgConfig::LCMC_CMOCKA)
