@@ -24,4 +24,5 @@ set_tests_properties(test_serve_store PROPERTIES FIXTURES_REQUIRED serve_pg TIME
                      RESOURCE_LOCK serve_pg_cluster)
 set_property(TEST test_serve_store APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_TEST_PG_STATE=${LCMC_PG_STATE}")
+lcmc_add_e2e_test(test_pg_cluster_e2e test_pg_cluster.py)
 # ---- end of the store --------------------------------------------------------------------

@@ -102,7 +102,8 @@ void serve_store_free_ids(char **ids, size_t n);
  * malloc'd string the store frees; NULL skips the row), so the store knows nothing of its
  * shape; it is called without any store lock held but must not call the store. A row finished
  * meanwhile by its owner is left alone. Returns how many rows were finished, or
- * SERVE_STORE_ERROR. */
+ * SERVE_STORE_ERROR. A lapsed lease is reaped whoever owns it, this instance included (with
+ * sqlite too): an instance keeps its decisions alive by heartbeats well within the ttl. */
 int serve_store_reap(struct serve_store *st, bool all_running,
                      char *(*build_abort)(const struct serve_coord *c, void *ud), void *ud,
                      char *err, size_t errlen);

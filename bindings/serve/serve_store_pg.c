@@ -106,9 +106,13 @@ static void ignore_notice(void *arg, const char *message)
 
 static PGconn *connect_one(struct pg_store *s, char *err, size_t errlen)
 {
-    /* connect_timeout first: a value in the URL (expanded from dbname) overrides it. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "lcmcoord-serve", s->url, NULL};
+    /* Defaults first: a value in the URL (expanded from dbname) overrides them. Over TCP, a
+     * server gone silent (host down, network cut) is noticed in about 10 s instead of the
+     * system's two hours, so a call never holds an HTTP thread for long. */
+    const char *const keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {"5", "lcmcoord-serve", "5", "2", "3", "10000", s->url, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         pg_fail(s, err, errlen, "connecting", "out of memory");
