@@ -698,11 +698,25 @@ static void test_sqlite_bad_files(void **state)
     snprintf(url, sizeof url, "sqlite:%s/missing/store.db", fx->dir);
     assert_null(serve_store_open(url, "i", err, sizeof err));
     assert_one_line(err, url);
+    assert_non_null(strstr(err, "missing: No such file or directory"));
     snprintf(path, sizeof path, "%s/sub", fx->dir);
     mkdir(path, 0700);
     snprintf(url, sizeof url, "sqlite:%s", path);
     assert_null(serve_store_open(url, "i", err, sizeof err));
     assert_one_line(err, url);
+    assert_non_null(strstr(err, "sub is a directory"));
+    /* Unwritable: where no file can be created (procfs), and, when not root (root writes
+     * anyway), a read-only database file. */
+    assert_null(serve_store_open("sqlite:/proc/lcmcoord-store.db", "i", err, sizeof err));
+    assert_one_line(err, "sqlite:/proc/lcmcoord-store.db");
+    if (geteuid() != 0) {
+        serve_store_close(open_ok(fx->url, "i"));
+        snprintf(path, sizeof path, "%s/store.db", fx->dir);
+        assert_int_equal(chmod(path, 0400), 0);
+        assert_null(serve_store_open(fx->url, "i", err, sizeof err));
+        assert_one_line(err, "read-only");
+        assert_int_equal(chmod(path, 0600), 0);
+    }
     /* Locked: the file in use by another store (the other process of the same file). */
     struct serve_store *st = open_ok(fx->url, "first");
     assert_null(serve_store_open(fx->url, "second", err, sizeof err));
