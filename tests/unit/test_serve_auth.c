@@ -1064,6 +1064,63 @@ static void test_all_methods_together(void **state)
     serve_auth_free(auth);
 }
 
+/* One struct serve_auth used by several HTTP worker threads at once, as serve does: JWTs,
+   Basic, cached and uncached introspection, refusals, all at the same time (the sanitizer
+   builds judge the memory; the answers are judged here). */
+struct worker {
+    struct serve_auth *auth;
+    const char *jwt;
+    int index;
+    int failures;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 6; i++) {
+        struct serve_identity id;
+        char header[4096], token[64];
+        snprintf(header, sizeof header, "Bearer %s", w->jwt);
+        serve_auth_check(w->auth, header, NULL, &id);
+        w->failures += !id.ok || strcmp(id.who, "vnfm-1") != 0;
+        snprintf(token, sizeof token, "Bearer tok-active-thread-%d", (w->index + i) % 5);
+        serve_auth_check(w->auth, token, NULL, &id);
+        w->failures += !id.ok || strcmp(id.who, "vnfm-1") != 0;
+        serve_auth_check(w->auth, "Bearer tok-inactive", NULL, &id);
+        w->failures += id.ok || id.status != 401;
+        serve_auth_check(w->auth, "Basic Ym9iOnNoYS1wYXNz", NULL, &id); /* bob:sha-pass */
+        w->failures += !id.ok || strcmp(id.who, "bob") != 0;
+    }
+    return NULL;
+}
+
+static void test_concurrent_checks_share_one_auth(void **state)
+{
+    (void)state;
+    snprintf(introspect_url, sizeof introspect_url, "http://127.0.0.1:%d/introspect", peer_port);
+    struct serve_auth_config cfg = {.users_file = users_file(0600),
+                                    .jwks_file = jwks_path,
+                                    .introspect_url = introspect_url,
+                                    .introspect_auth = "rs-client:rs-secret",
+                                    .introspect_cache_max = 3,
+                                    .jwt_issuer = ISSUER,
+                                    .jwt_audience = AUDIENCE};
+    struct serve_auth *auth = load_ok(&cfg);
+    char *jwt = good_rs256("rsa-1", "");
+    struct worker workers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (struct worker){auth, jwt, i, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, worker_run, &workers[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(workers[i].failures, 0);
+    }
+    free(jwt);
+    serve_auth_free(auth);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1085,6 +1142,7 @@ int main(void)
         cmocka_unit_test(test_introspection_cache_is_bounded),
         cmocka_unit_test(test_introspection_configuration_errors),
         cmocka_unit_test(test_all_methods_together),
+        cmocka_unit_test(test_concurrent_checks_share_one_auth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
