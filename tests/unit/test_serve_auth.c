@@ -484,6 +484,45 @@ static void test_basic_refuses_wrong_password_unknown_user_and_malformed(void **
     serve_auth_free(auth);
 }
 
+/* A repeated good password costs an HMAC, not a yescrypt; a different password after a good
+   one is checked in full (and refused); with the cache off every check costs the hash. */
+static void test_basic_cache_remembers_only_successes(void **state)
+{
+    (void)state;
+    struct serve_auth_config cfg = {.users_file = users_file(0600)};
+    struct serve_auth *auth = load_ok(&cfg);
+    struct serve_identity id;
+    double start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double first = now_mono() - start;
+    assert_true(id.ok);
+    start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double again = now_mono() - start;
+    assert_true(id.ok);
+    assert_string_equal(id.who, "alice");
+    if (again * 4 > first)
+        fail_msg("a remembered check took %.4f s, the first %.4f s", again, first);
+    const char *wrong[] = {"alice:yes-pas", "alice:yes-passs", "bob:yes-pass", "alic:eyes-pass"};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        basic(auth, wrong[i], &id);
+        assert_false(id.ok);
+    }
+    serve_auth_free(auth);
+
+    cfg.basic_cache_ttl = -1;
+    auth = load_ok(&cfg);
+    basic(auth, "alice:yes-pass", &id);
+    assert_true(id.ok);
+    start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double uncached = now_mono() - start;
+    assert_true(id.ok);
+    if (uncached * 4 < first)
+        fail_msg("with the cache off a check took %.4f s, the first %.4f s", uncached, first);
+    serve_auth_free(auth);
+}
+
 static void test_users_file_refuses_plaintext_and_unknown_formats(void **state)
 {
     (void)state;
@@ -655,7 +694,17 @@ static void test_jwt_accepts_rs256_rs384_es256_and_aud_arrays(void **state)
     /* The JWKS's HMAC key is skipped, said so. */
     assert_non_null(strstr(warnings, "kid \"hmac-1\") is not used"));
     char *t = good_rs256("rsa-1", "");
+    double start = now_mono();
     expect_bearer_ok(auth, t, NULL, "vnfm-1");
+    double first = now_mono() - start;
+    /* Verified once: the same token again skips the signature (its claims are judged anew,
+       test_jwt_certificate_binding). */
+    start = now_mono();
+    for (int i = 0; i < 10; i++)
+        expect_bearer_ok(auth, t, NULL, "vnfm-1");
+    double again = (now_mono() - start) / 10;
+    if (again * 4 > first)
+        fail_msg("a repeated token took %.6f s, the first %.6f s", again, first);
     free(t);
     t = sign(JWT_ALG_RS384, rsa_priv, "rsa-1",
              "{\"iss\":\"" ISSUER "\",\"aud\":[\"x\",\"" AUDIENCE "\"],\"sub\":\"svc-b\","
@@ -1126,6 +1175,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_accepts_yescrypt_sha512_bcrypt),
         cmocka_unit_test(test_basic_refuses_wrong_password_unknown_user_and_malformed),
+        cmocka_unit_test(test_basic_cache_remembers_only_successes),
         cmocka_unit_test(test_users_file_refuses_plaintext_and_unknown_formats),
         cmocka_unit_test(test_users_file_readable_by_others_is_warned),
         cmocka_unit_test(test_hash_password_makes_a_line_the_loader_accepts),
