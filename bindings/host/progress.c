@@ -116,9 +116,9 @@ static void say(const char *text)
 
 static const char *again_hint(void)
 {
-    /* The runtime bounds the wait for the cancel; in the REPL a second Ctrl-C does not end
-     * the session, it only waits out that bound. */
-    return progress.repl ? "(back at the prompt within seconds; Ctrl-C again keeps the session)"
+    /* The runtime bounds the wait for the EM's answer; a second Ctrl-C ends it at once: the
+     * program, or in the REPL only the statement (the session stays). */
+    return progress.repl ? "(Ctrl-C again to stop waiting; the session stays)"
                          : "(Ctrl-C again to stop waiting)";
 }
 

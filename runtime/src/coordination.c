@@ -9,7 +9,7 @@
  * or the engine is interrupted while the EM holds an id, the EM is asked to cancel (a
  * short, separate budget) before the coordination ends. When that happens while the POST
  * is out, its answer is awaited for a short grace, so that what the EM may have started
- * can be cancelled too.
+ * can be cancelled too. A second interrupt ends either wait at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,19 +240,37 @@ static void fail_deadline(lcmc_coordination *c, const char *what)
     end_with_cancel(c, LCMC_EDEADLINE);
 }
 
+/* Ends at once a coordination that was waiting, while ending, for the EM's answer to its
+ * cancel or to its POST: what the EM does with them is no longer awaited. */
+static void stop_waiting(lcmc_coordination *c)
+{
+    if (c->phase == PHASE_POST_GRACE) {
+        end_left_behind(c, "its answer to the POST was not awaited");
+        return;
+    }
+    extend_ending_message(c, " (its answer was not awaited)");
+    lcmc__error_move(&c->error, &c->ending_error);
+    finish(c, c->ending_status);
+}
+
 static void interrupt(lcmc_op *op)
 {
     lcmc_coordination *c = (lcmc_coordination *)op;
-    if (c->phase == PHASE_DONE || c->phase == PHASE_CANCELLING || c->phase == PHASE_POST_GRACE)
+    if (c->phase == PHASE_DONE)
         return;
     if (c->phase == PHASE_POST && lcmc__call_request_started(c->call)) {
         lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted");
         await_post_answer(c, LCMC_ECANCELLED);
-        return;
+    } else if (c->phase != PHASE_CANCELLING && c->phase != PHASE_POST_GRACE) {
+        lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted%s",
+                        c->cancel_url && !c->cancel_sent ? "; the EM was asked to cancel" : "");
+        end_with_cancel(c, LCMC_ECANCELLED);
     }
-    lcmc__error_set(&c->ending_error, LCMC_ECANCELLED, "interrupted%s",
-                    c->cancel_url && !c->cancel_sent ? "; the EM was asked to cancel" : "");
-    end_with_cancel(c, LCMC_ECANCELLED);
+    /* The first interrupt leaves those waits to their short grace; another one (perhaps come
+     * together with the first) ends them. */
+    if ((c->phase == PHASE_CANCELLING || c->phase == PHASE_POST_GRACE) &&
+        lcmc__engine_interrupted_again(c->engine))
+        stop_waiting(c);
 }
 
 /* The deadline came while the POST is out. */

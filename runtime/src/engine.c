@@ -34,7 +34,8 @@ struct lcmc_engine {
 
     int wake_pipe[2];
     volatile sig_atomic_t interrupt_flag;
-    int interrupt_handled;
+    volatile sig_atomic_t interrupt_again; /* a later interrupt came: stop waiting, too */
+    int interrupts_handled;                /* 0, 1 (the first) or 2 (the one again too) */
 
     lcmc_trace_fn *trace_fn;
     void *trace_userdata;
@@ -177,6 +178,8 @@ void lcmc_engine_interrupt(lcmc_engine *e)
     /* Only async-signal-safe work here: a flag and a write(2) that wakes the loop. */
     if (e == NULL)
         return;
+    if (e->interrupt_flag)
+        e->interrupt_again = 1;
     e->interrupt_flag = 1;
     if (e->wake_pipe[1] >= 0) {
         int saved = errno;
@@ -196,7 +199,13 @@ void lcmc_engine_reset_interrupt(lcmc_engine *e)
     if (e == NULL)
         return;
     e->interrupt_flag = 0;
-    e->interrupt_handled = 0;
+    e->interrupt_again = 0;
+    e->interrupts_handled = 0;
+}
+
+int lcmc__engine_interrupted_again(const lcmc_engine *e)
+{
+    return e->interrupt_again;
 }
 
 const lcmc_error *lcmc_engine_last_error(const lcmc_engine *e)
@@ -403,13 +412,29 @@ void lcmc__op_unregister(lcmc_engine *e, lcmc_op *op)
     op->registered = 0;
 }
 
+/* Whether an interrupt came that the ops in flight have not been told of yet. */
+static int interrupt_pending(const lcmc_engine *e)
+{
+    return e->interrupt_flag && e->interrupts_handled < 1 + (e->interrupt_again ? 1 : 0);
+}
+
+/* The first interrupt cancels what is in flight; one after it ends the waits that cancelling
+ * began (for the EM's answer to a cancel, or to a POST that was out), which the first one
+ * leaves to their short grace. Each op is told of both and knows which by
+ * lcmc__engine_interrupted_again. */
 static void deliver_interrupt(lcmc_engine *e)
 {
-    e->interrupt_handled = 1;
+    int again = e->interrupts_handled > 0;
+    e->interrupts_handled = e->interrupt_again ? 2 : 1;
     lcmc_event event = lcmc__event_make(LCMC_EVENT_INTERRUPT, LCMC_LOG_INFO, NULL);
-    event.reason = e->ops ? "in_flight" : "nothing";
-    lcmc__event_emit(e, &event, "interrupted: cancelling %s in flight",
-                     e->ops ? "what is" : "nothing");
+    if (again) {
+        event.reason = "again";
+        lcmc__event_emit(e, &event, "interrupted again: no longer waiting for the EM");
+    } else {
+        event.reason = e->ops ? "in_flight" : "nothing";
+        lcmc__event_emit(e, &event, "interrupted: cancelling %s in flight",
+                         e->ops ? "what is" : "nothing");
+    }
     /* An op may unregister itself (and only itself) while handling the interrupt. */
     lcmc_op *op = e->ops;
     while (op) {
@@ -526,7 +551,7 @@ static void dispatch_watches(lcmc_engine *e, size_t count)
 
 lcmc_status lcmc__engine_step(lcmc_engine *e)
 {
-    if (e->interrupt_flag && !e->interrupt_handled)
+    if (interrupt_pending(e))
         deliver_interrupt(e);
     size_t fired = fire_due_timers(e);
     if (lcmc__transfers_running(e->transfers) == 0 && e->heap_length == 0 && e->watch_count == 0)
@@ -554,7 +579,7 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
         return s;
     if (fds[0].revents)
         drain_wake_pipe(e);
-    if (e->interrupt_flag && !e->interrupt_handled)
+    if (interrupt_pending(e))
         deliver_interrupt(e);
     if (count > 0)
         dispatch_watches(e, count);

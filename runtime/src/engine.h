@@ -68,6 +68,10 @@ void lcmc__watch_init(lcmc_watch *watch, int fd, short events, lcmc_watch_fn *re
 int lcmc__watch_add(lcmc_engine *engine, lcmc_watch *watch);
 void lcmc__watch_remove(lcmc_engine *engine, lcmc_watch *watch);
 
+/* Whether the engine was interrupted again after its first interrupt (lcmc_engine_interrupt
+ * called twice since the last reset): ops then stop the waits that ending began. */
+int lcmc__engine_interrupted_again(const lcmc_engine *engine);
+
 /* Runs the loop until *done becomes non-zero: LCMC_OK; LCMC_ECANCELLED when the engine is
  * interrupted first. Whatever else is in flight on the engine makes progress meanwhile. */
 lcmc_status lcmc__engine_run_until(lcmc_engine *engine, const int *done);

@@ -179,6 +179,44 @@ static void test_interrupt_while_the_post_is_out_awaits_and_cancels(void **state
     lcmc_coordination_free(c);
 }
 
+/* A second interrupt stops waiting for the EM's answer to the cancel (or to a POST that was
+ * out): the coordination ends at once instead of after its 5 s grace. */
+static void test_second_interrupt_stops_waiting_for_the_cancel(void **state)
+{
+    fake *f = *state;
+    fake_expect(f, "POST", COORDINATIONS, fake_accepted(POLLED, "10"));
+    fake_expect(f, "POST", CANCEL, fake_status(202, INFINITY));
+    lcmc_coordination *c = start(f, 600);
+    fake_run_until_ended(f, 0);
+    fake_run_for(f, 4);
+    /* Both before the loop turns (the fake hands a request over and lets its time pass in
+     * one turn): the second ends the wait the first began. */
+    lcmc_engine_interrupt(f->engine);
+    lcmc_engine_interrupt(f->engine);
+    assert_int_equal(lcmc_coordination_wait(c), LCMC_ECANCELLED);
+    assert_near(fake_elapsed(f), ANSWER + 4);
+    assert_message(c, "interrupted; the EM was asked to cancel (its answer was not awaited)");
+    lcmc_coordination_free(c);
+}
+
+static void test_second_interrupt_stops_waiting_for_the_posts_answer(void **state)
+{
+    fake *f = *state;
+    fake_answer never = fake_accepted(POLLED, "10");
+    never.after = INFINITY;
+    fake_expect(f, "POST", COORDINATIONS, never);
+    lcmc_coordination *c = start(f, 600);
+    fake_run_until_handed(f, 0);
+    lcmc_engine_interrupt(f->engine);
+    lcmc_engine_interrupt(f->engine); /* both before the loop turns: the same at once */
+    assert_int_equal(lcmc_coordination_wait(c), LCMC_ECANCELLED);
+    assert_near(fake_elapsed(f), fake_nth(f, 0)->handed_at - FAKE_T0);
+    assert_message(c, "interrupted; the EM may hold a coordination that could not be cancelled "
+                      "(its answer to the POST was not awaited)");
+    assert_int_equal(fake_nth(f, 0)->outcome, 2);
+    lcmc_coordination_free(c);
+}
+
 /* An interrupt before the coordination began refuses to start it. */
 static void test_interrupted_engine_starts_nothing(void **state)
 {
@@ -261,6 +299,8 @@ int main(void)
         T(test_cancel_while_the_post_is_out_drops_its_503),
         T(test_interrupt_while_polling_cancels_at_the_em),
         T(test_interrupt_while_the_post_is_out_awaits_and_cancels),
+        T(test_second_interrupt_stops_waiting_for_the_cancel),
+        T(test_second_interrupt_stops_waiting_for_the_posts_answer),
         T(test_interrupted_engine_starts_nothing),
         T(test_cancel_url_keeps_the_query),
         T(test_cancel_failures_are_tolerated),

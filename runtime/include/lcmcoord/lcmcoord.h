@@ -169,7 +169,9 @@ LCMC_API long lcmc_engine_max_host_connections(const lcmc_engine *engine);
 /* Async-signal-safe: every coordination and request in flight is cancelled (the EM is asked
  * to cancel coordinations that have an id, briefly; a coordination whose POST is out first
  * waits at most 5 s for its answer, to learn that id) and finishes with LCMC_ECANCELLED. The
- * blocking call in progress returns promptly. Stays in effect until lcmc_engine_reset_interrupt. */
+ * blocking call in progress returns promptly. Called again (a second Ctrl-C), it also ends
+ * those short waits for the EM's answers at once. Stays in effect until
+ * lcmc_engine_reset_interrupt. */
 LCMC_API void lcmc_engine_interrupt(lcmc_engine *engine);
 LCMC_API int lcmc_engine_interrupted(const lcmc_engine *engine);
 LCMC_API void lcmc_engine_reset_interrupt(lcmc_engine *engine);
