@@ -205,8 +205,11 @@ lcmc_status lcmc__auth_parse(lcmc_auth *auth, const char *authentication_json, c
     json_t *doc = json_loads(authentication_json, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL) {
         /* Only where: jansson's text quotes the input near the error, which may be a secret. */
-        snprintf(why, why_size, "authentication is not valid JSON (line %d, column %d)", jerr.line,
-                 jerr.column);
+        int line, column;
+        lcmc__json_error_place(authentication_json, strlen(authentication_json), &jerr, &line,
+                               &column);
+        snprintf(why, why_size, "authentication is not valid JSON (line %d, column %d)", line,
+                 column);
         return LCMC_EUSAGE;
     }
     lcmc_status status = LCMC_EUSAGE;

@@ -150,6 +150,9 @@ LCMC_INTERNAL char *lcmc__url_cancel(const char *coordination_url);
 #define LCMC_MAX_TIMEOUT 1e7
 
 LCMC_INTERNAL int lcmc__validate_request(const json_t *request, char *why, size_t why_size);
+/* The line and column (from 1, in characters) of a parse error of `text`, in words. */
+LCMC_INTERNAL void lcmc__json_error_place(const char *text, size_t length, const json_error_t *err,
+                                          int *line, int *column);
 /* The first top-level field of a (valid) LcmCoordRequest that the API does not define, or
  * NULL: such a field is sent as it is, but it is most often a misspelt one
  * (`coordinationActionNam`), worth a warning. Valid while `request` is. */

@@ -72,6 +72,35 @@ static const char *parse_reason(const json_error_t *err)
     }
 }
 
+/* Where the error is, as a person counts: lines and columns (characters) from 1. jansson
+ * counts a line break as the start of the next line, at column 0: an error found at a line
+ * break is then put at that break, the end of the line it ends, and the end of the text
+ * after a last line break at column 1 of the empty line that follows. */
+void lcmc__json_error_place(const char *text, size_t length, const json_error_t *err, int *line,
+                            int *column)
+{
+    *line = err->line;
+    *column = err->column;
+    if (err->column > 0 || err->line < 2 || text == NULL)
+        return;
+    if (json_error_code(err) == json_error_premature_end_of_input) {
+        *column = 1;
+        return;
+    }
+    /* The line before: from after the (line - 2)th break to the (line - 1)th. */
+    size_t start = 0, i = 0;
+    int breaks = 0;
+    for (; i < length && breaks < err->line - 1; i++)
+        if (text[i] == '\n' && ++breaks < err->line - 1)
+            start = i + 1;
+    int characters = 0;
+    for (size_t k = start; k < length && text[k] != '\n'; k++)
+        if (((unsigned char)text[k] & 0xC0) != 0x80)
+            characters++;
+    *line = err->line - 1;
+    *column = characters + 1;
+}
+
 json_t *lcmc_json_parse(const char *text, size_t length, char *why, size_t why_size)
 {
     if (text == NULL) {
@@ -87,15 +116,16 @@ json_t *lcmc_json_parse(const char *text, size_t length, char *why, size_t why_s
     memset(&err, 0, sizeof err);
     json_t *value = json_loadb(text, length, LOAD_FLAGS, &err);
     if (value == NULL && why && why_size) {
+        int line, column;
+        lcmc__json_error_place(text, length, &err, &line, &column);
         if (err.text[0] == '\0')
             snprintf(why, why_size, "out of memory");
         else if (json_error_code(&err) == json_error_stack_overflow)
             snprintf(why, why_size,
                      "arrays and objects nested deeper than %d at line %d, column %d",
-                     LCMC_JSON_MAX_DEPTH, err.line, err.column);
+                     LCMC_JSON_MAX_DEPTH, line, column);
         else
-            snprintf(why, why_size, "%s at line %d, column %d", parse_reason(&err), err.line,
-                     err.column);
+            snprintf(why, why_size, "%s at line %d, column %d", parse_reason(&err), line, column);
     }
     return value;
 }

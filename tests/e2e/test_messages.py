@@ -174,6 +174,32 @@ class Values(harness.TestCase):
         self.assertEqual(done.stdout, "true\n")
 
 
+class JsonPlaces(harness.TestCase):
+    """Lines and columns of a JSON error count from 1, as a person does: an error found at a
+    line break is never put at a column 0 (jansson's count after a break)."""
+
+    def test_stdin_ending_after_a_line_break_is_at_column_1_of_the_next_line(self):
+        for text, place in (("{\n", "line 2, column 1"), ('{"a": 1}\n\n2', "line 3, column 1"),
+                            ('{"a":\n}', "line 2, column 1"), ('{"a": }', "line 1, column 7")):
+            with self.subTest(text=text):
+                done = harness.run_lcmcoord("run", SCRIPT, stdin=text)
+                self.assertEqual(done.returncode, 2, done.stderr)
+                line = self.assertOneLine(done.stderr)
+                self.assertTrue(line.endswith(f" at {place}"), line)
+                self.assertNotIn("column 0", line)
+
+    def test_an_authentication_file_gets_the_same_places(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "auth.json")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write('{"authType": ["BASIC"],\n')
+            done = harness.run_lcmcoord("coordinate", "--endpoint", "http://127.0.0.1:1",
+                                        "--action", "x", "--auth", path)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        line = self.assertOneLine(done.stderr)
+        self.assertTrue(line.endswith("at line 2, column 1"), line)
+
+
 class TlsHints(certs.WithPki, harness.TestCase):
     """Against real servers: `lcmcoord em` with and without --tls-cert."""
 
