@@ -41,7 +41,8 @@
 
 static const char usage_line[] =
     "usage: lcmcoord check [-v] [--offline] [--timeout S] [--script-timeout S] [--cacert FILE] "
-    "[--capath DIR] [--cert FILE] [--key FILE] [--config FILE] SCRIPT.lua < VNFC_PARAM.json";
+    "[--capath DIR] [--cert FILE] [--key FILE] [--config FILE] [--log-format text|json] "
+    "[--print-config] SCRIPT.lua < VNFC_PARAM.json";
 
 typedef struct check_context {
     int verbosity;

@@ -50,8 +50,9 @@ static void print_help(void)
           stdout);
     for (size_t k = 0; k < SUBCOMMAND_COUNT; k++)
         printf("  %-16s  %s", subcommands[k].name, subcommands[k].summary);
-    fputs("  help [SUBCOMMAND]   this help, or the options of SUBCOMMAND\n"
-          "\n"
+    printf("  %-16s  %s\n", "help", "this help");
+    printf("  %-16s  %s\n", "help SUBCOMMAND", "the options of SUBCOMMAND");
+    fputs("\n"
           "Run `lcmcoord help SUBCOMMAND` (or `lcmcoord SUBCOMMAND --help`) for the options\n"
           "of each. See lcmcoord(1).\n",
           stdout);

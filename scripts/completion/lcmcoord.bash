@@ -15,9 +15,11 @@ _lcmcoord_options()
                 sed -E 's/^[ ,[(]//' | sort -u | tr '\n' ' ')"
         else
             case $sub in
-            run) printf -v "$var" '%s' "-v --verbose --record --cacert --capath --cert --key --config --log-format --print-config --help" ;;
-            coordinate) printf -v "$var" '%s' "--endpoint --action --request --input --instance --op-occ --operation --auth --version --timeout -v --verbose --cacert --capath --cert --key --config --log-format --print-config --help" ;;
-            repl) printf -v "$var" '%s' "--endpoint --auth --version --timeout --cacert --capath --cert --key --config --print-config --help" ;;
+            run) printf -v "$var" '%s' "-v -vv --verbose --record --cacert --capath --cert --key --config --log-format --print-config --any-params --sandbox --script-timeout --memory-limit --help -h" ;;
+            coordinate) printf -v "$var" '%s' "--endpoint --action --request --input --instance --op-occ --operation --auth --version --timeout -v -vv --verbose --cacert --capath --cert --key --config --log-format --print-config --help -h" ;;
+            repl) printf -v "$var" '%s' "--endpoint --auth --version --timeout --cacert --capath --cert --key --config --print-config --help -h" ;;
+            check) printf -v "$var" '%s' "-v -vv --verbose --offline --timeout --script-timeout --cacert --capath --cert --key --config --log-format --print-config --help -h" ;;
+            params) printf -v "$var" '%s' "--vdu --new --old --vnfc --operation --ssh-ip --vnfm --help -h" ;;
             em) printf -v "$var" '%s' "--listen --mode --polls --rejects --result --retry-after --location --delay --basic --oauth2 --token-ttl --tls-cert --tls-key --client-ca --body-limit --journal-max --threads --scenario --chaos --base-url --max-connections --max-per-client --idle-timeout --header-timeout --min-body-rate --quiet --log-format --help" ;;
             esac
         fi
@@ -49,15 +51,15 @@ _lcmcoord()
     sub=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        run | coordinate | repl | em) sub=${COMP_WORDS[i]}; break ;;
+        run | coordinate | repl | check | params | em) sub=${COMP_WORDS[i]}; break ;;
         esac
     done
     if [[ -z $sub && $COMP_CWORD -eq 2 && ${COMP_WORDS[1]} == help ]]; then
-        COMPREPLY=($(compgen -W "run coordinate repl em" -- "$cur"))
+        COMPREPLY=($(compgen -W "run coordinate repl check params em" -- "$cur"))
         return 0
     fi
     if [[ -z $sub ]]; then
-        COMPREPLY=($(compgen -W "run coordinate repl em help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "run coordinate repl check params em help --help --version" -- "$cur"))
         return 0
     fi
     case $prev in
@@ -76,14 +78,18 @@ _lcmcoord()
     --endpoint | --action | --input | --instance | --op-occ | --version | --timeout | \
         --listen | --polls | --rejects | --retry-after | --delay | --basic | --oauth2 | \
         --token-ttl | --body-limit | --journal-max | --threads | --base-url | \
-        --max-connections | --max-per-client | --idle-timeout | --header-timeout | --min-body-rate)
+        --max-connections | --max-per-client | --idle-timeout | --header-timeout | --min-body-rate | \
+        --script-timeout | --memory-limit | --vdu | --vnfc | --ssh-ip | --vnfm)
         return 0 ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_lcmcoord_options "$sub")" -- "$cur"))
-    elif [[ $sub == run ]]; then
+    elif [[ $sub == run || $sub == check ]]; then
         # The script: Lua files and directories on the way to them.
         COMPREPLY=($(compgen -f -X '!*.lua' -- "$cur") $(compgen -d -- "$cur"))
+    elif [[ $sub == params ]]; then
+        # The package's additionalParams: JSON files and directories on the way to them.
+        COMPREPLY=($(compgen -f -X '!*.json' -- "$cur") $(compgen -d -- "$cur"))
     fi
     return 0
 }

@@ -92,8 +92,15 @@ class UsageErrors(harness.TestCase):
         done = harness.run_lcmcoord("help")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout, harness.run_lcmcoord("--help").stdout)
-        self.assertIn("help [SUBCOMMAND]", done.stdout)
-        for name in ("run", "coordinate", "repl", "em"):
+        self.assertIn("  help SUBCOMMAND ", done.stdout)
+        # Each entry's words start in one column, `help`'s too.
+        block = done.stdout.split("Subcommands:\n")[1].split("\n\n")[0].splitlines()
+        entries = [line for line in block if re.match(r"  \S", line)]
+        self.assertEqual([e.split()[0] for e in entries],
+                         ["run", "coordinate", "repl", "check", "params", "em", "help", "help"])
+        columns = {re.match(r"  \S+(?: [A-Z]+)?\s+", e).end() for e in entries}
+        self.assertEqual(len(columns), 1, block)
+        for name in ("run", "coordinate", "repl", "check", "params", "em"):
             with self.subTest(subcommand=name):
                 done = harness.run_lcmcoord("help", name)
                 self.assertEqual(done.returncode, 0, done.stderr)
@@ -529,7 +536,54 @@ class BashCompletion(harness.TestCase):
         self.assertEqual(sorted(self.complete("em", "--chaos", "")), names)
         self.assertEqual(self.complete("em", "--chaos", "tls-p"), ["tls-plain-http"])
         self.assertEqual(self.complete("help", "co"), ["coordinate"])
+        self.assertEqual(self.complete("help", "p"), ["params"])
         self.assertIn("help", self.complete(""))
+
+    def help_options(self, sub):
+        text = harness.run_lcmcoord(sub, "--help").stdout
+        return sorted(set(re.findall(r"(?:^|[ ,\[(])(--?[a-zA-Z][a-zA-Z0-9-]*)", text, re.M)))
+
+    def test_check_and_params_and_their_options_are_offered(self):
+        self.assertIn("check", self.complete(""))
+        self.assertIn("params", self.complete(""))
+        for sub, expected in (("check", ["--offline", "--script-timeout", "--timeout"]),
+                              ("params", ["--new", "--old", "--vdu", "--vnfc", "--operation"])):
+            with self.subTest(sub=sub):
+                offered = self.complete(sub, "--")
+                for option in expected:
+                    self.assertIn(option, offered)
+                self.assertEqual(sorted(self.complete(sub, "-")), self.help_options(sub))
+        self.assertEqual(self.complete("params", "--operation", "HE"), ["HEAL"])
+        self.assertEqual(self.complete("check", "--log-format", "j"), ["json"])
+
+    def test_the_list_used_without_the_program_is_its_help(self):
+        # When the program cannot be run the completion falls back to a list of its own:
+        # that list must be what each subcommand's --help names.
+        for sub in ("run", "coordinate", "repl", "check", "params", "em"):
+            with self.subTest(sub=sub):
+                done = subprocess.run(
+                    ["bash", "-c", f"source '{self.COMPLETION}'; "
+                     f"COMP_WORDS=(/nonexistent/lcmcoord {sub} -); COMP_CWORD=2; _lcmcoord; "
+                     "echo ${COMPREPLY[@]}"],
+                    capture_output=True, text=True, timeout=60 * harness.TIME_FACTOR)
+                self.assertEqual(sorted(done.stdout.split()), self.help_options(sub))
+
+    def test_zsh_completion_names_every_option_of_each_subcommand(self):
+        zsh = os.path.join(harness.SOURCE_DIR, "scripts", "completion", "_lcmcoord")
+        with open(zsh, encoding="utf-8") as f:
+            text = f.read()
+        shared = re.findall(r"'(--[a-z-]+)[=\[]", text.split("_lcmcoord_run()")[0])
+        for sub in ("run", "coordinate", "repl", "check", "params", "em"):
+            with self.subTest(sub=sub):
+                body = text.split(f"_lcmcoord_{sub}() {{")[1].split("\n}")[0]
+                named = set(re.findall(r"(--?[a-zA-Z][a-zA-Z0-9-]*)[=\[',}]", body))
+                if "$tls_opts" in body or "$config_opts" in body:
+                    named |= set(shared)
+                if "-v" in named:
+                    named.add("-vv")  # -v given twice
+                self.assertEqual(sorted(set(self.help_options(sub)) - named), [])
+        self.assertIn('check\\:"', text)
+        self.assertIn('params\\:"', text)
 
 
 class AuthenticationExamples(certs.WithPki, harness.TestCase):
