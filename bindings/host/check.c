@@ -337,7 +337,9 @@ static int check_parameters(check_context *ctx, lcmc_engine *engine, lcmc_tls_op
 
 /* Replaces the coordination calls of the module with ones that record the request (as JSON
  * text, in the table passed as the second argument) and answer CONTINUE, so that the script
- * runs to its end without anything being sent. */
+ * runs to its end without anything being sent; SSH, HTTP requests that change things, and
+ * commands on this host (os.execute, io.popen) answer as if they succeeded, without being
+ * made. */
 static const char stand_in_source[] =
     "local lcmcoord, sent = ...\n"
     "local function record(request)\n"
@@ -391,6 +393,29 @@ static const char stand_in_source[] =
     "    method = type(method) == 'string' and method:upper() or method\n"
     "    if method == 'GET' or method == 'HEAD' then return request(options) end\n"
     "    return {status = 200, headers = {}, body = ''}\n"
+    "  end\n"
+    "end\n"
+    "-- Nor a command on this host: os.execute and io.popen answer as if it succeeded, with\n"
+    "-- no output.\n"
+    "if os then os.execute = function(command)\n"
+    "  if command == nil then return true end\n"
+    "  return true, 'exit', 0\n"
+    "end end\n"
+    "if io then\n"
+    "  local Pipe = {}\n"
+    "  Pipe.__index = Pipe\n"
+    "  function Pipe:read() return nil end\n"
+    "  function Pipe:lines() return function() return nil end end\n"
+    "  function Pipe:write() return self end\n"
+    "  function Pipe:flush() return self end\n"
+    "  function Pipe:setvbuf() return true end\n"
+    "  function Pipe:close() return true, 'exit', 0 end\n"
+    "  Pipe.__close = Pipe.close\n"
+    "  io.popen = function(command, mode)\n"
+    "    if type(command) ~= 'string' then\n"
+    "      error(\"bad argument #1 to 'popen' (string expected, got \" .. type(command) .. ')', 2)\n"
+    "    end\n"
+    "    return setmetatable({}, Pipe)\n"
     "  end\n"
     "end\n"
     "if os then os.exit = function(code)\n"

@@ -225,6 +225,28 @@ class BadParametersTest(CheckTestCase):
         self.assertEqual(checks["script sets the action"], ("ok", "prv.example.drained"))
         self.assertEqual(posts(journal), [])
 
+    def test_commands_on_this_host_are_not_run(self):
+        ran = os.path.join(self.tmp.name, "ran")
+        script = self.script(
+            'local lcmcoord = require "lcmcoord"\n'
+            "local p = ...\n"
+            f"local ok, how, code = os.execute('touch {ran}-execute')\n"
+            "assert(ok == true and how == 'exit' and code == 0)\n"
+            "assert(os.execute() == true)\n"
+            f"local pipe = io.popen('touch {ran}-popen; echo out')\n"
+            "assert(pipe:read('a') == nil)\n"
+            "assert(pipe:close() == true)\n"
+            f"for line in io.popen('touch {ran}-lines'):lines() do error(line) end\n"
+            f"io.popen('cat > {ran}-write', 'w'):write('x'):close()\n"
+            "p.LcmCoordRequest.coordinationActionName = 'prv.example.ran'\n"
+            "lcmcoord.create_coordination(p.endpoint, p.authentication, p.LcmCoordRequest)\n")
+        done, checks = self.check(example_params("http://127.0.0.1:9"), "--offline",
+                                  script=script)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(checks["script sets the action"], ("ok", "prv.example.ran"))
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp.name) if n.startswith("ran")),
+                         [])
+
     def test_script_with_a_client_is_recorded_not_sent(self):
         script = self.script(
             'local lcmcoord = require "lcmcoord"\n'
