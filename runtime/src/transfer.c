@@ -1225,6 +1225,21 @@ const char *lcmc__transfer_hint(const lcmc_transfer_result *r, const char *url, 
                : is_token ? "; hint: if that port serves HTTPS, tokenEndpoint must start with "
                             "https://"
                           : "; hint: if that port serves HTTPS, the URL must start with https://";
+    if (strncasecmp(url, "https://", 8) == 0 && r->curl_code == CURLE_SSL_CONNECT_ERROR &&
+        (strstr(r->curl_error, "SSL_ERROR_SYSCALL") != NULL ||
+         strstr(r->curl_error, "Connection reset by peer") != NULL ||
+         strstr(r->curl_error, "unexpected eof") != NULL))
+        /* The handshake was cut without a TLS alert: the server there closed or reset the
+         * connection on the ClientHello, which a TLS server never does. */
+        return is_em ? "; hint: the connection was closed during the TLS handshake: check that "
+                       "the endpoint's port serves HTTPS (not another service) and that nothing "
+                       "on the path (a firewall, a load balancer) cuts TLS"
+               : is_token ? "; hint: the connection was closed during the TLS handshake: check "
+                            "that tokenEndpoint's port serves HTTPS (not another service) and "
+                            "that nothing on the path (a firewall, a load balancer) cuts TLS"
+                          : "; hint: the connection was closed during the TLS handshake: check "
+                            "that the URL's port serves HTTPS (not another service) and that "
+                            "nothing on the path (a firewall, a load balancer) cuts TLS";
     if (r->curl_code == CURLE_PEER_FAILED_VERIFICATION &&
         (strstr(r->curl_error, "unable to get local issuer certificate") != NULL ||
          strstr(r->curl_error, "self-signed certificate") != NULL ||

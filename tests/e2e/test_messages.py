@@ -250,6 +250,26 @@ class TlsHints(certs.WithPki, harness.TestCase):
                                         "--cacert", self.pki.ca_cert)
             self.assertEqual(done.returncode, 0, done.stderr)
 
+    HANDSHAKE_CUT = ("; hint: the connection was closed during the TLS handshake: check that "
+                     "the endpoint's port serves HTTPS (not another service) and that nothing "
+                     "on the path (a firewall, a load balancer) cuts TLS")
+
+    def test_a_handshake_cut_by_the_peer_names_the_likely_cause(self):
+        # A peer that reads the ClientHello and closes (OpenSSL: SSL_ERROR_SYSCALL) or
+        # resets the connection: no TLS alert, so no TLS server said no.
+        for reset, said in ((False, "SSL_ERROR_SYSCALL"), (True, "Connection reset by peer")):
+            with self.subTest(reset=reset), peers.HandshakeDropper(reset=reset) as peer:
+                line = self.coordinate(peer.url)
+                self.assertTrue(line.startswith("lcmcoord: TLS failure talking to the EM: "),
+                                line)
+                self.assertIn(said, line)
+                self.assertTrue(line.endswith(self.HANDSHAKE_CUT), line)
+                self.assertEqual(peer.accepted, 1)
+        # A peer that refuses with a TLS alert (a client certificate required) is not it.
+        with harness.TlsEM(self.pki, "--client-ca", self.pki.ca_cert) as em:
+            line = self.coordinate(em.url, "--cacert", self.pki.ca_cert)
+        self.assertNotIn("closed during the TLS handshake", line)
+
     def test_a_run_script_gets_the_same_hint(self):
         with harness.TlsEM(self.pki) as em:
             done = harness.run_lcmcoord("run", SCRIPT, stdin=json.dumps(vnfc_param(em.url)))
@@ -340,6 +360,10 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
             child.wait(timeout=60 * harness.TIME_FACTOR)
         return subprocess.CompletedProcess(child.args, child.returncode, "", err)
 
+    def handshake_cut(self):
+        with peers.HandshakeDropper(reset=False) as peer:
+            return harness.run_lcmcoord("run", SCRIPT, stdin=json.dumps(vnfc_param(peer.url)))
+
     def other_coordination_polled(self):
         """An EM (a Python peer) that accepts c-1 and answers its poll with c-2's LcmCoord."""
         with peers.CoordinationPeer(on_get=lambda h: h.answer(200, peers.lcmcoord("c-2")),
@@ -415,6 +439,11 @@ class TroubleshootingTable(certs.WithPki, harness.TestCase):
             "without TLS: if the EM serves plain HTTP there, the endpoint must start with "
             "http://":
                 lambda: self.plain_and_tls("https://"),
+            "lcmcoord: TLS failure talking to the EM: ... (POST ...); hint: the connection was "
+            "closed during the TLS handshake: check that the endpoint's port serves HTTPS (not "
+            "another service) and that nothing on the path (a firewall, a load balancer) cuts "
+            "TLS":
+                lambda: self.handshake_cut(),
             "lcmcoord: the EM closed the connection without answering; it may have started the "
             "coordination, which is not sent again (POST ...); hint: if that port serves HTTPS, "
             "the endpoint must start with https://":
