@@ -22,7 +22,8 @@
 #define LINE_MAX_BYTES 512
 
 static struct {
-    int on;
+    int on;   /* watching: stderr is a terminal */
+    int live; /* and the live line shows (no -v asking for the lines themselves, no dumb TERM) */
     lcmc_event_fn *render; /* the host's renderer (text or JSON lines) */
     void *render_userdata;
     lcmc_log_level shown; /* the level the operator asked the renderer for */
@@ -64,7 +65,7 @@ static size_t terminal_columns(void)
 
 static void draw(void)
 {
-    if (progress.line[0] == '\0')
+    if (!progress.live || progress.line[0] == '\0')
         return;
     size_t length = strlen(progress.line);
     size_t room = terminal_columns() - 1;
@@ -108,6 +109,8 @@ static void forget_line(void)
 static void say(const char *text)
 {
     forget_line();
+    if (!progress.live)
+        return; /* -v shows the same as a log line */
     char *safe = lcmc_safe_dup(text, strlen(text), LCMC_SAFE_ESCAPE_LINES);
     fprintf(stderr, "%s\n", safe != NULL ? safe : text);
     fflush(stderr);
@@ -227,18 +230,22 @@ static void on_event(void *userdata, const lcmc_event *event)
 int lcmc_progress_wrap(lcmc_event_fn **fn, void **userdata, lcmc_log_level *level)
 {
     const char *term = getenv("TERM");
-    if (*level >= LCMC_LOG_INFO || !isatty(STDERR_FILENO) ||
-        (term != NULL && strcmp(term, "dumb") == 0)) {
-        progress.on = 0;
+    if (!isatty(STDERR_FILENO)) {
+        progress.on = progress.live = 0;
         return 0;
     }
+    /* At a terminal the attempts are counted even when the live line does not show (-v
+     * writes each one as a line; a dumb terminal cannot rewrite one): the final error says
+     * how many there were either way. */
     progress.on = 1;
+    progress.live = *level < LCMC_LOG_INFO && !(term != NULL && strcmp(term, "dumb") == 0);
     progress.render = *fn;
     progress.render_userdata = *userdata;
     progress.shown = *level;
     *fn = on_event;
     *userdata = NULL;
-    *level = LCMC_LOG_INFO;
+    if (*level < LCMC_LOG_INFO)
+        *level = LCMC_LOG_INFO;
     return 1;
 }
 
@@ -257,7 +264,7 @@ void lcmc_progress_reset(void)
 
 int lcmc_progress_on(void)
 {
-    return progress.on;
+    return progress.live;
 }
 
 void lcmc_progress_set_repl(int repl)

@@ -12,9 +12,10 @@
 #include "lcmcoord/lcmcoord.h"
 
 /* Puts the progress line between the engine and the renderer `*fn`/`*userdata` chosen for
- * `*level` (the events asked for by -v): when stderr is a terminal and no -v asked for the
- * progress lines themselves, the info events feed the live line and the rest go on to the
- * renderer as before. Leaves everything as it is otherwise. Returns 1 when it took over. */
+ * `*level` (the events asked for by -v): when stderr is a terminal, the info events feed the
+ * live line (unless -v asked for the progress lines themselves, or TERM is dumb: then only
+ * the attempts are counted) and what `*level` asked for goes on to the renderer as before.
+ * Leaves everything as it is when stderr is not a terminal. Returns 1 when it took over. */
 int lcmc_progress_wrap(lcmc_event_fn **fn, void **userdata, lcmc_log_level *level);
 
 /* Removes the live line, if one shows, so that what is written next starts on a clean
@@ -22,13 +23,13 @@ int lcmc_progress_wrap(lcmc_event_fn **fn, void **userdata, lcmc_log_level *leve
 void lcmc_progress_clear(void);
 
 /* " (5 attempts over 42 s)" when the coordination that just ended failed after trying an EM
- * that never answered more than once, as watched at the terminal; "" otherwise. */
+ * that never answered more than once, while stderr is a terminal; "" otherwise. */
 const char *lcmc_progress_attempts(void);
 
 /* Forgets what the last call saw (the REPL, between statements). */
 void lcmc_progress_reset(void);
 
-/* Whether the operator is told about Ctrl-C (stderr is a terminal and progress is on). */
+/* Whether the live line shows (and with it what Ctrl-C does). */
 int lcmc_progress_on(void);
 
 /* The REPL: a second Ctrl-C returns to the prompt instead of ending the program, and the

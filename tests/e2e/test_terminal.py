@@ -128,6 +128,48 @@ class LiveLine(TerminalCase):
         final = s.transcript.rindex(b"lcmcoord: ")
         self.assertEqual(s.transcript[final - len(CLEAR):final], CLEAR)
 
+    def coordinate_on_terminal(self, url, *flags, **env):
+        s = PtySession([harness.LCMCOORD_BIN, "coordinate", *flags, "--endpoint", url,
+                        "--action", "x", "--timeout", "4"], env=self.env(**env))
+        self.addCleanup(s.close)
+        return s
+
+    def assert_attempts_counted(self, s):
+        self.assertEqual(s.wait(timeout=20), 4, s.screen())
+        screen = s.screen()  # the live line's text runs into the final line once cleared
+        final = screen[screen.rindex("lcmcoord: cannot reach"):].rstrip("\n")
+        match = re.fullmatch(r"lcmcoord: cannot reach the EM: .*no time left before the "
+                             r"deadline to try again \((\d+) attempts over (\d+) s\)", final)
+        self.assertIsNotNone(match, s.screen())
+        self.assertGreaterEqual(int(match.group(1)), 2)
+        self.assertLessEqual(int(match.group(2)), 5)
+        return int(match.group(1))
+
+    def test_coordinate_shows_each_attempt_and_counts_them_too(self):
+        url = f"http://127.0.0.1:{closed_port()}"
+        s = self.coordinate_on_terminal(url, LCMCOORD_DEFAULT_INTERVAL="1")
+        s.expect(r"EM not answering \(attempt 1\): retrying in", timeout=10)
+        s.expect(r"EM not answering \(attempt 2\): retrying in", timeout=10)
+        self.assert_attempts_counted(s)
+
+    def test_the_count_does_not_need_the_live_line(self):
+        # With -v each attempt is a line of its own, and a dumb terminal shows no live line:
+        # the final error still says how many attempts were made, for run and coordinate.
+        url = f"http://127.0.0.1:{closed_port()}"
+        for flags, env in ((("-v",), {}), ((), {"TERM": "dumb"})):
+            with self.subTest(flags=flags, env=env, command="coordinate"):
+                s = self.coordinate_on_terminal(url, *flags, LCMCOORD_DEFAULT_INTERVAL="1",
+                                                **env)
+                attempts = self.assert_attempts_counted(s)
+                if flags:
+                    posts = re.findall(r"^lcmcoord: POST http://\S+/coordinations$",
+                                       s.screen(), re.M)
+                    self.assertEqual(len(posts), attempts, s.screen())
+            with self.subTest(flags=flags, env=env, command="run"):
+                s = self.run_on_terminal(vnfc_param(url, timeout=4), *flags,
+                                         LCMCOORD_DEFAULT_INTERVAL="1", **env)
+                self.assert_attempts_counted(s)
+
     def test_unreachable_em_on_a_pipe_keeps_its_one_line(self):
         url = f"http://127.0.0.1:{closed_port()}"
         done = self.run_on_pipes(vnfc_param(url, timeout=4), LCMCOORD_DEFAULT_INTERVAL="1")
