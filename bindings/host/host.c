@@ -241,6 +241,38 @@ static void log_json(void *userdata, const lcmc_event *event)
         log_text(userdata, event);
 }
 
+/* Where the engine's events go: to what the configuration chose (the renderer, or the
+ * progress line in front of it), at the level it chose; and, while a tap is set (the REPL's
+ * :trace), every info event to the tap too. One per process, as stderr is. */
+static struct {
+    lcmc_engine *engine;
+    lcmc_event_fn *fn;
+    void *userdata;
+    lcmc_log_level level;
+    lcmc_event_fn *tap;
+    void *tap_userdata;
+} event_route;
+
+static void route_event(void *userdata, const lcmc_event *event)
+{
+    (void)userdata;
+    if (event_route.tap != NULL && event->level <= LCMC_LOG_INFO)
+        event_route.tap(event_route.tap_userdata, event);
+    if (event->level <= event_route.level)
+        event_route.fn(event_route.userdata, event);
+}
+
+static void route_events(void)
+{
+    if (event_route.tap == NULL) {
+        lcmc_engine_set_events(event_route.engine, event_route.fn, event_route.userdata,
+                               event_route.level);
+        return;
+    }
+    lcmc_log_level level = event_route.level < LCMC_LOG_INFO ? LCMC_LOG_INFO : event_route.level;
+    lcmc_engine_set_events(event_route.engine, route_event, NULL, level);
+}
+
 void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
                             lcmc_host_log *log)
 {
@@ -265,7 +297,19 @@ void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int ve
     void *render_userdata = log;
     /* At a terminal without -v, the waits show on one live line (progress.h). */
     lcmc_progress_wrap(&render, &render_userdata, &level);
-    lcmc_engine_set_events(engine, render, render_userdata, level);
+    event_route.engine = engine;
+    event_route.fn = render;
+    event_route.userdata = render_userdata;
+    event_route.level = level;
+    route_events();
+}
+
+void lcmc_host_set_event_tap(lcmc_event_fn *tap, void *userdata)
+{
+    event_route.tap = tap;
+    event_route.tap_userdata = userdata;
+    if (event_route.engine != NULL)
+        route_events();
 }
 
 /* ---- the client of one EM ------------------------------------------------------------- */

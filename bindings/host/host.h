@@ -65,6 +65,10 @@ void lcmc_host_log_finish(lcmc_host_log *log, int success);
 void lcmc_host_apply_config(lua_State *L, const lcmc_host_config *config, int verbosity,
                             lcmc_host_log *log);
 
+/* Sends every info event of the engine configured last (lcmc_host_apply_config) to `tap`
+ * too, besides what the configuration shows; NULL stops it. For the REPL's :trace. */
+void lcmc_host_set_event_tap(lcmc_event_fn *tap, void *userdata);
+
 /* What `repl` and `coordinate` take from their command line to make the client of one EM. */
 typedef struct lcmc_host_client_options {
     const char *endpoint;

@@ -440,6 +440,7 @@ int lcmc_repl_main(int argc, char **argv)
     }
     if (repl.engine != NULL)
         lcmc_engine_set_trace(repl.engine, NULL, NULL);
+    lcmc_host_set_event_tap(NULL, NULL);
     fflush(stdout);
     lua_close(repl.L);
     lcmc_host_config_free(&options.config);

@@ -61,6 +61,11 @@ const char *lcmc_show_reason(int status);
 /* The trace callback of `:trace on`: every exchange on stderr, `>` sent, `<` received, `*`
  * notes. `userdata` is the lcmc_repl. Never calls Lua. */
 void lcmc_show_trace(void *userdata, lcmc_trace_kind kind, const char *data, size_t length);
+/* The rest of `:trace` from the runtime's events (lcmc_host_set_event_tap): after each answer
+ * how long it took (`* 201 Created in 12 ms`), and each wait with its reason, the status or
+ * attempt behind it, what follows it and the time left (`* wait 1.0 s (busy, 503), then POST,
+ * 59 s left`). `userdata` is the lcmc_repl. */
+void lcmc_show_trace_event(void *userdata, const lcmc_event *event);
 
 /* ---- repl_edit.c: reading lines ---------------------------------------------------------- */
 

@@ -36,7 +36,8 @@ static void print_help(void)
         "\n"
         "Commands:\n"
         "  :help                this text\n"
-        "  :trace on|off        show every HTTP exchange (> sent, < received; no credentials)\n"
+        "  :trace on|off        show every HTTP exchange (> sent, < received; no credentials),\n"
+        "                       how long each answer took and each wait with its reason\n"
         "  :time on|off         show how long each line took\n"
         "  :headers on|off      show all response headers (Location, Retry-After always)\n"
         "  :journal             the requests the EM received (lcmcoord em's /_em/journal)\n"
@@ -44,8 +45,9 @@ static void print_help(void)
         "  :load FILE.json      read JSON into the global `body` (then: em:post(body))\n"
         "  :quit                leave (or Ctrl-D)\n"
         "\n"
-        "Ctrl-C interrupts a call in progress (the EM is asked to cancel a coordination)\n"
-        "or clears the line being typed. See docs/repl.md.\n",
+        "Ctrl-C interrupts a call in progress (the EM is asked to cancel a coordination;\n"
+        "Ctrl-C again stops waiting for its answer) or clears the line being typed. See\n"
+        "docs/repl.md.\n",
         stdout);
 }
 
@@ -275,6 +277,7 @@ int lcmc_repl_command(lcmc_repl *repl, const char *line)
     } else if (strcmp(command, "trace") == 0) {
         rc = switch_command(repl, "trace", arg, &repl->trace);
         lcmc_engine_set_trace(repl->engine, repl->trace ? lcmc_show_trace : NULL, repl);
+        lcmc_host_set_event_tap(repl->trace ? lcmc_show_trace_event : NULL, repl);
     } else if (strcmp(command, "time") == 0) {
         rc = switch_command(repl, "time", arg, &repl->show_time);
     } else if (strcmp(command, "headers") == 0) {

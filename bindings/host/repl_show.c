@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 
 #include "lcmcoord_lua.h"
+#include "progress.h"
 #include "repl.h"
 #include "safe_text.h"
 
@@ -571,11 +572,70 @@ static int is_trace_note_kept(const char *line, size_t length)
     return 0;
 }
 
+/* One `*` line of the trace on stderr (made safe: it may hold an EM's words). */
+static void trace_note(const lcmc_repl *repl, const char *text)
+{
+    lcmc_progress_clear();
+    if (repl->colour_err)
+        fputs(C_DIM, stderr);
+    fputs("* ", stderr);
+    lcmc_safe_write(stderr, text, strlen(text), LCMC_SAFE_ESCAPE_LINES);
+    if (repl->colour_err)
+        fputs(C_RESET, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void trace_seconds(double seconds, char *text, size_t size)
+{
+    if (seconds < 10)
+        snprintf(text, size, "%.1f s", seconds < 0 ? 0.0 : seconds);
+    else
+        snprintf(text, size, "%.0f s", seconds);
+}
+
+void lcmc_show_trace_event(void *userdata, const lcmc_event *event)
+{
+    const lcmc_repl *repl = userdata;
+    char text[512], wait[32], left[48] = "", status[32] = "", attempt[32] = "";
+    if (event->type == LCMC_EVENT_RESPONSE) {
+        const char *reason = lcmc_show_reason(event->status);
+        snprintf(text, sizeof text, "%d%s%s in %.0f ms", event->status, reason[0] ? " " : "",
+                 reason, event->elapsed * 1000.0);
+        trace_note(repl, text);
+        return;
+    }
+    if (event->type != LCMC_EVENT_WAIT && event->type != LCMC_EVENT_RETRY)
+        return;
+    /* A wait and why: the runtime's own word for the reason, the status or the attempt that
+     * led to it, what comes after it and the time left before the deadline. */
+    trace_seconds(event->wait, wait, sizeof wait);
+    if (event->time_left >= 0) {
+        char seconds[32];
+        trace_seconds(event->time_left, seconds, sizeof seconds);
+        snprintf(left, sizeof left, ", %s left", seconds);
+    }
+    if (event->status > 0)
+        snprintf(status, sizeof status, ", %d", event->status);
+    else if (event->attempt > 0)
+        snprintf(attempt, sizeof attempt, ", attempt %d", event->attempt);
+    const char *reason = event->reason != NULL ? event->reason : "?";
+    if (event->reason != NULL && strcmp(event->reason, "post_answer") == 0)
+        snprintf(text, sizeof text, "wait %s (%s) for the answer to the POST", wait, reason);
+    else
+        snprintf(text, sizeof text, "wait %s (%s%s%s%s), then %s%s%s", wait,
+                 event->type == LCMC_EVENT_RETRY ? "retry: " : "", reason, status, attempt,
+                 event->method != NULL ? event->method : "the next request",
+                 event->type == LCMC_EVENT_RETRY ? " again" : "", left);
+    trace_note(repl, text);
+}
+
 void lcmc_show_trace(void *userdata, lcmc_trace_kind kind, const char *data, size_t length)
 {
     const lcmc_repl *repl = userdata;
     if (kind == LCMC_TRACE_INFO && !is_trace_note_kept(data, length))
         return;
+    lcmc_progress_clear();
     const char *mark = kind == LCMC_TRACE_INFO ? "*"
                        : kind == LCMC_TRACE_REQUEST_HEADERS || kind == LCMC_TRACE_REQUEST_BODY
                            ? ">"

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -507,7 +508,49 @@ class Repl(harness.TestCase):
         self.assertTrue(notes, "the connection made is still shown")
         for note in notes:
             self.assertRegex(note, r"^\* (Connected to |Establish HTTP proxy tunnel to |"
-                                   r"Proxy auth using |SSL connection using )")
+                                   r"Proxy auth using |SSL connection using |"
+                                   r"\d{3} [A-Za-z ]+ in \d+ ms$|wait )")
+
+    def test_trace_shows_each_answers_time_and_each_wait_with_its_reason(self):
+        lines = [":trace on", 'a = em:coordinate(lcmcoord.request{action = "x"})',
+                 "r = em:api_versions()", ":trace off",
+                 'b = em:coordinate(lcmcoord.request{action = "y"})']
+        with harness.EM("--rejects", "1", "--retry-after", "1", "--mode", "async") as em:
+            done = harness.run_lcmcoord("repl", "--endpoint", em.url, "--timeout", "600",
+                                        stdin="\n".join(lines) + "\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        notes = [re.sub(r"\d+ ms$", "N ms", re.sub(r"\d+ s left$", "N s left", t))
+                 for t in done.stderr.splitlines()
+                 if t.startswith("* ") and not t.startswith("* Connected to ")]
+        # In order: the 503 and the wait it asked for, the 202 and the wait before the first
+        # poll, the poll's 202 and the next wait, the 200; then api_versions' 200. Nothing
+        # after :trace off.
+        self.assertEqual(notes, [
+            "* 503 Service Unavailable in N ms",
+            "* wait 1.0 s (busy, 503), then POST, N s left",
+            "* 202 Accepted in N ms",
+            "* wait 1.0 s (accepted, 202), then GET, N s left",
+            "* 202 Accepted in N ms",
+            "* wait 1.0 s (in_progress, 202), then GET, N s left",
+            "* 200 OK in N ms",
+            "* 200 OK in N ms",
+        ], done.stderr)
+        # The time is the exchange's own: the answers here come in well under a second.
+        for took in re.findall(r"in (\d+) ms$", done.stderr, re.M):
+            self.assertLess(int(took), 1000 * harness.TIME_FACTOR)
+        self.assertNotRegex(done.stderr, r"Found bundle|Can not multiplex|left intact")
+
+    def test_trace_shows_waits_for_an_em_that_does_not_answer(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        lines = [":trace on", 'a = em:coordinate(lcmcoord.request{action = "x"})']
+        done = harness.run_lcmcoord("repl", "--endpoint", f"http://127.0.0.1:{port}",
+                                    "--timeout", "3", stdin="\n".join(lines) + "\n",
+                                    env=dict(os.environ, LCMCOORD_DEFAULT_INTERVAL="1"))
+        self.assertRegex(done.stderr, r"(?m)^\* wait 1\.0 s \(transport, attempt 1\), then POST, "
+                                      r"\d+\.\d s left$")
+        self.assertRegex(done.stderr, r"(?m)^\* wait 1\.0 s \(transport, attempt 2\), then POST")
 
     def test_empty_lists_show_as_in_the_record(self):
         with harness.EM() as em:
