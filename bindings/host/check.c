@@ -107,18 +107,7 @@ static int parse_options(check_context *ctx, int argc, char **argv)
         .config = &ctx->config,
         .own = own,
     };
-    int i = 0;
-    int rc = lcmc_host_parse_options(&parser, argc, argv, &i);
-    if (rc >= 0)
-        return rc;
-    if (i >= argc && ctx->config.print)
-        return -1;
-    if (i >= argc)
-        return lcmc_host_usage_error("check", usage_line, "%s", "no script given");
-    if (i + 1 < argc)
-        return lcmc_host_usage_error("check", usage_line, "unexpected argument '%s'", argv[i + 1]);
-    ctx->script = argv[i];
-    return -1;
+    return lcmc_host_parse_script_options(&parser, argc, argv, &ctx->script);
 }
 
 /* ---- reporting ---------------------------------------------------------------------- */
@@ -466,17 +455,8 @@ static int run_script_protected(lua_State *L)
         lua_pushnil(L);
         return 3; /* sent (empty), loaded, no error */
     }
-    lua_createtable(L, 1, 0);
-    lua_pushstring(L, ctx->script);
-    lua_rawseti(L, -2, 0);
-    lua_setglobal(L, "arg");
-
-    lcmc_engine *engine = lcmc_lua_engine(L);
-    lcmc_host_signals_arm(engine, L);
-    lcmc_limits_arm(&run->limits, L, engine);
-    int rc = lua_pcall(L, 1, 0, 0);
-    lcmc_limits_disarm(L);
-    lcmc_host_signals_disarm(L);
+    int caught = 0;
+    int rc = lcmc_limits_call_script(L, ctx->script, 1, 0, &run->limits, &caught);
     lua_pushboolean(L, 1); /* loaded */
     if (rc == LUA_OK) {
         lua_pushnil(L);

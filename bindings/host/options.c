@@ -249,3 +249,23 @@ int lcmc_host_settle_config(lcmc_host_config *config, const char *subcommand,
     }
     return -1;
 }
+
+int lcmc_host_parse_script_options(const lcmc_option_parser *parser, int argc, char **argv,
+                                   const char **script)
+{
+    *script = NULL;
+    int i = 0;
+    int rc = lcmc_host_parse_options(parser, argc, argv, &i);
+    if (rc >= 0)
+        return rc;
+    if (i >= argc && parser->config != NULL && parser->config->print)
+        return -1;
+    if (i >= argc)
+        return lcmc_host_usage_error(parser->subcommand, parser->usage_line, "%s",
+                                     "no script given");
+    if (i + 1 < argc)
+        return lcmc_host_usage_error(parser->subcommand, parser->usage_line,
+                                     "unexpected argument '%s'", argv[i + 1]);
+    *script = argv[i];
+    return -1;
+}

@@ -64,6 +64,13 @@ typedef struct lcmc_option_parser {
  * once: 0 after printing the help, LCMC_EXIT_USAGE after reporting a mistake on one line. */
 int lcmc_host_parse_options(const lcmc_option_parser *parser, int argc, char **argv, int *operand);
 
+/* lcmc_host_parse_options for a subcommand whose one operand is the script (run, check):
+ * -1 with *script set when the options are fine (NULL under --print-config with no script
+ * given), else the exit status to return, a missing or extra operand reported as a usage
+ * error. */
+int lcmc_host_parse_script_options(const lcmc_option_parser *parser, int argc, char **argv,
+                                   const char **script);
+
 /* Once the options are parsed: reads the configuration (file, environment, the flags), its
  * errors reported as `lcmcoord SUBCOMMAND: ...`, and serves --print-config. Returns -1 to go on,
  * else the exit status to return (0 after the settings were printed, 2 on a bad setting, reported).

@@ -63,11 +63,6 @@ typedef struct run_context {
 
 /* ---- options ------------------------------------------------------------------------ */
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    return lcmc_host_usage_error("run", usage_line, fmt, arg);
-}
-
 static void print_help(void)
 {
     printf("%s\n", usage_line);
@@ -126,20 +121,10 @@ static int parse_options(run_context *ctx, int argc, char **argv)
         .config = &ctx->config,
         .own = own,
     };
-    int i = 0;
-    int rc = lcmc_host_parse_options(&parser, argc, argv, &i);
-    if (rc >= 0)
-        return rc;
-    if (memory_mib > 0)
+    int rc = lcmc_host_parse_script_options(&parser, argc, argv, &ctx->script);
+    if (rc < 0 && memory_mib > 0)
         ctx->limits.memory_bytes = (size_t)(memory_mib * 1024 * 1024);
-    if (i >= argc && ctx->config.print)
-        return -1;
-    if (i >= argc)
-        return usage_error("%s", "no script given");
-    if (i + 1 < argc)
-        return usage_error("unexpected argument '%s'", argv[i + 1]);
-    ctx->script = argv[i];
-    return -1;
+    return rc;
 }
 
 /* ---- the Lua side ------------------------------------------------------------------- */
@@ -289,7 +274,6 @@ static int run_protected(lua_State *L)
         lcmc_host_open_libraries(L);
     replace_os_exit(L, ctx);
 
-    lcmc_engine *engine = lcmc_lua_engine(L);
     ctx->log.hold_until_outcome = 1;
     lcmc_host_apply_config(L, &ctx->config, ctx->verbosity, &ctx->log);
 
@@ -305,16 +289,8 @@ static int run_protected(lua_State *L)
     if (push_parameters(L, ctx) != 0)
         return 0;
 
-    lua_createtable(L, 1, 0);
-    lua_pushstring(L, ctx->script);
-    lua_rawseti(L, -2, 0);
-    lua_setglobal(L, "arg");
-
-    lcmc_host_signals_arm(engine, L);
-    lcmc_limits_arm(&ctx->limits, L, engine);
-    int rc = lua_pcall(L, 1, 0, handler);
-    lcmc_limits_disarm(L);
-    int caught_signal = lcmc_host_signals_disarm(L);
+    int caught_signal = 0;
+    int rc = lcmc_limits_call_script(L, ctx->script, 1, handler, &ctx->limits, &caught_signal);
     lcmc_progress_clear();
 
     if (caught_signal == 0 && ctx->limits.deadline_passed) {

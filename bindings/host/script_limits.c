@@ -232,3 +232,22 @@ void lcmc_limits_disarm(lua_State *L)
     armed_state = NULL;
     armed_engine = NULL;
 }
+
+/* ---- calling the script ------------------------------------------------------------------ */
+
+int lcmc_limits_call_script(lua_State *L, const char *script, int nargs, int handler,
+                            lcmc_script_limits *limits, int *caught)
+{
+    lua_createtable(L, 1, 0);
+    lua_pushstring(L, script);
+    lua_rawseti(L, -2, 0);
+    lua_setglobal(L, "arg");
+
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    lcmc_host_signals_arm(engine, L);
+    lcmc_limits_arm(limits, L, engine);
+    int rc = lua_pcall(L, nargs, 0, handler);
+    lcmc_limits_disarm(L);
+    *caught = lcmc_host_signals_disarm(L);
+    return rc;
+}

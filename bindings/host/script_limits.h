@@ -1,6 +1,7 @@
 /*
- * Limits on the operator's script under `lcmcoord run` (script_limits.c): a deadline for the whole
- * script, a cap on the memory its Lua state may use, and a sandbox of libraries.
+ * Limits on the operator's script under `lcmcoord run` and `lcmcoord check` (script_limits.c):
+ * a deadline for the whole script, a cap on the memory its Lua state may use, a sandbox of
+ * libraries, and the one way both call a script under them.
  */
 #ifndef LCMCOORD_HOST_SCRIPT_LIMITS_H
 #define LCMCOORD_HOST_SCRIPT_LIMITS_H
@@ -36,5 +37,13 @@ void lcmc_limits_open_sandbox(lua_State *L);
  * even when limits->seconds is 0 (no deadline). One script at a time per process. */
 void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine);
 void lcmc_limits_disarm(lua_State *L);
+
+/* Calls a script's loaded chunk, below its `nargs` arguments on the top of the stack, as
+ * `lcmcoord run` and `lcmcoord check` both do: the global `arg` is {[0] = script}, SIGINT
+ * and SIGTERM interrupt it (lcmc_host_signals_arm) and `limits` are armed for the call.
+ * Returns lua_pcall's status (`handler`: its message handler, 0 for none) and sets *caught
+ * to the signal caught meanwhile (0: none). */
+int lcmc_limits_call_script(lua_State *L, const char *script, int nargs, int handler,
+                            lcmc_script_limits *limits, int *caught);
 
 #endif
