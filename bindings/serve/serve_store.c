@@ -10,8 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
-static void vformat_line(char *err, size_t errlen, const char *display, const char *fmt,
-                         va_list ap)
+static void vformat_line(char *err, size_t errlen, const char *display, const char *fmt, va_list ap)
 {
     if (!err || errlen == 0)
         return;
@@ -56,8 +55,7 @@ void serve_store_errorf_name(const char *display, char *err, size_t errlen, cons
 }
 
 bool serve_store_init_head(struct serve_store *st, const struct serve_store_ops *ops,
-                           const char *display, const char *instance_id, char *err,
-                           size_t errlen)
+                           const char *display, const char *instance_id, char *err, size_t errlen)
 {
     st->ops = ops;
     st->display = strdup(display);

@@ -30,13 +30,13 @@ enum serve_state { SERVE_RUNNING, SERVE_DONE };
  * serve_coord_clear). Times are stamped by the store (PostgreSQL: the server's clock): the
  * caller's created/finished/lease_until are ignored on insert. */
 struct serve_coord {
-    char id[37];               /* UUID v4 text */
+    char id[37]; /* UUID v4 text */
     enum serve_state state;
-    char *request_json;        /* the LcmCoordRequest as received (validated) */
-    char *lcmcoord_json;       /* the LcmCoord when DONE, else NULL */
-    char *result;              /* "CONTINUE"|"ABORT"|"CANCELLED" when DONE, else NULL */
-    char *client;              /* who asked (user / client id / cert CN), may be NULL */
-    char *owner;               /* instance id holding the lease (RUNNING) / that decided */
+    char *request_json;  /* the LcmCoordRequest as received (validated) */
+    char *lcmcoord_json; /* the LcmCoord when DONE, else NULL */
+    char *result;        /* "CONTINUE"|"ABORT"|"CANCELLED" when DONE, else NULL */
+    char *client;        /* who asked (user / client id / cert CN), may be NULL */
+    char *owner;         /* instance id holding the lease (RUNNING) / that decided */
     /* The exclusive keys (vnfInstanceId alone, or vnfInstanceId + each VNFC), a NULL-terminated
      * list; NULL when the coordination is not exclusive. While the row is RUNNING no other
      * RUNNING row may hold any of them. Duplicates in the list are ignored. */
@@ -102,7 +102,8 @@ void serve_store_free_ids(char **ids, size_t n);
  * malloc'd string the store frees; NULL skips the row), so the store knows nothing of its
  * shape; it is called without any store lock held but must not call the store. A row finished
  * meanwhile by its owner is left alone. Returns how many rows were finished, or
- * SERVE_STORE_ERROR. */
+ * SERVE_STORE_ERROR. A lapsed lease is reaped whoever owns it, this instance included (with
+ * sqlite too): an instance keeps its decisions alive by heartbeats well within the ttl. */
 int serve_store_reap(struct serve_store *st, bool all_running,
                      char *(*build_abort)(const struct serve_coord *c, void *ud), void *ud,
                      char *err, size_t errlen);

@@ -18,8 +18,8 @@ struct serve_store_ops {
     int (*get)(struct serve_store *st, const char *id, struct serve_coord *out, char *err,
                size_t errlen);
     int (*request_cancel)(struct serve_store *st, const char *id, char *err, size_t errlen);
-    int (*heartbeat)(struct serve_store *st, double ttl, char ***cancel_ids, size_t *n,
-                     char *err, size_t errlen);
+    int (*heartbeat)(struct serve_store *st, double ttl, char ***cancel_ids, size_t *n, char *err,
+                     size_t errlen);
     /* Reads the RUNNING rows to reap (all fields), malloc'd array into *rows. */
     int (*reap_candidates)(struct serve_store *st, bool all_running, struct serve_coord **rows,
                            size_t *n, char *err, size_t errlen);
@@ -42,13 +42,12 @@ struct serve_store {
 void serve_store_errorf(const struct serve_store *st, char *err, size_t errlen, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
 /* Same, for before a handle exists. */
-void serve_store_errorf_name(const char *display, char *err, size_t errlen, const char *fmt,
-                             ...) __attribute__((format(printf, 4, 5)));
+void serve_store_errorf_name(const char *display, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Fills the common head; false (err written) when out of memory. */
 bool serve_store_init_head(struct serve_store *st, const struct serve_store_ops *ops,
-                           const char *display, const char *instance_id, char *err,
-                           size_t errlen);
+                           const char *display, const char *instance_id, char *err, size_t errlen);
 void serve_store_free_head(struct serve_store *st);
 
 /* A URL with the password (userinfo and a password= query parameter) replaced by "***";

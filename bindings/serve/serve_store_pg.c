@@ -21,12 +21,12 @@
 #define PG_SCHEMA_VERSION 1
 #define PG_POOL_MAX       8
 /* Any constant: the advisory lock that serialises schema creation between instances. */
-#define PG_SCHEMA_LOCK    "7228913342013715200"
+#define PG_SCHEMA_LOCK "7228913342013715200"
 /* The server's clock, epoch seconds. */
-#define PG_NOW            "extract(epoch FROM clock_timestamp())::float8"
+#define PG_NOW "extract(epoch FROM clock_timestamp())::float8"
 
-#define ROW_COLUMNS                                                                             \
-    "id, state, request_json, lcmcoord_json, result, client, owner, created, finished, "       \
+#define ROW_COLUMNS                                                                                \
+    "id, state, request_json, lcmcoord_json, result, client, owner, created, finished, "           \
     "lease_until, cancel_requested"
 
 static const char schema_sql[] =
@@ -91,8 +91,7 @@ static void scrub(const struct pg_store *s, char *err)
 static int pg_fail(const struct pg_store *s, char *err, size_t errlen, const char *doing,
                    const char *why)
 {
-    serve_store_errorf(&s->head, err, errlen, "%s: %s", doing,
-                       why && *why ? why : "unknown error");
+    serve_store_errorf(&s->head, err, errlen, "%s: %s", doing, why && *why ? why : "unknown error");
     scrub(s, err);
     return SERVE_STORE_ERROR;
 }
@@ -107,9 +106,13 @@ static void ignore_notice(void *arg, const char *message)
 
 static PGconn *connect_one(struct pg_store *s, char *err, size_t errlen)
 {
-    /* connect_timeout first: a value in the URL (expanded from dbname) overrides it. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "lcmcoord-serve", s->url, NULL};
+    /* Defaults first: a value in the URL (expanded from dbname) overrides them. Over TCP, a
+     * server gone silent (host down, network cut) is noticed in about 10 s instead of the
+     * system's two hours, so a call never holds an HTTP thread for long. */
+    const char *const keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const vals[] = {"5", "lcmcoord-serve", "5", "2", "3", "10000", s->url, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         pg_fail(s, err, errlen, "connecting", "out of memory");
@@ -311,21 +314,21 @@ static bool read_row(const PGresult *res, int row, struct serve_coord *out)
 
 /* Runs body on a pooled connection, once more on a fresh one when the first statement found
  * the pooled connection broken. */
-#define WITH_CONNECTION(s, err, errlen, rc, ...)                                               \
-    do {                                                                                        \
-        for (int attempt_ = 0; attempt_ < 2; attempt_++) {                                      \
-            struct pg_call call_ = {(s), acquire((s), (err), (errlen)), true, false, (err),     \
-                                    (errlen)};                                                  \
-            if (!call_.conn) {                                                                  \
-                (rc) = SERVE_STORE_ERROR;                                                       \
-                break;                                                                          \
-            }                                                                                   \
-            struct pg_call *call = &call_;                                                      \
-            __VA_ARGS__;                                                                        \
-            release((s), call_.conn);                                                           \
-            if (!call_.retry)                                                                   \
-                break;                                                                          \
-        }                                                                                       \
+#define WITH_CONNECTION(s, err, errlen, rc, ...)                                                   \
+    do {                                                                                           \
+        for (int attempt_ = 0; attempt_ < 2; attempt_++) {                                         \
+            struct pg_call call_ = {(s),     acquire((s), (err), (errlen)), true, false, (err),    \
+                                    (errlen)};                                                     \
+            if (!call_.conn) {                                                                     \
+                (rc) = SERVE_STORE_ERROR;                                                          \
+                break;                                                                             \
+            }                                                                                      \
+            struct pg_call *call = &call_;                                                         \
+            __VA_ARGS__;                                                                           \
+            release((s), call_.conn);                                                              \
+            if (!call_.retry)                                                                      \
+                break;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* ---- operations ------------------------------------------------------------------------- */
@@ -350,8 +353,7 @@ static int insert_body(struct pg_call *call, const struct serve_coord *c, bool r
                         "result, client, owner, created, finished, lease_until) VALUES "
                         "($1::text, $2::text, $3::bytea, $4::bytea, $5::text, $6::bytea, "
                         "$7::bytea, " PG_NOW ", CASE WHEN $2::text = 'DONE' THEN " PG_NOW
-                        " END, CASE WHEN $2::text = 'RUNNING' THEN " PG_NOW
-                        " + $8::float8 END)",
+                        " END, CASE WHEN $2::text = 'RUNNING' THEN " PG_NOW " + $8::float8 END)",
                         &p, PGRES_COMMAND_OK, "inserting a coordination");
     if (!res) {
         rollback(call);
@@ -387,7 +389,8 @@ static int insert_body(struct pg_call *call, const struct serve_coord *c, bool r
                   "WHERE sha256(key) = sha256($1::bytea) AND running",
                   &hp, PGRES_TUPLES_OK, "reading who holds an exclusive key");
         if (res && PQntuples(res) > 0 && conflict_id)
-            snprintf(conflict_id, 37, "%.*s", PQgetlength(res, 0, 0) > 36 ? 36 : PQgetlength(res, 0, 0),
+            snprintf(conflict_id, 37, "%.*s",
+                     PQgetlength(res, 0, 0) > 36 ? 36 : PQgetlength(res, 0, 0),
                      PQgetvalue(res, 0, 0));
         int holders = res ? PQntuples(res) : -1;
         PQclear(res);
@@ -452,8 +455,7 @@ static int pg_finish(struct serve_store *st, const char *id, const char *result,
                             "k AS (UPDATE serve_coord_key SET running = false "
                             "WHERE coord_id IN (SELECT id FROM f)) SELECT id FROM f",
                             &p, PGRES_TUPLES_OK, "finishing a coordination");
-        rc = !res ? SERVE_STORE_ERROR
-                  : PQntuples(res) > 0 ? SERVE_STORE_OK : SERVE_STORE_NOT_FOUND;
+        rc = !res ? SERVE_STORE_ERROR : PQntuples(res) > 0 ? SERVE_STORE_OK : SERVE_STORE_NOT_FOUND;
         PQclear(res);
     });
     return rc;
@@ -463,8 +465,8 @@ static int get_body(struct pg_call *call, const char *id, struct serve_coord *ou
 {
     struct pg_params p = {0};
     p_bytes(&p, id);
-    PGresult *res = run(call, "SELECT " ROW_COLUMNS " FROM serve_coord WHERE id = $1::text",
-                        &p, PGRES_TUPLES_OK, "reading a coordination");
+    PGresult *res = run(call, "SELECT " ROW_COLUMNS " FROM serve_coord WHERE id = $1::text", &p,
+                        PGRES_TUPLES_OK, "reading a coordination");
     if (!res)
         return SERVE_STORE_ERROR;
     if (PQntuples(res) == 0) {
@@ -474,8 +476,7 @@ static int get_body(struct pg_call *call, const char *id, struct serve_coord *ou
     bool ok = read_row(res, 0, out);
     PQclear(res);
     if (!ok)
-        return pg_fail(call->s, call->err, call->errlen, "reading a coordination",
-                       "out of memory");
+        return pg_fail(call->s, call->err, call->errlen, "reading a coordination", "out of memory");
     res = run(call, "SELECT key FROM serve_coord_key WHERE coord_id = $1::text ORDER BY pos", &p,
               PGRES_TUPLES_OK, "reading exclusive keys");
     if (!res) {
@@ -639,14 +640,15 @@ static int pg_reap_one(struct serve_store *st, const char *id, bool all_running,
     /* The same conditions again, checked by the server at update time: a lease renewed or a
      * row finished since it was read is left alone. */
     WITH_CONNECTION(s, err, errlen, rc, {
-        PGresult *res = run(call,
-                            "WITH f AS (UPDATE serve_coord SET state = 'DONE', result = 'ABORT', "
-                            "lcmcoord_json = $2::bytea, finished = " PG_NOW ", lease_until = "
-                            "NULL WHERE id = $1::text AND state = 'RUNNING' AND (lease_until < " PG_NOW
-                            " OR ($3::boolean AND owner = $4::bytea)) RETURNING id), "
-                            "k AS (UPDATE serve_coord_key SET running = false "
-                            "WHERE coord_id IN (SELECT id FROM f)) SELECT id FROM f",
-                            &p, PGRES_TUPLES_OK, "finishing a coordination as ABORT");
+        PGresult *res =
+            run(call,
+                "WITH f AS (UPDATE serve_coord SET state = 'DONE', result = 'ABORT', "
+                "lcmcoord_json = $2::bytea, finished = " PG_NOW ", lease_until = "
+                "NULL WHERE id = $1::text AND state = 'RUNNING' AND (lease_until < " PG_NOW
+                " OR ($3::boolean AND owner = $4::bytea)) RETURNING id), "
+                "k AS (UPDATE serve_coord_key SET running = false "
+                "WHERE coord_id IN (SELECT id FROM f)) SELECT id FROM f",
+                &p, PGRES_TUPLES_OK, "finishing a coordination as ABORT");
         rc = !res ? SERVE_STORE_ERROR : PQntuples(res) > 0 ? 1 : 0;
         PQclear(res);
     });
@@ -675,8 +677,8 @@ static int pg_ping(struct serve_store *st, char *err, size_t errlen)
     struct pg_store *s = as_pg(st);
     int rc = SERVE_STORE_ERROR;
     WITH_CONNECTION(s, err, errlen, rc, {
-        PGresult *res = run(call, "SELECT version FROM serve_schema", NULL, PGRES_TUPLES_OK,
-                            "querying");
+        PGresult *res =
+            run(call, "SELECT version FROM serve_schema", NULL, PGRES_TUPLES_OK, "querying");
         rc = res ? SERVE_STORE_OK : SERVE_STORE_ERROR;
         PQclear(res);
     });
@@ -723,8 +725,7 @@ static int schema_body(struct pg_call *call)
     /* Several statements: the simple query protocol (no parameters, nothing from data). */
     res = PQexec(call->conn, schema_sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pg_fail(call->s, call->err, call->errlen, "creating the schema",
-                PQresultErrorMessage(res));
+        pg_fail(call->s, call->err, call->errlen, "creating the schema", PQresultErrorMessage(res));
         PQclear(res);
         goto rollback;
     }

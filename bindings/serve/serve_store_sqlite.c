@@ -38,8 +38,8 @@ enum sqlite_stmt {
     S_COUNT
 };
 
-#define ROW_COLUMNS                                                                             \
-    "id, state, request_json, lcmcoord_json, result, client, owner, created, finished, "       \
+#define ROW_COLUMNS                                                                                \
+    "id, state, request_json, lcmcoord_json, result, client, owner, created, finished, "           \
     "lease_until, cancel_requested"
 
 static const char *const statement_sql[S_COUNT] = {
@@ -557,8 +557,7 @@ static int sq_reap_one(struct serve_store *st, const char *id, bool all_running,
     if (changed > 0) {
         stmt = use(s, S_RELEASE_KEYS);
         bind_str(stmt, 1, id);
-        if (step_done(s, S_RELEASE_KEYS, err, errlen, "releasing exclusive keys") !=
-            SERVE_STORE_OK)
+        if (step_done(s, S_RELEASE_KEYS, err, errlen, "releasing exclusive keys") != SERVE_STORE_OK)
             goto rollback;
     }
     if (commit(s, err, errlen) == SERVE_STORE_OK)
@@ -723,8 +722,8 @@ struct serve_store *serve_store_sqlite_open(const char *path, const char *displa
         prepare_schema(s, err, errlen) != SERVE_STORE_OK)
         goto failed;
     for (int i = 0; i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &s->stmt[i], NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+                               NULL) != SQLITE_OK) {
             fail(s, err, errlen, "preparing statements");
             goto failed;
         }
