@@ -18,6 +18,7 @@ packages=(
   python3
   libssh2-1-dev openssh-server openssh-client
   groff-base
+  libjwt-dev libcrypt-dev
 )
 
 missing=()
