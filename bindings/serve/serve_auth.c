@@ -596,7 +596,10 @@ static void check_bearer(struct serve_auth *auth, const char *token, size_t len,
     enum serve_jwt_result jwt = SERVE_JWT_UNKNOWN;
     if (auth->jwks) {
         json_t *claims = NULL;
-        jwt = serve_jwt_verify(auth->jwks, copy, &claims, &error);
+        const char *jwt_error = NULL;
+        jwt = serve_jwt_verify(auth->jwks, copy, &claims, &jwt_error);
+        if (jwt_error)
+            error = jwt_error;
         if (jwt == SERVE_JWT_VALID) {
             error = serve_claims_check(&auth->policy, claims, true, peer_thumbprint, time(NULL));
             if (!error) {
@@ -702,11 +705,12 @@ static int read_secret_line(int fd, char *buf, size_t len)
     return (int)n;
 }
 
-static int prompt_secret(int fd, FILE *prompt, const char *text, char *buf, size_t len)
+/* Both prompts with echo off throughout: a terminal echoes input as it arrives, so echo goes
+   off before the first prompt and comes back only after the second line is read. Typeahead
+   from before the prompt is discarded (TCSAFLUSH), as getpass does: it was echoed. */
+static int prompt_twice(int fd, FILE *prompt, char *first, char *second, size_t len, int *n2)
 {
     struct termios old, quiet;
-    fputs(text, prompt);
-    fflush(prompt);
     bool restore = tcgetattr(fd, &old) == 0;
     if (restore) {
         quiet = old;
@@ -714,12 +718,21 @@ static int prompt_secret(int fd, FILE *prompt, const char *text, char *buf, size
         quiet.c_lflag |= ICANON;
         tcsetattr(fd, TCSAFLUSH, &quiet);
     }
-    int n = read_secret_line(fd, buf, len);
-    if (restore)
-        tcsetattr(fd, TCSAFLUSH, &old);
-    fputc('\n', prompt);
+    fputs("Password: ", prompt);
     fflush(prompt);
-    return n;
+    int n1 = read_secret_line(fd, first, len);
+    fputs("\n", prompt);
+    *n2 = -1;
+    if (n1 > 0) {
+        fputs("Password again: ", prompt);
+        fflush(prompt);
+        *n2 = read_secret_line(fd, second, len);
+        fputs("\n", prompt);
+    }
+    fflush(prompt);
+    if (restore)
+        tcsetattr(fd, TCSANOW, &old);
+    return n1;
 }
 
 int serve_auth_hash_password(int fd, FILE *prompt, const char *user, char *line, size_t linelen,
@@ -737,10 +750,9 @@ int serve_auth_hash_password(int fd, FILE *prompt, const char *user, char *line,
     }
     int n;
     if (isatty(fd)) {
-        FILE *to = prompt ? prompt : stderr;
-        n = prompt_secret(fd, to, "Password: ", password, sizeof password);
-        if (n > 0 && (prompt_secret(fd, to, "Password again: ", again, sizeof again) != n ||
-                      CRYPTO_memcmp(password, again, (size_t)n) != 0)) {
+        int n2;
+        n = prompt_twice(fd, prompt ? prompt : stderr, password, again, sizeof password, &n2);
+        if (n > 0 && (n2 != n || CRYPTO_memcmp(password, again, (size_t)n) != 0)) {
             snprintf(err, errlen, "the passwords differ");
             goto done;
         }
