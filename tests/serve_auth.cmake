@@ -5,3 +5,6 @@
 lcmc_add_cmocka_test(test_serve_auth SOURCES unit/test_serve_auth.c
                      LIBS lcmcoord_serve_auth lcmcoord_em lcmc::jwt lcmc::crypt)
 set_tests_properties(test_serve_auth PROPERTIES TIMEOUT 300)
+# Where the peer script is when LCMCOORD_SOURCE_DIR is not set (scripts/valgrind.sh runs the
+# suites bare).
+target_compile_definitions(test_serve_auth PRIVATE LCMC_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

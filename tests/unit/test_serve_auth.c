@@ -349,7 +349,7 @@ static int setup(void **state)
         char script[512];
         const char *src = getenv("LCMCOORD_SOURCE_DIR");
         snprintf(script, sizeof script, "%s/tests/unit/serve_auth_introspect_peer.py",
-                 src ? src : ".");
+                 src ? src : LCMC_SOURCE_DIR);
         execlp("python3", "python3", script, thumbprint, (char *)NULL);
         _exit(127);
     }
@@ -947,6 +947,9 @@ static void test_introspection_unusable_answers_are_503_and_not_cached(void **st
     expect_bearer_refused(auth, "tok-garbage", NULL, 503, "not RFC 7662 JSON");
     expect_bearer_refused(auth, "tok-no-active", NULL, 503, "not RFC 7662 JSON");
     expect_bearer_refused(auth, "tok-500", NULL, 503, "HTTP error");
+    /* Redirects are not followed: the token goes to the configured endpoint only. */
+    expect_bearer_refused(auth, "tok-redirect", NULL, 503, "HTTP error");
+    assert_int_equal(peer_count("tok-redirect"), 1);
     expect_bearer_refused(auth, "tok-garbage", NULL, 503, "not RFC 7662 JSON");
     assert_int_equal(peer_count("tok-garbage"), 2);
     double start = now_mono();
