@@ -19,6 +19,7 @@ packages=(
   libssh2-1-dev openssh-server openssh-client
   groff-base
   libsqlite3-dev libpq-dev postgresql
+  libjwt-dev libcrypt-dev
 )
 
 missing=()
