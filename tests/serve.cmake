@@ -31,4 +31,6 @@ lcmc_add_e2e_test(test_pg_cluster_e2e test_pg_cluster.py)
 # With the curl CLI and with `lcmcoord coordinate`, each test its own server and store
 # (SQLite in a temporary directory, or its own PostgreSQL cluster from pg_cluster.py).
 lcmc_add_e2e_test(e2e_serve test_serve.py)
+lcmc_add_e2e_test(e2e_serve_security test_serve_security.py)
+lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
 # ---- end of the serve core ---------------------------------------------------------------

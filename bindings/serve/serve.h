@@ -47,6 +47,12 @@ struct serve_options {
     double retention;
     unsigned retry_after;
     const char *config; /* --config FILE, or NULL */
+    /* Who may call (serve_auth.h; docs/serve.md, "Authentication"). */
+    const char *users_file, *jwks_file, *jwt_issuer, *jwt_audience, *introspect_url,
+        *introspect_credentials_file, *introspect_cacert;
+    double jwt_leeway, introspect_timeout, introspect_cache_ttl;
+    bool jwt_leeway_set, require_cert_binding;
+    const char *hash_password_user; /* --hash-password USER: print a users-file line, exit */
 };
 
 /* 0, 1 (--help printed) or 2 with a one-line message in err. Strings are borrowed from argv

@@ -18,10 +18,7 @@
 #include <sys/random.h>
 
 #include "serve.h"
-#if __has_include("serve_auth.h")
 #include "serve_auth.h"
-#define SERVE_HAVE_AUTH 1
-#endif
 
 /* A key held by a decision of this instance, from its start to its end. */
 struct serve_key {
@@ -40,7 +37,7 @@ struct serve_coordination {
     struct em_http_call *call; /* until answered (201, 202, 503, 409) */
     struct serve_timer *budget, *retry, *grace;
     struct serve_decision *decision; /* while decide runs */
-    bool running_stored;             /* 202 given: the store has it RUNNING */
+    bool running_stored; /* the store has it RUNNING (after its 202; at once when shared) */
     bool cancel_requested;
     bool shutting_down; /* ended by the shutdown: ABORT */
     bool discard;       /* refused after its start (409, store error): nothing to store */
@@ -251,6 +248,28 @@ static void coordination_free(struct serve_coordination *c)
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
+/* With PostgreSQL other instances decide too: the store's RUNNING row, taken before decide
+ * starts, is what keeps one coordination at a time per key across them. */
+static bool shared_store(const struct serve *s)
+{
+    return strncmp(s->opt.store, "postgres", 8) == 0;
+}
+
+static int store_running(struct serve_coordination *c, char conflict[37], char *err, size_t len)
+{
+    struct serve_coord row;
+    memset(&row, 0, sizeof row);
+    snprintf(row.id, sizeof row.id, "%s", c->id);
+    row.state = SERVE_RUNNING;
+    row.request_json = c->request_json;
+    row.client = c->client;
+    row.exclusive_keys = c->keys;
+    int rc = serve_store_insert_running(c->s->store, &row, conflict, err, len);
+    if (rc == SERVE_STORE_OK)
+        c->running_stored = true;
+    return rc;
+}
+
 static void answer_call(struct serve_coordination *c, struct em_response *rs)
 {
     em_headers_add(&rs->headers, "Version", EM_API_VERSION);
@@ -308,6 +327,17 @@ static void decided(void *ud, struct serve_outcome *o)
     if (o->kind == SERVE_OUT_BUSY && !c->cancel_requested && !c->shutting_down) {
         log_decision(c, "busy", o, ms);
         if (c->call) { /* within the budget: 503, nothing stored */
+            if (c->running_stored) {
+                /* Shared store: the row taken for the keys ends, never seen by a client
+                 * (its id was not given out). */
+                char *text = lcmcoord_text(s, c->req, c->id, EM_RESULT_ABORT, NULL,
+                                           "the EM was busy: answered 503, not taken");
+                char err[512];
+                if (serve_store_finish(s->store, c->id, "ABORT", text, err, sizeof err) ==
+                    SERVE_STORE_ERROR)
+                    em_http_log_error("store: ", err);
+                free(text);
+            }
             struct em_response rs;
             memset(&rs, 0, sizeof rs);
             char detail[128];
@@ -355,7 +385,10 @@ static void decided(void *ud, struct serve_outcome *o)
         row.exclusive_keys = c->keys;
         struct em_response rs;
         memset(&rs, 0, sizeof rs);
-        if (serve_store_insert_done(s->store, &row, err, sizeof err) != SERVE_STORE_OK) {
+        int rc = c->running_stored
+                     ? serve_store_finish(s->store, c->id, name, text, err, sizeof err)
+                     : serve_store_insert_done(s->store, &row, err, sizeof err);
+        if (rc != SERVE_STORE_OK) {
             em_http_log_error("store: ", err);
             unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
             free(text);
@@ -408,19 +441,11 @@ static void budget_passed(void *ud)
     c->budget = NULL;
     if (!c->call)
         return;
-    struct serve_coord row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "%s", c->id);
-    row.state = SERVE_RUNNING;
-    row.request_json = c->request_json;
-    row.client = c->client;
-    row.exclusive_keys = c->keys;
     char conflict[37] = "", err[512];
     struct em_response rs;
     memset(&rs, 0, sizeof rs);
-    int rc = serve_store_insert_running(s->store, &row, conflict, err, sizeof err);
+    int rc = c->running_stored ? SERVE_STORE_OK : store_running(c, conflict, err, sizeof err);
     if (rc == SERVE_STORE_OK) {
-        c->running_stored = true;
         rs.status = 202;
         char *self = self_url(s, c->id);
         em_headers_add(&rs.headers, "Location", self);
@@ -452,6 +477,26 @@ static void begin_coordination(void *ud)
     if (s->running)
         s->running->prev = c;
     s->running = c;
+    if (shared_store(s)) {
+        char conflict[37] = "", err[512];
+        int rc = store_running(c, conflict, err, sizeof err);
+        if (rc != SERVE_STORE_OK) {
+            struct em_response rs;
+            memset(&rs, 0, sizeof rs);
+            if (rc == SERVE_STORE_CONFLICT) {
+                em_response_problem(&rs, 409,
+                                    "coordination %s of this VNF instance or VNFC is in "
+                                    "progress; one at a time",
+                                    conflict);
+            } else {
+                em_http_log_error("store: ", err);
+                unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
+            }
+            answer_call(c, &rs);
+            coordination_free(c);
+            return;
+        }
+    }
     c->budget = serve_timer_start(s->loop, s->opt.sync_budget, budget_passed, c);
     start_decision(c);
 }
@@ -813,23 +858,28 @@ static bool handle(void *ctx, struct em_http_call *call, const struct em_request
         }
         goto done;
     }
-#ifdef SERVE_HAVE_AUTH
     if (s->auth && serve_auth_enabled(s->auth)) {
         struct serve_identity idn;
         memset(&idn, 0, sizeof idn);
         serve_auth_check(s->auth, em_headers_get(&rq->headers, "authorization"),
                          rq->peer && rq->peer->cert_verified ? rq->peer->thumbprint : NULL, &idn);
         if (!idn.ok) {
-            serve_metrics_auth_failure();
-            em_response_problem(rs, 401, "%s",
-                                idn.error ? idn.error : "authentication is required");
-            em_headers_add(&rs->headers, "WWW-Authenticate", serve_auth_challenge(s->auth));
+            unsigned status = idn.status >= 400 && idn.status < 600 ? (unsigned)idn.status : 401;
+            if (status == 503)
+                unavailable(rs, s->opt.retry_after,
+                            "the authorization server could not check the token; retry");
+            else {
+                serve_metrics_auth_failure();
+                em_response_problem(rs, status, "%s",
+                                    idn.error ? idn.error : "authentication is required");
+            }
+            for (size_t i = 0; i < idn.n_challenges && status != 503; i++)
+                em_headers_add(&rs->headers, "WWW-Authenticate", idn.challenges[i]);
             goto done;
         }
         snprintf(who, sizeof who, "%s", idn.who);
         client = who;
     }
-#endif
     if (!client && rq->peer && rq->peer->cert_verified && rq->peer->subject_cn[0]) {
         snprintf(who, sizeof who, "cn=%s", rq->peer->subject_cn);
         client = who;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "serve.h"
+#include "serve_auth.h"
 
 static const char usage_line[] =
     "usage: lcmcoord serve --hooks FILE.lua [--listen HOST:PORT] [--store URL] [options]\n";
@@ -40,6 +41,14 @@ static const char help_text[] =
     "  --base-url URL        the public URL for Location and uriPrefix\n"
     "  --threads N --max-connections N --max-per-client N --idle-timeout S --header-timeout S\n"
     "  --body-limit BYTES    the HTTP layer's limits (as lcmcoord em)\n"
+    "  --users-file FILE     HTTP Basic against FILE's crypt(3) hashes\n"
+    "  --jwks-file FILE      Bearer JWTs verified against a JWKS file\n"
+    "  --jwt-issuer ISS --jwt-audience AUD --jwt-leeway S   what a token must say\n"
+    "  --introspect-url URL  Bearer tokens checked by RFC 7662 introspection\n"
+    "  --introspect-credentials-file FILE --introspect-cacert FILE\n"
+    "  --introspect-timeout S --introspect-cache-ttl S\n"
+    "  --require-cert-binding   tokens must be bound to the client certificate (RFC 8705)\n"
+    "  --hash-password USER  print a users-file line for USER (password from the terminal)\n"
     "  --quiet               no log lines\n"
     "  --config FILE         read options from FILE: `option = value` lines, # comments\n";
 
@@ -126,7 +135,12 @@ static char **read_config(const char *file, int *count, char *err, size_t len)
 
 static bool flag_option(const char *name)
 {
-    return strcmp(name, "--quiet") == 0;
+    return strcmp(name, "--quiet") == 0 || strcmp(name, "--require-cert-binding") == 0;
+}
+
+static bool truth(const char *v)
+{
+    return v == NULL || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0;
 }
 
 static int apply(struct serve_options *o, const char *name, const char *v, char *err, size_t len)
@@ -134,7 +148,11 @@ static int apply(struct serve_options *o, const char *name, const char *v, char 
     struct em_options *h = &o->http;
     unsigned u;
     if (strcmp(name, "--quiet") == 0) {
-        h->quiet = v == NULL || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0;
+        h->quiet = truth(v);
+        return 0;
+    }
+    if (strcmp(name, "--require-cert-binding") == 0) {
+        o->require_cert_binding = truth(v);
         return 0;
     }
     if (!v)
@@ -151,6 +169,29 @@ static int apply(struct serve_options *o, const char *name, const char *v, char 
         o->store = v;
     } else if (strcmp(name, "--instance-id") == 0)
         o->instance_id = v;
+    else if (strcmp(name, "--users-file") == 0)
+        o->users_file = v;
+    else if (strcmp(name, "--jwks-file") == 0)
+        o->jwks_file = v;
+    else if (strcmp(name, "--jwt-issuer") == 0)
+        o->jwt_issuer = v;
+    else if (strcmp(name, "--jwt-audience") == 0)
+        o->jwt_audience = v;
+    else if (strcmp(name, "--introspect-url") == 0)
+        o->introspect_url = v;
+    else if (strcmp(name, "--introspect-credentials-file") == 0)
+        o->introspect_credentials_file = v;
+    else if (strcmp(name, "--introspect-cacert") == 0)
+        o->introspect_cacert = v;
+    else if (strcmp(name, "--hash-password") == 0)
+        o->hash_password_user = v;
+    else if (strcmp(name, "--jwt-leeway") == 0) {
+        o->jwt_leeway_set = true;
+        return parse_seconds(name, v, 0, &o->jwt_leeway, err, len);
+    } else if (strcmp(name, "--introspect-timeout") == 0)
+        return parse_seconds(name, v, 0.1, &o->introspect_timeout, err, len);
+    else if (strcmp(name, "--introspect-cache-ttl") == 0)
+        return parse_seconds(name, v, 0, &o->introspect_cache_ttl, err, len);
     else if (strcmp(name, "--sync-budget") == 0)
         return parse_seconds(name, v, 0, &o->sync_budget, err, len);
     else if (strcmp(name, "--cancel-grace") == 0)
@@ -283,6 +324,8 @@ int serve_options_parse(struct serve_options *o, int argc, char **argv, char *er
     int rc = parse_words(o, argc - 1, argv + 1, false, err, len);
     if (rc)
         return rc;
+    if (o->hash_password_user)
+        return 0;
     if (!o->hooks)
         return bad(err, len, "--hooks FILE is required%s%s", "", "");
     if (access(o->hooks, R_OK) != 0)
@@ -314,6 +357,42 @@ int main(int argc, char **argv)
         return 2;
     default:
         break;
+    }
+    if (s.opt.hash_password_user) {
+        char line[512];
+        if (serve_auth_hash_password(STDIN_FILENO, stderr, s.opt.hash_password_user, line,
+                                     sizeof line, err, sizeof err) < 0) {
+            fprintf(stderr, SERVE_PROGRAM ": %s\n", err);
+            return 1;
+        }
+        printf("%s\n", line);
+        return 0;
+    }
+    if (s.opt.users_file || s.opt.jwks_file || s.opt.introspect_url) {
+        struct serve_auth_config cfg = {
+            .users_file = s.opt.users_file,
+            .jwks_file = s.opt.jwks_file,
+            .jwt_issuer = s.opt.jwt_issuer,
+            .jwt_audience = s.opt.jwt_audience,
+            .jwt_leeway =
+                s.opt.jwt_leeway_set ? (s.opt.jwt_leeway > 0 ? (int)s.opt.jwt_leeway : -1) : 0,
+            .introspect_url = s.opt.introspect_url,
+            .introspect_auth_file = s.opt.introspect_credentials_file,
+            .introspect_cacert = s.opt.introspect_cacert,
+            .introspect_timeout = s.opt.introspect_timeout,
+            .introspect_cache_ttl = s.opt.introspect_cache_ttl,
+            .require_cert_binding = s.opt.require_cert_binding,
+        };
+        s.auth = serve_auth_load(&cfg, err, sizeof err);
+        if (!s.auth) {
+            fprintf(stderr, SERVE_PROGRAM ": %s\n", err);
+            return 2;
+        }
+    } else if (s.opt.jwt_issuer || s.opt.jwt_audience || s.opt.require_cert_binding) {
+        fprintf(stderr,
+                SERVE_PROGRAM ": --jwt-issuer, --jwt-audience and --require-cert-binding "
+                              "need --jwks-file or --introspect-url (see lcmcoord serve --help)\n");
+        return 2;
     }
     sigset_t signals;
     sigemptyset(&signals);
@@ -349,6 +428,7 @@ int main(int argc, char **argv)
         break;
     }
     serve_shutdown(&s);
+    serve_auth_free(s.auth);
     em_tls_files_free(&tls);
     return 0;
 }
