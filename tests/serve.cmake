@@ -33,4 +33,5 @@ lcmc_add_e2e_test(test_pg_cluster_e2e test_pg_cluster.py)
 lcmc_add_e2e_test(e2e_serve test_serve.py)
 lcmc_add_e2e_test(e2e_serve_security test_serve_security.py)
 lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
+lcmc_add_e2e_test(e2e_serve_examples test_serve_examples.py)
 # ---- end of the serve core ---------------------------------------------------------------

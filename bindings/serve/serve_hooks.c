@@ -183,11 +183,23 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* The module's own log (lcmcoord.log.*, the runtime's warnings): JSON lines like the rest.
+ * Which decision wrote it is not known here; ctx.log names it. */
+static void engine_log(void *ud, lcmc_log_level level, const char *message)
+{
+    (void)ud;
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char *line = one_line(message, strlen(message));
+    log_hook_line(NULL, names[level <= LCMC_LOG_DEBUG ? level : LCMC_LOG_DEBUG], line);
+    free(line);
+}
+
 static int open_state(lua_State *L)
 {
     const char *file = lua_touserdata(L, 1);
     luaL_openlibs(L);
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 1);
+    lcmc_engine_set_log(lcmc_lua_engine(L), engine_log, NULL, LCMC_LOG_INFO);
     lua_getfield(L, -1, "sleep");
     lua_pushcclosure(L, hooks_sleep, 1);
     lua_setfield(L, -2, "sleep");
@@ -416,7 +428,8 @@ static void wake_up(void *ud)
 {
     struct serve_decision *d = ud;
     d->wake = NULL;
-    resume(d, 0);
+    lua_pushboolean(d->co, 1); /* what lcmcoord.sleep returns */
+    resume(d, 1);
 }
 
 static void resume(struct serve_decision *d, int nargs)

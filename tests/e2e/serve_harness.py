@@ -44,14 +44,16 @@ class Serve:
     """A running `lcmcoord serve` (context manager). `url` is its apiRoot; `log` a LineWatch
     over its stderr (one JSON object per line)."""
 
-    def __init__(self, *args, hooks=STEERED_HOOKS, directory=None, store=None):
+    def __init__(self, *args, hooks=STEERED_HOOKS, directory=None, store=None, hooks_file=None,
+                 env=None):
         self._tmp = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory()
             directory = self._tmp.name
         self.directory = directory
-        self.hooks_path = os.path.join(directory, "hooks.lua")
-        if hooks is not None:
+        self.hooks_path = hooks_file or os.path.join(directory, "hooks.lua")
+        self.env = env
+        if hooks is not None and hooks_file is None:
             with open(self.hooks_path, "w") as f:
                 f.write(hooks)
         self.store = store or "sqlite:" + os.path.join(directory, "serve.db")
@@ -66,8 +68,9 @@ class Serve:
     def start(self):
         cmd = [LCMCOORD_BIN, "serve", "--listen", "127.0.0.1:0", "--hooks", self.hooks_path,
                "--store", self.store, *self.args]
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.DEVNULL, text=True, env=env)
         self.log = LineWatch(self.proc.stderr)
         import selectors
         sel = selectors.DefaultSelector()
