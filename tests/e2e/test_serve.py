@@ -8,6 +8,7 @@ with its own store, so the suite runs in parallel with the others.
 
 import json
 import signal
+import tempfile
 import unittest
 
 from serve_harness import (API_HEADERS, STEERED_HOOKS, Serve, curl, run_lcmcoord,
@@ -298,6 +299,26 @@ class Lifecycle(unittest.TestCase):
                        "failed reload")
             self.assertEqual(s.post({"vnfcInstanceId": "3"}).json()["coordinationResult"],
                              "ABORT")
+
+    def test_options_from_a_configuration_file_the_command_line_wins(self):
+        confdir = tempfile.TemporaryDirectory()
+        self.addCleanup(confdir.cleanup)
+        conf = confdir.name + "/serve.conf"
+        s = Serve()
+        with open(conf, "w") as f:
+            f.write("# serve options\n[serve]\nsync-budget = 0.05\nmax-decisions = 1\n"
+                    "exclusive = none\n")
+        s.args += ["--config", conf, "--max-decisions", "2"]
+        with s:
+            self.assertEqual(s.post({"sleep": 60}).status, 202)  # the file's budget
+            self.assertEqual(s.post({"sleep": 60}).status, 202)  # the flag's limit: 2
+            self.assertEqual(s.post({}).status, 503)
+        with open(conf, "w") as f:
+            f.write("sync-budget 3\n")
+        done = run_lcmcoord("serve", "--hooks", "/dev/null", "--config", conf, timeout=10)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("serve.conf:1", done.stderr)
+        self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
 
     def test_bad_options_and_hooks_are_one_line_and_exit_2(self):
         for args, needle in [(["--sync-budget", "x"], "--sync-budget"),
