@@ -53,7 +53,10 @@ struct serve_options {
     double jwt_leeway, introspect_timeout, introspect_cache_ttl;
     bool jwt_leeway_set, require_cert_binding;
     const char *hash_password_user; /* --hash-password USER: print a users-file line, exit */
+    char **config_words; /* the configuration file's, which the strings above may point into */
+    int config_count;
 };
+void serve_options_free(struct serve_options *opt);
 
 /* 0, 1 (--help printed) or 2 with a one-line message in err. Strings are borrowed from argv
  * or from the configuration file's text (kept for the process's life). */

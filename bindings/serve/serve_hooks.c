@@ -40,7 +40,8 @@ struct serve_decision {
     serve_decided_fn done;
     void *ud;
     bool cancelled;
-    struct ctx_box *box;
+    struct ctx_box *box; /* held by box_ref until the decision ends: the hook may drop ctx */
+    int box_ref;
     struct serve_timer *wake;       /* set while asleep in lcmcoord.sleep */
     bool running;                   /* inside lua_resume now */
     bool aborted;                   /* serve_decision_abort came while running */
@@ -408,8 +409,10 @@ static void read_result(lua_State *co, int nres, struct serve_outcome *o)
 static void finish(struct serve_decision *d, struct serve_outcome *o)
 {
     struct serve_hooks *h = d->h;
-    if (d->box)
+    if (d->box) {
         d->box->d = NULL;
+        luaL_unref(h->L, LUA_REGISTRYINDEX, d->box_ref);
+    }
     if (d->handle)
         *d->handle = NULL;
     if (d->wake)
@@ -506,6 +509,8 @@ void serve_decision_start(struct serve_hooks *h, const char *id, const json_t *r
     lua_setfield(co, -2, "id");
     d->box = lua_newuserdatauv(co, sizeof *d->box, 0);
     d->box->d = d;
+    lua_pushvalue(co, -1);
+    d->box_ref = luaL_ref(co, LUA_REGISTRYINDEX);
     lua_pushvalue(co, -1);
     lua_pushcclosure(co, ctx_log, 1);
     lua_setfield(co, -3, "log");

@@ -312,6 +312,8 @@ int serve_options_parse(struct serve_options *o, int argc, char **argv, char *er
         char **words = read_config(o->config, &n, err, len);
         if (!words && *err)
             return 2;
+        o->config_words = words; /* the options point into them: freed at exit */
+        o->config_count = n;
         int rc = parse_words(o, n, words, true, err, len);
         if (rc == 2) {
             char inner[400];
@@ -343,9 +345,19 @@ int serve_options_parse(struct serve_options *o, int argc, char **argv, char *er
     return 0;
 }
 
-int main(int argc, char **argv)
+void serve_options_free(struct serve_options *o)
 {
-    static struct serve s;
+    for (int i = 0; i < o->config_count; i++)
+        free(o->config_words[i]);
+    free(o->config_words);
+    o->config_words = NULL;
+    o->config_count = 0;
+}
+
+static struct serve s;
+
+static int run(int argc, char **argv)
+{
     char err[600] = "";
     switch (serve_options_parse(&s.opt, argc, argv, err, sizeof err)) {
     case 1:
@@ -431,4 +443,11 @@ int main(int argc, char **argv)
     serve_auth_free(s.auth);
     em_tls_files_free(&tls);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = run(argc, argv);
+    serve_options_free(&s.opt);
+    return rc;
 }

@@ -139,8 +139,12 @@ class Serve:
         req = sample_request(**overrides)
         if inputs is not None:
             req["inputParams"] = inputs
-        return curl("POST", self.url + "/lcmcoord/v1/coordinations", json.dumps(req),
-                    headers=headers or API_HEADERS, extra=extra)
+        try:
+            return curl("POST", self.url + "/lcmcoord/v1/coordinations", json.dumps(req),
+                        headers=headers or API_HEADERS, extra=extra)
+        except AssertionError as e:  # what the server said is what explains it
+            alive = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+            raise AssertionError(f"{e}; serve {alive}; its log: {self.log_text()[-3000:]}")
 
     def get(self, location, extra=()):
         return curl("GET", location, headers=API_HEADERS, extra=extra)

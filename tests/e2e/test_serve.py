@@ -106,6 +106,25 @@ class Outcomes(unittest.TestCase):
             self.assertIn("MAYBE", bad.json()["error"]["detail"])
             self.assertEqual(s.post({}).json()["coordinationResult"], "CONTINUE")
 
+    def test_a_hook_that_drops_ctx_under_constant_garbage_collection(self):
+        """The ctx's functions outlive nothing they point to: with the collector running all
+        the time, a ctx no longer referenced once decide returns is collected while the
+        server still reads the result (a use-after-free under the sanitizers before)."""
+        hooks = r'''
+collectgarbage("incremental", 0, 1000) -- a collection at every turn
+return { decide = function(req, ctx)
+  local extra = {}
+  for i = 1, 2000 do extra[i] = {n = i, s = "v" .. i} end
+  return {result = "ABORT", error = {title = "t", detail = string.rep("x", 200),
+                                     extra = extra}}
+end }
+'''
+        with Serve("--exclusive", "none", hooks=hooks) as s:
+            for _ in range(30):
+                r = s.post({})
+                self.assertEqual(r.status, 201, r)
+                self.assertEqual(r.json()["coordinationResult"], "ABORT")
+
     def test_busy_after_the_202_is_asked_again_later(self):
         hooks = r'''
 local n = 0
