@@ -60,5 +60,12 @@ set_property(TEST test_runtime_memory APPEND PROPERTY ENVIRONMENT
 # The asynchronous API (post, serve/stop, timers, requests without waiting) on the real
 # transport against a peer on 127.0.0.1 (unit/test_engine_async.c).
 lcmc_add_cmocka_test(test_engine_async
-  SOURCES unit/test_engine_async.c
+  SOURCES unit/test_engine_async.c unit/loopback_peer.c
   LIBS lcmcoord_runtime_static Threads::Threads)
+
+# Lua tasks: functions run as coroutines on the engine, whose waiting functions yield
+# (bindings/lua task.c), against the same loopback peer (unit/test_lua_tasks.c).
+lcmc_add_cmocka_test(test_lua_tasks
+  SOURCES unit/test_lua_tasks.c unit/loopback_peer.c
+  LIBS lcmcoord_luastatic lcmcoord_runtime lcmc::lua Threads::Threads)
+target_include_directories(test_lua_tasks PRIVATE "${PROJECT_SOURCE_DIR}/runtime/include")

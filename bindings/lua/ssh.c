@@ -280,3 +280,8 @@ void lcmc_lua_open_ssh(lua_State *L)
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "ssh");
 }
+
+void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op)
+{
+    (void)op;
+}
