@@ -196,5 +196,7 @@ void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op);
 void lcmc_lua_task_wait_ssh(lcmc_lua_task *task, lcmc_lua_ssh_op *op);
 /* The SSH operation ended: resumes the task (its continuation reads the op's outcome). */
 void lcmc_lua_task_ssh_done(lcmc_lua_task *task);
+/* In the continuation: the operation, now the caller's. */
+lcmc_lua_ssh_op *lcmc_lua_task_take_ssh(lcmc_lua_task *task);
 
 #endif

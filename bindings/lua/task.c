@@ -303,8 +303,16 @@ void lcmc_lua_task_wait_ssh(lcmc_lua_task *t, lcmc_lua_ssh_op *op)
 
 void lcmc_lua_task_ssh_done(lcmc_lua_task *t)
 {
-    t->ssh = NULL;
+    /* t->ssh stays set: the continuation takes it (lcmc_lua_task_take_ssh), and an abort
+     * before that frees it. */
     task_resume(t, 0);
+}
+
+lcmc_lua_ssh_op *lcmc_lua_task_take_ssh(lcmc_lua_task *t)
+{
+    lcmc_lua_ssh_op *op = t->ssh;
+    t->ssh = NULL;
+    return op;
 }
 
 lcmc_lua_task *lcmc_lua_task_of(lua_State *L)
