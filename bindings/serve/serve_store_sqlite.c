@@ -7,11 +7,14 @@
  * and carries its version in serve_schema. */
 #include "serve_store_impl.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SQLITE_SCHEMA_VERSION 1
 #define SQLITE_BUSY_MS        5000
@@ -124,6 +127,10 @@ static int fail(struct sqlite_store *s, char *err, size_t errlen, const char *do
                            "%s: %s (another process holds the file: only one lcmcoord serve "
                            "may use a SQLite store)",
                            doing, why);
+    else if ((code & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) != 0)
+        /* "disk I/O error" alone does not say what to fix: the system's reason does. */
+        serve_store_errorf(&s->head, err, errlen, "%s: %s (%s)", doing, why,
+                           strerror(sqlite3_system_errno(s->db)));
     else
         serve_store_errorf(&s->head, err, errlen, "%s: %s", doing, why);
     return SERVE_STORE_ERROR;
@@ -690,6 +697,37 @@ static int set_pragma(struct sqlite_store *s, const char *sql, const char *expec
     return SERVE_STORE_OK;
 }
 
+/* Why a file cannot be opened, in the system's words: SQLite's own errno after a failed open
+ * is that of its last fallback attempt, which misleads ("No such file" for a directory that is
+ * not writable). Empty when nothing is found. */
+static void diagnose_path(const char *path, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    struct stat info;
+    if (stat(path, &info) == 0) {
+        if (S_ISDIR(info.st_mode))
+            snprintf(why, whylen, " (%s is a directory)", path);
+        else if (access(path, R_OK | W_OK) != 0)
+            snprintf(why, whylen, " (%s: %s)", path, strerror(errno));
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(dir, &info) != 0)
+        snprintf(why, whylen, " (directory %s: %s)", dir, strerror(errno));
+    else if (!S_ISDIR(info.st_mode))
+        snprintf(why, whylen, " (%s is not a directory)", dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(why, whylen, " (cannot create a file in %s: %s)", dir, strerror(errno));
+}
+
 struct serve_store *serve_store_sqlite_open(const char *path, const char *display,
                                             const char *instance_id, char *err, size_t errlen)
 {
@@ -706,13 +744,19 @@ struct serve_store *serve_store_sqlite_open(const char *path, const char *displa
     /* The mutex above serialises every use of the connection (transactions span calls). */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        char why[4200];
+        diagnose_path(path, why, sizeof why);
         if (s->db)
-            fail(s, err, errlen, "opening");
+            serve_store_errorf(&s->head, err, errlen, "opening: %s%s", sqlite3_errmsg(s->db), why);
         else
             serve_store_errorf(&s->head, err, errlen, "opening: out of memory");
         goto failed;
     }
     sqlite3_extended_result_codes(s->db, 1);
+    if (sqlite3_db_readonly(s->db, "main") == 1) {
+        serve_store_errorf(&s->head, err, errlen, "opening: the file is read-only");
+        goto failed;
+    }
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_MS);
     /* EXCLUSIVE before WAL: no shared-memory index, and the file stays locked to us. */
     if (set_pragma(s, "PRAGMA locking_mode = EXCLUSIVE", "exclusive", err, errlen) ||

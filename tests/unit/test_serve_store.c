@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -634,6 +636,79 @@ static void hostile_values(struct fx *fx)
     serve_store_close(st);
 }
 
+/* Every operation at once from several threads (as the HTTP threads and the engine thread
+ * of one serve do): each thread's coordinations end exactly as it drove them. */
+struct worker {
+    struct serve_store *st;
+    int index;
+    char err[512];
+    bool failed;
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 25 && !w->failed; i++) {
+        char id[37], key[32];
+        make_id(id, (unsigned)(5000 + w->index * 100 + i));
+        snprintf(key, sizeof key, "vnf-w%d", w->index);
+        char *keys[] = {key, NULL};
+        struct serve_coord c = {0}, got;
+        snprintf(c.id, sizeof c.id, "%s", id);
+        c.request_json = "{\"w\":1}";
+        c.exclusive_keys = keys;
+        const char *result = i % 3 == 0 ? "CANCELLED" : "CONTINUE";
+        w->failed = serve_store_insert_running(w->st, &c, NULL, w->err, sizeof w->err) != 0 ||
+                    serve_store_get(w->st, id, &got, w->err, sizeof w->err) != 0;
+        if (w->failed)
+            break;
+        w->failed = got.state != SERVE_RUNNING;
+        serve_coord_clear(&got);
+        if (i % 3 == 0)
+            w->failed |= serve_store_request_cancel(w->st, id, w->err, sizeof w->err) != 202;
+        w->failed |= serve_store_finish(w->st, id, result, id, w->err, sizeof w->err) != 0;
+        w->failed |= serve_store_get(w->st, id, &got, w->err, sizeof w->err) != 0;
+        if (w->failed)
+            break;
+        w->failed = got.state != SERVE_DONE || strcmp(got.result, result) != 0 ||
+                    strcmp(got.lcmcoord_json, id) != 0;
+        serve_coord_clear(&got);
+    }
+    return NULL;
+}
+
+static void *beat(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 25 && !w->failed; i++) {
+        char **ids;
+        size_t n;
+        w->failed = serve_store_heartbeat(w->st, 3600, &ids, &n, w->err, sizeof w->err) < 0 ||
+                    serve_store_ping(w->st, w->err, sizeof w->err) != 0;
+        serve_store_free_ids(ids, n);
+    }
+    return NULL;
+}
+
+static void mixed_threads(struct fx *fx)
+{
+    enum { WORKERS = 4 };
+    struct serve_store *st = open_ok(fx->url, "instance-a");
+    serve_store_set_lease_ttl(st, 3600);
+    struct worker workers[WORKERS + 1];
+    pthread_t threads[WORKERS + 1];
+    for (int i = 0; i <= WORKERS; i++) {
+        workers[i] = (struct worker){.st = st, .index = i};
+        pthread_create(&threads[i], NULL, i < WORKERS ? work : beat, &workers[i]);
+    }
+    for (int i = 0; i <= WORKERS; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i <= WORKERS; i++)
+        if (workers[i].failed)
+            fail_msg("thread %d: %s", i, workers[i].err);
+    serve_store_close(st);
+}
+
 /* ---- the tests -------------------------------------------------------------------------- */
 
 #define BOTH(name)                                                                                 \
@@ -653,6 +728,7 @@ BOTH(lease_reap)
 BOTH(purge_by_age)
 BOTH(durability)
 BOTH(hostile_values)
+BOTH(mixed_threads)
 
 /* SQLite: a restart finds RUNNING rows of the dead process and finishes them all as ABORT. */
 static void test_sqlite_startup_reap(void **state)
@@ -679,6 +755,65 @@ static void test_sqlite_startup_reap(void **state)
     serve_store_close(st);
 }
 
+/* The process dies (SIGKILL) right after the store said a row was stored: the next process
+ * opens the file (the lock died with it), finds every row, and reaps the RUNNING one. The
+ * file is in WAL mode (its header says so). */
+static void test_sqlite_killed_process(void **state)
+{
+    struct fx *fx = *state;
+    char running[37], done[37], err[512];
+    make_id(running, 80);
+    make_id(done, 81);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        char e[512];
+        struct serve_store *st = serve_store_open(fx->url, "doomed", e, sizeof e);
+        struct serve_coord c = {0};
+        snprintf(c.id, sizeof c.id, "%s", running);
+        c.request_json = "{}";
+        bool ok = st && serve_store_insert_running(st, &c, NULL, e, sizeof e) == 0;
+        snprintf(c.id, sizeof c.id, "%s", done);
+        c.lcmcoord_json = "{\"stored\":true}";
+        c.result = "CONTINUE";
+        ok = ok && serve_store_insert_done(st, &c, e, sizeof e) == 0;
+        if (write(ready[1], ok ? "k" : "x", 1) != 1)
+            _exit(2);
+        for (;;)
+            pause(); /* killed here, store open, nothing closed */
+    }
+    close(ready[1]);
+    char answer = 0;
+    assert_int_equal(read(ready[0], &answer, 1), 1);
+    close(ready[0]);
+    assert_int_equal(answer, 'k');
+    kill(child, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+
+    struct serve_store *st = open_ok(fx->url, "next");
+    struct serve_coord got;
+    assert_int_equal(serve_store_get(st, done, &got, err, sizeof err), SERVE_STORE_OK);
+    assert_string_equal(got.lcmcoord_json, "{\"stored\":true}");
+    serve_coord_clear(&got);
+    struct reap_log log = {0};
+    assert_int_equal(serve_store_reap(st, true, build_abort, &log, err, sizeof err), 1);
+    assert_string_equal(log.last_id, running);
+    serve_store_close(st);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/store.db", fx->dir);
+    unsigned char header[20];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(header, 1, sizeof header, f), sizeof header);
+    fclose(f);
+    assert_int_equal(header[18], 2); /* file format write version 2: WAL */
+    assert_int_equal(header[19], 2);
+}
+
 static void test_sqlite_bad_files(void **state)
 {
     struct fx *fx = *state;
@@ -698,11 +833,25 @@ static void test_sqlite_bad_files(void **state)
     snprintf(url, sizeof url, "sqlite:%s/missing/store.db", fx->dir);
     assert_null(serve_store_open(url, "i", err, sizeof err));
     assert_one_line(err, url);
+    assert_non_null(strstr(err, "missing: No such file or directory"));
     snprintf(path, sizeof path, "%s/sub", fx->dir);
     mkdir(path, 0700);
     snprintf(url, sizeof url, "sqlite:%s", path);
     assert_null(serve_store_open(url, "i", err, sizeof err));
     assert_one_line(err, url);
+    assert_non_null(strstr(err, "sub is a directory"));
+    /* Unwritable: where no file can be created (procfs), and, when not root (root writes
+     * anyway), a read-only database file. */
+    assert_null(serve_store_open("sqlite:/proc/lcmcoord-store.db", "i", err, sizeof err));
+    assert_one_line(err, "sqlite:/proc/lcmcoord-store.db");
+    if (geteuid() != 0) {
+        serve_store_close(open_ok(fx->url, "i"));
+        snprintf(path, sizeof path, "%s/store.db", fx->dir);
+        assert_int_equal(chmod(path, 0400), 0);
+        assert_null(serve_store_open(fx->url, "i", err, sizeof err));
+        assert_one_line(err, "read-only");
+        assert_int_equal(chmod(path, 0600), 0);
+    }
     /* Locked: the file in use by another store (the other process of the same file). */
     struct serve_store *st = open_ok(fx->url, "first");
     assert_null(serve_store_open(fx->url, "second", err, sizeof err));
@@ -856,12 +1005,19 @@ int main(void)
         SQLITE_TEST(lifecycle),      SQLITE_TEST(exclusive_keys), SQLITE_TEST(concurrent_inserters),
         SQLITE_TEST(lease_reap),     SQLITE_TEST(purge_by_age),   SQLITE_TEST(durability),
         SQLITE_TEST(hostile_values), SQLITE_TEST(startup_reap),   SQLITE_TEST(bad_files),
-        SQLITE_TEST(bench),
+        SQLITE_TEST(killed_process), SQLITE_TEST(mixed_threads),  SQLITE_TEST(bench),
     };
     const struct CMUnitTest pg_tests[] = {
-        PG_TEST(lifecycle),      PG_TEST(exclusive_keys),    PG_TEST(concurrent_inserters),
-        PG_TEST(lease_reap),     PG_TEST(purge_by_age),      PG_TEST(durability),
-        PG_TEST(hostile_values), PG_TEST(concurrent_schema), PG_TEST(restart_and_unreachable),
+        PG_TEST(lifecycle),
+        PG_TEST(exclusive_keys),
+        PG_TEST(concurrent_inserters),
+        PG_TEST(lease_reap),
+        PG_TEST(purge_by_age),
+        PG_TEST(durability),
+        PG_TEST(hostile_values),
+        PG_TEST(concurrent_schema),
+        PG_TEST(restart_and_unreachable),
+        PG_TEST(mixed_threads),
         PG_TEST(bench),
     };
     int failed = cmocka_run_group_tests_name("serve store: sqlite", sqlite_tests, NULL, NULL);
