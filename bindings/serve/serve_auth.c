@@ -25,7 +25,9 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include "serve_auth_internal.h"
 
@@ -35,6 +37,9 @@
 #define PASSWORD_MAX     1024
 #define DEFAULT_LEEWAY   30
 #define DEFAULT_REALM    "lcmcoord"
+#define BASIC_CACHE_MAX  1024 /* successful Basic checks remembered at most */
+#define BASIC_CACHE_TTL  60.0
+#define BASIC_PROBE      4
 #define CRYPT_ALPHABET   "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 struct user {
@@ -42,12 +47,27 @@ struct user {
     char *hash;
 };
 
+struct basic_cached {
+    unsigned char mac[32];
+    double expires;
+    const struct user *user;
+};
+
 struct serve_auth {
     struct user *users; /* sorted by name */
     size_t n_users;
     bool basic;
-    char dummy_hash[CRYPT_OUTPUT_SIZE]; /* hashed for unknown users: the same cost */
+    /* Successful Basic checks remembered by an HMAC of user and password under a key made
+       at load (never the password): a client repeating its credentials costs one HMAC, not
+       one yescrypt, per request. Failures are never remembered: guessing stays slow. */
+    unsigned char basic_key[32];
+    struct basic_cached *basic_cache;
+    size_t basic_cache_cap;
+    double basic_cache_ttl;
+    pthread_mutex_t basic_lock;
     struct serve_jwks *jwks;
+    struct serve_token_cache *jwt_cache; /* verified JWTs: a repeated token skips the RSA/EC */
+    double jwt_cache_ttl;
     struct serve_introspect *introspect;
     struct serve_claims_policy policy;
     char *issuer, *audience;
@@ -257,31 +277,89 @@ static int users_load(struct serve_auth *auth, const char *path, void (*warn)(vo
     return rc;
 }
 
-/* A yescrypt hash of a random password: what an unknown user's attempt is checked against. */
-static int make_dummy_hash(struct serve_auth *auth, char *err, size_t errlen)
+double serve_now(void)
 {
-    unsigned char random[24];
-    char phrase[2 * sizeof random + 1];
-    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    struct crypt_data *data = calloc(1, sizeof *data);
-    int rc = -1;
-    if (!data || RAND_bytes(random, sizeof random) != 1)
-        goto done;
-    for (size_t i = 0; i < sizeof random; i++)
-        snprintf(phrase + 2 * i, 3, "%02x", random[i]);
-    if (!crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof setting))
-        goto done;
-    const char *hash = crypt_rn(phrase, setting, data, sizeof *data);
-    if (!hash || hash[0] == '*')
-        goto done;
-    snprintf(auth->dummy_hash, sizeof auth->dummy_hash, "%s", hash);
-    rc = 0;
-done:
-    if (rc)
-        snprintf(err, errlen, "cannot make a yescrypt hash with libcrypt");
-    OPENSSL_cleanse(phrase, sizeof phrase);
-    free(data);
-    return rc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int basic_cache_init(struct serve_auth *auth, const struct serve_auth_config *cfg, char *err,
+                            size_t errlen)
+{
+    auth->basic_cache_ttl = cfg->basic_cache_ttl == 0 ? BASIC_CACHE_TTL : cfg->basic_cache_ttl;
+    if (auth->basic_cache_ttl < 0)
+        return 0; /* turned off */
+    auth->basic_cache_cap = BASIC_CACHE_MAX;
+    auth->basic_cache = calloc(auth->basic_cache_cap, sizeof *auth->basic_cache);
+    if (!auth->basic_cache || RAND_bytes(auth->basic_key, sizeof auth->basic_key) != 1) {
+        snprintf(err, errlen, "cannot set up the Basic credentials cache");
+        return -1;
+    }
+    pthread_mutex_init(&auth->basic_lock, NULL);
+    return 0;
+}
+
+static void basic_mac(const struct serve_auth *auth, const char *user, const char *password,
+                      unsigned char mac[32])
+{
+    unsigned int len = 32;
+    size_t ulen = strlen(user), plen = strlen(password);
+    unsigned char *msg = malloc(ulen + 1 + plen);
+    if (!msg) {
+        memset(mac, 0, 32); /* matches nothing cached: a real check follows */
+        return;
+    }
+    memcpy(msg, user, ulen);
+    msg[ulen] = '\0'; /* user names have no NUL: "ab"+"c" and "a"+"bc" differ */
+    memcpy(msg + ulen + 1, password, plen);
+    HMAC(EVP_sha256(), auth->basic_key, sizeof auth->basic_key, msg, ulen + 1 + plen, mac, &len);
+    OPENSSL_cleanse(msg, ulen + 1 + plen);
+    free(msg);
+}
+
+/* The user a cached success names, or NULL. */
+static const struct user *basic_cache_find(struct serve_auth *auth, const unsigned char mac[32])
+{
+    if (!auth->basic_cache)
+        return NULL;
+    const struct user *found = NULL;
+    size_t start;
+    memcpy(&start, mac, sizeof start);
+    double now = serve_now();
+    pthread_mutex_lock(&auth->basic_lock);
+    for (size_t i = 0; i < BASIC_PROBE; i++) {
+        struct basic_cached *c = &auth->basic_cache[(start + i) % auth->basic_cache_cap];
+        if (c->user && c->expires > now && CRYPTO_memcmp(c->mac, mac, 32) == 0)
+            found = c->user;
+    }
+    pthread_mutex_unlock(&auth->basic_lock);
+    return found;
+}
+
+static void basic_cache_put(struct serve_auth *auth, const unsigned char mac[32],
+                            const struct user *user)
+{
+    if (!auth->basic_cache)
+        return;
+    size_t start;
+    memcpy(&start, mac, sizeof start);
+    double now = serve_now();
+    pthread_mutex_lock(&auth->basic_lock);
+    struct basic_cached *victim = &auth->basic_cache[start % auth->basic_cache_cap];
+    for (size_t i = 0; i < BASIC_PROBE; i++) {
+        struct basic_cached *c = &auth->basic_cache[(start + i) % auth->basic_cache_cap];
+        if (!c->user || c->expires <= now) {
+            victim = c;
+            break;
+        }
+        if (c->expires < victim->expires)
+            victim = c;
+    }
+    memcpy(victim->mac, mac, 32);
+    victim->user = user;
+    victim->expires = now + auth->basic_cache_ttl;
+    pthread_mutex_unlock(&auth->basic_lock);
 }
 
 /* crypt_rn of password against hash, compared with it in constant time. */
@@ -425,13 +503,22 @@ struct serve_auth *serve_auth_load(const struct serve_auth_config *cfg, char *er
     auth->policy.require_binding = cfg->require_cert_binding;
     if (cfg->users_file) {
         if (users_load(auth, cfg->users_file, warn, cfg->warn_ud, err, errlen) != 0 ||
-            make_dummy_hash(auth, err, errlen) != 0)
+            basic_cache_init(auth, cfg, err, errlen) != 0)
             goto fail;
         auth->basic = true;
     }
     if (cfg->jwks_file &&
         !(auth->jwks = serve_jwks_load(cfg->jwks_file, warn, cfg->warn_ud, err, errlen)))
         goto fail;
+    if (auth->jwks) {
+        auth->jwt_cache_ttl = cfg->introspect_cache_ttl > 0 ? cfg->introspect_cache_ttl : 60.0;
+        auth->jwt_cache =
+            serve_token_cache_new(cfg->introspect_cache_max ? cfg->introspect_cache_max : 4096);
+        if (!auth->jwt_cache) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     if (cfg->introspect_url &&
         !(auth->introspect = serve_introspect_new(cfg, warn, cfg->warn_ud, err, errlen)))
         goto fail;
@@ -464,8 +551,14 @@ void serve_auth_free(struct serve_auth *auth)
 {
     if (!auth)
         return;
+    if (auth->basic_cache) {
+        OPENSSL_cleanse(auth->basic_cache, auth->basic_cache_cap * sizeof *auth->basic_cache);
+        free(auth->basic_cache);
+        pthread_mutex_destroy(&auth->basic_lock);
+    }
     users_free(auth);
     serve_jwks_free(auth->jwks);
+    serve_token_cache_free(auth->jwt_cache);
     serve_introspect_free(auth->introspect);
     free(auth->issuer);
     free(auth->audience);
@@ -554,8 +647,17 @@ static void check_basic(struct serve_auth *auth, const char *cred, size_t credle
         user_name_valid(plain, strlen(plain))
             ? bsearch(&key, auth->users, auth->n_users, sizeof *auth->users, user_cmp)
             : NULL;
-    /* An unknown user is checked against the dummy hash: the same work, the same refusal. */
-    bool ok = password_matches(password, user ? user->hash : auth->dummy_hash) && user;
+    unsigned char mac[32];
+    basic_mac(auth, plain, password, mac);
+    bool ok = user && basic_cache_find(auth, mac) == user;
+    if (!ok) {
+        /* An unknown user is checked against the first user's hash: the same method and cost,
+           the same refusal, so the answer's timing does not tell which names exist. */
+        ok = password_matches(password, user ? user->hash : auth->users[0].hash) && user;
+        if (ok)
+            basic_cache_put(auth, mac, user);
+    }
+    OPENSSL_cleanse(mac, sizeof mac);
     if (ok) {
         out->ok = true;
         out->status = 200;
@@ -597,11 +699,28 @@ static void check_bearer(struct serve_auth *auth, const char *token, size_t len,
     if (auth->jwks) {
         json_t *claims = NULL;
         const char *jwt_error = NULL;
-        jwt = serve_jwt_verify(auth->jwks, copy, &claims, &jwt_error);
+        unsigned char digest[SERVE_TOKEN_DIGEST_LEN];
+        serve_token_digest(copy, digest);
+        double now = serve_now();
+        if (serve_token_cache_get(auth->jwt_cache, digest, now, &claims) && claims) {
+            jwt = SERVE_JWT_VALID; /* its signature verified before; its claims judged anew */
+        } else {
+            json_decref(claims);
+            claims = NULL;
+            jwt = serve_jwt_verify(auth->jwks, copy, &claims, &jwt_error);
+            if (jwt == SERVE_JWT_VALID) {
+                double expires = now + auth->jwt_cache_ttl;
+                const json_t *exp = json_object_get(claims, "exp");
+                if (json_is_number(exp) &&
+                    json_number_value(exp) + (double)auth->policy.leeway < expires)
+                    expires = json_number_value(exp) + (double)auth->policy.leeway;
+                serve_token_cache_put(auth->jwt_cache, digest, json_incref(claims), expires, now);
+            }
+        }
         if (jwt_error)
             error = jwt_error;
         if (jwt == SERVE_JWT_VALID) {
-            error = serve_claims_check(&auth->policy, claims, true, peer_thumbprint, time(NULL));
+            error = serve_claims_check(&auth->policy, claims, true, peer_thumbprint, (time_t)now);
             if (!error) {
                 out->ok = true;
                 out->status = 200;

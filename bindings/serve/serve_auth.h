@@ -23,6 +23,10 @@ struct serve_auth_config {
        lines and lines starting with '#' are ignored. A plaintext or unknown-format entry is
        refused at load with an error naming the file and the line. */
     const char *users_file;
+    /* A successful Basic check is remembered this long (seconds; 0: 60, <0: never), keyed
+       by an HMAC of user and password under a key made at load, so a client repeating its
+       credentials does not pay a yescrypt per request. Failures are never remembered. */
+    double basic_cache_ttl;
     const char *jwks_file;      /* JWKS (RSA RS256/384/512, EC ES256/384/512) for Bearer JWTs */
     const char *jwt_issuer;     /* required iss (JWT and introspection) when set */
     const char *jwt_audience;   /* required aud (string or array member) when set */
@@ -35,8 +39,10 @@ struct serve_auth_config {
     const char *introspect_auth_file;
     const char *introspect_cacert; /* CA bundle for the endpoint; NULL: the system's */
     double introspect_timeout;     /* whole exchange, seconds; 0: 5 */
-    double introspect_cache_ttl;   /* longest a result is reused, seconds; 0: 60 */
-    size_t introspect_cache_max;   /* results kept at most; 0: 4096 */
+    /* Introspection answers and verified JWTs (each in its own table) are reused until the
+       token's exp, at most this long (seconds; 0: 60), at most this many (0: 4096). */
+    double introspect_cache_ttl;
+    size_t introspect_cache_max;
     /* OAUTH2_CLIENT_CERT: every token must carry cnf.x5t#S256 equal to the TLS client
        certificate's thumbprint. (A token that carries one is held to it in any case.) */
     bool require_cert_binding;

@@ -67,6 +67,20 @@ enum serve_introspect_result serve_introspect_check(struct serve_introspect *, c
                                                     const char *peer_thumbprint, char *who,
                                                     size_t wholen, const char **error);
 
+/* ---- the token cache (serve_auth_cache.c) ---- */
+#define SERVE_TOKEN_DIGEST_LEN 32
+struct serve_token_cache;
+struct serve_token_cache *serve_token_cache_new(size_t cap);
+void serve_token_cache_free(struct serve_token_cache *); /* accepts NULL */
+void serve_token_digest(const char *token, unsigned char digest[SERVE_TOKEN_DIGEST_LEN]);
+/* true when cached and fresh: *claims a new reference (NULL: known inactive). */
+bool serve_token_cache_get(struct serve_token_cache *, const unsigned char *digest, double now,
+                           json_t **claims);
+/* Takes the reference to claims (may be NULL). */
+void serve_token_cache_put(struct serve_token_cache *, const unsigned char *digest, json_t *claims,
+                           double expires, double now);
+double serve_now(void); /* CLOCK_REALTIME, seconds */
+
 /* Warns about a file of secrets readable by group or others (the message names the file). */
 void serve_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
                            void *warn_ud);

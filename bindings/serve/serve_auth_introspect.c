@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "serve_auth_internal.h"
 
@@ -33,13 +31,6 @@
 #define PROBE             8    /* slots looked at per lookup/insert */
 #define CREDENTIALS_MAX   1024
 
-struct cached {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    bool used;
-    double expires;
-    json_t *claims; /* NULL: inactive */
-};
-
 struct serve_introspect {
     char *url;
     char *client_id; /* form-urlencoded, as RFC 6749 §2.3.1 wants inside Basic */
@@ -47,17 +38,8 @@ struct serve_introspect {
     char *cacert;
     long timeout_ms;
     double ttl;
-    size_t cap;
-    pthread_mutex_t lock;
-    struct cached *cache;
+    struct serve_token_cache *cache;
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void free_secret(char *s)
 {
@@ -71,12 +53,7 @@ void serve_introspect_free(struct serve_introspect *in)
 {
     if (!in)
         return;
-    if (in->cache) {
-        for (size_t i = 0; i < in->cap; i++)
-            json_decref(in->cache[i].claims);
-        free(in->cache);
-        pthread_mutex_destroy(&in->lock);
-    }
+    serve_token_cache_free(in->cache);
     free(in->url);
     free_secret(in->client_id);
     free_secret(in->client_secret);
@@ -189,71 +166,19 @@ struct serve_introspect *serve_introspect_new(const struct serve_auth_config *cf
     double timeout = cfg->introspect_timeout > 0 ? cfg->introspect_timeout : DEFAULT_TIMEOUT;
     in->timeout_ms = (long)(timeout * 1000.0);
     in->ttl = cfg->introspect_cache_ttl > 0 ? cfg->introspect_cache_ttl : DEFAULT_TTL;
-    in->cap = cfg->introspect_cache_max ? cfg->introspect_cache_max : DEFAULT_CACHE_MAX;
-    in->cache = calloc(in->cap, sizeof *in->cache);
+    in->cache = serve_token_cache_new(cfg->introspect_cache_max ? cfg->introspect_cache_max
+                                                                : DEFAULT_CACHE_MAX);
     if (!in->client_id || !in->client_secret || !in->url ||
         (cfg->introspect_cacert && !in->cacert) || !in->cache) {
-        free(in->cache);
-        in->cache = NULL;
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    pthread_mutex_init(&in->lock, NULL);
     OPENSSL_cleanse(credentials, sizeof credentials);
     return in;
 fail:
     OPENSSL_cleanse(credentials, sizeof credentials);
     serve_introspect_free(in);
     return NULL;
-}
-
-/* ---- the cache ---- */
-
-static size_t slot_of(const struct serve_introspect *in, const unsigned char *digest)
-{
-    size_t h;
-    memcpy(&h, digest, sizeof h);
-    return h % in->cap;
-}
-
-/* Under the lock. The entry for digest if cached and fresh, else NULL. */
-static struct cached *cache_find(struct serve_introspect *in, const unsigned char *digest,
-                                 double now)
-{
-    size_t start = slot_of(in, digest);
-    for (size_t i = 0; i < PROBE && i < in->cap; i++) {
-        struct cached *c = &in->cache[(start + i) % in->cap];
-        if (c->used && memcmp(c->digest, digest, sizeof c->digest) == 0)
-            return c->expires > now ? c : NULL;
-    }
-    return NULL;
-}
-
-/* Under the lock. Takes claims (may be NULL). The same digest, a free or stale slot, else
-   the slot of the probe window that expires first: the table never grows. */
-static void cache_put(struct serve_introspect *in, const unsigned char *digest, json_t *claims,
-                      double expires, double now)
-{
-    size_t start = slot_of(in, digest);
-    struct cached *victim = NULL;
-    for (size_t i = 0; i < PROBE && i < in->cap; i++) {
-        struct cached *c = &in->cache[(start + i) % in->cap];
-        if (c->used && memcmp(c->digest, digest, sizeof c->digest) == 0) {
-            victim = c;
-            break;
-        }
-        if (!c->used || c->expires <= now) {
-            if (!victim || victim->used)
-                victim = c;
-        } else if (!victim || (victim->used && c->expires < victim->expires)) {
-            victim = c;
-        }
-    }
-    json_decref(victim->claims);
-    memcpy(victim->digest, digest, sizeof victim->digest);
-    victim->used = true;
-    victim->expires = expires;
-    victim->claims = claims;
 }
 
 /* ---- the exchange ---- */
@@ -363,53 +288,38 @@ enum serve_introspect_result serve_introspect_check(struct serve_introspect *in,
                                                     const char *peer_thumbprint, char *who,
                                                     size_t wholen, const char **error)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, strlen(token), digest);
-    double now = now_seconds();
-    enum serve_introspect_result result = SERVE_INTROSPECT_REFUSED;
-
-    pthread_mutex_lock(&in->lock);
-    struct cached *hit = cache_find(in, digest, now);
-    if (hit) {
-        if (!hit->claims) {
-            *error = "the token is not active";
-        } else if (!(*error = serve_claims_check(policy, hit->claims, false, peer_thumbprint,
-                                                 (time_t)now))) {
-            serve_claims_who(hit->claims, who, wholen);
-            result = SERVE_INTROSPECT_ACTIVE;
-        }
-        pthread_mutex_unlock(&in->lock);
-        return result;
-    }
-    pthread_mutex_unlock(&in->lock);
-
-    /* Outside the lock: other threads keep checking while this one waits on the network. */
-    json_t *answer = NULL;
-    const char *problem = introspect_remote(in, token, &answer);
-    if (problem) {
-        *error = problem;
-        return SERVE_INTROSPECT_UNAVAILABLE;
-    }
+    unsigned char digest[SERVE_TOKEN_DIGEST_LEN];
+    serve_token_digest(token, digest);
+    double now = serve_now();
     json_t *claims = NULL;
-    double expires = now + (in->ttl < NEGATIVE_TTL_MAX ? in->ttl : NEGATIVE_TTL_MAX);
-    if (json_is_true(json_object_get(answer, "active"))) {
-        claims = answer;
-        answer = NULL;
-        double exp = 0;
-        const json_t *exp_json = json_object_get(claims, "exp");
-        expires = now + in->ttl;
-        if (json_is_number(exp_json) && (exp = json_number_value(exp_json)) < expires)
-            expires = exp + (double)policy->leeway;
-        if (!(*error = serve_claims_check(policy, claims, false, peer_thumbprint, (time_t)now))) {
-            serve_claims_who(claims, who, wholen);
-            result = SERVE_INTROSPECT_ACTIVE;
+    if (!serve_token_cache_get(in->cache, digest, now, &claims)) {
+        /* Not known: ask. Other threads keep using the cache while this one waits. */
+        json_t *answer = NULL;
+        const char *problem = introspect_remote(in, token, &answer);
+        if (problem) {
+            *error = problem;
+            return SERVE_INTROSPECT_UNAVAILABLE;
         }
-    } else {
-        *error = "the token is not active";
+        double expires = now + (in->ttl < NEGATIVE_TTL_MAX ? in->ttl : NEGATIVE_TTL_MAX);
+        if (json_is_true(json_object_get(answer, "active"))) {
+            claims = answer;
+            expires = now + in->ttl;
+            const json_t *exp = json_object_get(claims, "exp");
+            if (json_is_number(exp) && json_number_value(exp) + (double)policy->leeway < expires)
+                expires = json_number_value(exp) + (double)policy->leeway;
+        } else {
+            json_decref(answer);
+        }
+        serve_token_cache_put(in->cache, digest, json_incref(claims), expires, now);
     }
-    json_decref(answer);
-    pthread_mutex_lock(&in->lock);
-    cache_put(in, digest, claims, expires, now);
-    pthread_mutex_unlock(&in->lock);
+    enum serve_introspect_result result = SERVE_INTROSPECT_REFUSED;
+    if (!claims) {
+        *error = "the token is not active";
+    } else if (!(*error =
+                     serve_claims_check(policy, claims, false, peer_thumbprint, (time_t)now))) {
+        serve_claims_who(claims, who, wholen);
+        result = SERVE_INTROSPECT_ACTIVE;
+    }
+    json_decref(claims);
     return result;
 }

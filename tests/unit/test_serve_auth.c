@@ -484,6 +484,45 @@ static void test_basic_refuses_wrong_password_unknown_user_and_malformed(void **
     serve_auth_free(auth);
 }
 
+/* A repeated good password costs an HMAC, not a yescrypt; a different password after a good
+   one is checked in full (and refused); with the cache off every check costs the hash. */
+static void test_basic_cache_remembers_only_successes(void **state)
+{
+    (void)state;
+    struct serve_auth_config cfg = {.users_file = users_file(0600)};
+    struct serve_auth *auth = load_ok(&cfg);
+    struct serve_identity id;
+    double start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double first = now_mono() - start;
+    assert_true(id.ok);
+    start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double again = now_mono() - start;
+    assert_true(id.ok);
+    assert_string_equal(id.who, "alice");
+    if (again * 4 > first)
+        fail_msg("a remembered check took %.4f s, the first %.4f s", again, first);
+    const char *wrong[] = {"alice:yes-pas", "alice:yes-passs", "bob:yes-pass", "alic:eyes-pass"};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        basic(auth, wrong[i], &id);
+        assert_false(id.ok);
+    }
+    serve_auth_free(auth);
+
+    cfg.basic_cache_ttl = -1;
+    auth = load_ok(&cfg);
+    basic(auth, "alice:yes-pass", &id);
+    assert_true(id.ok);
+    start = now_mono();
+    basic(auth, "alice:yes-pass", &id);
+    double uncached = now_mono() - start;
+    assert_true(id.ok);
+    if (uncached * 4 < first)
+        fail_msg("with the cache off a check took %.4f s, the first %.4f s", uncached, first);
+    serve_auth_free(auth);
+}
+
 static void test_users_file_refuses_plaintext_and_unknown_formats(void **state)
 {
     (void)state;
@@ -655,7 +694,17 @@ static void test_jwt_accepts_rs256_rs384_es256_and_aud_arrays(void **state)
     /* The JWKS's HMAC key is skipped, said so. */
     assert_non_null(strstr(warnings, "kid \"hmac-1\") is not used"));
     char *t = good_rs256("rsa-1", "");
+    double start = now_mono();
     expect_bearer_ok(auth, t, NULL, "vnfm-1");
+    double first = now_mono() - start;
+    /* Verified once: the same token again skips the signature (its claims are judged anew,
+       test_jwt_certificate_binding). */
+    start = now_mono();
+    for (int i = 0; i < 10; i++)
+        expect_bearer_ok(auth, t, NULL, "vnfm-1");
+    double again = (now_mono() - start) / 10;
+    if (again * 4 > first)
+        fail_msg("a repeated token took %.6f s, the first %.6f s", again, first);
     free(t);
     t = sign(JWT_ALG_RS384, rsa_priv, "rsa-1",
              "{\"iss\":\"" ISSUER "\",\"aud\":[\"x\",\"" AUDIENCE "\"],\"sub\":\"svc-b\","
@@ -1064,11 +1113,69 @@ static void test_all_methods_together(void **state)
     serve_auth_free(auth);
 }
 
+/* One struct serve_auth used by several HTTP worker threads at once, as serve does: JWTs,
+   Basic, cached and uncached introspection, refusals, all at the same time (the sanitizer
+   builds judge the memory; the answers are judged here). */
+struct worker {
+    struct serve_auth *auth;
+    const char *jwt;
+    int index;
+    int failures;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 6; i++) {
+        struct serve_identity id;
+        char header[4096], token[64];
+        snprintf(header, sizeof header, "Bearer %s", w->jwt);
+        serve_auth_check(w->auth, header, NULL, &id);
+        w->failures += !id.ok || strcmp(id.who, "vnfm-1") != 0;
+        snprintf(token, sizeof token, "Bearer tok-active-thread-%d", (w->index + i) % 5);
+        serve_auth_check(w->auth, token, NULL, &id);
+        w->failures += !id.ok || strcmp(id.who, "vnfm-1") != 0;
+        serve_auth_check(w->auth, "Bearer tok-inactive", NULL, &id);
+        w->failures += id.ok || id.status != 401;
+        serve_auth_check(w->auth, "Basic Ym9iOnNoYS1wYXNz", NULL, &id); /* bob:sha-pass */
+        w->failures += !id.ok || strcmp(id.who, "bob") != 0;
+    }
+    return NULL;
+}
+
+static void test_concurrent_checks_share_one_auth(void **state)
+{
+    (void)state;
+    snprintf(introspect_url, sizeof introspect_url, "http://127.0.0.1:%d/introspect", peer_port);
+    struct serve_auth_config cfg = {.users_file = users_file(0600),
+                                    .jwks_file = jwks_path,
+                                    .introspect_url = introspect_url,
+                                    .introspect_auth = "rs-client:rs-secret",
+                                    .introspect_cache_max = 3,
+                                    .jwt_issuer = ISSUER,
+                                    .jwt_audience = AUDIENCE};
+    struct serve_auth *auth = load_ok(&cfg);
+    char *jwt = good_rs256("rsa-1", "");
+    struct worker workers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (struct worker){auth, jwt, i, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, worker_run, &workers[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(workers[i].failures, 0);
+    }
+    free(jwt);
+    serve_auth_free(auth);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_accepts_yescrypt_sha512_bcrypt),
         cmocka_unit_test(test_basic_refuses_wrong_password_unknown_user_and_malformed),
+        cmocka_unit_test(test_basic_cache_remembers_only_successes),
         cmocka_unit_test(test_users_file_refuses_plaintext_and_unknown_formats),
         cmocka_unit_test(test_users_file_readable_by_others_is_warned),
         cmocka_unit_test(test_hash_password_makes_a_line_the_loader_accepts),
@@ -1085,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_introspection_cache_is_bounded),
         cmocka_unit_test(test_introspection_configuration_errors),
         cmocka_unit_test(test_all_methods_together),
+        cmocka_unit_test(test_concurrent_checks_share_one_auth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -41,6 +41,13 @@ pkg_check_modules(LCMC_CRYPT REQUIRED IMPORTED_TARGET libcrypt>=4.4)
 add_library(lcmc::jwt ALIAS PkgConfig::LCMC_JWT)
 add_library(lcmc::crypt ALIAS PkgConfig::LCMC_CRYPT)
 
+# `lcmcoord serve`'s authentication: libjwt verifies Bearer JWTs (PEM keys, OpenSSL inside);
+# libcrypt (libxcrypt) checks the users file's yescrypt/sha512/bcrypt hashes.
+pkg_check_modules(LCMC_JWT REQUIRED IMPORTED_TARGET libjwt>=1.10)
+pkg_check_modules(LCMC_CRYPT REQUIRED IMPORTED_TARGET libcrypt>=4.4)
+add_library(lcmc::jwt ALIAS PkgConfig::LCMC_JWT)
+add_library(lcmc::crypt ALIAS PkgConfig::LCMC_CRYPT)
+
 if(LCMCOORD_BUILD_TESTS)
   pkg_check_modules(LCMC_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
   add_library(lcmc::cmocka ALIAS PkgConfig::LCMC_CMOCKA)
