@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "em.h"
+#include "lcmcoord/lcmcoord.h"
 #include "serve_store.h"
 
 #define SERVE_PROGRAM              "lcmcoord serve"
@@ -68,7 +69,7 @@ struct serve_loop;
 struct serve_timer;
 typedef void (*serve_fn)(void *ud);
 
-struct serve_loop *serve_loop_start(char *err, size_t len);
+struct serve_loop *serve_loop_start(lcmc_engine *engine, char *err, size_t len);
 /* Runs fn(ud) on the loop's thread, soon. Thread-safe. False when the loop has stopped. */
 bool serve_loop_post(struct serve_loop *loop, serve_fn fn, void *ud);
 /* On the loop's thread only: fn(ud) after `seconds`, once; the timer is freed after it ran
@@ -78,7 +79,7 @@ struct serve_timer *serve_timer_start(struct serve_loop *loop, double seconds, s
 void serve_timer_cancel(struct serve_loop *loop, struct serve_timer *t);
 /* Runs what was posted, then ends the thread. From another thread. */
 void serve_loop_stop(struct serve_loop *loop);
-double serve_now(void); /* CLOCK_MONOTONIC seconds */
+double serve_monotonic(void); /* CLOCK_MONOTONIC seconds */
 
 /* ---- the hooks (serve_hooks.c); everything on the engine thread ---- */
 
@@ -103,11 +104,15 @@ struct serve_outcome {
 };
 void serve_outcome_clear(struct serve_outcome *o);
 
-/* Loads the hooks file into a fresh Lua state; NULL with one line in err. */
-struct serve_hooks *serve_hooks_load(const char *file, struct serve_loop *loop, char *err,
-                                     size_t len);
-/* The decisions already running keep the state they started on: a reload frees the old
- * state only once its last decision is over. */
+/* Loads the hooks file into a fresh Lua state; NULL with one line in err. file is kept. */
+struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len);
+/* The engine of the hooks' state: the engine thread turns its loop. */
+lcmc_engine *serve_hooks_engine(struct serve_hooks *h);
+void serve_hooks_attach(struct serve_hooks *h, struct serve_loop *loop);
+/* On the engine thread: runs the file again in the same state; new decisions use its
+ * decide. -1 with one line in err (the old decide stays). */
+int serve_hooks_reload(struct serve_hooks *h, char *err, size_t len);
+/* Closes the state (after the engine thread has stopped). */
 void serve_hooks_release(struct serve_hooks *h);
 
 typedef void (*serve_decided_fn)(void *ud, struct serve_outcome *out);

@@ -318,7 +318,7 @@ static void decided(void *ud, struct serve_outcome *o)
 {
     struct serve_coordination *c = ud;
     struct serve *s = c->s;
-    double ms = (serve_now() - c->started) * 1e3;
+    double ms = (serve_monotonic() - c->started) * 1e3;
     if (c->discard) { /* answered already (409, store error): nothing to keep */
         serve_outcome_clear(o);
         coordination_free(c);
@@ -428,8 +428,6 @@ static void start_decision(struct serve_coordination *c)
         decided(c, &o);
         return;
     }
-    struct serve_hooks *h = s->hooks;
-    h = h; /* the current hooks: a reload affects the decisions that start after it */
     serve_decision_start(s->hooks, c->id, c->req, decided, c, &c->decision);
 }
 
@@ -776,7 +774,7 @@ static bool answer_post(struct serve *s, struct em_http_call *call, const struct
     c->request_json = json_dumps(req, JSON_COMPACT);
     c->keys = exclusive_keys(s->opt.exclusive, req);
     c->client = client ? em_xstrdup(client) : NULL;
-    c->started = serve_now();
+    c->started = serve_monotonic();
     char holder[37];
     if (!keys_take(s, c->keys, c->id, holder)) {
         em_response_problem(rs, 409,
@@ -992,12 +990,13 @@ int serve_start(struct serve *s, const struct em_tls_files *tls, char *err, size
     if (reaped > 0)
         serve_log(json_pack("{s:s, s:i, s:s}", "event", "reaped", "count", reaped, "message",
                             "coordinations left running by a previous process ended as ABORT"));
-    s->loop = serve_loop_start(err, len);
-    if (!s->loop)
-        return -1;
-    s->hooks = serve_hooks_load(s->opt.hooks, s->loop, err, len);
+    s->hooks = serve_hooks_load(s->opt.hooks, err, len);
     if (!s->hooks)
         return -1;
+    s->loop = serve_loop_start(serve_hooks_engine(s->hooks), err, len);
+    if (!s->loop)
+        return -1;
+    serve_hooks_attach(s->hooks, s->loop);
     struct em_http_settings set = {
         .opt = &s->opt.http,
         .program = SERVE_PROGRAM,
@@ -1013,38 +1012,21 @@ int serve_start(struct serve *s, const struct em_tls_files *tls, char *err, size
     return 0;
 }
 
-struct reload_job {
-    struct serve *s;
-    struct serve_hooks *fresh;
-};
-
-static void swap_hooks(void *ud)
+/* On the engine thread: the file runs again in the hooks' state. */
+static void reload_hooks(void *ud)
 {
-    struct reload_job *j = ud;
-    serve_hooks_release(j->s->hooks);
-    j->s->hooks = j->fresh;
-    free(j);
+    struct serve *s = ud;
+    char err[512];
+    if (serve_hooks_reload(s->hooks, err, sizeof err) < 0)
+        serve_log(
+            json_pack("{s:s, s:s, s:s}", "event", "reload", "level", "error", "message", err));
+    else
+        serve_log(json_pack("{s:s, s:s}", "event", "reload", "hooks", s->opt.hooks));
 }
 
 void serve_reload(struct serve *s)
 {
-    char err[512];
-    /* Loaded here, swapped on the engine thread: the old state ends with its decisions. */
-    struct serve_hooks *fresh = serve_hooks_load(s->opt.hooks, s->loop, err, sizeof err);
-    if (!fresh) {
-        serve_log(
-            json_pack("{s:s, s:s, s:s}", "event", "reload", "level", "error", "message", err));
-        return;
-    }
-    struct reload_job *j = em_xmalloc(sizeof *j);
-    j->s = s;
-    j->fresh = fresh;
-    if (!serve_loop_post(s->loop, swap_hooks, j)) {
-        serve_hooks_release(fresh);
-        free(j);
-        return;
-    }
-    serve_log(json_pack("{s:s, s:s}", "event", "reload", "hooks", s->opt.hooks));
+    serve_loop_post(s->loop, reload_hooks, s);
 }
 
 static void stop_everything(void *ud)
@@ -1068,8 +1050,8 @@ static void stop_everything(void *ud)
 
 static void wait_idle(struct serve *s, double seconds)
 {
-    double until = serve_now() + seconds;
-    while (atomic_load(&s->in_flight) && serve_now() < until) {
+    double until = serve_monotonic() + seconds;
+    while (atomic_load(&s->in_flight) && serve_monotonic() < until) {
         struct timespec t = {0, 20 * 1000000L};
         nanosleep(&t, NULL);
     }

@@ -1,12 +1,13 @@
 /*
  * The operator's hooks: one Lua state with the whole `lcmcoord` module, made from the hooks
  * file (a chunk returning a table with `decide(req, ctx)`), living on the engine thread. Each
- * decision is a coroutine of that state: `lcmcoord.sleep` called from a decision yields to
- * the engine (a timer resumes it), so thousands of decisions wait at once and one slow
- * decision never holds up another. What decide returns is turned into an outcome here:
- * CONTINUE (warnings), ABORT (a ProblemDetails, status and type filled in), busy, or ERROR
- * for a Lua error or a result of the wrong shape (the caller ends it as ABORT, logged).
- * A reload makes a new state; the old one is closed when its last decision ends.
+ * decision is a task of that state (lcmc_lua_spawn): inside it lcmcoord.sleep, http.request,
+ * retry policies and ssh start their operation on the engine and yield, so thousands of
+ * decisions wait at once and one slow decision never holds up another. What decide returns
+ * is turned into an outcome here: CONTINUE (warnings, outputParams), ABORT (a ProblemDetails,
+ * status and type filled in), busy, or ERROR for a Lua error or a result of the wrong shape
+ * (the caller ends it as ABORT, logged). A reload runs the new file in the same state (the
+ * same engine): new decisions use its decide, running ones finish on the one they began with.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,9 +22,9 @@
 
 struct serve_hooks {
     lua_State *L;
-    struct serve_loop *loop;
+    struct serve_loop *loop; /* set once the engine thread runs (serve_hooks_attach) */
+    const char *file;
     int decide_ref; /* the hooks table's decide */
-    unsigned refs;  /* the server's, plus one per decision running on this state */
 };
 
 /* What ctx's functions reach: NULLed when the decision ends, so a ctx a hook kept in a
@@ -34,22 +35,15 @@ struct ctx_box {
 
 struct serve_decision {
     struct serve_hooks *h;
-    lua_State *co;
-    int co_ref;
+    lcmc_lua_task *task; /* until it ends */
     char id[37];
     serve_decided_fn done;
     void *ud;
     bool cancelled;
     struct ctx_box *box; /* held by box_ref until the decision ends: the hook may drop ctx */
     int box_ref;
-    struct serve_timer *wake;       /* set while asleep in lcmcoord.sleep */
-    bool running;                   /* inside lua_resume now */
-    bool aborted;                   /* serve_decision_abort came while running */
     struct serve_decision **handle; /* the caller's, NULLed when it ends */
 };
-
-static const char decision_threads_key[] = "lcmcoord.serve.decisions"; /* weak: thread -> true */
-static const char sleep_marker = 0; /* what a decision's sleep yields, first */
 
 void serve_outcome_clear(struct serve_outcome *o)
 {
@@ -133,36 +127,6 @@ static int hooks_print(lua_State *L)
     return 0;
 }
 
-/* Whether L is a decision's own coroutine (not one a hook made inside it). */
-static bool is_decision_thread(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, decision_threads_key);
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-    bool yes = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    return yes;
-}
-
-/* lcmcoord.sleep(seconds): in a decision, yields to the engine; elsewhere (the file's main
- * chunk, a coroutine of the hook's own, a callback the module calls) the module's own. */
-static int hooks_sleep(lua_State *L)
-{
-    if (!lua_isyieldable(L) || !is_decision_thread(L)) {
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_insert(L, 1);
-        lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-        return lua_gettop(L);
-    }
-    lua_Number s = luaL_checknumber(L, 1);
-    luaL_argcheck(L, isfinite(s) && s >= 0 && s <= 86400.0 * 365, 1,
-                  "seconds must be a finite number from 0 to a year");
-    lua_settop(L, 1);
-    lua_pushlightuserdata(L, (void *)&sleep_marker);
-    lua_insert(L, 1);
-    return lua_yield(L, 2);
-}
-
 /* Lua's allocator with a ceiling: a hook cannot take the host's memory. */
 struct capped {
     size_t used, limit;
@@ -197,22 +161,19 @@ static void engine_log(void *ud, lcmc_log_level level, const char *message)
 
 static int open_state(lua_State *L)
 {
-    const char *file = lua_touserdata(L, 1);
     luaL_openlibs(L);
     luaL_requiref(L, "lcmcoord", luaopen_lcmcoord, 1);
     lcmc_engine_set_log(lcmc_lua_engine(L), engine_log, NULL, LCMC_LOG_INFO);
-    lua_getfield(L, -1, "sleep");
-    lua_pushcclosure(L, hooks_sleep, 1);
-    lua_setfield(L, -2, "sleep");
     lua_pop(L, 1);
     lua_pushcfunction(L, hooks_print);
     lua_setglobal(L, "print");
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, decision_threads_key);
+    return 0;
+}
+
+/* Runs the hooks file; leaves its decide on the stack, or raises naming what is wrong. */
+static int run_file(lua_State *L)
+{
+    const char *file = lua_touserdata(L, 1);
     if (luaL_loadfile(L, file) != LUA_OK)
         return lua_error(L);
     lua_call(L, 0, 1);
@@ -228,8 +189,7 @@ static int open_state(lua_State *L)
     return 1;
 }
 
-struct serve_hooks *serve_hooks_load(const char *file, struct serve_loop *loop, char *err,
-                                     size_t len)
+struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len)
 {
     struct capped *cap = em_xmalloc(sizeof *cap);
     cap->used = 0;
@@ -241,8 +201,13 @@ struct serve_hooks *serve_hooks_load(const char *file, struct serve_loop *loop, 
         return NULL;
     }
     lua_pushcfunction(L, open_state);
-    lua_pushlightuserdata(L, (void *)file);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    int rc = lua_pcall(L, 0, 0, 0);
+    if (rc == LUA_OK) {
+        lua_pushcfunction(L, run_file);
+        lua_pushlightuserdata(L, (void *)file);
+        rc = lua_pcall(L, 1, 1, 0);
+    }
+    if (rc != LUA_OK) {
         size_t n;
         const char *msg = luaL_tolstring(L, -1, &n);
         char *line = one_line(msg, n);
@@ -254,15 +219,44 @@ struct serve_hooks *serve_hooks_load(const char *file, struct serve_loop *loop, 
     }
     struct serve_hooks *h = em_xmalloc(sizeof *h);
     h->L = L;
-    h->loop = loop;
+    h->loop = NULL;
+    h->file = file;
     h->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    h->refs = 1;
     return h;
+}
+
+lcmc_engine *serve_hooks_engine(struct serve_hooks *h)
+{
+    return lcmc_lua_engine(h->L);
+}
+
+void serve_hooks_attach(struct serve_hooks *h, struct serve_loop *loop)
+{
+    h->loop = loop;
+}
+
+int serve_hooks_reload(struct serve_hooks *h, char *err, size_t len)
+{
+    lua_State *L = h->L;
+    lua_pushcfunction(L, run_file);
+    lua_pushlightuserdata(L, (void *)h->file);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        size_t n;
+        const char *msg = luaL_tolstring(L, -1, &n);
+        char *line = one_line(msg, n);
+        snprintf(err, len, "%s", line);
+        free(line);
+        lua_pop(L, 2);
+        return -1;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, h->decide_ref);
+    h->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 void serve_hooks_release(struct serve_hooks *h)
 {
-    if (!h || --h->refs)
+    if (!h)
         return;
     void *cap;
     lua_getallocf(h->L, &cap);
@@ -415,62 +409,28 @@ static void finish(struct serve_decision *d, struct serve_outcome *o)
     }
     if (d->handle)
         *d->handle = NULL;
-    if (d->wake)
-        serve_timer_cancel(h->loop, d->wake);
-    luaL_unref(h->L, LUA_REGISTRYINDEX, d->co_ref);
     serve_decided_fn done = d->done;
     void *ud = d->ud;
     free(d);
     done(ud, o);
-    serve_hooks_release(h);
 }
 
-static void resume(struct serve_decision *d, int nargs);
-
-static void wake_up(void *ud)
+/* The task ended by itself (lcmc_lua_done_fn): its results, or its error, are on co. */
+static void task_done(void *ud, lua_State *co, int status, int nresults)
 {
     struct serve_decision *d = ud;
-    d->wake = NULL;
-    lua_pushboolean(d->co, 1); /* what lcmcoord.sleep returns */
-    resume(d, 1);
-}
-
-static void resume(struct serve_decision *d, int nargs)
-{
-    int nres = 0;
-    d->running = true;
-    int st = lua_resume(d->co, d->h->L, nargs, &nres);
-    d->running = false;
+    d->task = NULL;
     struct serve_outcome o;
     memset(&o, 0, sizeof o);
-    if (d->aborted) {
-        lua_settop(d->co, 0);
-        o.kind = SERVE_OUT_CANCELLED;
-        finish(d, &o);
-        return;
-    }
-    if (st == LUA_YIELD) {
-        if (nres == 2 && lua_touserdata(d->co, -2) == &sleep_marker) {
-            double s = lua_tonumber(d->co, -1);
-            lua_pop(d->co, 2);
-            d->wake = serve_timer_start(d->h->loop, s, wake_up, d);
-            return;
-        }
-        lua_settop(d->co, 0);
-        set_error(&o, "%s",
-                  "decide yielded outside the lcmcoord functions (coroutine.yield in decide)");
-        finish(d, &o);
-        return;
-    }
-    if (st == LUA_OK) {
-        read_result(d->co, nres, &o);
+    if (status == LUA_OK) {
+        read_result(co, nresults, &o);
     } else {
         size_t n;
-        const char *msg = luaL_tolstring(d->co, -1, &n);
+        const char *msg = luaL_tolstring(co, -1, &n);
         o.kind = SERVE_OUT_ERROR;
         o.message = one_line(msg, n);
+        lua_pop(co, 1);
     }
-    lua_settop(d->co, 0);
     finish(d, &o);
 }
 
@@ -481,42 +441,40 @@ void serve_decision_start(struct serve_hooks *h, const char *id, const json_t *r
     struct serve_decision *d = em_xmalloc(sizeof *d);
     memset(d, 0, sizeof *d);
     d->h = h;
-    h->refs++;
     snprintf(d->id, sizeof d->id, "%s", id);
     d->done = done;
     d->ud = ud;
     d->handle = handle;
     *handle = d;
-    d->co = lua_newthread(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, decision_threads_key);
-    lua_pushvalue(L, -2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    d->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_State *co = d->co;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, h->decide_ref);
-    if (!lcmc_lua_push_json(co, req)) {
-        lua_settop(co, 0);
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->decide_ref);
+    if (!lcmc_lua_push_json(L, req)) {
+        lua_settop(L, top);
         struct serve_outcome o = {0};
         set_error(&o, "%s", "the request nests too deep for Lua");
         finish(d, &o);
         return;
     }
     /* ctx = {id = ..., log = function, cancelled = function} */
-    lua_createtable(co, 0, 3);
-    lua_pushstring(co, id);
-    lua_setfield(co, -2, "id");
-    d->box = lua_newuserdatauv(co, sizeof *d->box, 0);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
+    d->box = lua_newuserdatauv(L, sizeof *d->box, 0);
     d->box->d = d;
-    lua_pushvalue(co, -1);
-    d->box_ref = luaL_ref(co, LUA_REGISTRYINDEX);
-    lua_pushvalue(co, -1);
-    lua_pushcclosure(co, ctx_log, 1);
-    lua_setfield(co, -3, "log");
-    lua_pushcclosure(co, ctx_cancelled, 1);
-    lua_setfield(co, -2, "cancelled");
-    resume(d, 2);
+    lua_pushvalue(L, -1);
+    d->box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, ctx_log, 1);
+    lua_setfield(L, -3, "log");
+    lua_pushcclosure(L, ctx_cancelled, 1);
+    lua_setfield(L, -2, "cancelled");
+    d->task = lcmc_lua_spawn(L, 2, task_done, d);
+    lua_settop(L, top);
+    if (!d->task) {
+        struct serve_outcome o = {0};
+        set_error(&o, "%s", "out of memory starting the decision");
+        finish(d, &o);
+    }
 }
 
 void serve_decision_cancel(struct serve_decision *d)
@@ -529,12 +487,10 @@ void serve_decision_abort(struct serve_decision *d)
 {
     if (!d)
         return;
-    if (d->running) { /* from inside its own resume (a hook's call reaching us): at return */
-        d->aborted = true;
-        return;
-    }
+    /* Its pending operation cancelled, its coroutine dropped; done_fn is never called. */
+    lcmc_lua_abort(d->task);
+    d->task = NULL;
     struct serve_outcome o = {0};
     o.kind = SERVE_OUT_CANCELLED;
-    lua_settop(d->co, 0);
     finish(d, &o);
 }

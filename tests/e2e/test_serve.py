@@ -69,6 +69,53 @@ class SyncAndAsync(unittest.TestCase):
             self.assertIn("lcmcoord_serve_decisions_in_flight 20", in_flight)
 
 
+    def test_a_slow_http_request_in_a_hook_does_not_hold_up_other_decisions(self):
+        """lcmcoord.http.request yields to the engine inside decide: while one decision
+        waits on a peer that does not answer until told to, another is decided."""
+        import http.server
+        import threading
+        release = threading.Event()
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                release.wait(30)
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        peer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=peer.serve_forever, daemon=True).start()
+        self.addCleanup(peer.server_close)
+        self.addCleanup(peer.shutdown)
+        self.addCleanup(release.set)
+        hooks = r'''
+local lcmcoord = require "lcmcoord"
+return { decide = function(req, ctx)
+  local url = (req.inputParams or {}).url
+  if url then
+    local r = assert(lcmcoord.http.request{url = url, timeout = 60})
+    if not r.json.ok then return {result = "ABORT"} end
+  end
+  return {result = "CONTINUE"}
+end }
+'''
+        with Serve("--sync-budget", "0.05", "--exclusive", "none", hooks=hooks) as s:
+            url = f"http://127.0.0.1:{peer.server_address[1]}/check"
+            slow = s.post({"url": url})
+            self.assertEqual(slow.status, 202, slow)
+            quick = s.post({}, extra=("--max-time", "10"))
+            self.assertEqual(quick.status, 201, quick)
+            release.set()
+            done = s.wait_done(slow.headers["location"])
+            self.assertEqual(done.json()["coordinationResult"], "CONTINUE")
+
+
 class Outcomes(unittest.TestCase):
     def test_abort_is_a_problem_details_with_status_and_type_filled_in(self):
         with Serve() as s:

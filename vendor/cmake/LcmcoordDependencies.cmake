@@ -34,12 +34,6 @@ pkg_check_modules(LCMC_SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.35)
 pkg_check_modules(LCMC_PQ REQUIRED IMPORTED_TARGET libpq>=13)
 add_library(lcmc::sqlite3 ALIAS PkgConfig::LCMC_SQLITE3)
 add_library(lcmc::pq ALIAS PkgConfig::LCMC_PQ)
-# `lcmcoord serve`'s authentication: libjwt verifies Bearer JWTs (PEM keys, OpenSSL inside);
-# libcrypt (libxcrypt) checks the users file's yescrypt/sha512/bcrypt hashes.
-pkg_check_modules(LCMC_JWT REQUIRED IMPORTED_TARGET libjwt>=1.10)
-pkg_check_modules(LCMC_CRYPT REQUIRED IMPORTED_TARGET libcrypt>=4.4)
-add_library(lcmc::jwt ALIAS PkgConfig::LCMC_JWT)
-add_library(lcmc::crypt ALIAS PkgConfig::LCMC_CRYPT)
 
 # `lcmcoord serve`'s authentication: libjwt verifies Bearer JWTs (PEM keys, OpenSSL inside);
 # libcrypt (libxcrypt) checks the users file's yescrypt/sha512/bcrypt hashes.
