@@ -275,6 +275,20 @@ class Protocol(unittest.TestCase):
             r = curl("DELETE", url, headers=API_HEADERS)
             self.assertEqual(r.status, 405, r)
 
+    def test_the_shared_http_layer_limits_apply(self):
+        with Serve("--body-limit", "2000") as s:
+            big = sample_request(inputParams={"pad": "x" * 5000})
+            r = curl("POST", s.url + "/lcmcoord/v1/coordinations", json.dumps(big),
+                     headers=API_HEADERS)
+            self.assertEqual(r.status, 413, r)
+            self.assertEqual(r.json()["status"], 413)
+            # Framing the layer refuses (two Content-Length fields) never reaches decide.
+            r = curl("POST", s.url + "/lcmcoord/v1/coordinations", json.dumps(sample_request()),
+                     headers={**API_HEADERS, "Content-Length": "5"},
+                     extra=("-H", "Content-Length: 7"))
+            self.assertEqual(r.status, 400, r)
+            self.assertFalse([o for o in s.log_lines() if o.get("event") == "decision"])
+
     def test_healthz_and_metrics(self):
         with Serve() as s:
             self.assertEqual(s.post({"abort": "no"}).status, 201)
