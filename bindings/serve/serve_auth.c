@@ -526,6 +526,10 @@ struct serve_auth *serve_auth_load(const struct serve_auth_config *cfg, char *er
         snprintf(err, errlen, "introspection credentials are given without an introspection URL");
         goto fail;
     }
+    if ((auth->jwks || auth->introspect) && !auth->audience)
+        warn(cfg->warn_ud, "Bearer tokens are accepted without an audience check (no JWT "
+                           "audience configured): a token issued for another service of the "
+                           "same authorization server is accepted here too");
     if (cfg->require_cert_binding && !auth->jwks && !auth->introspect) {
         snprintf(err, errlen, "certificate-bound tokens need a JWKS file or an introspection URL");
         goto fail;

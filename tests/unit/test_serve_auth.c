@@ -42,7 +42,7 @@
 #define AUDIENCE "lcmcoord-serve"
 
 static char dir[64];
-static char *rsa_priv, *rsa_pub, *ec_priv, *rsa2_priv;
+static char *rsa_priv, *rsa_pub, *ec_priv, *ec384_priv, *ec521_priv, *rsa2_priv;
 static char thumbprint[EM_THUMBPRINT_LEN + 1];
 static char jwks_path[128];
 static pid_t peer_pid = -1;
@@ -151,6 +151,8 @@ static json_t *rsa_jwk(const char *priv, const char *kid)
     return jwk;
 }
 
+/* The JWK of an EC key: its curve read from the uncompressed point's size (P-256, P-384,
+   P-521); flip_y moves the point off the curve. */
 static json_t *ec_jwk(const char *priv, const char *kid, bool flip_y)
 {
     EVP_PKEY *pkey = load_private(priv);
@@ -159,13 +161,14 @@ static json_t *ec_jwk(const char *priv, const char *kid, bool flip_y)
     assert_int_equal(EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
                                                      point, sizeof point, &len),
                      1);
-    assert_int_equal(len, 65);
+    size_t field = (len - 1) / 2;
+    const char *crv = field == 32 ? "P-256" : field == 48 ? "P-384" : "P-521";
     if (flip_y)
-        point[64] ^= 1; /* a point off the curve */
-    char *x = b64url(point + 1, 32);
-    char *y = b64url(point + 33, 32);
-    json_t *jwk = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "kid", kid, "crv", "P-256",
-                            "x", x, "y", y);
+        point[len - 1] ^= 1;
+    char *x = b64url(point + 1, field);
+    char *y = b64url(point + 1 + field, field);
+    json_t *jwk =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "kid", kid, "crv", crv, "x", x, "y", y);
     free(x);
     free(y);
     EVP_PKEY_free(pkey);
@@ -313,6 +316,12 @@ static int setup(void **state)
     ec_priv = pem_from_cli("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
                            "-out %s 2>/dev/null",
                            "ec.pem");
+    ec384_priv = pem_from_cli("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 "
+                              "-out %s 2>/dev/null",
+                              "ec384.pem");
+    ec521_priv = pem_from_cli("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521 "
+                              "-out %s 2>/dev/null",
+                              "ec521.pem");
     char cmd[512];
     snprintf(cmd, sizeof cmd, "openssl pkey -in %s -pubout -out %%s", path_in("rsa.pem"));
     rsa_pub = pem_from_cli(cmd, "rsa.pub.pem");
@@ -329,6 +338,8 @@ static int setup(void **state)
     json_t *keys = json_array();
     json_array_append_new(keys, rsa_jwk(rsa_priv, "rsa-1"));
     json_array_append_new(keys, ec_jwk(ec_priv, "ec-1", false));
+    json_array_append_new(keys, ec_jwk(ec384_priv, "ec-384", false));
+    json_array_append_new(keys, ec_jwk(ec521_priv, "ec-521", false));
     json_array_append_new(
         keys, json_pack("{s:s, s:s, s:s}", "kty", "oct", "kid", "hmac-1", "k", "c2VjcmV0"));
     json_t *jwks = json_pack("{s:o}", "keys", keys);
@@ -377,6 +388,8 @@ static int teardown(void **state)
     free(rsa_priv);
     free(rsa2_priv);
     free(ec_priv);
+    free(ec384_priv);
+    free(ec521_priv);
     free(rsa_pub);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -686,13 +699,14 @@ static struct serve_auth *jwt_auth(bool binding)
     return load_ok(&cfg);
 }
 
-static void test_jwt_accepts_rs256_rs384_es256_and_aud_arrays(void **state)
+static void test_jwt_accepts_rs256_rs384_es256_es384_es512_and_aud_arrays(void **state)
 {
     (void)state;
     warnings[0] = '\0';
     struct serve_auth *auth = jwt_auth(false);
     /* The JWKS's HMAC key is skipped, said so. */
     assert_non_null(strstr(warnings, "kid \"hmac-1\") is not used"));
+    assert_null(strstr(warnings, "audience")); /* one is configured */
     char *t = good_rs256("rsa-1", "");
     double start = now_mono();
     expect_bearer_ok(auth, t, NULL, "vnfm-1");
@@ -717,6 +731,22 @@ static void test_jwt_accepts_rs256_rs384_es256_and_aud_arrays(void **state)
              "\"exp\":%ld}",
              now_s() + 60);
     expect_bearer_ok(auth, t, NULL, "vnfm-ec");
+    free(t);
+    t = sign(JWT_ALG_ES384, ec384_priv, "ec-384",
+             "{\"sub\":\"s384\",\"exp\":%ld,\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE "\"}",
+             now_s() + 60);
+    expect_bearer_ok(auth, t, NULL, "s384");
+    free(t);
+    t = sign(JWT_ALG_ES512, ec521_priv, "ec-521",
+             "{\"sub\":\"s521\",\"exp\":%ld,\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE "\"}",
+             now_s() + 60);
+    expect_bearer_ok(auth, t, NULL, "s521");
+    free(t);
+    /* ES256 with the P-384 key: the curve fixes the algorithm. */
+    t = sign(JWT_ALG_ES256, ec384_priv, "ec-384",
+             "{\"sub\":\"s\",\"exp\":%ld,\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE "\"}",
+             now_s() + 60);
+    expect_bearer_refused(auth, t, NULL, 401, "not one its key is for");
     free(t);
     /* Expired by less than the leeway (30 s): still good. */
     t = sign(JWT_ALG_RS256, rsa_priv, "rsa-1",
@@ -920,7 +950,9 @@ static void test_jwk_alg_pins_the_algorithm(void **state)
     json_dump_file(keys, path_in("pinned.json"), 0);
     json_decref(keys);
     struct serve_auth_config cfg = {.jwks_file = path_in("pinned.json")};
+    warnings[0] = '\0';
     struct serve_auth *auth = load_ok(&cfg);
+    assert_non_null(strstr(warnings, "without an audience check"));
     char *t = sign(JWT_ALG_RS512, rsa_priv, NULL, "{\"sub\":\"s\",\"exp\":%ld}", now_s() + 60);
     expect_bearer_ok(auth, t, NULL, "s");
     free(t);
@@ -1180,7 +1212,7 @@ int main(void)
         cmocka_unit_test(test_users_file_readable_by_others_is_warned),
         cmocka_unit_test(test_hash_password_makes_a_line_the_loader_accepts),
         cmocka_unit_test(test_hash_password_on_a_terminal_does_not_echo),
-        cmocka_unit_test(test_jwt_accepts_rs256_rs384_es256_and_aud_arrays),
+        cmocka_unit_test(test_jwt_accepts_rs256_rs384_es256_es384_es512_and_aud_arrays),
         cmocka_unit_test(test_jwt_refusals),
         cmocka_unit_test(test_jwt_refuses_hs256_signed_with_the_public_key),
         cmocka_unit_test(test_bearer_malformed_headers),
