@@ -579,7 +579,8 @@ static void heartbeat(void *ud)
         em_http_log_error("store: ", err);
     else if (reaped > 0)
         serve_log(json_pack("{s:s, s:i}", "event", "reaped", "count", reaped));
-    if (++heartbeats % 60 == 0 &&
+    /* Retention: at the first heartbeat, then once a minute. */
+    if (heartbeats++ % 60 == 0 &&
         serve_store_purge(s->store, s->opt.retention, err, sizeof err) < 0)
         em_http_log_error("store: ", err);
     if (!atomic_load(&s->stopping))

@@ -362,6 +362,13 @@ class Lifecycle(unittest.TestCase):
                 r = again.get(base + quick.headers["location"].rsplit("/", 1)[1])
                 self.assertEqual(r.json()["coordinationResult"], "CONTINUE")
 
+    def test_finished_coordinations_are_purged_after_the_retention(self):
+        with Serve("--retention", "0") as s:
+            r = s.post({})
+            self.assertEqual(r.status, 201, r)
+            wait_for(lambda: s.get(r.headers["location"]).status == 404, timeout=5,
+                     what="the coordination purged")
+
     def test_sighup_reloads_the_hooks_and_a_broken_file_keeps_the_old(self):
         with Serve() as s:
             self.assertEqual(s.post({"vnfcInstanceId": "1"}).json()["coordinationResult"],
