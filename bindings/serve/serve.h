@@ -153,6 +153,13 @@ void serve_shutdown(struct serve *s);
 /* SIGHUP: new decisions use the new hooks; a broken file keeps the old ones (logged). */
 void serve_reload(struct serve *s);
 
+/* The request checks serve adds to the EM's (fuzzed: tests/fuzz/fuzz_serve_request.c). */
+bool serve_accept_ok(const char *accept); /* Accept admits application/json */
+int serve_check_vnfcs(const json_t *req, char *detail, size_t len);
+/* vnfInstanceId (+ "/" + each VNFC); NULL-terminated, NULL with --exclusive none. */
+char **serve_exclusive_keys(enum serve_exclusive mode, const json_t *req);
+void serve_free_keys(char **keys);
+
 /* The log: one JSON object per line on stderr (unless --quiet). Takes fields (a reference). */
 void serve_log(json_t *fields);
 

@@ -107,7 +107,7 @@ static void unavailable(struct em_response *rs, double seconds, const char *deta
     serve_metrics_unavailable();
 }
 
-static void free_keys(char **keys)
+void serve_free_keys(char **keys)
 {
     for (size_t i = 0; keys && keys[i]; i++)
         free(keys[i]);
@@ -116,7 +116,7 @@ static void free_keys(char **keys)
 
 /* The exclusive keys of a request: vnfInstanceId alone, or with each VNFC of
  * inputParams.vnfcInstanceId (a string or a list of strings); NULL with --exclusive none. */
-static char **exclusive_keys(enum serve_exclusive mode, const json_t *req)
+char **serve_exclusive_keys(enum serve_exclusive mode, const json_t *req)
 {
     if (mode == SERVE_EXCLUSIVE_NONE)
         return NULL;
@@ -242,7 +242,7 @@ static void coordination_free(struct serve_coordination *c)
     keys_release(s, c->id);
     json_decref(c->req);
     free(c->request_json);
-    free_keys(c->keys);
+    serve_free_keys(c->keys);
     free(c->client);
     free(c);
     atomic_fetch_sub(&s->in_flight, 1);
@@ -629,7 +629,7 @@ static enum route route(const char *path, char *id, size_t idlen)
 
 /* Accept (RFC 9110 §12.5.1): absent, or admitting application/json (or problem+json, the
  * errors' type) with a q above 0. */
-static bool accept_ok(const char *accept)
+bool serve_accept_ok(const char *accept)
 {
     if (!accept || !*accept)
         return true;
@@ -719,6 +719,27 @@ static void answer_cancel(struct serve *s, const char *id, struct em_response *r
     }
 }
 
+/* inputParams.vnfcInstanceId, what the exclusive keys are made of: absent, a string, or a
+ * list of strings. 0, or 422 with the element named. */
+int serve_check_vnfcs(const json_t *req, char *detail, size_t len)
+{
+    const json_t *vnfc = json_object_get(json_object_get(req, "inputParams"), "vnfcInstanceId");
+    if (vnfc && !json_is_string(vnfc) && !json_is_array(vnfc)) {
+        snprintf(detail, len, "inputParams.vnfcInstanceId: expected a string or a list of strings");
+        return 422;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(vnfc, i, v)
+    {
+        if (!json_is_string(v)) {
+            snprintf(detail, len, "inputParams.vnfcInstanceId[%zu]: expected a string", i);
+            return 422;
+        }
+    }
+    return 0;
+}
+
 /* A valid POST: limits, then the decision on the engine thread (the call deferred). */
 static bool answer_post(struct serve *s, struct em_http_call *call, const struct em_request *rq,
                         const char *client, struct em_response *rs)
@@ -732,23 +753,8 @@ static bool answer_post(struct serve *s, struct em_http_call *call, const struct
     unsigned rc = (unsigned)em_parse_body(rq->body, rq->body_len, &req, detail, sizeof detail);
     if (!rc)
         rc = (unsigned)em_validate_request(req, detail, sizeof detail);
-    if (!rc) {
-        const json_t *vnfc = json_object_get(json_object_get(req, "inputParams"), "vnfcInstanceId");
-        size_t i;
-        json_t *v;
-        if (vnfc && !json_is_string(vnfc) && !json_is_array(vnfc)) {
-            snprintf(detail, sizeof detail,
-                     "inputParams.vnfcInstanceId: expected a string or a list of strings");
-            rc = 422;
-        } else if (json_is_array(vnfc)) {
-            json_array_foreach(vnfc, i, v) if (!json_is_string(v) && !rc)
-            {
-                snprintf(detail, sizeof detail,
-                         "inputParams.vnfcInstanceId[%zu]: expected a string", i);
-                rc = 422;
-            }
-        }
-    }
+    if (!rc)
+        rc = (unsigned)serve_check_vnfcs(req, detail, sizeof detail);
     if (rc) {
         json_decref(req);
         em_response_problem(rs, rc, "%s", detail);
@@ -773,7 +779,7 @@ static bool answer_post(struct serve *s, struct em_http_call *call, const struct
     new_id(c->id);
     c->req = req;
     c->request_json = json_dumps(req, JSON_COMPACT);
-    c->keys = exclusive_keys(s->opt.exclusive, req);
+    c->keys = serve_exclusive_keys(s->opt.exclusive, req);
     c->client = client ? em_xstrdup(client) : NULL;
     c->started = serve_monotonic();
     char holder[37];
@@ -784,7 +790,7 @@ static bool answer_post(struct serve *s, struct em_http_call *call, const struct
                             holder);
         json_decref(c->req);
         free(c->request_json);
-        free_keys(c->keys);
+        serve_free_keys(c->keys);
         free(c->client);
         free(c);
         atomic_fetch_sub(&s->in_flight, 1);
@@ -799,7 +805,7 @@ static bool answer_post(struct serve *s, struct em_http_call *call, const struct
         keys_release(s, c->id);
         json_decref(c->req);
         free(c->request_json);
-        free_keys(c->keys);
+        serve_free_keys(c->keys);
         free(c->client);
         free(c);
         atomic_fetch_sub(&s->in_flight, 1);
@@ -894,7 +900,7 @@ static bool handle(void *ctx, struct em_http_call *call, const struct em_request
         em_response_problem(rs, 404, "no resource at this path");
         goto done;
     }
-    if (!accept_ok(em_headers_get(&rq->headers, "accept"))) {
+    if (!serve_accept_ok(em_headers_get(&rq->headers, "accept"))) {
         em_response_problem(rs, 406, "this API answers application/json only (see Accept)");
         goto done;
     }
