@@ -23,7 +23,7 @@ fi
 build="$root/build-fuzz"
 seconds=${LCMCOORD_FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(location lcmcoord token request em_form retry_after vnfc_param serve_auth)
+[ ${#targets[@]} -gt 0 ] || targets=(location lcmcoord token request em_form retry_after vnfc_param serve_auth serve_request)
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DLCMCOORD_WERROR=ON \
   -DLCMCOORD_SANITIZE=fuzzer-no-link,address,undefined -DLCMCOORD_FUZZ=ON >/dev/null

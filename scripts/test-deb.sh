@@ -26,8 +26,10 @@ say "built $(basename "$deb"): $(dpkg-deb -f "$deb" Depends)"
 
 work=$(mktemp -d)
 em_pid=
+serve_pid=
 cleanup() {
   if [ -n "$em_pid" ]; then kill "$em_pid" 2>/dev/null || true; wait "$em_pid" 2>/dev/null || true; fi
+  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
   if dpkg-query -W -f='${Status}' lcmcoord 2>/dev/null | grep -q 'install ok installed'; then
     run_as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq lcmcoord >/dev/null
   fi
@@ -54,8 +56,15 @@ for f in "$share/scripts/coordinate_vnf.lua" "$share/scripts/tacker/coordinate_v
 done
 # The EM simulator is its own program; the client a VNFM runs names no server library.
 test -x /usr/libexec/lcmcoord/lcmcoord-em || { say "missing /usr/libexec/lcmcoord/lcmcoord-em"; exit 1; }
+# `lcmcoord serve`: its program, its unit (which must parse) and its hook examples.
+test -x /usr/libexec/lcmcoord/lcmcoord-serve || { say "missing /usr/libexec/lcmcoord/lcmcoord-serve"; exit 1; }
+unit=/usr/lib/systemd/system/lcmcoord-serve.service
+test -f "$unit" || { say "missing $unit"; exit 1; }
+grep -qx 'ExecStart=/usr/bin/lcmcoord serve --config /etc/lcmcoord/serve.conf' "$unit"
+if command -v systemd-analyze >/dev/null; then systemd-analyze verify "$unit" >&2 || true; fi
+test -f "$share/scripts/serve/drain_lb.lua" || { say "missing the serve hook examples"; exit 1; }
 if readelf -d /usr/bin/lcmcoord "$(ldd /usr/bin/lcmcoord | awk '$1 ~ /^liblcmcoord/ {print $3}')" |
-  grep -E 'NEEDED.*lib(microhttpd|gnutls|sqlite)'; then
+  grep -E 'NEEDED.*lib(microhttpd|gnutls|sqlite|pq|jwt)'; then
   say "/usr/bin/lcmcoord or its liblcmcoord links a server library"; exit 1
 fi
 
@@ -76,6 +85,19 @@ say "the Tacker drop-in ran: CONTINUE"
 
 lua5.4 -e 'assert(require("lcmcoord").version == "0.1.0")'
 say "the Lua module loads in lua5.4"
+
+# `lcmcoord serve` from the installed paths: one coordination with the installed client.
+printf 'return {decide = function() return {result = "CONTINUE"} end}\n' >"$work/hooks.lua"
+mkfifo "$work/serve.out"
+/usr/bin/lcmcoord serve --listen 127.0.0.1:0 --hooks "$work/hooks.lua" \
+  --store "sqlite:$work/serve.db" >"$work/serve.out" 2>"$work/serve.err" &
+serve_pid=$!
+read -r _ _ serve_url <"$work/serve.out"
+/usr/bin/lcmcoord coordinate --endpoint "$serve_url" --action prv.example.check | grep -q CONTINUE
+kill "$serve_pid"
+wait "$serve_pid"
+serve_pid=
+say "lcmcoord serve answered the installed client: CONTINUE"
 
 kill "$em_pid"
 wait "$em_pid" || true

@@ -4,7 +4,8 @@
 # corpus (tests/fuzz/corpus/<name>/: seeds, and every crash ever found, as regressions).
 option(LCMCOORD_FUZZ "Build libFuzzer targets (needs clang)" OFF)
 
-set(LCMC_FUZZ_TARGETS location lcmcoord token request em_form retry_after vnfc_param serve_auth)
+set(LCMC_FUZZ_TARGETS location lcmcoord token request em_form retry_after vnfc_param serve_auth
+    serve_request)
 foreach(target ${LCMC_FUZZ_TARGETS})
   set(sources "${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_${target}.c")
   if(target STREQUAL "vnfc_param")
@@ -28,7 +29,9 @@ foreach(target ${LCMC_FUZZ_TARGETS})
                              "${CMAKE_CURRENT_SOURCE_DIR}/fuzz")
   # The runtime's internal parsers come from the static runtime (liblcmcoord.so exports
   # none of them); vnfc_param goes through the Lua module, on the shared one as the program.
-  if(target STREQUAL "serve_auth") # serve auth: the Authorization header of `lcmcoord serve`
+  if(target STREQUAL "serve_request") # serve core: its checks beyond the EM's validation
+    target_link_libraries(${name} PRIVATE lcmcoord_serve)
+  elseif(target STREQUAL "serve_auth") # serve auth: the Authorization header of `lcmcoord serve`
     target_link_libraries(${name} PRIVATE lcmcoord_serve_auth lcmc::crypt)
   elseif(target STREQUAL "vnfc_param")
     target_link_libraries(${name} PRIVATE lcmcoord_luastatic lcmcoord_runtime lcmc::lua

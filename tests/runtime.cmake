@@ -18,7 +18,7 @@ target_include_directories(lcmc_flow_runtime PUBLIC "${PROJECT_SOURCE_DIR}/runti
 target_compile_definitions(lcmc_flow_runtime PUBLIC LCMC_DEBUGASSERTS)
 target_link_libraries(lcmc_flow_runtime PUBLIC lcmc::cmocka lcmc::curl lcmc::jansson lcmc::openssl
                       lcmc::ssh2 m Threads::Threads)
-foreach(lcmc_flow coordination deadline cancel auth queue invariants)
+foreach(lcmc_flow coordination deadline cancel auth queue invariants async)
   lcmc_add_cmocka_test(test_flow_${lcmc_flow}
     SOURCES unit/test_flow_${lcmc_flow}.c
     LIBS lcmc_flow_runtime)
@@ -56,3 +56,16 @@ target_include_directories(test_runtime_memory PRIVATE "${PROJECT_SOURCE_DIR}/ru
 target_link_options(test_runtime_memory PRIVATE "LINKER:--wrap=malloc,--wrap=free,--wrap=realloc,--wrap=calloc")
 set_property(TEST test_runtime_memory APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_BIN=$<TARGET_FILE:lcmcoord_cli>")
+
+# The asynchronous API (post, serve/stop, timers, requests without waiting) on the real
+# transport against a peer on 127.0.0.1 (unit/test_engine_async.c).
+lcmc_add_cmocka_test(test_engine_async
+  SOURCES unit/test_engine_async.c unit/loopback_peer.c
+  LIBS lcmcoord_runtime_static Threads::Threads)
+
+# Lua tasks: functions run as coroutines on the engine, whose waiting functions yield
+# (bindings/lua task.c), against the same loopback peer (unit/test_lua_tasks.c).
+lcmc_add_cmocka_test(test_lua_tasks
+  SOURCES unit/test_lua_tasks.c unit/loopback_peer.c
+  LIBS lcmcoord_luastatic lcmcoord_runtime lcmc::lua Threads::Threads)
+target_include_directories(test_lua_tasks PRIVATE "${PROJECT_SOURCE_DIR}/runtime/include")

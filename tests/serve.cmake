@@ -26,3 +26,12 @@ set_property(TEST test_serve_store APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_TEST_PG_STATE=${LCMC_PG_STATE}")
 lcmc_add_e2e_test(test_pg_cluster_e2e test_pg_cluster.py)
 # ---- end of the store --------------------------------------------------------------------
+
+# ---- the serve core: end-to-end suites driving the real program -------------------------
+# With the curl CLI and with `lcmcoord coordinate`, each test its own server and store
+# (SQLite in a temporary directory, or its own PostgreSQL cluster from pg_cluster.py).
+lcmc_add_e2e_test(e2e_serve test_serve.py)
+lcmc_add_e2e_test(e2e_serve_security test_serve_security.py)
+lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
+lcmc_add_e2e_test(e2e_serve_examples test_serve_examples.py)
+# ---- end of the serve core ---------------------------------------------------------------

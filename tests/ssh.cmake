@@ -10,3 +10,11 @@ target_include_directories(test_ssh_logic PRIVATE "${PROJECT_SOURCE_DIR}/runtime
 
 lcmc_add_e2e_test(e2e_ssh test_ssh.py)
 lcmc_add_busted_test(lua_ssh_spec ssh_spec.lua)
+
+# SSH commands inside Lua tasks (yielding s:exec), hosted by a small driver program.
+add_executable(lua_tasks_driver unit/lua_tasks_driver.c)
+target_link_libraries(lua_tasks_driver PRIVATE lcmcoord_luastatic lcmcoord_runtime lcmc::lua)
+target_include_directories(lua_tasks_driver PRIVATE "${PROJECT_SOURCE_DIR}/runtime/include")
+lcmc_add_e2e_test(e2e_ssh_tasks test_ssh_tasks.py)
+set_property(TEST e2e_ssh_tasks APPEND PROPERTY ENVIRONMENT
+             "LCMC_TASKS_DRIVER=$<TARGET_FILE:lua_tasks_driver>")

@@ -6,9 +6,10 @@
  * request), em_coord.c (coordinations and their state machine), em_journal.c (the request
  * journal), em_scenario.c (Lua scenarios), em_form.c (form bodies), em_auth.c (who may
  * call: HTTP Basic, OAuth 2.0 clients and Bearer tokens), em_tokens.c (issued access
- * tokens), em_tls.c (certificates and the TLS peer), em_server.c (libmicrohttpd glue and
- * delayed answers), em_main.c (process lifecycle) and em_program.c (the lcmcoord-em program
- * that `lcmcoord em` runs).
+ * tokens), em_tls.c (certificates and the TLS peer), em_http.c (the HTTP layer over
+ * libmicrohttpd, shared with `lcmcoord serve`: framing, limits, deferred and delayed answers,
+ * the request log), em_server.c (the simulator on that layer, scenario threads), em_main.c
+ * (process lifecycle) and em_program.c (the lcmcoord-em program that `lcmcoord em` runs).
  */
 #ifndef LCMCOORD_EM_H
 #define LCMCOORD_EM_H
@@ -188,7 +189,15 @@ struct em_response {
     ssize_t (*stream_read)(void *ctx, uint64_t pos, char *buf, size_t max);
     void (*stream_free)(void *ctx);
     void *stream_ctx;
+    /* Fields the JSON request log line gets besides its own (who called, what was decided);
+     * owned (a reference), NULL for none. Never a secret. */
+    json_t *log_fields;
 };
+
+/* A deep copy of a request (method, path, headers, body) for a handler that answers later
+ * on another thread; peer is shared (it lives as long as the connection). */
+void em_request_copy(const struct em_request *src, struct em_request *dst);
+void em_request_free_copy(struct em_request *rq);
 
 void em_response_free(struct em_response *rs);
 void em_response_set_body(struct em_response *rs, char *body, const char *content_type);
@@ -442,7 +451,47 @@ bool em_scenario_call(struct em_scenario *sc, const struct em_request *rq,
                       const struct em_auth *auth, unsigned long count, unsigned long posts,
                       struct em_response *rs);
 
-/* ---- HTTP server (em_server.c) ---- */
+/* ---- the HTTP layer (em_http.c), shared by lcmcoord-em and lcmcoord-serve ---- */
+
+struct em_http;      /* a running server */
+struct em_http_call; /* one request, from its arrival to its answer */
+
+struct em_http_settings {
+    /* Listen address, threads, connection limits, timeouts, --quiet, --delay: copied. */
+    const struct em_options *opt;
+    const char *program;     /* starts the layer's own text log lines ("lcmcoord em") */
+    const char *exempt_path; /* never --delay'ed nor refused early for its declared length */
+    void *ctx;
+    /* The largest body taken on a path; longer ones reach handle() with body_too_large. */
+    size_t (*body_limit)(void *ctx, const char *path);
+    /* The port listened on (the real one for port 0), before any request; may be NULL. */
+    void (*bound)(void *ctx, unsigned port);
+    /* Decides the answer to a complete request, on an MHD worker thread: fills rs (zeroed)
+     * and returns true; or calls em_http_defer(call) and returns false, and then exactly one
+     * em_http_answer(call, ...) follows, from any thread. rq lives until it returns. */
+    bool (*handle)(void *ctx, struct em_http_call *call, const struct em_request *rq,
+                   struct em_response *rs);
+    /* Called by em_http_stop before MHD stops: answers every call still deferred. */
+    void (*stopping)(void *ctx);
+};
+
+/* Binds, listens and serves (HTTPS with tls: PEM texts kept alive until em_http_stop). */
+struct em_http *em_http_start(const struct em_http_settings *set, const struct em_tls_files *tls,
+                              char *err, size_t errlen);
+unsigned em_http_port(const struct em_http *srv);
+/* Suspends the call's connection: its answer comes later through em_http_answer. */
+void em_http_defer(struct em_http_call *call);
+/* Answers a deferred call (rs is taken and freed) and resumes its connection; the call is
+ * not to be touched after. Any thread. */
+void em_http_answer(struct em_http_call *call, struct em_response *rs);
+/* Stops accepting connections (the open ones are still served): a graceful stop begins. */
+void em_http_quiesce(struct em_http *srv);
+void em_http_stop(struct em_http *srv);
+/* A program's message through the layer's log: --quiet, format, rate limit, escaping. */
+void em_http_log_error(const char *prefix, const char *message);
+bool em_http_log_is_json(void);
+
+/* ---- the simulator's HTTP server (em_server.c) ---- */
 
 struct em_server;
 

@@ -101,6 +101,28 @@ void em_response_free(struct em_response *rs)
         rs->stream_free(rs->stream_ctx);
     rs->stream_ctx = NULL;
     rs->stream_read = NULL;
+    json_decref(rs->log_fields);
+    rs->log_fields = NULL;
+}
+
+void em_request_copy(const struct em_request *src, struct em_request *dst)
+{
+    *dst = *src;
+    memset(&dst->headers, 0, sizeof dst->headers);
+    for (size_t i = 0; i < src->headers.n; i++)
+        em_headers_add(&dst->headers, src->headers.v[i].name, src->headers.v[i].value);
+    dst->method = em_xstrdup(src->method);
+    dst->path = em_xstrdup(src->path);
+    dst->body = src->body ? em_xstrndup(src->body, src->body_len) : NULL;
+}
+
+void em_request_free_copy(struct em_request *rq)
+{
+    em_headers_free(&rq->headers);
+    free((char *)rq->method);
+    free((char *)rq->path);
+    free((char *)rq->body);
+    memset(rq, 0, sizeof *rq);
 }
 
 void em_response_set_body(struct em_response *rs, char *body, const char *content_type)

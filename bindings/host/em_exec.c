@@ -1,6 +1,7 @@
 /*
- * `lcmcoord em`: the EM simulator is its own program, lcmcoord-em, so that the `lcmcoord` a
- * VNFM runs links no server library (libmicrohttpd, GnuTLS). This subcommand replaces the
+ * `lcmcoord em` and `lcmcoord serve`: the EM simulator and the EM server are programs of their
+ * own, lcmcoord-em and lcmcoord-serve, so that the `lcmcoord` a VNFM runs links no server
+ * library (libmicrohttpd, GnuTLS, SQLite, libpq). This subcommand replaces the
  * process with that program (execv), with the same arguments: the exit status, the output
  * and the signals (a test's SIGTERM, an operator's Ctrl-C) are the simulator's own, as when
  * it was built in. The program is looked for at a fixed place relative to this one
@@ -19,7 +20,6 @@
 #ifndef LCMCOORD_EM_FROM_BIN
 #define LCMCOORD_EM_FROM_BIN "../libexec/lcmcoord"
 #endif
-#define EM_PROGRAM "lcmcoord-em"
 
 /* Exit statuses when the program cannot be run at all, as shells give them. */
 #define EXIT_NOT_FOUND      127
@@ -47,9 +47,9 @@ static char *own_path(void)
     return NULL;
 }
 
-/* <directory of the running program>/LCMCOORD_EM_FROM_BIN/lcmcoord-em (malloc'd), or NULL
+/* <directory of the running program>/LCMCOORD_EM_FROM_BIN/<program> (malloc'd), or NULL
  * with errno set. */
-static char *em_program_path(void)
+static char *program_path(const char *program)
 {
     char *self = own_path();
     if (self == NULL)
@@ -68,30 +68,43 @@ static char *em_program_path(void)
         *slash = '\0';
         relative += 3;
     }
-    size_t size = strlen(self) + strlen(relative) + sizeof "//" EM_PROGRAM;
+    size_t size = strlen(self) + strlen(relative) + strlen(program) + sizeof "//";
     char *path = malloc(size);
     if (path != NULL)
-        snprintf(path, size, "%s/%s/%s", self, relative, EM_PROGRAM);
+        snprintf(path, size, "%s/%s/%s", self, relative, program);
     free(self);
     return path;
+}
+
+/* Replaces this process with `program`; returns only on failure. */
+static int exec_program(char **argv, const char *program, const char *subcommand, const char *what)
+{
+    char *path = program_path(program);
+    if (path == NULL) {
+        fprintf(stderr,
+                "lcmcoord %s: cannot find the lcmcoord program's own directory "
+                "(/proc/self/exe): %s\n",
+                subcommand, strerror(errno));
+        return EXIT_NOT_FOUND;
+    }
+    /* argv is main's, from the subcommand on: its own argv[0] becomes the program's path. */
+    argv[0] = path;
+    execv(path, argv);
+    int saved = errno;
+    fprintf(stderr, "lcmcoord %s: cannot run the %s %s: %s\n", subcommand, what, path,
+            strerror(saved));
+    free(path);
+    return saved == ENOENT || saved == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
 }
 
 int lcmc_em_exec(int argc, char **argv)
 {
     (void)argc;
-    char *path = em_program_path();
-    if (path == NULL) {
-        fprintf(stderr,
-                "lcmcoord em: cannot find the lcmcoord program's own directory "
-                "(/proc/self/exe): %s\n",
-                strerror(errno));
-        return EXIT_NOT_FOUND;
-    }
-    /* argv is main's, from "em" on: its own argv[0] becomes the program's path. */
-    argv[0] = path;
-    execv(path, argv);
-    int saved = errno;
-    fprintf(stderr, "lcmcoord em: cannot run the EM simulator %s: %s\n", path, strerror(saved));
-    free(path);
-    return saved == ENOENT || saved == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+    return exec_program(argv, "lcmcoord-em", "em", "EM simulator");
+}
+
+int lcmc_serve_exec(int argc, char **argv)
+{
+    (void)argc;
+    return exec_program(argv, "lcmcoord-serve", "serve", "EM server");
 }

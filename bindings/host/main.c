@@ -37,6 +37,8 @@ static const subcommand subcommands[] = {
     {"em", lcmc_em_exec,
      "serve a simulated element manager (EM) over HTTP\n"
      "                    (--log-format json: one JSON object per request)\n"},
+    {"serve", lcmc_serve_exec,
+     "serve the LCM Coordination API as an EM, deciding with Lua hooks (docs/serve.md)\n"},
 };
 #define SUBCOMMAND_COUNT (sizeof subcommands / sizeof subcommands[0])
 

@@ -13,5 +13,7 @@ int lcmc_check_main(int argc, char **argv);  /* check.c: preflight */
 int lcmc_params_main(int argc, char **argv); /* params_cmd.c: VNFC parameters for a test */
 /* `lcmcoord em`: runs the EM simulator's own program, lcmcoord-em (em_exec.c). */
 int lcmc_em_exec(int argc, char **argv);
+/* `lcmcoord serve`: runs the EM server's own program, lcmcoord-serve (em_exec.c). */
+int lcmc_serve_exec(int argc, char **argv);
 
 #endif

@@ -167,4 +167,36 @@ void lcmc_lua_open_script(lua_State *L);
 /* ssh.c: sets the lcmcoord.ssh submodule on the module table at the top of the stack. */
 void lcmc_lua_open_ssh(lua_State *L);
 
+/* ---- task.c: coroutines on the engine ------------------------------------------------------ */
+
+void lcmc_lua_task_open(lua_State *L);
+/* The task whose own coroutine is L, when it runs and may yield here: then the module's
+ * waiting functions start their operation and yield (the lcmc_lua_task_* below) instead of
+ * blocking. NULL anywhere else: they block as they always did. */
+lcmc_lua_task *lcmc_lua_current_task(lua_State *L);
+/* The task of the coroutine L (in a continuation), or NULL. */
+lcmc_lua_task *lcmc_lua_task_of(lua_State *L);
+lua_State *lcmc_lua_main_thread(lua_State *L);
+/* Starts a timer and yields (return its result from the C function). When it ends, k(L,
+ * status, ctx) runs with lcmc_lua_task_sleep_result the status lcmc_engine_sleep would
+ * have returned (k runs at once when the timer cannot start). */
+int lcmc_lua_task_sleep(lua_State *L, lcmc_lua_task *task, double seconds, lua_KFunction k,
+                        lua_KContext ctx);
+lcmc_status lcmc_lua_task_sleep_result(lcmc_lua_task *task);
+/* Starts lcmc_request_start and yields; `made` (credentials made for this request, or NULL)
+ * is the task's from now on and freed with the request. k takes the outcome with
+ * lcmc_lua_task_take_response: lcmc_request's status and response (NULL when it could not
+ * start: then the detail is lcmc_engine_last_error). */
+int lcmc_lua_task_request(lua_State *L, lcmc_lua_task *task, const lcmc_request_options *o,
+                          lcmc_credentials *made, lua_KFunction k, lua_KContext ctx);
+lcmc_status lcmc_lua_task_take_response(lcmc_lua_task *task, lcmc_response **response);
+/* SSH (ssh.c): an operation the task waits on; cancelled when the task is aborted. */
+typedef struct lcmc_lua_ssh_op lcmc_lua_ssh_op;
+void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op);
+void lcmc_lua_task_wait_ssh(lcmc_lua_task *task, lcmc_lua_ssh_op *op);
+/* The SSH operation ended: resumes the task (its continuation reads the op's outcome). */
+void lcmc_lua_task_ssh_done(lcmc_lua_task *task);
+/* In the continuation: the operation, now the caller's. */
+lcmc_lua_ssh_op *lcmc_lua_task_take_ssh(lcmc_lua_task *task);
+
 #endif

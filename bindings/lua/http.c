@@ -56,6 +56,38 @@ static const char **read_headers(lua_State *L, int keep, int *has_content_type, 
     return lines;
 }
 
+/* What lcmcoord.http.request returns for lcmc_request's outcome (the response in the
+ * guard at the top of the stack, or none). */
+static int request_results(lua_State *L, lcmc_engine *engine, lcmc_status status,
+                           lcmc_lua_guard *guard)
+{
+    if (guard->response == NULL) {
+        lua_pushnil(L);
+        lcmc_lua_push_error(L, lcmc_engine_last_error(engine), status);
+        return 2;
+    }
+    if (status != LCMC_OK) {
+        lua_pushnil(L);
+        lcmc_lua_push_error(L, lcmc_response_error(guard->response), status);
+        lcmc_lua_guard_release(guard);
+        return 2;
+    }
+    lcmc_lua_push_response(L, guard->response);
+    lcmc_lua_guard_release(guard);
+    return 1;
+}
+
+/* Inside a task: the request ended, the coroutine resumed. */
+static int request_resumed(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    lcmc_lua_guard *guard = lua_touserdata(L, (int)ctx);
+    lcmc_lua_task *task = lcmc_lua_task_of(L);
+    lcmc_status outcome = lcmc_lua_task_take_response(task, &guard->response);
+    lua_settop(L, (int)ctx);
+    return request_results(L, lcmc_lua_engine(L), outcome, guard);
+}
+
 /* lcmcoord.http.request{...} -> response table | nil, err */
 int lcmc_lua_http_request(lua_State *L)
 {
@@ -160,24 +192,18 @@ int lcmc_lua_http_request(lua_State *L)
             o.credentials = made;
         }
     }
-    lua_pop(L, 1);
+    /* The auth value stays on the stack: inside a task other code runs while the request
+     * is in flight, and an auth object must not be collected under it. */
 
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL) {
+        /* The guard's place on the stack, which the continuation finds unchanged. */
+        return lcmc_lua_task_request(L, task, &o, made, request_resumed,
+                                     (lua_KContext)lua_absindex(L, -2));
+    }
     lcmc_status status = lcmc_request(engine, &o, &guard->response);
     lcmc_credentials_free(made);
-    if (guard->response == NULL) {
-        lua_pushnil(L);
-        lcmc_lua_push_error(L, lcmc_engine_last_error(engine), status);
-        return 2;
-    }
-    if (status != LCMC_OK) {
-        lua_pushnil(L);
-        lcmc_lua_push_error(L, lcmc_response_error(guard->response), status);
-        lcmc_lua_guard_release(guard);
-        return 2;
-    }
-    lcmc_lua_push_response(L, guard->response);
-    lcmc_lua_guard_release(guard);
-    return 1;
+    return request_results(L, engine, status, guard);
 }
 
 void lcmc_lua_open_http(lua_State *L)

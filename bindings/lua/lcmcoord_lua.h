@@ -68,4 +68,35 @@ int lcmc_lua_push_json(lua_State *L, const json_t *value);
  * lcmcoord.json.array), so that an empty one is [] rather than {}. */
 int lcmc_lua_json_is_array(lua_State *L, int idx);
 
+/* ---- Tasks: functions run as coroutines on the engine (for hosts that never block) ----------
+ * A task runs a Lua function as a coroutine of this state, resumed by the engine's loop
+ * (lcmc_lua_engine(L)): the host turns the loop (lcmc_engine_serve) and many tasks wait at
+ * once. Inside a task, lcmcoord.sleep, lcmcoord.http.request, client:request, policy:run's
+ * waits and the ssh functions start their operation and yield, and resume with exactly what
+ * they return when they block; one task waiting never delays another. Anywhere else (a
+ * script's main chunk, a coroutine the script makes itself, a call that cannot yield) they
+ * block as always. Functions that have no waiting form (client:coordinate...) block inside
+ * a task too, turning the loop meanwhile: other tasks go on, but this one's caller waits. */
+typedef struct lcmc_lua_task lcmc_lua_task;
+
+/* Called once when a task ends by itself, from the engine's loop. status LUA_OK: the
+ * function returned, its `nresults` results on top of `co`'s stack. Otherwise the status of
+ * the error (LUA_ERRRUN, LUA_ERRMEM, LUA_ERRERR) with the error value on top of `co`
+ * (nresults 1); luaL_traceback(L, co, ...) still works during the call. The values are
+ * valid during the call only; the task handle is no longer valid when it starts. */
+typedef void lcmc_lua_done_fn(void *userdata, lua_State *co, int status, int nresults);
+
+/* Pops a function and `nargs` arguments (pushed in that order) from L and runs them as a
+ * task. The first resume comes from the loop, never inside this call. Returns the task, or
+ * NULL (nothing runs; the function and arguments are popped) when L's top is not a function
+ * with its arguments, done is NULL, or memory ran out. Call on the engine's thread. */
+lcmc_lua_task *lcmc_lua_spawn(lua_State *L, int nargs, lcmc_lua_done_fn *done, void *userdata);
+
+/* Ends a task without calling its done_fn: the operation it waits on is cancelled (a request
+ * in flight is abandoned and its connection closed, an SSH command's channel dropped), its
+ * to-be-closed variables are closed, and its coroutine is dropped. Called from inside the
+ * task's own run (a callback reached from a blocking call it made), the task ends as soon as
+ * it yields or returns. Accepts NULL; not after done_fn started. */
+void lcmc_lua_abort(lcmc_lua_task *task);
+
 #endif

@@ -20,6 +20,7 @@ int luaopen_lcmcoord(lua_State *L)
     lcmc_lua_engine_open(L);
     lcmc_lua_guard_open(L);
     lcmc_lua_client_open(L);
+    lcmc_lua_task_open(L);
 
     luaL_newlib(L, functions);
     lcmc_lua_json_open(L);

@@ -162,39 +162,98 @@ static int read_outcome(lua_State *L, int first, lcmc_retry_outcome *outcome)
     return 0;
 }
 
-/* policy:run(fn) -> what fn returned last */
-static int policy_run(lua_State *L)
+/* policy:run(fn) -> what fn returned last. Inside a task (task.c) fn may yield (it is
+ * called with lua_callk) and so do the waits between attempts; the stack is the same
+ * either way: 1 the policy, 2 fn, 3 the time of the first attempt, then fn's results. */
+
+/* What the attempt that just returned asks for: >= 0, the number of results to return
+ * (success, or a failure the policy gives up on); -1, another attempt after *wait. */
+static int judge_attempt(lua_State *L, int attempt, double *wait)
 {
-    lcmc_retry_policy *policy = luaL_checkudata(L, 1, POLICY_MT);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    lcmc_engine *engine = lcmc_lua_engine(L);
-    double started = lcmc_now();
-    for (int attempt = 1;; attempt++) {
-        lua_settop(L, 2);
+    lcmc_retry_policy *policy = lua_touserdata(L, 1);
+    int results = lua_gettop(L) - 3;
+    /* A call with LUA_MULTRET leaves no free slot above fn's results, however many they
+     * are: room for what is pushed below (reading the outcome, an error value) must be
+     * asked for. */
+    luaL_checkstack(L, LUA_MINSTACK, "too many results from the function policy:run called");
+    lcmc_retry_outcome outcome = {0};
+    outcome.attempt = attempt;
+    if (results == 0 || !read_outcome(L, 4, &outcome))
+        return results;
+    outcome.elapsed = lcmc_now() - lua_tonumber(L, 3);
+    *wait = lcmc_retry_next_wait(policy, &outcome, lcmc_engine_random(lcmc_lua_engine(L)));
+    return *wait < 0 ? results : -1;
+}
+
+static int interrupted_wait(lua_State *L)
+{
+    lua_pushnil(L);
+    lcmc_lua_push_status_error(L, LCMC_ECANCELLED, "interrupted while waiting to retry", NULL,
+                               NULL);
+    return 2;
+}
+
+static int attempt_returned(lua_State *L, int status, lua_KContext ctx);
+static int wait_ended(lua_State *L, int status, lua_KContext ctx);
+
+/* Runs attempts from `attempt` on until one is the last. */
+static int run_attempts(lua_State *L, int attempt)
+{
+    for (;; attempt++) {
+        lua_settop(L, 3);
         lua_pushvalue(L, 2);
         lua_pushinteger(L, attempt);
-        lua_call(L, 1, LUA_MULTRET);
-        int results = lua_gettop(L) - 2;
-        /* A call with LUA_MULTRET leaves no free slot above fn's results, however many
-         * they are: room for what is pushed below (reading the outcome, an error value)
-         * must be asked for. */
-        luaL_checkstack(L, LUA_MINSTACK, "too many results from the function policy:run called");
-        lcmc_retry_outcome outcome = {0};
-        outcome.attempt = attempt;
-        if (results == 0 || !read_outcome(L, 3, &outcome))
+        lua_callk(L, 1, LUA_MULTRET, (lua_KContext)attempt, attempt_returned);
+        double wait = 0;
+        int results = judge_attempt(L, attempt, &wait);
+        if (results >= 0)
             return results;
-        outcome.elapsed = lcmc_now() - started;
-        double wait = lcmc_retry_next_wait(policy, &outcome, lcmc_engine_random(engine));
-        if (wait < 0)
-            return results;
-        if (lcmc_engine_sleep(engine, wait) != LCMC_OK) {
-            lua_pushnil(L);
-            lcmc_lua_push_status_error(L, LCMC_ECANCELLED, "interrupted while waiting to retry",
-                                       NULL, NULL);
-            return 2;
+        lcmc_lua_task *task = lcmc_lua_current_task(L);
+        if (task != NULL) {
+            lua_settop(L, 3);
+            return lcmc_lua_task_sleep(L, task, wait, wait_ended, (lua_KContext)attempt);
         }
+        if (lcmc_engine_sleep(lcmc_lua_engine(L), wait) != LCMC_OK)
+            return interrupted_wait(L);
     }
+}
+
+/* fn yielded (inside a task) and has now returned. */
+static int attempt_returned(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    int attempt = (int)ctx;
+    double wait = 0;
+    int results = judge_attempt(L, attempt, &wait);
+    if (results >= 0)
+        return results;
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL) {
+        lua_settop(L, 3);
+        return lcmc_lua_task_sleep(L, task, wait, wait_ended, ctx);
+    }
+    if (lcmc_engine_sleep(lcmc_lua_engine(L), wait) != LCMC_OK)
+        return interrupted_wait(L);
+    return run_attempts(L, attempt + 1);
+}
+
+/* The wait between two attempts ended inside a task. */
+static int wait_ended(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    if (lcmc_lua_task_sleep_result(lcmc_lua_task_of(L)) != LCMC_OK)
+        return interrupted_wait(L);
+    return run_attempts(L, (int)ctx + 1);
+}
+
+static int policy_run(lua_State *L)
+{
+    luaL_checkudata(L, 1, POLICY_MT);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lcmc_lua_engine(L);
+    lua_pushnumber(L, lcmc_now());
+    return run_attempts(L, 1);
 }
 
 static int policy_tostring(lua_State *L)

@@ -6,13 +6,9 @@
  */
 #include "binding.h"
 
-/* lcmcoord.sleep(seconds) -> true | nil, err */
-static int script_sleep(lua_State *L)
+/* What lcmcoord.sleep returns for a status of lcmc_engine_sleep. */
+static int sleep_results(lua_State *L, lcmc_status status)
 {
-    double seconds = luaL_checknumber(L, 1);
-    luaL_argcheck(L, lcmc_lua_seconds_ok(seconds, 1), 1,
-                  "seconds: number from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
-    lcmc_status status = lcmc_engine_sleep(lcmc_lua_engine(L), seconds);
     if (status != LCMC_OK) {
         lua_pushnil(L);
         lcmc_lua_push_status_error(
@@ -21,6 +17,26 @@ static int script_sleep(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+static int sleep_resumed(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    return sleep_results(L, lcmc_lua_task_sleep_result(lcmc_lua_task_of(L)));
+}
+
+/* lcmcoord.sleep(seconds) -> true | nil, err */
+static int script_sleep(lua_State *L)
+{
+    double seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, lcmc_lua_seconds_ok(seconds, 1), 1,
+                  "seconds: number from 0 to " LCMC_LUA_MAX_SECONDS_TEXT " expected");
+    lcmc_engine *engine = lcmc_lua_engine(L);
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL)
+        return lcmc_lua_task_sleep(L, task, seconds, sleep_resumed, 0);
+    return sleep_results(L, lcmc_engine_sleep(engine, seconds));
 }
 
 /* lcmcoord.now() -> seconds on a monotonic clock */

@@ -7,6 +7,7 @@
  * error values. Passwords are read from the options table during connect only and never
  * kept by the binding (Lua strings cannot be wiped; the runtime's copies are).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "binding.h"
@@ -160,25 +161,9 @@ static void set_output(lua_State *L, const char *field, const char *data, size_t
     lua_setfield(L, -2, field);
 }
 
-/* s:exec(command [, timeout]) -> {status, stdout, stderr, signal?, stdout_truncated,
- * stderr_truncated, elapsed} | nil, err */
-static int ssh_exec(lua_State *L)
+/* What s:exec returns for lcmc_ssh_exec's outcome (the result in the guard, or none). */
+static int exec_results(lua_State *L, lcmc_status status, result_guard *guard)
 {
-    ssh_box *box = check_open(L);
-    size_t length;
-    const char *command = luaL_checklstring(L, 2, &length);
-    luaL_argcheck(L, strlen(command) == length, 2, "command contains a NUL byte");
-    double timeout = 0;
-    if (!lcmc_lua_is_absent(L, 3)) {
-        timeout = luaL_checknumber(L, 3);
-        luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 0), 3,
-                      "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT
-                      " expected");
-    }
-    result_guard *guard = lua_newuserdatauv(L, sizeof *guard, 0);
-    guard->result = NULL;
-    luaL_setmetatable(L, SSH_RESULT_MT);
-    lcmc_status status = lcmc_ssh_exec(box->session, command, timeout, &guard->result);
     const lcmc_ssh_result *r = guard->result;
     size_t out_length, err_length;
     const char *out = lcmc_ssh_result_stdout(r, &out_length);
@@ -211,6 +196,83 @@ static int ssh_exec(lua_State *L)
     lcmc_ssh_result_free(guard->result);
     guard->result = NULL;
     return status != LCMC_OK ? 2 : 1;
+}
+
+/* A command a task waits on (task.c): its outcome, kept until the continuation reads it. */
+struct lcmc_lua_ssh_op {
+    lcmc_ssh_exec_handle *handle; /* NULL once it ended */
+    lcmc_lua_task *task;
+    lcmc_status status;
+    lcmc_ssh_result *result;
+};
+
+void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op)
+{
+    if (op == NULL)
+        return;
+    lcmc_ssh_exec_cancel(op->handle);
+    lcmc_ssh_result_free(op->result);
+    free(op);
+}
+
+static void exec_done(void *userdata, lcmc_status status, lcmc_ssh_result *result)
+{
+    lcmc_lua_ssh_op *op = userdata;
+    op->handle = NULL;
+    op->status = status;
+    op->result = result;
+    lcmc_lua_task_ssh_done(op->task);
+}
+
+/* Inside a task: the command ended, the coroutine resumed. */
+static int exec_resumed(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    lcmc_lua_ssh_op *op = lcmc_lua_task_take_ssh(lcmc_lua_task_of(L));
+    result_guard *guard = lua_touserdata(L, (int)ctx);
+    guard->result = op->result;
+    lcmc_status outcome = op->status;
+    free(op);
+    lua_settop(L, (int)ctx);
+    return exec_results(L, outcome, guard);
+}
+
+/* s:exec(command [, timeout]) -> {status, stdout, stderr, signal?, stdout_truncated,
+ * stderr_truncated, elapsed} | nil, err */
+static int ssh_exec(lua_State *L)
+{
+    ssh_box *box = check_open(L);
+    size_t length;
+    const char *command = luaL_checklstring(L, 2, &length);
+    luaL_argcheck(L, strlen(command) == length, 2, "command contains a NUL byte");
+    double timeout = 0;
+    if (!lcmc_lua_is_absent(L, 3)) {
+        timeout = luaL_checknumber(L, 3);
+        luaL_argcheck(L, lcmc_lua_seconds_ok(timeout, 0), 3,
+                      "timeout: positive number of seconds up to " LCMC_LUA_MAX_SECONDS_TEXT
+                      " expected");
+    }
+    result_guard *guard = lua_newuserdatauv(L, sizeof *guard, 0);
+    guard->result = NULL;
+    luaL_setmetatable(L, SSH_RESULT_MT);
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL) {
+        lcmc_lua_ssh_op *op = calloc(1, sizeof *op);
+        if (op == NULL)
+            return luaL_error(L, "not enough memory");
+        op->task = task;
+        lcmc_status status =
+            lcmc_ssh_exec_start(box->session, command, timeout, exec_done, op, &op->handle);
+        if (status != LCMC_OK) {
+            free(op);
+            return exec_results(L, status, guard);
+        }
+        lcmc_lua_task_wait_ssh(task, op);
+        /* The session's box (argument 1) stays on the stack while the command runs. */
+        return lua_yieldk(L, 0, (lua_KContext)lua_absindex(L, -1), exec_resumed);
+    }
+    lcmc_status status = lcmc_ssh_exec(box->session, command, timeout, &guard->result);
+    return exec_results(L, status, guard);
 }
 
 /* s:host_key_sha256() -> "SHA256:..." (to pin it, e.g. after a first accept_unknown) */

@@ -12,6 +12,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,15 @@ struct lcmc_engine {
     volatile sig_atomic_t interrupt_again; /* a later interrupt came: stop waiting, too */
     int interrupts_handled;                /* 0, 1 (the first) or 2 (the one again too) */
 
+    /* Work for the loop (lcmc__defer, lcmc_engine_post): any thread may add to it. */
+    pthread_mutex_t defer_lock;
+    int defer_lock_made;
+    lcmc_deferred *defer_head, *defer_tail;
+    unsigned long long defer_seq;
+    atomic_size_t defer_count;
+    atomic_int stop_requested; /* lcmc_engine_stop, from any thread */
+    int serving;               /* lcmc_engine_serve runs: the loop waits even when idle */
+
     lcmc_trace_fn *trace_fn;
     void *trace_userdata;
 
@@ -55,6 +66,9 @@ struct lcmc_engine {
     unsigned long long random_state;
     long max_host_connections;
 };
+
+static void run_post(lcmc_deferred *deferred);
+static void wake(lcmc_engine *e);
 
 static pthread_once_t global_init_once = PTHREAD_ONCE_INIT;
 static CURLcode global_init_result;
@@ -80,6 +94,13 @@ lcmc_status lcmc_engine_new(lcmc_engine **out)
     /* Many coordinations to one EM should share a few kept-alive connections rather than
      * open one each; HTTP/1.1 pipelining is gone from libcurl, so requests queue instead. */
     e->max_host_connections = 64;
+    if (pthread_mutex_init(&e->defer_lock, NULL) != 0) {
+        free(e);
+        return LCMC_ENOMEM;
+    }
+    e->defer_lock_made = 1;
+    atomic_init(&e->defer_count, 0);
+    atomic_init(&e->stop_requested, 0);
     if (pipe(e->wake_pipe) != 0 || lcmc__records_new(&e->records) != 0 ||
         lcmc__tokens_new(&e->tokens) != 0 || lcmc__transfers_new(e, &e->transfers) != 0) {
         lcmc_engine_free(e);
@@ -112,6 +133,17 @@ void lcmc_engine_free(lcmc_engine *e)
     free(e->poll_fds);
     lcmc__records_free(e->records);
     lcmc__error_clear(&e->last_error);
+    /* What was posted and never ran is dropped: only lcmc_engine_post's own nodes are the
+     * engine's to free (every other deferred item belongs to an operation freed above). */
+    while (e->defer_head != NULL) {
+        lcmc_deferred *d = e->defer_head;
+        e->defer_head = d->next;
+        d->queued = 0;
+        if (d->run == run_post)
+            free(d);
+    }
+    if (e->defer_lock_made)
+        pthread_mutex_destroy(&e->defer_lock);
     free(e);
 }
 
@@ -181,12 +213,7 @@ void lcmc_engine_interrupt(lcmc_engine *e)
     if (e->interrupt_flag)
         e->interrupt_again = 1;
     e->interrupt_flag = 1;
-    if (e->wake_pipe[1] >= 0) {
-        int saved = errno;
-        ssize_t ignored = write(e->wake_pipe[1], "!", 1);
-        (void)ignored;
-        errno = saved;
-    }
+    wake(e);
 }
 
 int lcmc_engine_interrupted(const lcmc_engine *e)
@@ -495,6 +522,129 @@ void lcmc__watch_remove(lcmc_engine *e, lcmc_watch *w)
     e->watch_count--;
 }
 
+/* ---- work handed to the loop ------------------------------------------------------------ */
+
+/* Wakes the loop from its wait; async-signal-safe, so that any thread (or a signal handler)
+ * may call it. A full pipe already wakes the loop: the failed write is of no concern. */
+static void wake(lcmc_engine *e)
+{
+    if (e->wake_pipe[1] >= 0) {
+        int saved = errno;
+        ssize_t ignored = write(e->wake_pipe[1], "!", 1);
+        (void)ignored;
+        errno = saved;
+    }
+}
+
+void lcmc__defer(lcmc_engine *e, lcmc_deferred *d, lcmc_deferred_fn *run)
+{
+    pthread_mutex_lock(&e->defer_lock);
+    LCMC_DEBUGASSERT(!d->queued);
+    d->run = run;
+    d->seq = ++e->defer_seq;
+    d->next = NULL;
+    d->prev = e->defer_tail;
+    if (e->defer_tail)
+        e->defer_tail->next = d;
+    else
+        e->defer_head = d;
+    e->defer_tail = d;
+    d->queued = 1;
+    atomic_fetch_add(&e->defer_count, 1);
+    pthread_mutex_unlock(&e->defer_lock);
+    /* The engine's own thread looks at the queue before it waits; another thread's item
+     * has to interrupt a wait already begun. */
+    wake(e);
+}
+
+/* Unlinks d; the lock is held. */
+static void defer_unlink(lcmc_engine *e, lcmc_deferred *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        e->defer_head = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    else
+        e->defer_tail = d->prev;
+    d->prev = d->next = NULL;
+    d->queued = 0;
+    atomic_fetch_sub(&e->defer_count, 1);
+}
+
+void lcmc__defer_cancel(lcmc_engine *e, lcmc_deferred *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&e->defer_lock);
+    if (d->queued)
+        defer_unlink(e, d);
+    pthread_mutex_unlock(&e->defer_lock);
+}
+
+/* Runs what was queued before this call (what those add waits for the next turn, so the
+ * loop always gets back to its sockets). Returns how many ran. */
+static size_t run_deferred(lcmc_engine *e)
+{
+    if (atomic_load(&e->defer_count) == 0)
+        return 0;
+    pthread_mutex_lock(&e->defer_lock);
+    unsigned long long limit = e->defer_seq;
+    pthread_mutex_unlock(&e->defer_lock);
+    size_t ran = 0;
+    for (;;) {
+        pthread_mutex_lock(&e->defer_lock);
+        lcmc_deferred *d = e->defer_head;
+        if (d == NULL || d->seq > limit) {
+            pthread_mutex_unlock(&e->defer_lock);
+            break;
+        }
+        defer_unlink(e, d);
+        pthread_mutex_unlock(&e->defer_lock);
+        d->run(d); /* may free d */
+        ran++;
+    }
+    return ran;
+}
+
+/* A function posted by lcmc_engine_post: its node is the engine's, freed before it runs. */
+typedef struct posted {
+    lcmc_deferred deferred; /* first */
+    void (*fn)(void *userdata);
+    void *userdata;
+} posted;
+
+static void run_post(lcmc_deferred *d)
+{
+    posted *p = (posted *)d;
+    void (*fn)(void *) = p->fn;
+    void *userdata = p->userdata;
+    free(p);
+    fn(userdata);
+}
+
+lcmc_status lcmc_engine_post(lcmc_engine *e, void (*fn)(void *userdata), void *userdata)
+{
+    if (e == NULL || fn == NULL)
+        return LCMC_EUSAGE;
+    posted *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return LCMC_ENOMEM;
+    p->fn = fn;
+    p->userdata = userdata;
+    lcmc__defer(e, &p->deferred, run_post);
+    return LCMC_OK;
+}
+
+void lcmc_engine_stop(lcmc_engine *e)
+{
+    if (e == NULL)
+        return;
+    atomic_store(&e->stop_requested, 1);
+    wake(e);
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 static void drain_wake_pipe(lcmc_engine *e)
@@ -553,9 +703,12 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
 {
     if (interrupt_pending(e))
         deliver_interrupt(e);
+    size_t ran = run_deferred(e);
     size_t fired = fire_due_timers(e);
-    if (lcmc__transfers_running(e->transfers) == 0 && e->heap_length == 0 && e->watch_count == 0)
-        return fired ? LCMC_OK : LCMC_EUSAGE;
+    int more_work = atomic_load(&e->defer_count) > 0;
+    if (!e->serving && !more_work && lcmc__transfers_running(e->transfers) == 0 &&
+        e->heap_length == 0 && e->watch_count == 0)
+        return fired || ran ? LCMC_OK : LCMC_EUSAGE;
 
     /* The wake-up pipe first, then every watched socket (room made by lcmc__watch_add). */
     struct curl_waitfd wake = {.fd = e->wake_pipe[0], .events = CURL_WAIT_POLLIN, .revents = 0};
@@ -573,8 +726,9 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
     /* A timer that fired may have finished what the caller waits for (a sleep, a
      * coordination): look at the sockets without blocking, so the caller sees it now. The
      * transport completes the transfers that finished. */
+    int now = fired || ran || more_work || (e->serving && atomic_load(&e->stop_requested));
     lcmc_status s =
-        lcmc__transfers_wait(e->transfers, fired ? 0 : poll_timeout(e), fds, (unsigned)count + 1);
+        lcmc__transfers_wait(e->transfers, now ? 0 : poll_timeout(e), fds, (unsigned)count + 1);
     if (s != LCMC_OK)
         return s;
     if (fds[0].revents)
@@ -583,6 +737,7 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
         deliver_interrupt(e);
     if (count > 0)
         dispatch_watches(e, count);
+    run_deferred(e);
     return LCMC_OK;
 }
 
@@ -590,7 +745,8 @@ lcmc_status lcmc_engine_run(lcmc_engine *e)
 {
     if (e == NULL)
         return LCMC_EUSAGE;
-    while (e->ops != NULL || lcmc__transfers_running(e->transfers) > 0) {
+    while (e->ops != NULL || lcmc__transfers_running(e->transfers) > 0 ||
+           atomic_load(&e->defer_count) > 0) {
         lcmc_status s = lcmc__engine_step(e);
         if (s == LCMC_EUSAGE)
             break;
@@ -598,6 +754,25 @@ lcmc_status lcmc_engine_run(lcmc_engine *e)
             return s;
     }
     return e->interrupt_flag ? LCMC_ECANCELLED : LCMC_OK;
+}
+
+lcmc_status lcmc_engine_serve(lcmc_engine *e)
+{
+    if (e == NULL)
+        return LCMC_EUSAGE;
+    e->serving++;
+    lcmc_status s = LCMC_OK;
+    while (!atomic_load(&e->stop_requested)) {
+        s = lcmc__engine_step(e);
+        if (s != LCMC_OK && s != LCMC_EUSAGE)
+            break;
+        s = LCMC_OK;
+    }
+    e->serving--;
+    /* One stop ends one serve: the next one runs until it is stopped again. */
+    if (s == LCMC_OK)
+        atomic_store(&e->stop_requested, 0);
+    return s;
 }
 
 lcmc_status lcmc__engine_run_until(lcmc_engine *e, const int *done)
@@ -710,4 +885,85 @@ lcmc_status lcmc_engine_sleep(lcmc_engine *e, double seconds)
     lcmc__timer_disarm(e, &s.timer);
     lcmc__op_unregister(e, &s.op);
     return s.interrupted ? LCMC_ECANCELLED : LCMC_OK;
+}
+
+/* ---- timers for the engine's users (lcmc_timer_start) ---------------------------------- */
+
+struct lcmc_timer_handle {
+    lcmc_op op; /* first: the engine's interrupt finds us through it */
+    lcmc_engine *engine;
+    lcmc_timer timer;
+    lcmc_deferred deferred; /* the callback, run at the loop's next safe point */
+    lcmc_timer_done_fn *fn;
+    void *userdata;
+    lcmc_status status;
+};
+
+static void timer_handle_deliver(lcmc_deferred *d)
+{
+    lcmc_timer_handle *h = (lcmc_timer_handle *)((char *)d - offsetof(lcmc_timer_handle, deferred));
+    lcmc_timer_done_fn *fn = h->fn;
+    void *userdata = h->userdata;
+    lcmc_status status = h->status;
+    free(h);
+    fn(userdata, status);
+}
+
+static void timer_handle_end(lcmc_timer_handle *h, lcmc_status status)
+{
+    lcmc__timer_disarm(h->engine, &h->timer);
+    lcmc__op_unregister(h->engine, &h->op);
+    h->status = status;
+    lcmc__defer(h->engine, &h->deferred, timer_handle_deliver);
+}
+
+static void timer_handle_fired(lcmc_timer *timer)
+{
+    timer_handle_end(timer->owner, LCMC_OK);
+}
+
+static void timer_handle_interrupted(lcmc_op *op)
+{
+    timer_handle_end((lcmc_timer_handle *)op, LCMC_ECANCELLED);
+}
+
+lcmc_status lcmc_timer_start(lcmc_engine *e, double seconds, lcmc_timer_done_fn *fn, void *userdata,
+                             lcmc_timer_handle **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (e == NULL || fn == NULL || !(seconds >= 0 && seconds <= LCMC_MAX_TIMEOUT))
+        return LCMC_EUSAGE;
+    lcmc_timer_handle *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return LCMC_ENOMEM;
+    h->engine = e;
+    h->fn = fn;
+    h->userdata = userdata;
+    h->op.interrupt = timer_handle_interrupted;
+    lcmc__timer_init(&h->timer, timer_handle_fired, h);
+    if (e->interrupt_flag) {
+        /* As lcmc_engine_sleep: an interrupted engine waits for nothing. */
+        h->status = LCMC_ECANCELLED;
+        lcmc__defer(e, &h->deferred, timer_handle_deliver);
+    } else {
+        if (lcmc__timer_arm(e, &h->timer, lcmc__now() + seconds) != 0) {
+            free(h);
+            return LCMC_ENOMEM;
+        }
+        lcmc__op_register(e, &h->op);
+    }
+    if (out != NULL)
+        *out = h;
+    return LCMC_OK;
+}
+
+void lcmc_timer_cancel(lcmc_timer_handle *h)
+{
+    if (h == NULL)
+        return;
+    lcmc__timer_disarm(h->engine, &h->timer);
+    lcmc__op_unregister(h->engine, &h->op);
+    lcmc__defer_cancel(h->engine, &h->deferred);
+    free(h);
 }

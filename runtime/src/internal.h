@@ -189,6 +189,23 @@ struct lcmc_op {
 void lcmc__op_register(lcmc_engine *engine, lcmc_op *op);
 void lcmc__op_unregister(lcmc_engine *engine, lcmc_op *op);
 
+/* Work handed to the engine's loop to run "soon", at a safe point: at the start or the end
+ * of a turn, never from inside another callback, so that what runs may do anything a
+ * caller of the engine may (start or cancel operations, call a blocking function, which
+ * then turns the loop itself). lcmc__defer is thread-safe and wakes the loop; the rest is
+ * for the engine's thread. A deferred item runs once; it may free itself when it runs. */
+typedef struct lcmc_deferred lcmc_deferred;
+typedef void lcmc_deferred_fn(lcmc_deferred *deferred);
+struct lcmc_deferred {
+    lcmc_deferred *prev, *next;
+    lcmc_deferred_fn *run;
+    unsigned long long seq; /* order of arrival: a turn runs only what arrived before it */
+    int queued;
+};
+void lcmc__defer(lcmc_engine *engine, lcmc_deferred *deferred, lcmc_deferred_fn *run);
+/* Takes it out of the queue when it has not run yet (nothing happens otherwise). */
+void lcmc__defer_cancel(lcmc_engine *engine, lcmc_deferred *deferred);
+
 /* One HTTP exchange on the engine's multi handle. */
 typedef struct lcmc_transfer lcmc_transfer;
 typedef void lcmc_transfer_done_fn(lcmc_transfer *transfer, void *userdata);
@@ -340,6 +357,17 @@ void lcmc__call_send_no_more(lcmc_call *call);
 lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, const char *url,
                            const char *body, size_t body_length, const char *const *headers,
                            double timeout, const lcmc_retry_policy *policy, lcmc_response **out);
+
+/* lcmc__exchange without waiting: `done` gets the response from the loop (lcmc_request_start).
+ * The session's origin and TLS settings are copied. LCMC_OK with *out the handle; only
+ * LCMC_ENOMEM otherwise. */
+lcmc_status lcmc__exchange_start(const lcmc_session *session, const char *method, const char *url,
+                                 const char *body, size_t body_length, const char *const *headers,
+                                 double timeout, const lcmc_retry_policy *policy,
+                                 lcmc_request_done_fn *done, void *userdata, lcmc_response **out);
+/* Deep copies of TLS settings (the key's passphrase is wiped when freed). */
+int lcmc__tls_copy(lcmc_tls_options *dst, const lcmc_tls_options *src);
+void lcmc__tls_free(lcmc_tls_options *tls);
 
 /* A number in [0, 1) from the engine's generator (retry jitter). */
 double lcmc__random(lcmc_engine *engine);

@@ -28,7 +28,7 @@ void lcmc_free_secret(char *secret)
     lcmc__free_secret(secret);
 }
 
-static void free_tls(lcmc_tls_options *tls)
+void lcmc__tls_free(lcmc_tls_options *tls)
 {
     free((char *)tls->cacert);
     free((char *)tls->capath);
@@ -38,7 +38,7 @@ static void free_tls(lcmc_tls_options *tls)
     memset(tls, 0, sizeof *tls);
 }
 
-static int copy_tls(lcmc_tls_options *dst, const lcmc_tls_options *src)
+int lcmc__tls_copy(lcmc_tls_options *dst, const lcmc_tls_options *src)
 {
     memset(dst, 0, sizeof *dst);
     if (src == NULL)
@@ -62,7 +62,7 @@ lcmc_status lcmc_credentials_new(lcmc_credentials **out, lcmc_engine *e,
     if (c == NULL)
         return LCMC_ENOMEM;
     c->engine = e;
-    if (copy_tls(&c->tls, tls) != 0) {
+    if (lcmc__tls_copy(&c->tls, tls) != 0) {
         lcmc_credentials_free(c);
         return LCMC_ENOMEM;
     }
@@ -85,7 +85,7 @@ void lcmc_credentials_free(lcmc_credentials *c)
     if (c == NULL)
         return;
     lcmc__auth_clear(&c->auth);
-    free_tls(&c->tls);
+    lcmc__tls_free(&c->tls);
     free(c);
 }
 
@@ -201,7 +201,10 @@ lcmc_status lcmc_credentials_header(lcmc_credentials *c, double timeout, char **
     return *value ? LCMC_OK : LCMC_ENOMEM;
 }
 
-lcmc_status lcmc_request(lcmc_engine *e, const lcmc_request_options *o, lcmc_response **out)
+/* What lcmc_request and lcmc_request_start share: the options checked, the URL made safe
+ * for logs, the session for its origin; then the exchange, waited for or not. */
+static lcmc_status request_begin(lcmc_engine *e, const lcmc_request_options *o,
+                                 lcmc_request_done_fn *done, void *userdata, lcmc_response **out)
 {
     if (out)
         *out = NULL;
@@ -243,10 +246,39 @@ lcmc_status lcmc_request(lcmc_engine *e, const lcmc_request_options *o, lcmc_res
                         "TLS verification is off: the server is not authenticated, and "
                         "credentials may go to an impostor");
     const char *method = o->method ? o->method : "GET";
-    lcmc_status s =
-        lcmc__exchange(&session, method, url, o->body, o->body ? o->body_length : 0, o->headers,
-                       o->timeout > 0 ? o->timeout : DEFAULT_REQUEST_TIMEOUT, o->retry, out);
+    double timeout = o->timeout > 0 ? o->timeout : DEFAULT_REQUEST_TIMEOUT;
+    size_t body_length = o->body ? o->body_length : 0;
+    lcmc_status s = done == NULL
+                        ? lcmc__exchange(&session, method, url, o->body, body_length, o->headers,
+                                         timeout, o->retry, out)
+                        : lcmc__exchange_start(&session, method, url, o->body, body_length,
+                                               o->headers, timeout, o->retry, done, userdata, out);
     free(origin);
     free(url);
     return s;
+}
+
+lcmc_status lcmc_request(lcmc_engine *e, const lcmc_request_options *o, lcmc_response **out)
+{
+    return request_begin(e, o, NULL, NULL, out);
+}
+
+lcmc_status lcmc_request_start(lcmc_engine *e, const lcmc_request_options *o,
+                               lcmc_request_done_fn *done, void *userdata,
+                               lcmc_request_handle **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (done == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    lcmc_response *r = NULL;
+    lcmc_status s = request_begin(e, o, done, userdata, &r);
+    /* The handle is the response to come: the callback receives it. */
+    *out = (lcmc_request_handle *)r;
+    return s;
+}
+
+void lcmc_request_cancel(lcmc_request_handle *handle)
+{
+    lcmc_response_free((lcmc_response *)handle);
 }

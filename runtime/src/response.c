@@ -5,6 +5,7 @@
  * servers through it one exchange at a time.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,7 +38,20 @@ struct lcmc_response {
     /* The body parsed on the first lcmc_response_body_value (a cache: getters take const). */
     json_t *body_value;
     int body_value_parsed;
+    /* lcmc_request_start: the callback, handed the response from the loop once it is done,
+     * and what the session borrows, owned here since the caller's copies may be gone. */
+    lcmc_request_done_fn *async_done;
+    void *async_userdata;
+    lcmc_deferred deferred;
+    char *own_origin;
+    lcmc_tls_options own_tls;
 };
+
+static void deliver(lcmc_deferred *d)
+{
+    lcmc_response *r = (lcmc_response *)((char *)d - offsetof(lcmc_response, deferred));
+    r->async_done(r->async_userdata, r->status, r);
+}
 
 static void finish(lcmc_response *r, lcmc_status status)
 {
@@ -45,6 +59,8 @@ static void finish(lcmc_response *r, lcmc_status status)
     r->done = 1;
     lcmc__timer_disarm(r->engine, &r->retry_timer);
     lcmc__op_unregister(r->engine, &r->op);
+    if (r->async_done != NULL)
+        lcmc__defer(r->engine, &r->deferred, deliver);
 }
 
 static void send_attempt(lcmc_response *r);
@@ -157,9 +173,10 @@ static int copy_headers(lcmc_response *r, const char *const *headers)
     return 0;
 }
 
-lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, const char *url,
-                           const char *body, size_t body_length, const char *const *headers,
-                           double timeout, const lcmc_retry_policy *policy, lcmc_response **out)
+lcmc_status lcmc__exchange_start(const lcmc_session *session, const char *method, const char *url,
+                                 const char *body, size_t body_length, const char *const *headers,
+                                 double timeout, const lcmc_retry_policy *policy,
+                                 lcmc_request_done_fn *done, void *userdata, lcmc_response **out)
 {
     lcmc_engine *e = session->engine;
     lcmc_response *r = calloc(1, sizeof *r);
@@ -183,23 +200,48 @@ lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, cons
         r->policy = *policy;
         r->has_policy = 1;
     }
-    if (r->method == NULL || r->url == NULL || (body && r->body == NULL) ||
+    int copies_ok = 1;
+    if (done != NULL) {
+        /* The caller's origin and TLS settings may be gone before the request is. */
+        if (session->origin && (r->own_origin = lcmc__strdup(session->origin)) == NULL)
+            copies_ok = 0;
+        r->session.origin = r->own_origin;
+        if (session->tls) {
+            copies_ok = copies_ok && lcmc__tls_copy(&r->own_tls, session->tls) == 0;
+            r->session.tls = &r->own_tls;
+        }
+    }
+    if (!copies_ok || r->method == NULL || r->url == NULL || (body && r->body == NULL) ||
         copy_headers(r, headers) != 0) {
         lcmc_response_free(r);
         return LCMC_ENOMEM;
     }
+    r->async_done = done;
+    r->async_userdata = userdata;
     *out = r;
     if (lcmc_engine_interrupted(e)) {
         lcmc__error_set(&r->error, LCMC_ECANCELLED, "interrupted before %s %s was sent", method,
                         url);
-        r->status = LCMC_ECANCELLED;
-        r->done = 1;
-        return r->status;
+        finish(r, LCMC_ECANCELLED);
+        return done != NULL ? LCMC_OK : r->status; /* the callback says it */
     }
     r->started = lcmc__now();
     r->deadline = r->started + timeout;
     lcmc__op_register(e, &r->op);
     send_attempt(r);
+    return LCMC_OK;
+}
+
+lcmc_status lcmc__exchange(const lcmc_session *session, const char *method, const char *url,
+                           const char *body, size_t body_length, const char *const *headers,
+                           double timeout, const lcmc_retry_policy *policy, lcmc_response **out)
+{
+    lcmc_engine *e = session->engine;
+    lcmc_status s = lcmc__exchange_start(session, method, url, body, body_length, headers, timeout,
+                                         policy, NULL, NULL, out);
+    if (s != LCMC_OK)
+        return s;
+    lcmc_response *r = *out;
     while (!r->done) {
         if (lcmc__engine_step(e) == LCMC_EUSAGE && !r->done) {
             /* Nothing left that could finish it: a bug, reported rather than spun on. */
@@ -220,7 +262,10 @@ void lcmc_response_free(lcmc_response *r)
     if (r->engine) {
         lcmc__timer_disarm(r->engine, &r->retry_timer);
         lcmc__op_unregister(r->engine, &r->op);
+        lcmc__defer_cancel(r->engine, &r->deferred);
     }
+    free(r->own_origin);
+    lcmc__tls_free(&r->own_tls);
     lcmc__transfer_result_free(&r->result);
     lcmc__error_clear(&r->error);
     json_decref(r->body_value);

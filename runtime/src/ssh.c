@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ struct lcmc_ssh_session {
     int unusable;
     /* Borrowed from the options during lcmc_ssh_connect only, for keyboard-interactive. */
     const char *password;
+    /* The command running without a waiting caller (lcmc_ssh_exec_start), if any. */
+    lcmc_ssh_exec_handle *running;
 };
 
 struct lcmc_ssh_result {
@@ -996,10 +999,14 @@ lcmc_status lcmc_ssh_connect(lcmc_engine *engine, const lcmc_ssh_options *option
     return LCMC_OK;
 }
 
+static void exec_closed_under(lcmc_ssh_exec_handle *h);
+
 void lcmc_ssh_session_free(lcmc_ssh_session *s)
 {
     if (s == NULL)
         return;
+    if (s->running != NULL)
+        exec_closed_under(s->running);
     if (s->ssh != NULL) {
         if (s->handshaken && !s->unusable && !lcmc_engine_interrupted(s->engine)) {
             double deadline = lcmc__now() + GOODBYE_GRACE;
@@ -1136,43 +1143,49 @@ static lcmc_status run_command(lcmc_ssh_session *s, const char *command, double 
     return LCMC_OK;
 }
 
-lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeout,
-                          lcmc_ssh_result **out)
+/* The result of a command about to run, or NULL when memory ran out. */
+static lcmc_ssh_result *result_new(const lcmc_ssh_session *s)
 {
-    if (out == NULL)
-        return LCMC_EUSAGE;
-    *out = NULL;
-    if (s == NULL || command == NULL || isnan(timeout))
-        return LCMC_EUSAGE;
     lcmc_ssh_result *r = calloc(1, sizeof *r);
     if (r == NULL)
-        return LCMC_ENOMEM;
+        return NULL;
     r->exit_status = -1;
     r->out.cap = r->err.cap = s->max_output;
-    *out = r;
-    double budget = timeout > 0 ? timeout : s->timeout;
-    double start = lcmc__now();
-    lcmc_status status;
+    return r;
+}
+
+/* Whether the command may start: LCMC_OK (logged), or the failure set in r->error. */
+static lcmc_status exec_may_start(lcmc_ssh_session *s, const char *command, double budget,
+                                  lcmc_ssh_result *r)
+{
     if (s->unusable) {
         lcmc__error_set(&r->error, LCMC_ETRANSPORT,
                         "the SSH session to %s is unusable after an earlier failure; connect "
                         "again",
                         s->label);
-        status = LCMC_ETRANSPORT;
-    } else if (lcmc_engine_interrupted(s->engine)) {
-        status = wait_failure(s, LCMC_ECANCELLED, "starting the command", budget, &r->error);
-    } else {
-        if (lcmc__log_enabled(s->engine, LCMC_LOG_DEBUG)) {
-            char *shown = lcmc__one_line(command, strlen(command), 200);
-            lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH, "ssh %s: running: %s", s->label,
-                         shown ? shown : "");
-            free(shown);
-        }
-        status = run_command(s, command, start + budget, budget, r, &r->error);
-        /* Every failure there abandons a channel, or libssh2 halfway through a step. */
-        if (status != LCMC_OK)
-            s->unusable = 1;
+        return LCMC_ETRANSPORT;
     }
+    if (s->running != NULL) {
+        lcmc__error_set(&r->error, LCMC_EUSAGE,
+                        "the SSH session to %s is running another command; wait for it or "
+                        "connect again",
+                        s->label);
+        return LCMC_EUSAGE;
+    }
+    if (lcmc_engine_interrupted(s->engine))
+        return wait_failure(s, LCMC_ECANCELLED, "starting the command", budget, &r->error);
+    if (lcmc__log_enabled(s->engine, LCMC_LOG_DEBUG)) {
+        char *shown = lcmc__one_line(command, strlen(command), 200);
+        lcmc__log_as(s->engine, LCMC_LOG_DEBUG, LCMC_EVENT_SSH, "ssh %s: running: %s", s->label,
+                     shown ? shown : "");
+        free(shown);
+    }
+    return LCMC_OK;
+}
+
+/* Records how the command ended, and logs it. */
+static void exec_ended(lcmc_ssh_session *s, lcmc_ssh_result *r, lcmc_status status, double start)
+{
     r->status = status;
     r->elapsed = lcmc__now() - start;
     if (status == LCMC_OK) {
@@ -1189,7 +1202,379 @@ lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeo
         lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh %s: %s", s->label,
                      r->error.message ? r->error.message : lcmc_strerror(status));
     }
+}
+
+lcmc_status lcmc_ssh_exec(lcmc_ssh_session *s, const char *command, double timeout,
+                          lcmc_ssh_result **out)
+{
+    if (out == NULL)
+        return LCMC_EUSAGE;
+    *out = NULL;
+    if (s == NULL || command == NULL || isnan(timeout))
+        return LCMC_EUSAGE;
+    lcmc_ssh_result *r = result_new(s);
+    if (r == NULL)
+        return LCMC_ENOMEM;
+    *out = r;
+    double budget = timeout > 0 ? timeout : s->timeout;
+    double start = lcmc__now();
+    lcmc_status status = exec_may_start(s, command, budget, r);
+    if (status == LCMC_OK) {
+        status = run_command(s, command, start + budget, budget, r, &r->error);
+        /* Every failure there abandons a channel, or libssh2 halfway through a step. */
+        if (status != LCMC_OK)
+            s->unusable = 1;
+    }
+    exec_ended(s, r, status, start);
     return status;
+}
+
+/* ---- commands without a waiting caller ------------------------------------------------------
+ * The steps of run_command as a state machine: each step is tried, and when libssh2 asks to
+ * be called again the session's socket is watched (in the direction libssh2 names) with a
+ * timer at the deadline; the loop calls back and the step is tried again. */
+
+enum exec_step { STEP_OPEN, STEP_EXEC, STEP_READ, STEP_CLOSE, STEP_WAIT_CLOSED, STEP_FREE };
+
+/* At most this many chunks are read in one turn, so that a command writing without pause
+ * cannot hold the loop. */
+#define READS_PER_TURN 64
+
+struct lcmc_ssh_exec_handle {
+    lcmc_op op; /* first: the engine's interrupt finds us through it */
+    lcmc_engine *engine;
+    lcmc_ssh_session *s; /* NULL once the session was freed under it */
+    char *command;
+    lcmc_ssh_result *r;
+    double start, deadline, budget;
+    LIBSSH2_CHANNEL *channel;
+    enum exec_step step;
+    lcmc_watch watch;
+    lcmc_timer timer;
+    lcmc_deferred deferred;
+    lcmc_ssh_exec_done_fn *done;
+    void *userdata;
+};
+
+static const char *step_doing(enum exec_step step)
+{
+    switch (step) {
+    case STEP_OPEN:
+        return "opening a channel";
+    case STEP_EXEC:
+        return "starting the command";
+    case STEP_READ:
+        return "running the command";
+    default:
+        return "closing the channel";
+    }
+}
+
+static void exec_deliver(lcmc_deferred *d)
+{
+    lcmc_ssh_exec_handle *h =
+        (lcmc_ssh_exec_handle *)((char *)d - offsetof(lcmc_ssh_exec_handle, deferred));
+    lcmc_ssh_exec_done_fn *done = h->done;
+    void *userdata = h->userdata;
+    lcmc_ssh_result *r = h->r;
+    free(h->command);
+    free(h);
+    done(userdata, r->status, r);
+}
+
+/* Stops waiting and detaches the command from its session. */
+static void exec_detach(lcmc_ssh_exec_handle *h)
+{
+    lcmc__watch_remove(h->engine, &h->watch);
+    lcmc__timer_disarm(h->engine, &h->timer);
+    lcmc__op_unregister(h->engine, &h->op);
+    if (h->s != NULL && h->s->running == h)
+        h->s->running = NULL;
+}
+
+/* The command ended (status LCMC_OK) or failed (the detail already in h->r->error). */
+static void exec_finish(lcmc_ssh_exec_handle *h, lcmc_status status)
+{
+    exec_detach(h);
+    if (h->s != NULL) {
+        /* Every failure abandons a channel, or libssh2 halfway through a step. */
+        if (status != LCMC_OK)
+            h->s->unusable = 1;
+        exec_ended(h->s, h->r, status, h->start);
+    } else {
+        h->r->status = status;
+        h->r->elapsed = lcmc__now() - h->start;
+    }
+    lcmc__defer(h->engine, &h->deferred, exec_deliver);
+}
+
+static void exec_fail_wait(lcmc_ssh_exec_handle *h, lcmc_status status)
+{
+    exec_finish(h, wait_failure(h->s, status, step_doing(h->step), h->budget, &h->r->error));
+}
+
+static void exec_closed_under(lcmc_ssh_exec_handle *h)
+{
+    lcmc__error_set(&h->r->error, LCMC_ETRANSPORT, "the SSH session to %s was closed while %s",
+                    h->s->label, step_doing(h->step));
+    lcmc_ssh_session *s = h->s;
+    exec_detach(h);
+    /* Its channel goes with the session. */
+    h->s = NULL;
+    s->unusable = 1;
+    h->r->status = LCMC_ETRANSPORT;
+    h->r->elapsed = lcmc__now() - h->start;
+    lcmc__log_as(s->engine, LCMC_LOG_INFO, LCMC_EVENT_SSH, "ssh %s: %s", s->label,
+                 h->r->error.message ? h->r->error.message : "closed");
+    lcmc__defer(h->engine, &h->deferred, exec_deliver);
+}
+
+static void exec_advance(lcmc_ssh_exec_handle *h);
+
+static void exec_ready(lcmc_watch *watch, short revents)
+{
+    (void)revents;
+    lcmc_ssh_exec_handle *h = watch->owner;
+    lcmc__watch_remove(h->engine, &h->watch);
+    lcmc__timer_disarm(h->engine, &h->timer);
+    exec_advance(h);
+}
+
+static void exec_timer(lcmc_timer *timer)
+{
+    lcmc_ssh_exec_handle *h = timer->owner;
+    lcmc__watch_remove(h->engine, &h->watch);
+    if (lcmc__now() >= h->deadline) {
+        exec_fail_wait(h, LCMC_EDEADLINE);
+        return;
+    }
+    exec_advance(h); /* an undirected wait, or the next share of a long read */
+}
+
+static void exec_interrupted(lcmc_op *op)
+{
+    exec_fail_wait((lcmc_ssh_exec_handle *)op, LCMC_ECANCELLED);
+}
+
+/* Waits for the socket in the direction libssh2 last blocked on (0 s: just the next turn). */
+static void exec_wait(lcmc_ssh_exec_handle *h, int next_turn)
+{
+    int directions = libssh2_session_block_directions(h->s->ssh);
+    short events = 0;
+    if (directions & LIBSSH2_SESSION_BLOCK_INBOUND)
+        events |= CURL_WAIT_POLLIN;
+    if (directions & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+        events |= CURL_WAIT_POLLOUT;
+    double until = h->deadline;
+    if (next_turn)
+        until = lcmc__now();
+    else if (events == 0)
+        until = lcmc__now() + UNDIRECTED_WAIT;
+    if (until > h->deadline)
+        until = h->deadline;
+    if (!next_turn && events != 0) {
+        lcmc__watch_init(&h->watch, h->s->fd, events, exec_ready, h);
+        if (lcmc__watch_add(h->engine, &h->watch) != 0) {
+            lcmc__error_set(&h->r->error, LCMC_ENOMEM, "out of memory");
+            exec_finish(h, LCMC_ENOMEM);
+            return;
+        }
+    }
+    if (lcmc__timer_arm(h->engine, &h->timer, until) != 0) {
+        lcmc__error_set(&h->r->error, LCMC_ENOMEM, "out of memory");
+        exec_finish(h, LCMC_ENOMEM);
+    }
+}
+
+/* Reads what is there: 1 when the server's EOF came, 0 to wait, -1 when it failed (ended),
+ * 2 when the turn's share was read and more may be waiting. */
+static int exec_read(lcmc_ssh_exec_handle *h)
+{
+    char chunk[16384];
+    lcmc_ssh_result *r = h->r;
+    for (int turn = 0; turn < READS_PER_TURN; turn++) {
+        int progressed = 0;
+        for (int stream = 0; stream < 2; stream++) {
+            ssize_t n = libssh2_channel_read_ex(
+                h->channel, stream == 0 ? 0 : SSH_EXTENDED_DATA_STDERR, chunk, sizeof chunk);
+            if (n > 0) {
+                progressed = 1;
+                int rc = stream == 0
+                             ? lcmc__ssh_capture(&r->out, &r->out_truncated, chunk, (size_t)n)
+                             : lcmc__ssh_capture(&r->err, &r->err_truncated, chunk, (size_t)n);
+                if (rc != 0) {
+                    lcmc__error_set(&r->error, LCMC_ENOMEM, "out of memory");
+                    exec_finish(h, LCMC_ENOMEM);
+                    return -1;
+                }
+            } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+                lcmc__error_set(&r->error, LCMC_ETRANSPORT,
+                                "SSH connection to %s lost while reading the output: %s",
+                                h->s->label, ssh_last_error(h->s));
+                exec_finish(h, LCMC_ETRANSPORT);
+                return -1;
+            }
+        }
+        if (lcmc__now() >= h->deadline) {
+            exec_fail_wait(h, LCMC_EDEADLINE);
+            return -1;
+        }
+        if (!progressed)
+            return libssh2_channel_eof(h->channel) ? 1 : 0;
+    }
+    return 2;
+}
+
+static void exec_advance(lcmc_ssh_exec_handle *h)
+{
+    lcmc_ssh_session *s = h->s;
+    int rc;
+    for (;;) {
+        switch (h->step) {
+        case STEP_OPEN:
+            h->channel = libssh2_channel_open_session(s->ssh);
+            if (h->channel == NULL) {
+                if (libssh2_session_last_errno(s->ssh) == LIBSSH2_ERROR_EAGAIN) {
+                    exec_wait(h, 0);
+                    return;
+                }
+                lcmc__error_set(&h->r->error, LCMC_ETRANSPORT,
+                                "cannot open an SSH channel to %s: %s", s->label,
+                                ssh_last_error(s));
+                exec_finish(h, LCMC_ETRANSPORT);
+                return;
+            }
+            h->step = STEP_EXEC;
+            break;
+        case STEP_EXEC:
+            /* From here a failure leaves the channel to libssh2_session_free. */
+            if ((rc = libssh2_channel_exec(h->channel, h->command)) == LIBSSH2_ERROR_EAGAIN) {
+                exec_wait(h, 0);
+                return;
+            }
+            if (rc != 0) {
+                lcmc__error_set(&h->r->error, LCMC_ETRANSPORT,
+                                "SSH server %s refused to run the command: %s", s->label,
+                                ssh_last_error(s));
+                exec_finish(h, LCMC_ETRANSPORT);
+                return;
+            }
+            h->step = STEP_READ;
+            break;
+        case STEP_READ:
+            rc = exec_read(h);
+            if (rc < 0)
+                return;
+            if (rc == 0 || rc == 2) {
+                exec_wait(h, rc == 2);
+                return;
+            }
+            h->step = STEP_CLOSE;
+            break;
+        case STEP_CLOSE:
+            /* The exit status arrives before the server closes the channel. */
+            if (libssh2_channel_close(h->channel) == LIBSSH2_ERROR_EAGAIN) {
+                exec_wait(h, 0);
+                return;
+            }
+            h->step = STEP_WAIT_CLOSED;
+            break;
+        case STEP_WAIT_CLOSED: {
+            if (libssh2_channel_wait_closed(h->channel) == LIBSSH2_ERROR_EAGAIN) {
+                exec_wait(h, 0);
+                return;
+            }
+            char *signal_name = NULL;
+            size_t signal_length = 0;
+            libssh2_channel_get_exit_signal(h->channel, &signal_name, &signal_length, NULL, NULL,
+                                            NULL, NULL);
+            if (signal_name != NULL && signal_length > 0) {
+                h->r->exit_signal = malloc(signal_length + 1);
+                if (h->r->exit_signal != NULL) {
+                    memcpy(h->r->exit_signal, signal_name, signal_length);
+                    h->r->exit_signal[signal_length] = '\0';
+                }
+                h->r->exit_status = -1;
+            } else {
+                h->r->exit_status = libssh2_channel_get_exit_status(h->channel);
+            }
+            if (signal_name != NULL)
+                libssh2_free(s->ssh, signal_name);
+            h->step = STEP_FREE;
+            break;
+        }
+        case STEP_FREE:
+            if (libssh2_channel_free(h->channel) == LIBSSH2_ERROR_EAGAIN) {
+                exec_wait(h, 0);
+                return;
+            }
+            h->channel = NULL;
+            exec_finish(h, LCMC_OK);
+            return;
+        }
+        if (lcmc_engine_interrupted(h->engine)) {
+            exec_fail_wait(h, LCMC_ECANCELLED);
+            return;
+        }
+    }
+}
+
+lcmc_status lcmc_ssh_exec_start(lcmc_ssh_session *s, const char *command, double timeout,
+                                lcmc_ssh_exec_done_fn *done, void *userdata,
+                                lcmc_ssh_exec_handle **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (s == NULL || command == NULL || isnan(timeout) || done == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    lcmc_ssh_exec_handle *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return LCMC_ENOMEM;
+    h->r = result_new(s);
+    h->command = lcmc__strdup(command);
+    if (h->r == NULL || h->command == NULL) {
+        lcmc_ssh_result_free(h->r);
+        free(h->command);
+        free(h);
+        return LCMC_ENOMEM;
+    }
+    h->engine = s->engine;
+    h->s = s;
+    h->done = done;
+    h->userdata = userdata;
+    h->op.interrupt = exec_interrupted;
+    h->budget = timeout > 0 ? timeout : s->timeout;
+    h->start = lcmc__now();
+    h->deadline = h->start + h->budget;
+    h->step = STEP_OPEN;
+    lcmc__timer_init(&h->timer, exec_timer, h);
+    lcmc__watch_init(&h->watch, s->fd, 0, exec_ready, h);
+    *out = h;
+    lcmc_status status = exec_may_start(s, command, h->budget, h->r);
+    if (status != LCMC_OK) {
+        /* Said by the callback, from the loop, like every other outcome. */
+        h->s = NULL;
+        exec_ended(s, h->r, status, h->start);
+        lcmc__defer(h->engine, &h->deferred, exec_deliver);
+        return LCMC_OK;
+    }
+    s->running = h;
+    lcmc__op_register(h->engine, &h->op);
+    exec_advance(h);
+    return LCMC_OK;
+}
+
+void lcmc_ssh_exec_cancel(lcmc_ssh_exec_handle *h)
+{
+    if (h == NULL)
+        return;
+    if (h->s != NULL && h->s->running == h)
+        h->s->unusable = 1; /* its channel is abandoned halfway */
+    exec_detach(h);
+    lcmc__defer_cancel(h->engine, &h->deferred);
+    lcmc_ssh_result_free(h->r);
+    free(h->command);
+    free(h);
 }
 
 void lcmc_ssh_result_free(lcmc_ssh_result *r)

@@ -10,7 +10,8 @@
  * borrowed pointers valid until the object is freed; the detail of a failure lives on the
  * object that failed (lcmc_coordination_error, lcmc_response_error) or, for constructors,
  * on the engine (lcmc_engine_last_error). Every string is UTF-8 and NUL-terminated. No
- * function here is thread-safe on the same engine, except lcmc_engine_interrupt.
+ * function here is thread-safe on the same engine, except lcmc_engine_interrupt,
+ * lcmc_engine_post and lcmc_engine_stop.
  */
 #ifndef LCMCOORD_LCMCOORD_H
 #define LCMCOORD_LCMCOORD_H
@@ -177,6 +178,39 @@ LCMC_API int lcmc_engine_interrupted(const lcmc_engine *engine);
 LCMC_API void lcmc_engine_reset_interrupt(lcmc_engine *engine);
 /* Runs the engine until every coordination and request started on it has finished. */
 LCMC_API lcmc_status lcmc_engine_run(lcmc_engine *engine);
+
+/* ---- Running the engine from callbacks (an event-driven program, a server) ----------
+ * Callbacks of this section (posted functions, timers, lcmc_request_start's) run on the
+ * thread that turns the engine's loop (lcmc_engine_serve, lcmc_engine_run, or any blocking
+ * call), at the start or the end of a turn, never from inside another callback. So they may
+ * call any function of the engine: start or cancel operations, or even a blocking one
+ * (which then turns the loop itself, running other callbacks meanwhile). */
+
+/* Thread-safe (not async-signal-safe): `fn(userdata)` runs soon on the engine's thread,
+ * from its loop, which is woken if it waits. Functions posted from one thread run in the
+ * order they were posted. A posted function that has not run when the engine is freed is
+ * dropped. LCMC_ENOMEM when the node cannot be allocated. */
+LCMC_API lcmc_status lcmc_engine_post(lcmc_engine *engine, void (*fn)(void *userdata),
+                                      void *userdata);
+/* Runs the loop until lcmc_engine_stop, even while nothing is in flight (waiting costs no
+ * CPU). An interrupt cancels what is in flight but does not end it. Returns LCMC_OK once
+ * stopped; a stop that came before the call ends it at once. */
+LCMC_API lcmc_status lcmc_engine_serve(lcmc_engine *engine);
+/* Thread-safe and async-signal-safe: makes lcmc_engine_serve return after the turn in
+ * progress (callbacks in flight keep their operations; nothing is cancelled). */
+LCMC_API void lcmc_engine_stop(lcmc_engine *engine);
+
+/* A timer: once `seconds` (0 to 1e7) have passed, `fn(userdata, LCMC_OK)` runs from the
+ * loop; `fn(userdata, LCMC_ECANCELLED)` instead when lcmc_engine_interrupt comes first (or
+ * came before), exactly as lcmc_engine_sleep ends. The handle (may be NULL when not wanted)
+ * is valid until `fn` starts or lcmc_timer_cancel; lcmc_engine_run waits for timers. */
+typedef struct lcmc_timer_handle lcmc_timer_handle;
+typedef void lcmc_timer_done_fn(void *userdata, lcmc_status status);
+LCMC_API lcmc_status lcmc_timer_start(lcmc_engine *engine, double seconds, lcmc_timer_done_fn *fn,
+                                      void *userdata, lcmc_timer_handle **out);
+/* Stops it: `fn` is never called. Only before `fn` was called; accepts NULL. */
+LCMC_API void lcmc_timer_cancel(lcmc_timer_handle *timer);
+
 /* The record (see lcmc_client_record_json) of every coordination run on this engine, by any
  * client, including clients already freed. Free with lcmc_free. */
 LCMC_API lcmc_status lcmc_engine_record_json(const lcmc_engine *engine, char **out);
@@ -433,6 +467,22 @@ typedef struct lcmc_request_options {
  * unless LCMC_EUSAGE/LCMC_ENOMEM. */
 LCMC_API lcmc_status lcmc_request(lcmc_engine *engine, const lcmc_request_options *options,
                                   lcmc_response **out);
+
+/* lcmc_request without waiting. `done(userdata, status, response)` runs once from the loop
+ * with what lcmc_request would have returned: the status and a response that is then the
+ * callee's (free it with lcmc_response_free; never NULL). The options are copied, except
+ * `credentials`, which must outlive the request. Returns LCMC_EUSAGE/LCMC_ENOMEM (detail in
+ * lcmc_engine_last_error) and then `done` is never called; LCMC_OK otherwise, with *out a
+ * handle valid until `done` starts or lcmc_request_cancel. lcmc_engine_interrupt ends it
+ * with LCMC_ECANCELLED, as lcmc_request. */
+typedef struct lcmc_request_handle lcmc_request_handle;
+typedef void lcmc_request_done_fn(void *userdata, lcmc_status status, lcmc_response *response);
+LCMC_API lcmc_status lcmc_request_start(lcmc_engine *engine, const lcmc_request_options *options,
+                                        lcmc_request_done_fn *done, void *userdata,
+                                        lcmc_request_handle **out);
+/* Stops it here and now (a transfer in flight is abandoned, its connection closed): `done` is
+ * never called. Only before `done` was called; accepts NULL. */
+LCMC_API void lcmc_request_cancel(lcmc_request_handle *request);
 
 #ifdef __cplusplus
 }

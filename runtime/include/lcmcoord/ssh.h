@@ -97,6 +97,21 @@ LCMC_API const char *lcmc_ssh_session_host_key_sha256(const lcmc_ssh_session *se
  * channel is abandoned. */
 LCMC_API lcmc_status lcmc_ssh_exec(lcmc_ssh_session *session, const char *command, double timeout,
                                    lcmc_ssh_result **out);
+/* lcmc_ssh_exec without waiting (lcmcoord.h, "Running the engine from callbacks"): the
+ * command runs while the engine's loop turns, and `done(userdata, status, result)` runs once
+ * from the loop with what lcmc_ssh_exec would have returned; the result is then the callee's
+ * (lcmc_ssh_result_free; never NULL). One command at a time per session: a second one ends
+ * with LCMC_EUSAGE (said by its callback). Freeing the session while the command runs ends
+ * it with LCMC_ETRANSPORT. Returns LCMC_EUSAGE/LCMC_ENOMEM (then `done` is never called) or
+ * LCMC_OK with *out a handle valid until `done` starts or lcmc_ssh_exec_cancel. */
+typedef struct lcmc_ssh_exec_handle lcmc_ssh_exec_handle;
+typedef void lcmc_ssh_exec_done_fn(void *userdata, lcmc_status status, lcmc_ssh_result *result);
+LCMC_API lcmc_status lcmc_ssh_exec_start(lcmc_ssh_session *session, const char *command,
+                                         double timeout, lcmc_ssh_exec_done_fn *done,
+                                         void *userdata, lcmc_ssh_exec_handle **out);
+/* Abandons the command's channel (the session is then unusable, as after a failure; the
+ * remote command is not killed): `done` is never called. Accepts NULL. */
+LCMC_API void lcmc_ssh_exec_cancel(lcmc_ssh_exec_handle *exec);
 LCMC_API void lcmc_ssh_result_free(lcmc_ssh_result *result);
 LCMC_API lcmc_status lcmc_ssh_result_status(const lcmc_ssh_result *result);
 LCMC_API const lcmc_error *lcmc_ssh_result_error(const lcmc_ssh_result *result);
