@@ -11,6 +11,7 @@ import signal
 import tempfile
 import unittest
 
+from harness import TIME_FACTOR
 from serve_harness import (API_HEADERS, STEERED_HOOKS, Serve, curl, run_lcmcoord,
                            sample_request, wait_for)
 
@@ -45,7 +46,9 @@ class SyncAndAsync(unittest.TestCase):
 
     def test_past_the_budget_is_202_with_location_then_get_202_then_200(self):
         with Serve("--sync-budget", "0.05") as s:
-            r = s.post({"sleep": 0.5})
+            # Long enough that the first GET comes before the decision ends, even on a
+            # loaded machine (the suite's slow-machine factor stretches it).
+            r = s.post({"sleep": 2.0 * TIME_FACTOR})
             self.assertEqual(r.status, 202, r)
             location = r.headers["location"]
             self.assertTrue(location.startswith("http://127.0.0.1:"), location)
