@@ -1662,6 +1662,7 @@ struct lcmc_ssh_connect_handle {
     lcmc_engine *worker;
     pthread_t thread;
     int thread_started;
+    int held;                 /* counted in the engine's work from other threads */
     lcmc_ssh_options options; /* own copies of the strings */
     lcmc_status status;
     lcmc_ssh_session *session;
@@ -1724,6 +1725,8 @@ static void connect_handle_free(lcmc_ssh_connect_handle *h)
 {
     if (h->thread_started)
         pthread_join(h->thread, NULL);
+    if (h->held)
+        lcmc__engine_hold(h->engine, -1);
     lcmc__op_unregister(h->engine, &h->op);
     lcmc__defer_cancel(h->engine, &h->deferred);
     for (size_t i = 0; i < h->event_count; i++)
@@ -1759,9 +1762,8 @@ static void connect_deliver(lcmc_deferred *d)
 
 static void connect_interrupted(lcmc_op *op)
 {
-    lcmc_ssh_connect_handle *h = (lcmc_ssh_connect_handle *)op;
-    lcmc__op_unregister(h->engine, &h->op);
-    lcmc_engine_interrupt(h->worker); /* it then ends with LCMC_ECANCELLED */
+    /* It then ends with LCMC_ECANCELLED, through the usual callback. */
+    lcmc_engine_interrupt(((lcmc_ssh_connect_handle *)op)->worker);
 }
 
 lcmc_status lcmc_ssh_connect_start(lcmc_engine *engine, const lcmc_ssh_options *o,
@@ -1812,6 +1814,8 @@ lcmc_status lcmc_ssh_connect_start(lcmc_engine *engine, const lcmc_ssh_options *
         return LCMC_ENOMEM;
     }
     h->thread_started = 1;
+    h->held = 1;
+    lcmc__engine_hold(engine, +1);
     *out = h;
     return LCMC_OK;
 }
