@@ -146,6 +146,8 @@ static void task_resume(lcmc_lua_task *t, int nargs)
         nresults = 1; /* the error value */
     }
     t->state = TASK_ENDED;
+    /* Room for what done_fn pushes to read the values (an error leaves none). */
+    lua_checkstack(co, LUA_MINSTACK);
     t->done(t->userdata, co, status, nresults);
     end_task(t);
 }
