@@ -1,7 +1,8 @@
 /*
  * The engine's asynchronous API against the real transport (libcurl) and a real HTTP peer
  * on 127.0.0.1 (a small server in this file, one thread per connection): lcmc_engine_serve
- * waits while idle until lcmc_engine_stop comes from another thread; functions posted from
+ * waits while idle (using next to no CPU) until lcmc_engine_stop comes from another thread
+ * or a signal handler; functions posted from
  * several threads at once all run, on the engine's thread; requests started without waiting
  * run concurrently (fifty answers that take 0.3 s each come in well under fifty times
  * that); a blocking call made from a callback turns the loop, so other requests finish
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -109,6 +111,52 @@ static void serve_waits_idle_until_stopped_from_another_thread(void **state)
     assert_true(lcmc_now() - start < 1 * time_factor());
     assert_int_equal(lcmc_engine_serve(NULL), LCMC_EUSAGE);
     lcmc_engine_stop(NULL);
+}
+
+/* Idle, the loop sleeps in poll(2): half a second of serving costs next to no CPU. And a
+ * stop may come from a signal handler. */
+static lcmc_engine *signalled_engine;
+
+static void stop_on_signal(int signo)
+{
+    (void)signo;
+    lcmc_engine_stop(signalled_engine);
+}
+
+static void *signal_later(void *arg)
+{
+    (void)arg;
+    sleep_seconds(0.5); /* the scenario: a signal while the loop is idle */
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void idle_serve_costs_no_cpu_and_a_signal_stops_it(void **state)
+{
+    world *w = *state;
+    signalled_engine = w->engine;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_on_signal;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+    pthread_t t;
+    double cpu = cpu_seconds(), start = lcmc_now();
+    assert_int_equal(pthread_create(&t, NULL, signal_later, NULL), 0);
+    assert_int_equal(lcmc_engine_serve(w->engine), LCMC_OK);
+    double took = lcmc_now() - start, used = cpu_seconds() - cpu;
+    pthread_join(t, NULL);
+    signal(SIGUSR1, SIG_DFL);
+    assert_true(took >= 0.5);
+    if (used > 0.05 * time_factor())
+        fail_msg("idle serving for %.2f s used %.3f s of CPU", took, used);
 }
 
 /* ---- posting from other threads ---------------------------------------------------------- */
@@ -408,6 +456,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(serve_waits_idle_until_stopped_from_another_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(idle_serve_costs_no_cpu_and_a_signal_stops_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(posts_from_many_threads_all_run_on_the_engine_thread, setup,
                                         teardown),
