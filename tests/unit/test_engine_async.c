@@ -1,16 +1,15 @@
 /*
  * The engine's asynchronous API against the real transport (libcurl) and a real HTTP peer
- * on 127.0.0.1 (a small server in this file, one thread per connection): lcmc_engine_serve
- * waits while idle (using next to no CPU) until lcmc_engine_stop comes from another thread
- * or a signal handler; functions posted from
- * several threads at once all run, on the engine's thread; requests started without waiting
- * run concurrently (fifty answers that take 0.3 s each come in well under fifty times
- * that); a blocking call made from a callback turns the loop, so other requests finish
- * meanwhile; a cancelled request closes its connection (the peer sees the end of the
- * stream) and never calls back; an SSH connection made without waiting (on a thread of its
- * own) to a server that never speaks fails at its deadline while lcmc_engine_run waits for
- * it, and a cancelled one returns at once. Time bounds are multiplied by
- * LCMCOORD_TIME_FACTOR.
+ * on 127.0.0.1 (loopback_peer.c, one thread per connection): lcmc_engine_serve waits while
+ * idle (using next to no CPU) until lcmc_engine_stop comes from another thread or a signal
+ * handler; functions posted from several threads at once all run, on the engine's thread;
+ * requests started without waiting run concurrently (fifty answers that take 0.3 s each
+ * come in well under fifty times that); a blocking call made from a callback turns the
+ * loop, so other requests finish meanwhile; a cancelled request closes its connection (the
+ * peer sees the end of the stream) and never calls back; an SSH connection made without
+ * waiting (on a thread of its own) to a server that never speaks fails at its deadline
+ * while lcmc_engine_run waits for it, and a cancelled one returns at once. Time bounds are
+ * multiplied by LCMCOORD_TIME_FACTOR.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
