@@ -211,7 +211,7 @@ static const char *const SAME_RESULTS =
     "    local v = select(i, ...)\n"
     "    if type(v) == 'table' then\n"
     "      -- libcurl's own words say how long a timeout took: not the same twice\n"
-    "      local message = v.message and v.message:gsub('%d+ milliseconds', 'N milliseconds')\n"
+    "      local message = v.message and v.message:gsub('%d+ m', 'N m')\n"
     "      out[#out + 1] = string.format('{kind=%s message=%s status=%s body=%s}', v.kind,\n"
     "        message, v.status, v.body)\n"
     "    else out[#out + 1] = tostring(v) end\n"
