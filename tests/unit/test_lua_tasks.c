@@ -10,6 +10,7 @@
  * coroutine the script makes) the same functions block as before. Bounds are multiplied
  * by LCMCOORD_TIME_FACTOR.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <lauxlib.h>
@@ -53,7 +55,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     world *w = *state;
-    lua_close(w->L);
+    if (w->L != NULL)
+        lua_close(w->L);
     peer_stop(w->peer);
     free(w);
     return 0;
@@ -406,6 +409,63 @@ static void abort_cancels_the_request(void **state)
     lua_pop(w->L, 1);
 }
 
+/* A host shutting down closes its state with tasks still waiting: every operation is
+ * cancelled (the request's connection closed), nothing is called back, nothing leaks (the
+ * suite runs under ASan and valgrind). */
+static void stop_serving(void *userdata, lcmc_status status)
+{
+    (void)status;
+    lcmc_engine_stop(userdata);
+}
+
+static void closing_the_state_cancels_waiting_tasks(void **state)
+{
+    world *w = *state;
+    static tally t;
+    static slot slots[3];
+    memset(&t, 0, sizeof t);
+    t.engine = w->engine;
+    t.stop_at = -1;
+    for (int i = 0; i < 3; i++)
+        slots[i] = (slot){&t, i};
+    spawn(w, "return function() lcmcoord.sleep(60) end", &slots[0], 0);
+    spawn(w, "return function() return lcmcoord.http.request{url = PEER .. '/hold'} end", &slots[1],
+          0);
+    spawn(w,
+          "return function()\n"
+          "  local p = lcmcoord.retry.policy{attempts = 5, base = 30, jitter = 0}\n"
+          "  return p:run(function() return {status = 503} end)\n"
+          "end",
+          &slots[2], 0);
+    /* Served in slices until the peer holds the request. */
+    double deadline = lcmc_now() + 10 * time_factor();
+    int reached = 0;
+    while (!reached && lcmc_now() < deadline) {
+        assert_int_equal(lcmc_timer_start(w->engine, 0.05, stop_serving, w->engine, NULL), LCMC_OK);
+        assert_int_equal(lcmc_engine_serve(w->engine), LCMC_OK);
+        pthread_mutex_lock(&w->peer->lock);
+        reached = w->peer->hold_reached;
+        pthread_mutex_unlock(&w->peer->lock);
+    }
+    assert_true(reached);
+    lua_close(w->L);
+    w->L = NULL;
+    assert_int_equal(t.ended, 0);
+    {
+        /* The peer had the request: it sees the connection close. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(10 * time_factor());
+        pthread_mutex_lock(&w->peer->lock);
+        while (!w->peer->hold_saw_eof &&
+               pthread_cond_timedwait(&w->peer->changed, &w->peer->lock, &until) == 0) {
+        }
+        int saw_eof = w->peer->hold_saw_eof;
+        pthread_mutex_unlock(&w->peer->lock);
+        assert_true(saw_eof);
+    }
+}
+
 /* ---- outside tasks ------------------------------------------------------------------------ */
 
 static void outside_a_task_functions_block(void **state)
@@ -500,6 +560,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(an_error_reaches_done_and_others_go_on, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_cancels_the_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(closing_the_state_cancels_waiting_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(outside_a_task_functions_block, setup, teardown),
         cmocka_unit_test_setup_teardown(interrupt_reaches_waiting_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(spawn_refuses_what_is_not_a_function, setup, teardown),
