@@ -268,8 +268,7 @@ static void task_results_equal_blocking_results(void **state)
         fail_msg("inside (%d results): %s", t.outcomes[0].nresults, t.outcomes[0].first);
 }
 
-/* ---- retry ------------------------------------------------------------------------------------
- */
+/* ---- retry ----------------------------------------------------------------------------- */
 
 static void retry_yields_through_the_function_and_its_waits(void **state)
 {
@@ -316,6 +315,74 @@ static void retry_yields_through_the_function_and_its_waits(void **state)
     if (took > 1.5 + 1.0 * time_factor())
         fail_msg("the two tasks took %.2f s", took);
 }
+
+/* ---- client requests -------------------------------------------------------------------- */
+
+/* c:get, c:post, c:api_versions yield inside tasks: requests that take 0.5 s overlap, their
+ * results are those of the blocking calls, and a client closed by another task while they
+ * are in flight is freed only after the last one ended (ASan watches). */
+static void client_requests_yield_and_outlive_close(void **state)
+{
+    world *w = *state;
+    enum { N = 20 };
+    static tally t;
+    static slot slots[N + 2];
+    memset(&t, 0, sizeof t);
+    t.engine = w->engine;
+    t.stop_at = N + 2;
+    /* The peer answers any path under /delay/500 after half a second. */
+    if (luaL_dostring(w->L, "CLIENT = lcmcoord.client{endpoint = PEER .. '/delay/500'}\n"
+                            "OTHER = lcmcoord.client{endpoint = PEER .. '/delay/500'}\n"
+                            "function SHOW(r, err)\n"
+                            "  if r then return 'status ' .. r.status .. ' ' .. r.body end\n"
+                            "  return 'error ' .. err.kind .. ': ' .. err.message\n"
+                            "end\n"
+                            "function ALL_THREE(c)\n"
+                            "  return SHOW(c:get('abc')) .. ' / ' ..\n"
+                            "    SHOW(c:post{coordinationActionName = 'x'}) .. ' / ' ..\n"
+                            "    SHOW(c:api_versions())\n"
+                            "end\n"
+                            "BLOCKING_GET = SHOW(CLIENT:get('abc'))\n"
+                            "BLOCKING_ALL = ALL_THREE(OTHER)") != LUA_OK)
+        fail_msg("%s", lua_tostring(w->L, -1));
+    /* N gets in flight when another task closes their client. */
+    for (int i = 0; i < N; i++) {
+        slots[i] = (slot){&t, i};
+        spawn(w,
+              "return function()\n"
+              "  local got = SHOW(CLIENT:get('abc'))\n"
+              "  return got == BLOCKING_GET, got\n"
+              "end",
+              &slots[i], i);
+    }
+    slots[N] = (slot){&t, N};
+    spawn(w, "return function() lcmcoord.sleep(0.2); CLIENT:close(); return 'closed' end",
+          &slots[N], 0);
+    /* Meanwhile three requests one after the other on another client. */
+    slots[N + 1] = (slot){&t, N + 1};
+    spawn(w,
+          "return function()\n"
+          "  local got = ALL_THREE(OTHER)\n"
+          "  return got == BLOCKING_ALL, got\n"
+          "end",
+          &slots[N + 1], 0);
+    double took = serve(w, 60);
+    for (int i = 0; i < N + 2; i++)
+        if (i != N && (t.outcomes[i].status != LUA_OK || strcmp(t.outcomes[i].first, "true") != 0))
+            fail_msg("task %d: %s", i, t.outcomes[i].first);
+    assert_string_equal(t.outcomes[N].first, "closed");
+    /* The three requests take 1 s (the peer refuses the POST at once); the gets overlap
+     * them. One after the other: 11 s. */
+    assert_true(took >= 1.0);
+    if (took > 1.0 + 2.0 * time_factor())
+        fail_msg("the client requests in tasks took %.2f s", took);
+    /* Closed: the next call raises, as before. */
+    assert_int_not_equal(luaL_dostring(w->L, "return CLIENT:get('abc')"), LUA_OK);
+    assert_non_null(strstr(lua_tostring(w->L, -1), "closed client"));
+    lua_pop(w->L, 1);
+}
+
+/* ---- errors and aborts ------------------------------------------------------------------ */
 
 static void an_error_reaches_done_and_others_go_on(void **state)
 {
@@ -558,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(task_results_equal_blocking_results, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_yields_through_the_function_and_its_waits, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(client_requests_yield_and_outlive_close, setup, teardown),
         cmocka_unit_test_setup_teardown(an_error_reaches_done_and_others_go_on, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_cancels_the_request, setup, teardown),
         cmocka_unit_test_setup_teardown(closing_the_state_cancels_waiting_tasks, setup, teardown),
