@@ -190,6 +190,13 @@ lcmc_status lcmc_lua_task_sleep_result(lcmc_lua_task *task);
 int lcmc_lua_task_request(lua_State *L, lcmc_lua_task *task, const lcmc_request_options *o,
                           lcmc_credentials *made, lua_KFunction k, lua_KContext ctx);
 lcmc_status lcmc_lua_task_take_response(lcmc_lua_task *task, lcmc_response **response);
+/* For requests started elsewhere (lcmc_client_request_start): the callback to give them,
+ * with the task as its userdata, and what the task then waits on; `release(release_ctx)`
+ * is called once when the request ends, completed or cancelled. Then yield; the
+ * continuation takes the outcome with lcmc_lua_task_take_response. */
+void lcmc_lua_task_request_done(void *userdata, lcmc_status status, lcmc_response *response);
+void lcmc_lua_task_wait_request(lcmc_lua_task *task, lcmc_request_handle *request,
+                                void (*release)(void *ctx), void *release_ctx);
 /* SSH (ssh.c): an operation the task waits on; cancelled when the task is aborted. */
 typedef struct lcmc_lua_ssh_op lcmc_lua_ssh_op;
 void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op);

@@ -16,6 +16,9 @@
 typedef struct client_box {
     lcmc_client *client; /* NULL once closed */
     double timeout;      /* for single requests; 0: the runtime's default */
+    /* Requests tasks wait on (task.c): a client closed meanwhile is freed after the last. */
+    int in_flight;
+    lcmc_client *free_later;
 } client_box;
 
 /* The client's user value 1 is a sequence of the Lua strings the options pointed into, so
@@ -121,6 +124,7 @@ static client_box *push_client(lua_State *L, const lcmc_client_options *opts, in
 {
     lcmc_engine *engine = lcmc_lua_engine(L);
     client_box *box = lua_newuserdatauv(L, sizeof *box, 1);
+    memset(box, 0, sizeof *box);
     box->client = NULL;
     box->timeout = opts->timeout;
     luaL_setmetatable(L, LCMC_LUA_CLIENT_MT);
@@ -230,9 +234,22 @@ static client_box *check_client(lua_State *L)
 static int client_close(lua_State *L)
 {
     client_box *box = luaL_checkudata(L, 1, LCMC_LUA_CLIENT_MT);
-    lcmc_client_free(box->client);
+    if (box->in_flight > 0 && box->client != NULL)
+        box->free_later = box->client; /* their sessions borrow from it */
+    else
+        lcmc_client_free(box->client);
     box->client = NULL;
     return 0;
+}
+
+/* A request a task waited on ended (task.c). */
+static void request_released(void *ctx)
+{
+    client_box *box = ctx;
+    if (--box->in_flight == 0 && box->free_later != NULL) {
+        lcmc_client_free(box->free_later);
+        box->free_later = NULL;
+    }
 }
 
 static int client_tostring(lua_State *L)
@@ -345,15 +362,10 @@ static double request_timeout(lua_State *L, const client_box *box, int arg)
     return timeout > 0 ? timeout : box->timeout;
 }
 
-/* One request with a body given as text or as a value (at most one of them). */
-static int send_request(lua_State *L, client_box *box, const char *method, const char *target,
-                        const char *body, const json_t *value, double timeout)
+/* What a single request returns for its outcome (the response in the guard, or none). */
+static int request_results(lua_State *L, lcmc_status status, lcmc_lua_guard *guard,
+                           const char *method, const char *target)
 {
-    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
-    lcmc_status status = value != NULL ? lcmc_client_request_value(box->client, method, target,
-                                                                   value, timeout, &guard->response)
-                                       : lcmc_client_request(box->client, method, target, body,
-                                                             timeout, &guard->response);
     if (status == LCMC_OK && guard->response != NULL) {
         lcmc_lua_push_response(L, guard->response);
         lcmc_lua_guard_release(guard);
@@ -366,6 +378,54 @@ static int send_request(lua_State *L, client_box *box, const char *method, const
         lcmc_lua_push_status_error(L, status, NULL, method, target);
     lcmc_lua_guard_release(guard);
     return 2;
+}
+
+/* Inside a task: the request ended, the coroutine resumed. The stack holds the method, the
+ * target and the guard, from ctx - 2 on. */
+static int request_resumed(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    int g = (int)ctx;
+    lcmc_lua_guard *guard = lua_touserdata(L, g);
+    lcmc_status outcome = lcmc_lua_task_take_response(lcmc_lua_task_of(L), &guard->response);
+    lua_settop(L, g);
+    return request_results(L, outcome, guard, lua_tostring(L, g - 2), lua_tostring(L, g - 1));
+}
+
+/* One request with a body given as text or as a value (at most one of them). */
+static int send_request(lua_State *L, client_box *box, const char *method, const char *target,
+                        const char *body, const json_t *value, double timeout)
+{
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL) {
+        /* What the continuation needs stays on the stack: method, target, guard. */
+        lua_pushstring(L, method);
+        lua_pushstring(L, target);
+        lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+        int g = lua_gettop(L);
+        if (value != NULL) {
+            guard->text = lcmc_json_dump(value, NULL);
+            if (guard->text == NULL)
+                return luaL_error(L, "not enough memory");
+            body = guard->text;
+        }
+        lcmc_request_handle *handle = NULL;
+        lcmc_status status = lcmc_client_request_start(box->client, method, target, body, timeout,
+                                                       lcmc_lua_task_request_done, task, &handle);
+        /* The runtime copied the body: a secret in it is wiped now, as the blocking path does. */
+        lcmc_lua_guard_release(guard);
+        if (status != LCMC_OK)
+            return request_results(L, status, guard, method, target);
+        box->in_flight++;
+        lcmc_lua_task_wait_request(task, handle, request_released, box);
+        return lua_yieldk(L, 0, (lua_KContext)g, request_resumed);
+    }
+    lcmc_lua_guard *guard = lcmc_lua_guard_new(L);
+    lcmc_status status = value != NULL ? lcmc_client_request_value(box->client, method, target,
+                                                                   value, timeout, &guard->response)
+                                       : lcmc_client_request(box->client, method, target, body,
+                                                             timeout, &guard->response);
+    return request_results(L, status, guard, method, target);
 }
 
 /* Pushes base .. id with the id percent-encoded, so an id can never add path segments. */

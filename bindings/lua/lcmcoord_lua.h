@@ -82,8 +82,9 @@ typedef struct lcmc_lua_task lcmc_lua_task;
 /* Called once when a task ends by itself, from the engine's loop. status LUA_OK: the
  * function returned, its `nresults` results on top of `co`'s stack. Otherwise the status of
  * the error (LUA_ERRRUN, LUA_ERRMEM, LUA_ERRERR) with the error value on top of `co`
- * (nresults 1); luaL_traceback(L, co, ...) still works during the call. The values are
- * valid during the call only; the task handle is no longer valid when it starts. */
+ * (nresults 1); luaL_traceback(L, co, ...) still works during the call. `co` has
+ * LUA_MINSTACK free slots. The values are valid during the call only; the task handle is no
+ * longer valid when it starts. */
 typedef void lcmc_lua_done_fn(void *userdata, lua_State *co, int status, int nresults);
 
 /* Pops a function and `nargs` arguments (pushed in that order) from L and runs them as a

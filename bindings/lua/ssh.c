@@ -26,6 +26,28 @@ typedef struct result_guard {
     lcmc_ssh_result *result;
 } result_guard;
 
+/* A connection or command a task waits on (task.c): its outcome, kept until the
+ * continuation reads it. */
+struct lcmc_lua_ssh_op {
+    lcmc_ssh_connect_handle *connecting; /* NULL once it ended */
+    lcmc_ssh_exec_handle *handle;        /* NULL once it ended */
+    lcmc_lua_task *task;
+    lcmc_status status;
+    lcmc_ssh_session *session;
+    lcmc_ssh_result *result;
+};
+
+void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op)
+{
+    if (op == NULL)
+        return;
+    lcmc_ssh_connect_cancel(op->connecting);
+    lcmc_ssh_exec_cancel(op->handle);
+    lcmc_ssh_session_free(op->session);
+    lcmc_ssh_result_free(op->result);
+    free(op);
+}
+
 /* ---- options ----------------------------------------------------------------------- */
 
 static int field_error(lua_State *L, const char *field, const char *expected)
@@ -69,6 +91,30 @@ static lua_Integer opt_integer(lua_State *L, const char *field, lua_Integer min,
     }
     lua_pop(L, 1);
     return value;
+}
+
+static int connect_results(lua_State *L, lcmc_engine *engine, lcmc_status status, ssh_box *box);
+
+static void connect_done(void *userdata, lcmc_status status, lcmc_ssh_session *session)
+{
+    lcmc_lua_ssh_op *op = userdata;
+    op->connecting = NULL;
+    op->status = status;
+    op->session = session;
+    lcmc_lua_task_ssh_done(op->task);
+}
+
+/* Inside a task: the connection is made (or failed), the coroutine resumed. */
+static int connect_resumed(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    lcmc_lua_ssh_op *op = lcmc_lua_task_take_ssh(lcmc_lua_task_of(L));
+    ssh_box *box = lua_touserdata(L, (int)ctx);
+    box->session = op->session;
+    lcmc_status outcome = op->status;
+    free(op);
+    lua_settop(L, (int)ctx);
+    return connect_results(L, lcmc_lua_engine(L), outcome, box);
 }
 
 /* lcmcoord.ssh.connect{host=, port=, user=, password= | key=, key_password=,
@@ -132,8 +178,28 @@ static int ssh_connect(lua_State *L)
     ssh_box *box = lua_newuserdatauv(L, sizeof *box, 0);
     box->session = NULL;
     luaL_setmetatable(L, SSH_MT);
+    lcmc_lua_task *task = lcmc_lua_current_task(L);
+    if (task != NULL) {
+        lcmc_lua_ssh_op *op = calloc(1, sizeof *op);
+        if (op == NULL)
+            return luaL_error(L, "not enough memory");
+        op->task = task;
+        lcmc_status status = lcmc_ssh_connect_start(engine, &o, connect_done, op, &op->connecting);
+        if (status != LCMC_OK) {
+            free(op);
+            return connect_results(L, engine, status, box);
+        }
+        lcmc_lua_task_wait_ssh(task, op);
+        return lua_yieldk(L, 0, (lua_KContext)lua_absindex(L, -1), connect_resumed);
+    }
     lcmc_status status = lcmc_ssh_connect(engine, &o, &box->session);
-    if (status == LCMC_OK)
+    return connect_results(L, engine, status, box);
+}
+
+/* What ssh.connect returns for lcmc_ssh_connect's outcome, the box at the top. */
+static int connect_results(lua_State *L, lcmc_engine *engine, lcmc_status status, ssh_box *box)
+{
+    if (status == LCMC_OK && box->session != NULL)
         return 1;
     /* Options the runtime refuses (an unreadable key file, a malformed fingerprint) are
      * the script's mistake: raised, like the bad arguments above. */
@@ -196,23 +262,6 @@ static int exec_results(lua_State *L, lcmc_status status, result_guard *guard)
     lcmc_ssh_result_free(guard->result);
     guard->result = NULL;
     return status != LCMC_OK ? 2 : 1;
-}
-
-/* A command a task waits on (task.c): its outcome, kept until the continuation reads it. */
-struct lcmc_lua_ssh_op {
-    lcmc_ssh_exec_handle *handle; /* NULL once it ended */
-    lcmc_lua_task *task;
-    lcmc_status status;
-    lcmc_ssh_result *result;
-};
-
-void lcmc_lua_ssh_op_cancel(lcmc_lua_ssh_op *op)
-{
-    if (op == NULL)
-        return;
-    lcmc_ssh_exec_cancel(op->handle);
-    lcmc_ssh_result_free(op->result);
-    free(op);
 }
 
 static void exec_done(void *userdata, lcmc_status status, lcmc_ssh_result *result)

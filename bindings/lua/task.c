@@ -41,6 +41,8 @@ struct lcmc_lua_task {
     lcmc_request_handle *request;
     lcmc_lua_ssh_op *ssh;
     lcmc_credentials *credentials; /* made for the request in flight; freed with it */
+    void (*release)(void *ctx);    /* told when the request in flight ends either way */
+    void *release_ctx;
     lcmc_status op_status;
     lcmc_response *op_response;
 };
@@ -64,6 +66,11 @@ static void cancel_pending(lcmc_lua_task *t)
     t->timer = NULL;
     lcmc_request_cancel(t->request);
     t->request = NULL;
+    if (t->release != NULL) {
+        void (*release)(void *) = t->release;
+        t->release = NULL;
+        release(t->release_ctx);
+    }
     lcmc_lua_ssh_op_cancel(t->ssh);
     t->ssh = NULL;
     lcmc_response_free(t->op_response);
@@ -146,6 +153,8 @@ static void task_resume(lcmc_lua_task *t, int nargs)
         nresults = 1; /* the error value */
     }
     t->state = TASK_ENDED;
+    /* Room for what done_fn pushes to read the values (an error leaves none). */
+    lua_checkstack(co, LUA_MINSTACK);
     t->done(t->userdata, co, status, nresults);
     end_task(t);
 }
@@ -263,12 +272,17 @@ lcmc_status lcmc_lua_task_sleep_result(lcmc_lua_task *t)
     return t->op_status;
 }
 
-static void request_done(void *userdata, lcmc_status status, lcmc_response *response)
+void lcmc_lua_task_request_done(void *userdata, lcmc_status status, lcmc_response *response)
 {
     lcmc_lua_task *t = userdata;
     t->request = NULL;
     lcmc_credentials_free(t->credentials);
     t->credentials = NULL;
+    if (t->release != NULL) {
+        void (*release)(void *) = t->release;
+        t->release = NULL;
+        release(t->release_ctx);
+    }
     t->op_status = status;
     t->op_response = response;
     task_resume(t, 0);
@@ -277,7 +291,7 @@ static void request_done(void *userdata, lcmc_status status, lcmc_response *resp
 int lcmc_lua_task_request(lua_State *L, lcmc_lua_task *t, const lcmc_request_options *o,
                           lcmc_credentials *made, lua_KFunction k, lua_KContext ctx)
 {
-    lcmc_status s = lcmc_request_start(t->engine, o, request_done, t, &t->request);
+    lcmc_status s = lcmc_request_start(t->engine, o, lcmc_lua_task_request_done, t, &t->request);
     if (s != LCMC_OK) {
         lcmc_credentials_free(made);
         t->request = NULL;
@@ -287,6 +301,14 @@ int lcmc_lua_task_request(lua_State *L, lcmc_lua_task *t, const lcmc_request_opt
     }
     t->credentials = made;
     return lua_yieldk(L, 0, ctx, k);
+}
+
+void lcmc_lua_task_wait_request(lcmc_lua_task *t, lcmc_request_handle *request,
+                                void (*release)(void *ctx), void *release_ctx)
+{
+    t->request = request;
+    t->release = release;
+    t->release_ctx = release_ctx;
 }
 
 lcmc_status lcmc_lua_task_take_response(lcmc_lua_task *t, lcmc_response **response)

@@ -217,13 +217,9 @@ static int is_absolute_url(const char *target)
     return strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0;
 }
 
-lcmc_status lcmc_client_request(lcmc_client *c, const char *method, const char *target,
-                                const char *body, double timeout, lcmc_response **out)
+/* The URL of a single request's target, or NULL with the engine's last error set. */
+static char *request_url(lcmc_client *c, const char *target, lcmc_status *status)
 {
-    if (out)
-        *out = NULL;
-    if (c == NULL || method == NULL || target == NULL || out == NULL || !*method)
-        return LCMC_EUSAGE;
     /* An absolute target is resolved like a Location: only http(s), and without any
      * user:password@ it may carry, which would otherwise reach logs and messages. */
     char why[160] = "";
@@ -231,12 +227,46 @@ lcmc_status lcmc_client_request(lcmc_client *c, const char *method, const char *
                     ? lcmc__resolve_location(c->options.endpoint, target, why, sizeof why)
                     : lcmc__url_join(c->options.endpoint, target);
     if (url == NULL) {
-        lcmc__engine_set_last_error(c->engine, why[0] ? LCMC_EUSAGE : LCMC_ENOMEM,
-                                    "cannot request that URL: %s", why[0] ? why : "out of memory");
-        return why[0] ? LCMC_EUSAGE : LCMC_ENOMEM;
+        *status = why[0] ? LCMC_EUSAGE : LCMC_ENOMEM;
+        lcmc__engine_set_last_error(c->engine, *status, "cannot request that URL: %s",
+                                    why[0] ? why : "out of memory");
     }
-    lcmc_status s = lcmc__exchange(&c->session, method, url, body, body ? strlen(body) : 0, NULL,
-                                   timeout > 0 ? timeout : c->options.timeout, NULL, out);
+    return url;
+}
+
+lcmc_status lcmc_client_request(lcmc_client *c, const char *method, const char *target,
+                                const char *body, double timeout, lcmc_response **out)
+{
+    if (out)
+        *out = NULL;
+    if (c == NULL || method == NULL || target == NULL || out == NULL || !*method)
+        return LCMC_EUSAGE;
+    lcmc_status s = LCMC_OK;
+    char *url = request_url(c, target, &s);
+    if (url == NULL)
+        return s;
+    s = lcmc__exchange(&c->session, method, url, body, body ? strlen(body) : 0, NULL,
+                       timeout > 0 ? timeout : c->options.timeout, NULL, out);
+    free(url);
+    return s;
+}
+
+lcmc_status lcmc_client_request_start(lcmc_client *c, const char *method, const char *target,
+                                      const char *body, double timeout, lcmc_request_done_fn *done,
+                                      void *userdata, lcmc_request_handle **out)
+{
+    if (out)
+        *out = NULL;
+    if (c == NULL || method == NULL || target == NULL || out == NULL || !*method || done == NULL)
+        return LCMC_EUSAGE;
+    lcmc_status s = LCMC_OK;
+    char *url = request_url(c, target, &s);
+    if (url == NULL)
+        return s;
+    lcmc_response *r = NULL;
+    s = lcmc__exchange_start(&c->session, method, url, body, body ? strlen(body) : 0, NULL,
+                             timeout > 0 ? timeout : c->options.timeout, NULL, done, userdata, &r);
+    *out = (lcmc_request_handle *)r;
     free(url);
     return s;
 }

@@ -47,6 +47,7 @@ struct lcmc_engine {
     atomic_size_t defer_count;
     atomic_int stop_requested; /* lcmc_engine_stop, from any thread */
     int serving;               /* lcmc_engine_serve runs: the loop waits even when idle */
+    size_t held; /* work finishing on other threads (lcmc__engine_hold): the loop waits */
 
     lcmc_trace_fn *trace_fn;
     void *trace_userdata;
@@ -637,6 +638,12 @@ lcmc_status lcmc_engine_post(lcmc_engine *e, void (*fn)(void *userdata), void *u
     return LCMC_OK;
 }
 
+void lcmc__engine_hold(lcmc_engine *e, int delta)
+{
+    LCMC_DEBUGASSERT(delta > 0 || e->held > 0);
+    e->held = delta > 0 ? e->held + 1 : e->held - 1;
+}
+
 void lcmc_engine_stop(lcmc_engine *e)
 {
     if (e == NULL)
@@ -706,7 +713,7 @@ lcmc_status lcmc__engine_step(lcmc_engine *e)
     size_t ran = run_deferred(e);
     size_t fired = fire_due_timers(e);
     int more_work = atomic_load(&e->defer_count) > 0;
-    if (!e->serving && !more_work && lcmc__transfers_running(e->transfers) == 0 &&
+    if (!e->serving && !more_work && e->held == 0 && lcmc__transfers_running(e->transfers) == 0 &&
         e->heap_length == 0 && e->watch_count == 0)
         return fired || ran ? LCMC_OK : LCMC_EUSAGE;
 

@@ -205,6 +205,10 @@ struct lcmc_deferred {
 void lcmc__defer(lcmc_engine *engine, lcmc_deferred *deferred, lcmc_deferred_fn *run);
 /* Takes it out of the queue when it has not run yet (nothing happens otherwise). */
 void lcmc__defer_cancel(lcmc_engine *engine, lcmc_deferred *deferred);
+/* Work that finishes on another thread and comes back through lcmc__defer (+1 when it
+ * starts, -1 when it is over): while any is out, a loop with nothing else to do waits for
+ * it instead of returning. Engine thread only. */
+void lcmc__engine_hold(lcmc_engine *engine, int delta);
 
 /* One HTTP exchange on the engine's multi handle. */
 typedef struct lcmc_transfer lcmc_transfer;

@@ -1641,3 +1641,194 @@ double lcmc_ssh_result_elapsed(const lcmc_ssh_result *r)
 {
     return r != NULL ? r->elapsed : 0;
 }
+
+/* ---- connecting without a waiting caller --------------------------------------------------
+ * The handshake and authentication are long chains of libssh2 steps; rather than a second
+ * copy of them as a state machine, lcmc_ssh_connect runs as it is on a worker thread with an
+ * engine of its own, and the session moves to the caller's engine when it is made. The
+ * worker's log events are kept and handed to the caller's engine then, in order, on its own
+ * thread. Cancelling interrupts the worker's engine, which makes the connect return at once
+ * (every step of it watches for that), and waits for the thread. */
+
+typedef struct kept_event {
+    lcmc_event_type type;
+    lcmc_log_level level;
+    char *message;
+} kept_event;
+
+struct lcmc_ssh_connect_handle {
+    lcmc_op op; /* first: the engine's interrupt finds us through it */
+    lcmc_engine *engine;
+    lcmc_engine *worker;
+    pthread_t thread;
+    int thread_started;
+    int held;                 /* counted in the engine's work from other threads */
+    lcmc_ssh_options options; /* own copies of the strings */
+    lcmc_status status;
+    lcmc_ssh_session *session;
+    kept_event *events;
+    size_t event_count, event_allocated;
+    lcmc_deferred deferred;
+    lcmc_ssh_connect_done_fn *done;
+    void *userdata;
+};
+
+static void keep_event(void *userdata, const lcmc_event *event)
+{
+    lcmc_ssh_connect_handle *h = userdata;
+    if (h->event_count == h->event_allocated) {
+        size_t grown = h->event_allocated ? h->event_allocated * 2 : 8;
+        kept_event *bigger = realloc(h->events, grown * sizeof *bigger);
+        if (bigger == NULL)
+            return;
+        h->events = bigger;
+        h->event_allocated = grown;
+    }
+    char *message = lcmc__strdup(event->message);
+    if (message == NULL)
+        return;
+    h->events[h->event_count++] = (kept_event){event->type, event->level, message};
+}
+
+static void connect_deliver(lcmc_deferred *d);
+
+static void *connect_on_worker(void *arg)
+{
+    lcmc_ssh_connect_handle *h = arg;
+    h->status = lcmc_ssh_connect(h->worker, &h->options, &h->session);
+    /* Thread-safe: the rest happens on the caller's engine. */
+    lcmc__defer(h->engine, &h->deferred, connect_deliver);
+    return NULL;
+}
+
+static void free_option_strings(lcmc_ssh_options *o)
+{
+    free((char *)o->host);
+    free((char *)o->user);
+    lcmc__free_secret((char *)o->password);
+    free((char *)o->key_file);
+    lcmc__free_secret((char *)o->key_password);
+    free((char *)o->known_hosts);
+    free((char *)o->host_key_sha256);
+    memset(o, 0, sizeof *o);
+}
+
+static int copy_option_string(const char **dst, const char *src)
+{
+    *dst = NULL;
+    return src == NULL || (*dst = lcmc__strdup(src)) != NULL;
+}
+
+/* Ends the worker (it returns promptly once its engine is interrupted) and frees all but
+ * the session. */
+static void connect_handle_free(lcmc_ssh_connect_handle *h)
+{
+    if (h->thread_started)
+        pthread_join(h->thread, NULL);
+    if (h->held)
+        lcmc__engine_hold(h->engine, -1);
+    lcmc__op_unregister(h->engine, &h->op);
+    lcmc__defer_cancel(h->engine, &h->deferred);
+    for (size_t i = 0; i < h->event_count; i++)
+        free(h->events[i].message);
+    free(h->events);
+    free_option_strings(&h->options);
+    lcmc_engine_free(h->worker);
+    free(h);
+}
+
+static void connect_deliver(lcmc_deferred *d)
+{
+    lcmc_ssh_connect_handle *h =
+        (lcmc_ssh_connect_handle *)((char *)d - offsetof(lcmc_ssh_connect_handle, deferred));
+    pthread_join(h->thread, NULL);
+    h->thread_started = 0;
+    for (size_t i = 0; i < h->event_count; i++) {
+        lcmc_event event = lcmc__event_make(h->events[i].type, h->events[i].level, NULL);
+        event.message = h->events[i].message;
+        lcmc__event_deliver(h->engine, &event);
+    }
+    lcmc_ssh_session *s = h->session;
+    lcmc_status status = h->status;
+    if (s != NULL)
+        s->engine = h->engine; /* the session is the caller's engine's from now on */
+    else
+        lcmc__engine_take_error(h->engine, (lcmc_error *)lcmc_engine_last_error(h->worker));
+    lcmc_ssh_connect_done_fn *done = h->done;
+    void *userdata = h->userdata;
+    connect_handle_free(h);
+    done(userdata, status, s);
+}
+
+static void connect_interrupted(lcmc_op *op)
+{
+    /* It then ends with LCMC_ECANCELLED, through the usual callback. */
+    lcmc_engine_interrupt(((lcmc_ssh_connect_handle *)op)->worker);
+}
+
+lcmc_status lcmc_ssh_connect_start(lcmc_engine *engine, const lcmc_ssh_options *o,
+                                   lcmc_ssh_connect_done_fn *done, void *userdata,
+                                   lcmc_ssh_connect_handle **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (engine == NULL || done == NULL || out == NULL)
+        return LCMC_EUSAGE;
+    if (o == NULL) {
+        lcmc__engine_set_last_error(engine, LCMC_EUSAGE, "ssh options: none given");
+        return LCMC_EUSAGE;
+    }
+    pthread_once(&ssh_init_once, ssh_global_init);
+    lcmc_ssh_connect_handle *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return LCMC_ENOMEM;
+    h->engine = engine;
+    h->done = done;
+    h->userdata = userdata;
+    h->op.interrupt = connect_interrupted;
+    h->options = *o;
+    int copied = copy_option_string(&h->options.host, o->host) &&
+                 copy_option_string(&h->options.user, o->user) &&
+                 copy_option_string(&h->options.password, o->password) &&
+                 copy_option_string(&h->options.key_file, o->key_file) &&
+                 copy_option_string(&h->options.key_password, o->key_password) &&
+                 copy_option_string(&h->options.known_hosts, o->known_hosts) &&
+                 copy_option_string(&h->options.host_key_sha256, o->host_key_sha256);
+    if (!copied || lcmc_engine_new(&h->worker) != LCMC_OK) {
+        connect_handle_free(h);
+        return LCMC_ENOMEM;
+    }
+    lcmc_log_level max = LCMC_LOG_ERROR;
+    for (int level = LCMC_LOG_DEBUG; level >= LCMC_LOG_ERROR; level--)
+        if (lcmc__log_enabled(engine, (lcmc_log_level)level)) {
+            max = (lcmc_log_level)level;
+            break;
+        }
+    lcmc_engine_set_events(h->worker, keep_event, h, max);
+    if (lcmc_engine_interrupted(engine))
+        lcmc_engine_interrupt(h->worker);
+    else
+        lcmc__op_register(engine, &h->op);
+    if (pthread_create(&h->thread, NULL, connect_on_worker, h) != 0) {
+        connect_handle_free(h);
+        return LCMC_ENOMEM;
+    }
+    h->thread_started = 1;
+    h->held = 1;
+    lcmc__engine_hold(engine, +1);
+    *out = h;
+    return LCMC_OK;
+}
+
+void lcmc_ssh_connect_cancel(lcmc_ssh_connect_handle *h)
+{
+    if (h == NULL)
+        return;
+    lcmc_engine_interrupt(h->worker);
+    if (h->thread_started) {
+        pthread_join(h->thread, NULL);
+        h->thread_started = 0;
+    }
+    lcmc_ssh_session_free(h->session); /* made after all: not wanted */
+    connect_handle_free(h);
+}

@@ -1,15 +1,17 @@
-"""End-to-end: SSH commands inside Lua tasks (lcmc_lua_spawn) against a real OpenSSH sshd.
+"""End-to-end: SSH inside Lua tasks (lcmc_lua_spawn) against a real OpenSSH sshd.
 
-Inside a task s:exec starts the command without waiting (lcmc_ssh_exec_start) and yields,
-so commands on several VNFCs run at once; what it returns is what the blocking s:exec
-returns for the same command (output, exit status, a deadline's error). Aborting a task
-abandons its command's channel; closing a session while another task's command runs ends
-that command with a transport error. The host is tests/unit/lua_tasks_driver.c; the sshd
+Inside a task ssh.connect (lcmc_ssh_connect_start) and s:exec (lcmc_ssh_exec_start) start
+their work without waiting and yield, so connections and commands to several VNFCs run at
+once and a VNFC that never answers holds no other task; what they return is what the
+blocking forms return (output, exit status, a deadline's or a refused key's error).
+Aborting a task abandons its connection or command; closing a session while another task's
+command runs ends that command with a transport error. The host is tests/unit/lua_tasks_driver.c; the sshd
 is the one test_ssh.py starts (its own config, keys and free port in a temporary dir).
 """
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -44,8 +46,18 @@ def tearDownModule():
 
 
 class SshTasks(test_ssh.SshTestCase):
+    def setUp(self):
+        super().setUp()
+        # A peer that takes connections and never says a word: an SSH server that hangs.
+        self.silent = socket.socket()
+        self.silent.bind(("127.0.0.1", 0))
+        self.silent.listen(16)
+        self.addCleanup(self.silent.close)
+
     def run_tasks(self, body, env=None, timeout=120):
-        """Runs PRELUDE + body (which returns the task functions); returns the JSON out."""
+        """Runs PRELUDE + body (which returns the task functions); returns the JSON out.
+        SILENT in the script is the port of the silent peer."""
+        body = f"local SILENT = {self.silent.getsockname()[1]}\n" + body
         with tempfile.NamedTemporaryFile("w", suffix=".lua", dir=test_ssh.TMP,
                                          delete=False) as f:
             f.write(PRELUDE + body)
@@ -101,12 +113,32 @@ local function run_all()
   end
   return lcmcoord.json.encode(got)
 end
+local function connect_failures()
+  local got = {}
+  local silent = {}
+  for k, v in pairs(p.connect) do silent[k] = v end
+  silent.port, silent.timeout = SILENT, 1
+  got[1] = outcome(lcmcoord.ssh.connect(silent))
+  local pinned = {}
+  for k, v in pairs(p.connect) do pinned[k] = v end
+  pinned.host_key_sha256 = "SHA256:" .. string.rep("A", 43)
+  got[2] = outcome(lcmcoord.ssh.connect(pinned))
+  return lcmcoord.json.encode(got)
+end
+local blocking_connects = connect_failures()
 local blocking = run_all()
-return {function() return {blocking = blocking, task = run_all()} end}
+return {function()
+  return {blocking = blocking, task = run_all(), blocking_connects = blocking_connects,
+          task_connects = connect_failures()}
+end}
 """)
         task = out["tasks"][0]
         self.assertEqual(task["status"], "ok", task)
         self.assertEqual(task["result"]["task"], task["result"]["blocking"])
+        self.assertEqual(task["result"]["task_connects"], task["result"]["blocking_connects"])
+        connects = json.loads(task["result"]["task_connects"])
+        self.assertEqual(connects[0]["error"]["kind"], "deadline", connects)
+        self.assertEqual(connects[1]["error"]["kind"], "auth", connects)
         got = json.loads(task["result"]["task"])
         self.assertEqual(got[0]["status"], 3)
         self.assertEqual(got[1]["signal"], "TERM")
@@ -129,6 +161,43 @@ return {
 """, env={"LCMC_ABORT_TASK": "1", "LCMC_ABORT_AFTER": "0.5"})
         self.assertEqual(out["tasks"][0]["status"], "aborted")
         self.assertEqual(out["tasks"][1]["result"]["stdout"], "other\n")
+
+    def test_a_silent_server_holds_no_other_task(self):
+        # The first task's connection is made while the second waits for a server that
+        # never answers: were connections made by blocking (a loop turned inside the call),
+        # the second would run inside the first's and hold it until its deadline.
+        out = self.run_tasks(r"""
+return {
+  function()
+    local s = connect()
+    local at = lcmcoord.now()
+    s:close()
+    return {connected_at = at}
+  end,
+  function()
+    local o = {}
+    for k, v in pairs(p.connect) do o[k] = v end
+    o.port, o.timeout = SILENT, 8
+    local s, err = lcmcoord.ssh.connect(o)
+    return {kind = err and err.kind, failed_at = lcmcoord.now()}
+  end,
+}
+""")
+        first, second = out["tasks"][0]["result"], out["tasks"][1]["result"]
+        self.assertEqual(second["kind"], "deadline", out)
+        self.assertLess(first["connected_at"], second["failed_at"] - 4, out)
+
+    def test_abort_during_connect_ends_it_at_once(self):
+        out = self.run_tasks(r"""
+return {function()
+  local o = {}
+  for k, v in pairs(p.connect) do o[k] = v end
+  o.port, o.timeout = SILENT, 60
+  return outcome(lcmcoord.ssh.connect(o))
+end}
+""", env={"LCMC_ABORT_TASK": "1", "LCMC_ABORT_AFTER": "0.5"})
+        self.assertEqual(out["tasks"][0]["status"], "aborted")
+        self.assertLess(out["elapsed"], 0.5 + 5 * harness.TIME_FACTOR, out)
 
     def test_closing_the_session_ends_a_command_in_another_task(self):
         out = self.run_tasks(r"""

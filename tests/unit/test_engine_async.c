@@ -1,17 +1,21 @@
 /*
  * The engine's asynchronous API against the real transport (libcurl) and a real HTTP peer
- * on 127.0.0.1 (a small server in this file, one thread per connection): lcmc_engine_serve
- * waits while idle until lcmc_engine_stop comes from another thread; functions posted from
- * several threads at once all run, on the engine's thread; requests started without waiting
- * run concurrently (fifty answers that take 0.3 s each come in well under fifty times
- * that); a blocking call made from a callback turns the loop, so other requests finish
- * meanwhile; a cancelled request closes its connection (the peer sees the end of the
- * stream) and never calls back. Time bounds are multiplied by LCMCOORD_TIME_FACTOR.
+ * on 127.0.0.1 (loopback_peer.c, one thread per connection): lcmc_engine_serve waits while
+ * idle (using next to no CPU) until lcmc_engine_stop comes from another thread or a signal
+ * handler; functions posted from several threads at once all run, on the engine's thread;
+ * requests started without waiting run concurrently (fifty answers that take 0.3 s each
+ * come in well under fifty times that); a blocking call made from a callback turns the
+ * loop, so other requests finish meanwhile; a cancelled request closes its connection (the
+ * peer sees the end of the stream) and never calls back; an SSH connection made without
+ * waiting (on a thread of its own) to a server that never speaks fails at its deadline
+ * while lcmc_engine_run waits for it, and a cancelled one returns at once. Time bounds are
+ * multiplied by LCMCOORD_TIME_FACTOR.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +30,7 @@
 #include <cmocka.h>
 
 #include "lcmcoord/lcmcoord.h"
+#include "lcmcoord/ssh.h"
 #include "loopback_peer.h"
 
 /* ---- fixtures ---------------------------------------------------------------------------- */
@@ -105,6 +110,52 @@ static void serve_waits_idle_until_stopped_from_another_thread(void **state)
     assert_true(lcmc_now() - start < 1 * time_factor());
     assert_int_equal(lcmc_engine_serve(NULL), LCMC_EUSAGE);
     lcmc_engine_stop(NULL);
+}
+
+/* Idle, the loop sleeps in poll(2): half a second of serving costs next to no CPU. And a
+ * stop may come from a signal handler. */
+static lcmc_engine *signalled_engine;
+
+static void stop_on_signal(int signo)
+{
+    (void)signo;
+    lcmc_engine_stop(signalled_engine);
+}
+
+static void *signal_later(void *arg)
+{
+    (void)arg;
+    sleep_seconds(0.5); /* the scenario: a signal while the loop is idle */
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void idle_serve_costs_no_cpu_and_a_signal_stops_it(void **state)
+{
+    world *w = *state;
+    signalled_engine = w->engine;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_on_signal;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+    pthread_t t;
+    double cpu = cpu_seconds(), start = lcmc_now();
+    assert_int_equal(pthread_create(&t, NULL, signal_later, NULL), 0);
+    assert_int_equal(lcmc_engine_serve(w->engine), LCMC_OK);
+    double took = lcmc_now() - start, used = cpu_seconds() - cpu;
+    pthread_join(t, NULL);
+    signal(SIGUSR1, SIG_DFL);
+    assert_true(took >= 0.5);
+    if (used > 0.05 * time_factor())
+        fail_msg("idle serving for %.2f s used %.3f s of CPU", took, used);
 }
 
 /* ---- posting from other threads ---------------------------------------------------------- */
@@ -322,10 +373,90 @@ static void cancel_closes_the_connection(void **state)
     assert_int_equal(h.calls, 0);
 }
 
+/* ---- SSH connections without waiting --------------------------------------------------------
+ * Against a listener that takes connections and never speaks: the connection (made on a
+ * thread of its own) fails at its deadline, and lcmc_engine_run waits for its callback; a
+ * cancelled one returns at once and never calls back. */
+
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof addr;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+typedef struct connected {
+    int calls;
+    lcmc_status status;
+    lcmc_ssh_session *session;
+    char message[256];
+    lcmc_engine *engine;
+} connected;
+
+static void note_connect(void *userdata, lcmc_status status, lcmc_ssh_session *session)
+{
+    connected *c = userdata;
+    c->calls++;
+    c->status = status;
+    c->session = session;
+    if (session == NULL)
+        snprintf(c->message, sizeof c->message, "%s",
+                 lcmc_error_message(lcmc_engine_last_error(c->engine)));
+}
+
+static void ssh_connect_start_fails_at_its_deadline(void **state)
+{
+    world *w = *state;
+    int port = 0;
+    int listener = silent_listener(&port);
+    lcmc_ssh_options o = LCMC_SSH_OPTIONS_INIT;
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.user = "nobody";
+    o.password = "not-a-real-secret";
+    o.host_key_sha256 = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    o.timeout = 0.5;
+    connected c = {.engine = w->engine};
+    lcmc_ssh_connect_handle *h = NULL;
+    double start = lcmc_now();
+    assert_int_equal(lcmc_ssh_connect_start(w->engine, &o, note_connect, &c, &h), LCMC_OK);
+    assert_int_equal(c.calls, 0);
+    /* Nothing else is in flight: run waits for the connection all the same. */
+    assert_int_equal(lcmc_engine_run(w->engine), LCMC_OK);
+    double took = lcmc_now() - start;
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.status, LCMC_EDEADLINE);
+    assert_null(c.session);
+    assert_non_null(strstr(c.message, "deadline of 0.5 s passed"));
+    assert_null(strstr(c.message, "not-a-real-secret"));
+    assert_true(took >= 0.5 && took < 0.5 + 5 * time_factor());
+
+    /* Cancelled: returns at once, never calls back. */
+    o.timeout = 60;
+    connected never = {.engine = w->engine};
+    assert_int_equal(lcmc_ssh_connect_start(w->engine, &o, note_connect, &never, &h), LCMC_OK);
+    start = lcmc_now();
+    lcmc_ssh_connect_cancel(h);
+    assert_true(lcmc_now() - start < 5 * time_factor());
+    assert_int_equal(lcmc_engine_run(w->engine), LCMC_OK);
+    assert_int_equal(never.calls, 0);
+    close(listener);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(serve_waits_idle_until_stopped_from_another_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(idle_serve_costs_no_cpu_and_a_signal_stops_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(posts_from_many_threads_all_run_on_the_engine_thread, setup,
                                         teardown),
@@ -333,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(blocking_call_from_a_callback_lets_others_finish, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(cancel_closes_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(ssh_connect_start_fails_at_its_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -483,6 +483,13 @@ LCMC_API lcmc_status lcmc_request_start(lcmc_engine *engine, const lcmc_request_
 /* Stops it here and now (a transfer in flight is abandoned, its connection closed): `done` is
  * never called. Only before `done` was called; accepts NULL. */
 LCMC_API void lcmc_request_cancel(lcmc_request_handle *request);
+/* lcmc_client_request without waiting, as lcmc_request_start is lcmc_request's: `done`
+ * receives what lcmc_client_request would have returned; cancel with lcmc_request_cancel.
+ * The client must outlive the request. */
+LCMC_API lcmc_status lcmc_client_request_start(lcmc_client *client, const char *method,
+                                               const char *target, const char *body, double timeout,
+                                               lcmc_request_done_fn *done, void *userdata,
+                                               lcmc_request_handle **out);
 
 #ifdef __cplusplus
 }

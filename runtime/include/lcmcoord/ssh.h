@@ -79,6 +79,23 @@ typedef struct lcmc_ssh_result lcmc_ssh_result;
  * or key refused), LCMC_EDEADLINE, LCMC_ECANCELLED (engine interrupted), LCMC_ENOMEM. */
 LCMC_API lcmc_status lcmc_ssh_connect(lcmc_engine *engine, const lcmc_ssh_options *options,
                                       lcmc_ssh_session **out);
+/* lcmc_ssh_connect without waiting: `done(userdata, status, session)` runs once from the
+ * engine's loop with what lcmc_ssh_connect would have returned (the session is then the
+ * callee's; on failure it is NULL and lcmc_engine_last_error(engine) holds the detail
+ * during the call). The connection is made on a thread of its own with a private engine, so
+ * nothing on `engine` waits for it; its log events reach `engine` when it is done. The
+ * options are copied (secrets wiped when freed). lcmc_engine_interrupt ends it with
+ * LCMC_ECANCELLED. Returns LCMC_EUSAGE/LCMC_ENOMEM (then `done` is never called) or LCMC_OK
+ * with *out a handle valid until `done` starts or lcmc_ssh_connect_cancel. */
+typedef struct lcmc_ssh_connect_handle lcmc_ssh_connect_handle;
+typedef void lcmc_ssh_connect_done_fn(void *userdata, lcmc_status status,
+                                      lcmc_ssh_session *session);
+LCMC_API lcmc_status lcmc_ssh_connect_start(lcmc_engine *engine, const lcmc_ssh_options *options,
+                                            lcmc_ssh_connect_done_fn *done, void *userdata,
+                                            lcmc_ssh_connect_handle **out);
+/* Stops it (returning promptly: the connection in progress is interrupted and its thread
+ * waited for); `done` is never called. Accepts NULL. */
+LCMC_API void lcmc_ssh_connect_cancel(lcmc_ssh_connect_handle *connect);
 /* Disconnects (briefly waiting for the server to take the goodbye, not at all once the
  * engine is interrupted) and frees the session. Accepts NULL. */
 LCMC_API void lcmc_ssh_session_free(lcmc_ssh_session *session);
