@@ -26,6 +26,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,8 @@ def main():
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--only", default="perf,callgrind,massif,floor")
     ap.add_argument("--curl-floor", help="the compiled bench/curl_floor.c (--only floor)")
+    ap.add_argument("--keep", help="copy the callgrind output here (for callgrind_annotate "
+                    "--tree=caller and the like)")
     a = ap.parse_args()
     only = set(a.only.split(","))
     with tempfile.TemporaryDirectory(prefix="lcmc-profile-") as tmp, bench.Nginx(tmp) as ngx:
@@ -234,6 +237,8 @@ def main():
             print()
         if "callgrind" in only:
             callgrind_profile(a.lcmcoord, params(a.n // 5), tmp, a.n // 5)
+            if a.keep:
+                shutil.copy(os.path.join(tmp, "callgrind.out"), a.keep)
             print()
         if "floor" in only and a.curl_floor:
             floor_profile(a.curl_floor, ngx.url, tmp, a.n // 5)

@@ -10,7 +10,7 @@ packages=(
   liblua5.4-dev lua5.4
   libcurl4-openssl-dev curl
   libssl-dev openssl
-  libjansson-dev
+  libjansson-dev libyajl-dev
   libmicrohttpd-dev libgnutls28-dev
   libedit-dev
   libcmocka-dev

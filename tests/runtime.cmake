@@ -16,7 +16,7 @@ add_library(lcmc_flow_runtime STATIC ${lcmc_flow_sources} unit/flow_fake.c)
 target_include_directories(lcmc_flow_runtime PUBLIC "${PROJECT_SOURCE_DIR}/runtime/src"
                            "${PROJECT_SOURCE_DIR}/runtime/include")
 target_compile_definitions(lcmc_flow_runtime PUBLIC LCMC_DEBUGASSERTS)
-target_link_libraries(lcmc_flow_runtime PUBLIC lcmc::cmocka lcmc::curl lcmc::jansson lcmc::openssl
+target_link_libraries(lcmc_flow_runtime PUBLIC lcmc::cmocka lcmc::curl lcmc::jansson lcmc::yajl lcmc::openssl
                       lcmc::ssh2 m Threads::Threads)
 foreach(lcmc_flow coordination deadline cancel auth queue invariants async)
   lcmc_add_cmocka_test(test_flow_${lcmc_flow}
@@ -25,6 +25,8 @@ foreach(lcmc_flow coordination deadline cancel auth queue invariants async)
 endforeach()
 lcmc_add_cmocka_test(test_log_events SOURCES unit/test_log_events.c LIBS lcmc_flow_runtime)
 lcmc_add_cmocka_test(test_json_values SOURCES unit/test_json_values.c LIBS lcmc_flow_runtime)
+# The yajl fast path against jansson, text by text (runtime/src/json_text.c).
+lcmc_add_cmocka_test(test_json_text SOURCES unit/test_json_text.c LIBS lcmc_flow_runtime)
 
 add_executable(lcmcoord_example_coordinate "${PROJECT_SOURCE_DIR}/docs/examples/coordinate.c")
 target_link_libraries(lcmcoord_example_coordinate PRIVATE lcmcoord_runtime)
@@ -50,7 +52,7 @@ get_target_property(lcmc_runtime_sources lcmcoord_runtime SOURCES)
 list(TRANSFORM lcmc_runtime_sources PREPEND "${PROJECT_SOURCE_DIR}/runtime/")
 lcmc_add_cmocka_test(test_runtime_memory
   SOURCES unit/test_runtime_memory.c ${lcmc_runtime_sources}
-  LIBS lcmc::curl lcmc::jansson lcmc::openssl lcmc::ssh2 m Threads::Threads)
+  LIBS lcmc::curl lcmc::jansson lcmc::yajl lcmc::openssl lcmc::ssh2 m Threads::Threads)
 target_include_directories(test_runtime_memory PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src"
                            "${PROJECT_SOURCE_DIR}/runtime/include")
 target_link_options(test_runtime_memory PRIVATE "LINKER:--wrap=malloc,--wrap=free,--wrap=realloc,--wrap=calloc")

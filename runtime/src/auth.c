@@ -23,11 +23,25 @@
  * authentication structure and a token endpoint's answer go through it. Every block jansson
  * frees is wiped first (all of it: malloc_usable_size), from the first parse of either on.
  * jansson's allocator is process-wide: the process's other jansson users get the same. */
+static _Thread_local int plain_free;
+
 static void free_wiped(void *block)
 {
-    if (block)
+    if (block && !plain_free)
         OPENSSL_cleanse(block, malloc_usable_size(block));
     free(block);
+}
+
+void lcmc__json_plain_free(int on)
+{
+    plain_free = on;
+}
+
+void lcmc__json_decref_plain(json_t *value)
+{
+    plain_free = 1;
+    json_decref(value);
+    plain_free = 0;
 }
 
 static void install_wiping_free(void)

@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "engine.h"
 #include "events.h"
+#include "json_text.h"
 #include "lcmcoord/json.h"
 
 /* Time kept for the last poll before the deadline, for a cancel after it, and for the
@@ -437,8 +439,16 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
         fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
         return;
     }
+    /* yajl reads most LcmCoords into the value jansson would make; jansson reads, and names
+     * the fault of, the rest. An LcmCoord holds none of the client's secrets: its blocks
+     * are freed without the wipe (lcmc__json_plain_free). */
     json_error_t jerr;
-    json_t *doc = json_loadb(r->body.data, r->body.length, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = lcmc__json_text_parse(r->body.data, r->body.length, 0);
+    if (doc == NULL) {
+        lcmc__json_plain_free(1);
+        doc = json_loadb(r->body.data, r->body.length, JSON_REJECT_DUPLICATES, &jerr);
+        lcmc__json_plain_free(0);
+    }
     lcmc_result result = LCMC_RESULT_NONE;
     char problem[160] = "";
     if (doc == NULL) {
@@ -451,7 +461,7 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
     if (problem[0]) {
         snprintf(why, sizeof why, "EM answered %ld %s but %s", r->status,
                  lcmc__reason_phrase(r->status), problem);
-        json_decref(doc);
+        lcmc__json_decref_plain(doc);
         fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
         return;
     }
@@ -467,7 +477,7 @@ static void accept_lcmcoord(lcmc_coordination *c, const lcmc_transfer_result *r,
                  ours ? ours : "?");
         free(theirs);
         free(ours);
-        json_decref(doc);
+        lcmc__json_decref_plain(doc);
         fail(c, LCMC_EPROTOCOL, method, url, why, NULL);
         return;
     }
@@ -1033,7 +1043,7 @@ void lcmc_coordination_free(lcmc_coordination *c)
     free(c->cancel_url);
     free(c->id);
     free(c->lcmcoord_json);
-    json_decref(c->lcmcoord);
+    lcmc__json_decref_plain(c->lcmcoord);
     free(c);
 }
 

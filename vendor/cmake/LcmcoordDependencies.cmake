@@ -24,6 +24,14 @@ add_library(lcmc::microhttpd ALIAS PkgConfig::LCMC_MHD)
 add_library(lcmc::gnutls ALIAS PkgConfig::LCMC_GNUTLS)
 add_library(lcmc::ssh2 ALIAS PkgConfig::LCMC_SSH2)
 
+# yajl: the fast JSON lexer and generator in front of jansson (runtime/src/json_text.c). Its
+# static archive (position-independent, from libyajl-dev) is linked into liblcmcoord, which
+# keeps its symbols to itself: no libyajl2 to install or map at run time.
+pkg_check_modules(LCMC_YAJL REQUIRED yajl>=2.1)
+find_library(LCMC_YAJL_ARCHIVE NAMES libyajl_s.a HINTS ${LCMC_YAJL_LIBRARY_DIRS} REQUIRED)
+add_library(lcmc::yajl STATIC IMPORTED)
+set_target_properties(lcmc::yajl PROPERTIES IMPORTED_LOCATION "${LCMC_YAJL_ARCHIVE}")
+
 # libedit: line editing and history for `lcmcoord repl` (its readline-compatible API).
 pkg_check_modules(LCMC_EDIT REQUIRED IMPORTED_TARGET libedit)
 add_library(lcmc::edit ALIAS PkgConfig::LCMC_EDIT)
