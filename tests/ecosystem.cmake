@@ -12,6 +12,10 @@ set_property(TEST e2e_program_boundaries APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_LIBRARY=$<TARGET_FILE:lcmcoord_runtime>"
              "LCMCOORD_LUA_MODULE=$<TARGET_FILE:lcmcoord_lua>"
              "LCMCOORD_EM_PROGRAM=$<TARGET_FILE:lcmcoord_em_program>")
+# What `lcmcoord run` maps (no line editor) and what liblcmcoord exports (no yajl).
+lcmc_add_e2e_test(e2e_client_footprint test_client_footprint.py)
+set_property(TEST e2e_client_footprint APPEND PROPERTY ENVIRONMENT
+             "LCMCOORD_LIBRARY=$<TARGET_FILE:lcmcoord_runtime>")
 lcmc_add_e2e_test(e2e_docs test_docs.py)
 lcmc_add_e2e_test(e2e_messages test_messages.py)
 set_property(TEST e2e_install APPEND PROPERTY ENVIRONMENT
