@@ -30,7 +30,10 @@ lcmc_add_cmocka_test(test_serve_store_review SOURCES unit/test_serve_store_revie
                      LIBS lcmcoord_serve_store Threads::Threads)
 target_compile_definitions(test_serve_store_review PRIVATE
                            SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}")
-set_tests_properties(test_serve_store_review PROPERTIES TIMEOUT 300)
+set_tests_properties(test_serve_store_review PROPERTIES FIXTURES_REQUIRED serve_pg TIMEOUT 300
+                     RESOURCE_LOCK serve_pg_cluster)
+set_property(TEST test_serve_store_review APPEND PROPERTY ENVIRONMENT
+             "LCMCOORD_TEST_PG_STATE=${LCMC_PG_STATE}")
 # ---- end of review1 ----------------------------------------------------------------------
 # ---- end of the store --------------------------------------------------------------------
 

@@ -127,19 +127,34 @@ static PGconn *connect_one(struct pg_store *s, char *err, size_t errlen)
     return conn;
 }
 
-static PGconn *acquire(struct pg_store *s, char *err, size_t errlen)
+/* A pooled connection, or a new one. fresh: a call found its pooled connection broken (the
+   server restarted or went away): the other idle connections predate that too and are as
+   broken, so they are closed first and the retry does not get the next dead one. */
+static PGconn *acquire(struct pg_store *s, bool fresh, char *err, size_t errlen)
 {
+    PGconn *stale[PG_POOL_MAX];
+    size_t n_stale = 0;
     pthread_mutex_lock(&s->lock);
+    if (fresh) {
+        n_stale = s->n_idle;
+        memcpy(stale, s->idle, n_stale * sizeof *stale);
+        s->n_idle = 0;
+        s->n_open -= n_stale;
+    }
     while (s->n_idle == 0 && s->n_open >= PG_POOL_MAX)
         pthread_cond_wait(&s->freed, &s->lock);
-    if (s->n_idle > 0) {
-        PGconn *conn = s->idle[--s->n_idle];
-        pthread_mutex_unlock(&s->lock);
-        return conn;
-    }
-    s->n_open++;
+    /* An idle one now was released after the flush, by a call that used it successfully. */
+    PGconn *conn = s->n_idle > 0 ? s->idle[--s->n_idle] : NULL;
+    if (!conn)
+        s->n_open++;
+    if (n_stale)
+        pthread_cond_broadcast(&s->freed);
     pthread_mutex_unlock(&s->lock);
-    PGconn *conn = connect_one(s, err, errlen);
+    for (size_t i = 0; i < n_stale; i++)
+        PQfinish(stale[i]);
+    if (conn)
+        return conn;
+    conn = connect_one(s, err, errlen);
     if (!conn) {
         pthread_mutex_lock(&s->lock);
         s->n_open--;
@@ -312,13 +327,13 @@ static bool read_row(const PGresult *res, int row, struct serve_coord *out)
     return !oom;
 }
 
-/* Runs body on a pooled connection, once more on a fresh one when the first statement found
- * the pooled connection broken. */
+/* Runs body on a pooled connection, once more on a new one (the idle ones closed) when the
+ * first statement found the pooled connection broken. */
 #define WITH_CONNECTION(s, err, errlen, rc, ...)                                                   \
     do {                                                                                           \
         for (int attempt_ = 0; attempt_ < 2; attempt_++) {                                         \
-            struct pg_call call_ = {(s),     acquire((s), (err), (errlen)), true, false, (err),    \
-                                    (errlen)};                                                     \
+            struct pg_call call_ = {                                                               \
+                (s), acquire((s), attempt_ > 0, (err), (errlen)), true, false, (err), (errlen)};   \
             if (!call_.conn) {                                                                     \
                 (rc) = SERVE_STORE_ERROR;                                                          \
                 break;                                                                             \
