@@ -443,6 +443,11 @@ const char *serve_claims_check(const struct serve_claims_policy *policy, const j
     if (cnf &&
         (!json_is_object(cnf) || (json_object_get(cnf, "x5t#S256") && !serve_claims_x5t(claims))))
         return "the token's cnf claim is malformed";
+    if (cnf && json_object_size(cnf) > (json_object_get(cnf, "x5t#S256") ? 1u : 0u))
+        /* Bound by another method (RFC 9449 DPoP's jkt, RFC 7800 jwk/jwe/jku...) that needs a
+           proof this server does not check: taken as a plain bearer token, the sender
+           constraint its issuer put on it would silently vanish. */
+        return "the token is bound by a confirmation method (cnf) this server cannot check";
     const char *bound = serve_claims_x5t(claims);
     if (bound) {
         /* RFC 8705 §3: a bound token is good only with the certificate it is bound to. */

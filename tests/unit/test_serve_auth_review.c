@@ -5,6 +5,9 @@
  * carry what a JSON library would not write, the suite's RFC 7662 peer on 127.0.0.1).
  *   - A Bearer token that is not a JWT but has two dots (an opaque token such as PASETO's
  *     "v4.local.xxx") was refused as a malformed JWT instead of going to introspection.
+ *   - A token bound to a key by a confirmation method this server cannot check (RFC 9449
+ *     DPoP's cnf.jkt) was accepted as a plain bearer token: the sender constraint its issuer
+ *     put on it was silently dropped.
  * And what held (kept as tests): duplicate claim names, exp as a string, a token cached
  * while valid and refused once it expires, a kid naming nothing.
  */
@@ -258,6 +261,28 @@ static void test_dotted_opaque_token_goes_to_introspection(void **state)
     serve_auth_free(auth);
 }
 
+/* RFC 9449: a DPoP-bound token (cnf.jkt) is good only with a proof of the key; this server
+   checks none, so it must not take such a token as a bearer one. */
+static void test_token_bound_by_an_unchecked_method_is_refused(void **state)
+{
+    (void)state;
+    struct serve_auth *auth = load(false, 0);
+    long exp = (long)now_s() + 300;
+    char *plain = sign_raw(HEADER, "{" CLAIMS ",\"exp\":%ld}", exp);
+    expect_ok(auth, plain, "vnfm-1");
+    char *dpop = sign_raw(HEADER,
+                          "{" CLAIMS ",\"exp\":%ld,\"cnf\":{\"jkt\":"
+                          "\"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I\"}}",
+                          exp);
+    expect_refused(auth, dpop, "cnf");
+    char *empty = sign_raw(HEADER, "{" CLAIMS ",\"exp\":%ld,\"cnf\":{}}", exp);
+    expect_ok(auth, empty, "vnfm-1"); /* a cnf binding to nothing constrains nothing */
+    free(plain);
+    free(dpop);
+    free(empty);
+    serve_auth_free(auth);
+}
+
 /* ---- what held ---- */
 
 static void test_claims_tricks_refused(void **state)
@@ -315,6 +340,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dotted_opaque_token_goes_to_introspection),
+        cmocka_unit_test(test_token_bound_by_an_unchecked_method_is_refused),
         cmocka_unit_test(test_claims_tricks_refused),
         cmocka_unit_test(test_cached_token_refused_after_expiry),
     };
