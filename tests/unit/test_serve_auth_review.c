@@ -8,10 +8,16 @@
  *   - A token bound to a key by a confirmation method this server cannot check (RFC 9449
  *     DPoP's cnf.jkt) was accepted as a plain bearer token: the sender constraint its issuer
  *     put on it was silently dropped.
+ *   - An http_proxy in the environment received the introspection of a loopback endpoint:
+ *     the token and this server's client secret, in clear text.
  * And what held (kept as tests): duplicate claim names, exp as a string, a token cached
  * while valid and refused once it expires, a kid naming nothing.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -255,7 +261,7 @@ static void test_dotted_opaque_token_goes_to_introspection(void **state)
     /* A real JWT whose signature fails stays refused without asking the authorization
        server (that would let a forged JWT through whatever it answers). */
     char *t = sign_raw(HEADER, "{" CLAIMS ",\"exp\":%ld}", (long)now_s() + 300);
-    t[strlen(t) - 3] ^= 1;
+    t[strlen(t) - 3] = t[strlen(t) - 3] == 'A' ? 'B' : 'A'; /* still base64url */
     expect_refused(auth, t, "signature");
     free(t);
     serve_auth_free(auth);
@@ -281,6 +287,44 @@ static void test_token_bound_by_an_unchecked_method_is_refused(void **state)
     free(dpop);
     free(empty);
     serve_auth_free(auth);
+}
+
+/* The introspection endpoint may be http:// only on loopback, "the token and the client secret
+   travel": an http_proxy in the environment (libcurl reads it) must not receive them, and a
+   proxy's loopback is not ours anyway. */
+static void test_introspection_on_loopback_never_through_a_proxy(void **state)
+{
+    (void)state;
+    int proxy = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(proxy, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(proxy, 8), 0);
+    socklen_t alen = sizeof addr;
+    getsockname(proxy, (struct sockaddr *)&addr, &alen);
+    char proxy_url[64];
+    snprintf(proxy_url, sizeof proxy_url, "http://127.0.0.1:%d", ntohs(addr.sin_port));
+    setenv("http_proxy", proxy_url, 1);
+    setenv("HTTPS_PROXY", proxy_url, 1);
+    setenv("ALL_PROXY", proxy_url, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    struct serve_auth *auth = load(true, 0);
+    struct serve_identity id;
+    check(auth, "tok-active-proxy-test", NULL, &id);
+    int client = accept(proxy, NULL, NULL);
+    bool proxied = client >= 0;
+    if (client >= 0)
+        close(client);
+    unsetenv("http_proxy");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("ALL_PROXY");
+    close(proxy);
+    serve_auth_free(auth);
+    if (proxied)
+        fail_msg("the introspection of a loopback endpoint went to the environment's proxy");
+    if (!id.ok)
+        fail_msg("refused (%d): %s", id.status, id.error ? id.error : "(no error)");
+    assert_string_equal(id.who, "vnfm-1");
 }
 
 /* ---- what held ---- */
@@ -341,6 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dotted_opaque_token_goes_to_introspection),
         cmocka_unit_test(test_token_bound_by_an_unchecked_method_is_refused),
+        cmocka_unit_test(test_introspection_on_loopback_never_through_a_proxy),
         cmocka_unit_test(test_claims_tricks_refused),
         cmocka_unit_test(test_cached_token_refused_after_expiry),
     };
