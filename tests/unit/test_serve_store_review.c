@@ -8,6 +8,9 @@
  *   - "a connection broken by a server restart is dropped and the call retried once on a fresh
  *     one": with several pooled connections, all broken by the restart, the retry took the
  *     next broken one from the pool and the call failed.
+ * And what held (kept as a test): a finish racing a reap of the same lapsed rows, on both back
+ * ends: each row decided once, the owner told NOT_FOUND exactly when the reaper won, the
+ * exclusive key free again either way.
  * The PostgreSQL part runs against the cluster of the ctest fixture (tests/e2e/pg_cluster.py,
  * its state file in LCMCOORD_TEST_PG_STATE), which it restarts. */
 #include "serve_store.h"
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -189,13 +193,173 @@ static void test_pg_restart_with_pooled_connections(void **state)
     serve_store_close(st);
 }
 
+/* ---- a finish racing a reap: decided once ---------------------------------------------- */
+
+enum { RACE_ROWS = 60 };
+
+struct race {
+    struct serve_store *owner, *reaper;
+    pthread_barrier_t start;
+    int finish_rc[RACE_ROWS];
+    int reaped;
+    char err[512];
+};
+
+static void race_id(char id[37], int i)
+{
+    snprintf(id, 37, "00000000-0000-4000-9000-%012d", i);
+}
+
+static char *abort_json(const struct serve_coord *c, void *ud)
+{
+    (void)ud;
+    char *json = malloc(96);
+    snprintf(json, 96, "{\"id\":\"%s\",\"by\":\"reaper\"}", c->id);
+    return json;
+}
+
+static void *finisher(void *arg)
+{
+    struct race *r = arg;
+    pthread_barrier_wait(&r->start);
+    for (int i = 0; i < RACE_ROWS; i++) {
+        char id[37], err[512];
+        race_id(id, i);
+        r->finish_rc[i] =
+            serve_store_finish(r->owner, id, "CONTINUE", "{\"by\":\"owner\"}", err, sizeof err);
+    }
+    return NULL;
+}
+
+static void *reaper(void *arg)
+{
+    struct race *r = arg;
+    pthread_barrier_wait(&r->start);
+    for (int round = 0; round < 200; round++) {
+        int n = serve_store_reap(r->reaper, false, abort_json, NULL, r->err, sizeof r->err);
+        if (n < 0) {
+            r->reaped = -1;
+            return NULL;
+        }
+        r->reaped += n;
+    }
+    return NULL;
+}
+
+static double epoch_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void finish_races_reap(const char *url, bool two_instances)
+{
+    char err[512] = "";
+    struct race r = {0};
+    r.owner = serve_store_open(url, "race-owner", err, sizeof err);
+    if (!r.owner)
+        fail_msg("open: %s", err);
+    r.reaper = two_instances ? serve_store_open(url, "race-reaper", err, sizeof err) : r.owner;
+    if (!r.reaper)
+        fail_msg("open: %s", err);
+    serve_store_set_lease_ttl(r.owner, 0.01);
+    for (int i = 0; i < RACE_ROWS; i++) {
+        struct serve_coord c = {0};
+        race_id(c.id, i);
+        c.request_json = "{}";
+        char key[32];
+        snprintf(key, sizeof key, "race-key-%d", i);
+        char *keys[] = {key, NULL};
+        c.exclusive_keys = keys;
+        if (serve_store_insert_running(r.owner, &c, NULL, err, sizeof err) != SERVE_STORE_OK)
+            fail_msg("insert: %s", err);
+    }
+    /* Every lease lapsed (10 ms, the stores' clocks): wait for the clock, bounded. */
+    double lapsed = epoch_now() + 0.05;
+    while (epoch_now() < lapsed) {
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    pthread_barrier_init(&r.start, NULL, 2);
+    pthread_t a, b;
+    pthread_create(&a, NULL, finisher, &r);
+    pthread_create(&b, NULL, reaper, &r);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    pthread_barrier_destroy(&r.start);
+    if (r.reaped < 0)
+        fail_msg("reap: %s", r.err);
+    int aborted = 0;
+    for (int i = 0; i < RACE_ROWS; i++) {
+        char id[37];
+        race_id(id, i);
+        struct serve_coord got;
+        assert_int_equal(serve_store_get(r.owner, id, &got, err, sizeof err), SERVE_STORE_OK);
+        assert_int_equal(got.state, SERVE_DONE);
+        bool by_owner = strcmp(got.result, "CONTINUE") == 0;
+        if (by_owner != (r.finish_rc[i] == SERVE_STORE_OK))
+            fail_msg("row %d: stored %s (%s) but the owner's finish returned %d", i, got.result,
+                     got.lcmcoord_json, r.finish_rc[i]);
+        if (!by_owner) {
+            aborted++;
+            assert_int_equal(r.finish_rc[i], SERVE_STORE_NOT_FOUND);
+            assert_non_null(strstr(got.lcmcoord_json, "reaper"));
+        } else {
+            assert_non_null(strstr(got.lcmcoord_json, "owner"));
+        }
+        serve_coord_clear(&got);
+        /* The key is free again whoever finished it. */
+        struct serve_coord again = {0};
+        snprintf(again.id, sizeof again.id, "00000000-0000-4000-a000-%012d", i);
+        again.request_json = "{}";
+        char key[32];
+        snprintf(key, sizeof key, "race-key-%d", i);
+        char *keys[] = {key, NULL};
+        again.exclusive_keys = keys;
+        if (serve_store_insert_running(r.owner, &again, NULL, err, sizeof err) != SERVE_STORE_OK)
+            fail_msg("row %d: its key is still held: %s", i, err);
+    }
+    assert_int_equal(aborted, r.reaped);
+    print_message("finish vs reap: %d finished by the owner, %d reaped\n", RACE_ROWS - aborted,
+                  aborted);
+    if (r.reaper != r.owner)
+        serve_store_close(r.reaper);
+    serve_store_close(r.owner);
+}
+
+static void test_sqlite_finish_races_reap(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_serve_store_review-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/store.db", dir);
+    finish_races_reap(url, false);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_pg_finish_races_reap(void **state)
+{
+    (void)state;
+    PGconn *conn = PQconnectdb(pg_url);
+    PQclear(PQexec(conn, "SET client_min_messages = warning; DROP TABLE IF EXISTS "
+                         "serve_coord_key, serve_coord, serve_schema CASCADE"));
+    PQfinish(conn);
+    finish_races_reap(pg_url, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest url_tests[] = {
         cmocka_unit_test(test_password_never_shown),
+        cmocka_unit_test(test_sqlite_finish_races_reap),
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test(test_pg_restart_with_pooled_connections),
+        cmocka_unit_test(test_pg_finish_races_reap),
     };
     int failed = cmocka_run_group_tests_name("serve store review: URLs", url_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("serve store review: postgresql", pg_tests,
