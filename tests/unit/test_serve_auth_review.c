@@ -10,6 +10,8 @@
  *     put on it was silently dropped.
  *   - An http_proxy in the environment received the introspection of a loopback endpoint:
  *     the token and this server's client secret, in clear text.
+ *   - With users of different crypt(3) methods, an unknown user name was checked against the
+ *     first user's hash and answered far sooner (or later) than real users: enumeration.
  * And what held (kept as tests): duplicate claim names, exp as a string, a token cached
  * while valid and refused once it expires, a kid naming nothing.
  */
@@ -32,11 +34,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <crypt.h>
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <time.h>
 
 #include "serve_auth.h"
 
@@ -327,6 +331,75 @@ static void test_introspection_on_loopback_never_through_a_proxy(void **state)
     assert_string_equal(id.who, "vnfm-1");
 }
 
+/* An unknown user must not cost less than a real one: with a cheap sha512-crypt user sorted
+   first and a yescrypt one after, every unknown name was checked against the cheap hash and
+   answered ~70 times sooner than the yescrypt user's wrong password: user enumeration. */
+static char *make_hash(const char *prefix, unsigned long cost, const char *password)
+{
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    assert_non_null(crypt_gensalt_rn(prefix, cost, NULL, 0, setting, sizeof setting));
+    struct crypt_data data;
+    memset(&data, 0, sizeof data);
+    const char *hash = crypt_rn(password, setting, &data, sizeof data);
+    assert_non_null(hash);
+    return strdup(hash);
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double basic_refusal_seconds(struct serve_auth *auth, const char *user_pass)
+{
+    char b64[256], header[300];
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)user_pass, (int)strlen(user_pass));
+    snprintf(header, sizeof header, "Basic %s", b64);
+    struct serve_identity id;
+    double t0 = mono_now();
+    serve_auth_check(auth, header, NULL, &id);
+    double spent = mono_now() - t0;
+    assert_false(id.ok);
+    return spent;
+}
+
+static void test_unknown_user_costs_what_a_real_user_costs(void **state)
+{
+    (void)state;
+    char *cheap = make_hash("$6$", 1000, "cheap-pass"), *dear = make_hash("$y$", 0, "dear-pass");
+    char users[512], path[160];
+    snprintf(users, sizeof users, "aaa-cheap:%s\nzzz-dear:%s\n", cheap, dear);
+    snprintf(path, sizeof path, "%s/users", dir);
+    FILE *f = fopen(path, "w");
+    fputs(users, f);
+    fclose(f);
+    chmod(path, 0600);
+    struct serve_auth_config cfg = {.users_file = path, .warn = no_warning};
+    char err[512] = "";
+    struct serve_auth *auth = serve_auth_load(&cfg, err, sizeof err);
+    if (!auth)
+        fail_msg("serve_auth_load: %s", err);
+    double dear_wrong = basic_refusal_seconds(auth, "zzz-dear:wrong");
+    /* Sixteen unknown names: each is checked against one of the two hashes; with a fixed
+       choice of the cheap one all sixteen answer fast (by chance: 1 in 65536). */
+    int as_dear = 0;
+    for (int i = 0; i < 16; i++) {
+        char attempt[64];
+        snprintf(attempt, sizeof attempt, "ghost-%d:wrong", i);
+        if (basic_refusal_seconds(auth, attempt) > dear_wrong * 0.3)
+            as_dear++;
+    }
+    serve_auth_free(auth);
+    free(cheap);
+    free(dear);
+    if (as_dear == 0)
+        fail_msg("16 unknown names all answered much sooner than a real yescrypt user's wrong "
+                 "password (%.1f ms): the timing tells which names exist",
+                 dear_wrong * 1e3);
+}
+
 /* ---- what held ---- */
 
 static void test_claims_tricks_refused(void **state)
@@ -386,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_dotted_opaque_token_goes_to_introspection),
         cmocka_unit_test(test_token_bound_by_an_unchecked_method_is_refused),
         cmocka_unit_test(test_introspection_on_loopback_never_through_a_proxy),
+        cmocka_unit_test(test_unknown_user_costs_what_a_real_user_costs),
         cmocka_unit_test(test_claims_tricks_refused),
         cmocka_unit_test(test_cached_token_refused_after_expiry),
     };
