@@ -34,13 +34,14 @@
 #define USERS_LINE_MAX   4096
 #define USERS_MAX        100000
 #define BASIC_HEADER_MAX 4096
-#define PASSWORD_MAX     1024
-#define DEFAULT_LEEWAY   30
-#define DEFAULT_REALM    "lcmcoord"
-#define BASIC_CACHE_MAX  1024 /* successful Basic checks remembered at most */
-#define BASIC_CACHE_TTL  60.0
-#define BASIC_PROBE      4
-#define CRYPT_ALPHABET   "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+/* libcrypt hashes nothing of CRYPT_MAX_PASSPHRASE_SIZE bytes or more (crypt_rn fails) */
+#define PASSWORD_MAX    (CRYPT_MAX_PASSPHRASE_SIZE - 1)
+#define DEFAULT_LEEWAY  30
+#define DEFAULT_REALM   "lcmcoord"
+#define BASIC_CACHE_MAX 1024 /* successful Basic checks remembered at most */
+#define BASIC_CACHE_TTL 60.0
+#define BASIC_PROBE     4
+#define CRYPT_ALPHABET  "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 struct user {
     char *name;

@@ -12,6 +12,8 @@
  *     the token and this server's client secret, in clear text.
  *   - With users of different crypt(3) methods, an unknown user name was checked against the
  *     first user's hash and answered far sooner (or later) than real users: enumeration.
+ *   - --hash-password said "cannot make a yescrypt hash" for a password of 512 to 1024 bytes,
+ *     which libcrypt refuses: now "longer than 511 bytes".
  * And what held (kept as tests): duplicate claim names, exp as a string, a token cached
  * while valid and refused once it expires, a kid naming nothing.
  */
@@ -400,6 +402,34 @@ static void test_unknown_user_costs_what_a_real_user_costs(void **state)
                  dear_wrong * 1e3);
 }
 
+/* --hash-password: a password libcrypt cannot hash (512 bytes or more) is named as too long,
+   not "cannot make a yescrypt hash with libcrypt"; the longest it can is hashed and accepted. */
+static int hash_from_pipe(size_t length, char *line, size_t linelen, char *err, size_t errlen)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char *typed = malloc(length + 1);
+    memset(typed, 'p', length);
+    typed[length] = '\n';
+    assert_int_equal(write(p[1], typed, length + 1), (ssize_t)(length + 1));
+    close(p[1]);
+    free(typed);
+    int rc = serve_auth_hash_password(p[0], NULL, "bob", line, linelen, err, errlen);
+    close(p[0]);
+    return rc;
+}
+
+static void test_hash_password_too_long_for_libcrypt(void **state)
+{
+    (void)state;
+    char line[512], err[256] = "";
+    assert_int_equal(hash_from_pipe(600, line, sizeof line, err, sizeof err), -1);
+    if (!strstr(err, "longer than"))
+        fail_msg("a 600-byte password: '%s' does not say it is too long", err);
+    assert_int_equal(hash_from_pipe(511, line, sizeof line, err, sizeof err), 0);
+    assert_int_equal(strncmp(line, "bob:$y$", 7), 0);
+}
+
 /* ---- what held ---- */
 
 static void test_claims_tricks_refused(void **state)
@@ -460,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_token_bound_by_an_unchecked_method_is_refused),
         cmocka_unit_test(test_introspection_on_loopback_never_through_a_proxy),
         cmocka_unit_test(test_unknown_user_costs_what_a_real_user_costs),
+        cmocka_unit_test(test_hash_password_too_long_for_libcrypt),
         cmocka_unit_test(test_claims_tricks_refused),
         cmocka_unit_test(test_cached_token_refused_after_expiry),
     };
