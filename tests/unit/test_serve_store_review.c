@@ -8,6 +8,9 @@
  *   - "a connection broken by a server restart is dropped and the call retried once on a fresh
  *     one": with several pooled connections, all broken by the restart, the retry took the
  *     next broken one from the pool and the call failed.
+ *   - "TLS verification stays on unless explicitly turned off": over TCP the store used
+ *     libpq's default sslmode=prefer, which verifies no certificate and goes on in clear text
+ *     when the server (or whoever sits in between) declines TLS.
  * And what held (kept as a test): a finish racing a reap of the same lapsed rows, on both back
  * ends: each row decided once, the owner told NOT_FOUND exactly when the reaper won, the
  * exclusive key free again either way.
@@ -15,8 +18,12 @@
  * its state file in LCMCOORD_TEST_PG_STATE), which it restarts. */
 #include "serve_store.h"
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,6 +127,80 @@ static void test_password_never_shown(void **state)
                                  "%70assword=hunter2Secret",
                                  "review", err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent-dir"));
+}
+
+/* ---- TLS to a PostgreSQL server over TCP ------------------------------------------------ */
+
+/* A PostgreSQL server that speaks no TLS: it declines the SSLRequest ('N') and notes whether
+   the client then carries on in clear text (its StartupMessage: user, database). */
+struct plain_server {
+    int listener;
+    int port;
+    bool clear_text_startup;
+};
+
+static void *plain_server_run(void *arg)
+{
+    struct plain_server *srv = arg;
+    int conn = accept(srv->listener, NULL, NULL);
+    if (conn < 0)
+        return NULL;
+    for (int round = 0; round < 3; round++) {
+        unsigned char head[8];
+        size_t got = 0;
+        while (got < sizeof head) {
+            ssize_t n = read(conn, head + got, sizeof head - got);
+            if (n <= 0)
+                goto done;
+            got += (size_t)n;
+        }
+        uint32_t code =
+            (uint32_t)head[4] << 24 | (uint32_t)head[5] << 16 | (uint32_t)head[6] << 8 | head[7];
+        if (code == 80877103 || code == 80877104) { /* SSLRequest, GSSENCRequest */
+            if (write(conn, "N", 1) != 1)
+                goto done;
+            continue;
+        }
+        if (code == 196608) /* protocol 3.0: the StartupMessage, in clear text */
+            srv->clear_text_startup = true;
+        goto done;
+    }
+done:
+    close(conn);
+    return NULL;
+}
+
+static void test_pg_over_tcp_verifies_tls_unless_turned_off(void **state)
+{
+    (void)state;
+    struct plain_server srv = {0};
+    srv.listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(srv.listener, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(srv.listener, 4), 0);
+    socklen_t alen = sizeof addr;
+    getsockname(srv.listener, (struct sockaddr *)&addr, &alen);
+    srv.port = ntohs(addr.sin_port);
+    unsetenv("PGSSLMODE");
+    pthread_t t;
+    pthread_create(&t, NULL, plain_server_run, &srv);
+    char url[160], err[1024] = "";
+    snprintf(url, sizeof url, "postgresql://lcmcoord@127.0.0.1:%d/postgres", srv.port);
+    assert_null(serve_store_open(url, "review", err, sizeof err));
+    pthread_join(t, NULL);
+    if (srv.clear_text_startup)
+        fail_msg("the store went on in clear text with a server that declined TLS (%s)", err);
+    assert_non_null(strstr(err, "SSL"));
+    assert_null(strchr(err, '\n'));
+
+    /* Turned off explicitly: then clear text is what the operator asked for. */
+    pthread_create(&t, NULL, plain_server_run, &srv);
+    snprintf(url, sizeof url, "postgresql://lcmcoord@127.0.0.1:%d/postgres?sslmode=disable",
+             srv.port);
+    assert_null(serve_store_open(url, "review", err, sizeof err));
+    pthread_join(t, NULL);
+    assert_true(srv.clear_text_startup);
+    close(srv.listener);
 }
 
 /* ---- reconnecting after a server restart with several pooled connections ---------------- */
@@ -356,6 +437,7 @@ int main(void)
     const struct CMUnitTest url_tests[] = {
         cmocka_unit_test(test_password_never_shown),
         cmocka_unit_test(test_sqlite_finish_races_reap),
+        cmocka_unit_test(test_pg_over_tcp_verifies_tls_unless_turned_off),
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test(test_pg_restart_with_pooled_connections),
