@@ -15,7 +15,8 @@
  * ends: each row decided once, the owner told NOT_FOUND exactly when the reaper won, the
  * exclusive key free again either way.
  * The PostgreSQL part runs against the cluster of the ctest fixture (tests/e2e/pg_cluster.py,
- * its state file in LCMCOORD_TEST_PG_STATE), which it restarts. */
+ * its state file in LCMCOORD_TEST_PG_STATE; run bare, it starts and stops its own), which it
+ * restarts. */
 #include "serve_store.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,7 @@
 
 static char pg_state_path[512];
 static char pg_url[1200];
+static bool pg_own_cluster; /* started by this program (no ctest fixture) */
 
 static const char *source_dir(void)
 {
@@ -52,16 +54,31 @@ static int run_cluster_command(const char *action)
     return system(cmd);
 }
 
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    if (pg_own_cluster)
+        run_cluster_command("stop");
+    return 0;
+}
+
 static int pg_group_setup(void **state)
 {
     (void)state;
     const char *given = getenv("LCMCOORD_TEST_PG_STATE");
-    if (!given || !*given) {
-        fprintf(stderr, "test_serve_store_review: LCMCOORD_TEST_PG_STATE is not set (run it "
-                        "through ctest: the serve_pg fixture starts the cluster)\n");
-        return -1;
+    if (given && *given) {
+        snprintf(pg_state_path, sizeof pg_state_path, "%s", given);
+    } else {
+        /* Run bare (scripts/valgrind.sh): a cluster of its own, stopped at the end. */
+        snprintf(pg_state_path, sizeof pg_state_path, "/tmp/test_serve_store_review-pg-%ld.state",
+                 (long)getpid());
+        if (run_cluster_command("start") != 0) {
+            fprintf(stderr, "test_serve_store_review: could not start a PostgreSQL cluster "
+                            "(tests/e2e/pg_cluster.py start)\n");
+            return -1;
+        }
+        pg_own_cluster = true;
     }
-    snprintf(pg_state_path, sizeof pg_state_path, "%s", given);
     FILE *f = fopen(pg_state_path, "r");
     if (!f) {
         fprintf(stderr, "test_serve_store_review: cannot read %s\n", pg_state_path);
@@ -445,6 +462,6 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("serve store review: URLs", url_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("serve store review: postgresql", pg_tests,
-                                          pg_group_setup, NULL);
+                                          pg_group_setup, pg_group_teardown);
     return failed ? 1 : 0;
 }
