@@ -25,6 +25,16 @@ set_tests_properties(test_serve_store PROPERTIES FIXTURES_REQUIRED serve_pg TIME
 set_property(TEST test_serve_store APPEND PROPERTY ENVIRONMENT
              "LCMCOORD_TEST_PG_STATE=${LCMC_PG_STATE}")
 lcmc_add_e2e_test(test_pg_cluster_e2e test_pg_cluster.py)
+# ---- review1: adversarial review of the store (passwords in URLs, reconnect with a pool) --
+lcmc_add_cmocka_test(test_serve_store_review SOURCES unit/test_serve_store_review.c
+                     LIBS lcmcoord_serve_store Threads::Threads)
+target_compile_definitions(test_serve_store_review PRIVATE
+                           SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}")
+set_tests_properties(test_serve_store_review PROPERTIES FIXTURES_REQUIRED serve_pg TIMEOUT 300
+                     RESOURCE_LOCK serve_pg_cluster)
+set_property(TEST test_serve_store_review APPEND PROPERTY ENVIRONMENT
+             "LCMCOORD_TEST_PG_STATE=${LCMC_PG_STATE}")
+# ---- end of review1 ----------------------------------------------------------------------
 # ---- end of the store --------------------------------------------------------------------
 
 # ---- the serve core: end-to-end suites driving the real program -------------------------

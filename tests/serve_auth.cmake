@@ -8,3 +8,9 @@ set_tests_properties(test_serve_auth PROPERTIES TIMEOUT 300)
 # Where the peer script is when LCMCOORD_SOURCE_DIR is not set (scripts/valgrind.sh runs the
 # suites bare).
 target_compile_definitions(test_serve_auth PRIVATE LCMC_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+# review1: adversarial review of serve auth (opaque dotted tokens, DPoP-bound tokens, claim
+# tricks, cached tokens past exp); reuses the suite's introspection peer.
+lcmc_add_cmocka_test(test_serve_auth_review SOURCES unit/test_serve_auth_review.c
+                     LIBS lcmcoord_serve_auth lcmc::jwt lcmc::crypt)
+set_tests_properties(test_serve_auth_review PROPERTIES TIMEOUT 120)
+target_compile_definitions(test_serve_auth_review PRIVATE LCMC_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -34,13 +34,14 @@
 #define USERS_LINE_MAX   4096
 #define USERS_MAX        100000
 #define BASIC_HEADER_MAX 4096
-#define PASSWORD_MAX     1024
-#define DEFAULT_LEEWAY   30
-#define DEFAULT_REALM    "lcmcoord"
-#define BASIC_CACHE_MAX  1024 /* successful Basic checks remembered at most */
-#define BASIC_CACHE_TTL  60.0
-#define BASIC_PROBE      4
-#define CRYPT_ALPHABET   "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+/* libcrypt hashes nothing of CRYPT_MAX_PASSPHRASE_SIZE bytes or more (crypt_rn fails) */
+#define PASSWORD_MAX    (CRYPT_MAX_PASSPHRASE_SIZE - 1)
+#define DEFAULT_LEEWAY  30
+#define DEFAULT_REALM   "lcmcoord"
+#define BASIC_CACHE_MAX 1024 /* successful Basic checks remembered at most */
+#define BASIC_CACHE_TTL 60.0
+#define BASIC_PROBE     4
+#define CRYPT_ALPHABET  "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 struct user {
     char *name;
@@ -56,6 +57,7 @@ struct basic_cached {
 struct serve_auth {
     struct user *users; /* sorted by name */
     size_t n_users;
+    unsigned char name_key[32]; /* picks the hash an unknown user name is checked against */
     bool basic;
     /* Successful Basic checks remembered by an HMAC of user and password under a key made
        at load (never the password): a client repeating its credentials costs one HMAC, not
@@ -362,6 +364,19 @@ static void basic_cache_put(struct serve_auth *auth, const unsigned char mac[32]
     pthread_mutex_unlock(&auth->basic_lock);
 }
 
+/* The hash an unknown user name is checked against: a user's, chosen by an HMAC of the name
+   under a key made at load. */
+static const char *stand_in_hash(const struct serve_auth *auth, const char *name)
+{
+    unsigned char mac[32];
+    unsigned int len = sizeof mac;
+    size_t pick = 0;
+    if (HMAC(EVP_sha256(), auth->name_key, sizeof auth->name_key, (const unsigned char *)name,
+             strlen(name), mac, &len))
+        memcpy(&pick, mac, sizeof pick);
+    return auth->users[pick % auth->n_users].hash;
+}
+
 /* crypt_rn of password against hash, compared with it in constant time. */
 static bool password_matches(const char *password, const char *hash)
 {
@@ -443,6 +458,11 @@ const char *serve_claims_check(const struct serve_claims_policy *policy, const j
     if (cnf &&
         (!json_is_object(cnf) || (json_object_get(cnf, "x5t#S256") && !serve_claims_x5t(claims))))
         return "the token's cnf claim is malformed";
+    if (cnf && json_object_size(cnf) > (json_object_get(cnf, "x5t#S256") ? 1u : 0u))
+        /* Bound by another method (RFC 9449 DPoP's jkt, RFC 7800 jwk/jwe/jku...) that needs a
+           proof this server does not check: taken as a plain bearer token, the sender
+           constraint its issuer put on it would silently vanish. */
+        return "the token is bound by a confirmation method (cnf) this server cannot check";
     const char *bound = serve_claims_x5t(claims);
     if (bound) {
         /* RFC 8705 §3: a bound token is good only with the certificate it is bound to. */
@@ -505,6 +525,10 @@ struct serve_auth *serve_auth_load(const struct serve_auth_config *cfg, char *er
         if (users_load(auth, cfg->users_file, warn, cfg->warn_ud, err, errlen) != 0 ||
             basic_cache_init(auth, cfg, err, errlen) != 0)
             goto fail;
+        if (RAND_bytes(auth->name_key, sizeof auth->name_key) != 1) {
+            snprintf(err, errlen, "cannot make a random key (OpenSSL's RAND_bytes failed)");
+            goto fail;
+        }
         auth->basic = true;
     }
     if (cfg->jwks_file &&
@@ -655,9 +679,13 @@ static void check_basic(struct serve_auth *auth, const char *cred, size_t credle
     basic_mac(auth, plain, password, mac);
     bool ok = user && basic_cache_find(auth, mac) == user;
     if (!ok) {
-        /* An unknown user is checked against the first user's hash: the same method and cost,
-           the same refusal, so the answer's timing does not tell which names exist. */
-        ok = password_matches(password, user ? user->hash : auth->users[0].hash) && user;
+        /* An unknown user is checked against a real user's hash, the same refusal: with one
+           method and cost in the file, the same work. With several, the user is picked by a
+           keyed hash of the name, so an unknown name always costs what some real user costs
+           (the same one each time, so repeating does not average it out); a fixed choice
+           made every unknown name cost one user's method, and any user with another one
+           stood out (a cheap sha512-crypt first, yescrypt for the rest: 70 times faster). */
+        ok = password_matches(password, user ? user->hash : stand_in_hash(auth, plain)) && user;
         if (ok)
             basic_cache_put(auth, mac, user);
     }

@@ -45,7 +45,8 @@ struct serve_jwks *serve_jwks_load(const char *path, void (*warn)(void *, const 
 void serve_jwks_free(struct serve_jwks *);
 enum serve_jwt_result {
     SERVE_JWT_VALID,   /* signature good; *claims set (caller frees) */
-    SERVE_JWT_UNKNOWN, /* no key of the JWKS is named by it (introspection may know it) */
+    SERVE_JWT_UNKNOWN, /* not a JWT, or no key of the JWKS is named by it (introspection may
+                          know it); *error says which, for when nothing else does */
     SERVE_JWT_INVALID  /* refused: *error says why */
 };
 enum serve_jwt_result serve_jwt_verify(const struct serve_jwks *, const char *token,

@@ -33,6 +33,7 @@
 
 struct serve_introspect {
     char *url;
+    bool loopback;   /* http:// to this host's loopback */
     char *client_id; /* form-urlencoded, as RFC 6749 §2.3.1 wants inside Basic */
     char *client_secret;
     char *cacert;
@@ -62,8 +63,9 @@ void serve_introspect_free(struct serve_introspect *in)
     curl_global_cleanup();
 }
 
-/* https://, or http:// to a loopback host only: the token and the client secret travel. */
-static bool url_acceptable(const char *url)
+/* https://, or http:// to a loopback host only (*loopback set): the token and the client
+   secret travel. */
+static bool url_acceptable(const char *url, bool *loopback)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL;
@@ -71,10 +73,10 @@ static bool url_acceptable(const char *url)
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        ok = strcmp(scheme, "https") == 0 ||
-             (strcmp(scheme, "http") == 0 &&
-              (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0 ||
-               strcmp(host, "localhost") == 0));
+        *loopback = strcmp(scheme, "http") == 0 &&
+                    (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0 ||
+                     strcmp(host, "localhost") == 0);
+        ok = strcmp(scheme, "https") == 0 || *loopback;
     }
     curl_free(scheme);
     curl_free(host);
@@ -121,7 +123,7 @@ struct serve_introspect *serve_introspect_new(const struct serve_auth_config *cf
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!url_acceptable(cfg->introspect_url)) {
+    if (!url_acceptable(cfg->introspect_url, &in->loopback)) {
         snprintf(err, errlen,
                  "the introspection URL must be https:// (http:// only to 127.0.0.1, [::1] "
                  "or localhost)");
@@ -232,6 +234,14 @@ static const char *introspect_remote(struct serve_introspect *in, const char *to
     curl_easy_setopt(curl, CURLOPT_URL, in->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    if (in->loopback) {
+        /* Never through the environment's proxy: it would read the token and the client
+           secret sent in clear text, and a proxy's loopback is not this host's. */
+        curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    } else {
+        /* A proxy (https_proxy) only relays the TLS bytes, never a request it can read. */
+        curl_easy_setopt(curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
+    }
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, in->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, in->timeout_ms);

@@ -427,8 +427,10 @@ enum serve_jwt_result serve_jwt_verify(const struct serve_jwks *jwks, const char
         return SERVE_JWT_UNKNOWN; /* not a JWS in compact form: perhaps an opaque token */
     json_t *header = segment_json(token, (size_t)(dot1 - token));
     if (!header) {
+        /* Not a JWT at all (an opaque token with two dots, such as PASETO's v4.local.x): no
+           key of the JWKS is for it, so introspection, when configured, may know it. */
         *error = "the token's header is not base64url JSON";
-        return SERVE_JWT_INVALID;
+        return SERVE_JWT_UNKNOWN;
     }
     enum serve_jwt_result result = SERVE_JWT_INVALID;
     jwt_t *jwt = NULL;

@@ -76,11 +76,48 @@ void serve_store_free_head(struct serve_store *st)
     st->display = st->instance_id = NULL;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Whether a query parameter's name (len bytes, percent-encoded) contains "password" in any
+   case once decoded. */
+static bool names_a_password(const char *name, size_t len)
+{
+    char decoded[64];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (c == '%' && i + 2 < len && hex_digit(name[i + 1]) >= 0 && hex_digit(name[i + 2]) >= 0) {
+            c = (char)(hex_digit(name[i + 1]) * 16 + hex_digit(name[i + 2]));
+            i += 2;
+        }
+        if (n + 1 >= sizeof decoded)
+            return true; /* no libpq parameter name is this long: hide it, to be safe */
+        decoded[n++] = c;
+    }
+    decoded[n] = '\0';
+    for (size_t i = 0; i + 8 <= n; i++)
+        if (strncasecmp(decoded + i, "password", 8) == 0)
+            return true;
+    return false;
+}
+
 char *serve_store_redact_url(const char *url)
 {
-    /* Room for the URL plus two "***" that may replace empty values. */
-    size_t len = strlen(url);
-    char *out = malloc(len + 8);
+    /* Room for the URL plus a "***" for the userinfo's password and one per parameter
+       (each has its '='), any of which may replace an empty value. */
+    size_t len = strlen(url), params = 0;
+    for (const char *eq = strchr(url, '='); eq; eq = strchr(eq + 1, '='))
+        params++;
+    char *out = malloc(len + 3 * params + 8);
     if (!out)
         return NULL;
     const char *scheme_end = strstr(url, "://");
@@ -100,7 +137,8 @@ char *serve_store_redact_url(const char *url)
         o += 3;
         url = at;
     }
-    /* The query: password=VALUE (any case) up to the next '&'. */
+    /* The query: the value of every parameter whose name, percent-decoded as libpq decodes
+       it, says password (password, sslpassword, %70assword), up to the next '&'. */
     const char *q = strchr(url, '?');
     if (!q) {
         strcpy(out + o, url);
@@ -112,9 +150,10 @@ char *serve_store_redact_url(const char *url)
     while (*p) {
         const char *amp = strchr(p, '&');
         size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-        if (plen >= 9 && strncasecmp(p, "password=", 9) == 0) {
-            memcpy(out + o, p, 9);
-            o += 9;
+        const char *eq = memchr(p, '=', plen);
+        if (eq && names_a_password(p, (size_t)(eq - p))) {
+            memcpy(out + o, p, (size_t)(eq - p) + 1);
+            o += (size_t)(eq - p) + 1;
             memcpy(out + o, "***", 3);
             o += 3;
         } else {
@@ -201,11 +240,17 @@ struct serve_store *serve_store_open(const char *url, const char *instance_id, c
         free(display);
         return st;
     }
-    /* Never echo an unknown URL whole: it may carry a password in a form we do not parse. */
-    char *display = serve_store_redact_url(url);
-    serve_store_errorf_name(display ? display : "?", err, errlen,
+    /* Never echo an unknown URL, even redacted: it may carry a password in a form we do not
+       parse (libpq's "host=db password=..."). Its scheme alone says what was given. */
+    size_t scheme =
+        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    char display[48];
+    if (scheme > 0 && scheme < 24 && url[scheme] == ':')
+        snprintf(display, sizeof display, "%.*s:...", (int)scheme, url);
+    else
+        snprintf(display, sizeof display, "(not a URL)");
+    serve_store_errorf_name(display, err, errlen,
                             "unknown store URL (expected sqlite:PATH or postgresql://...)");
-    free(display);
     return NULL;
 }
 

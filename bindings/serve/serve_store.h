@@ -3,7 +3,9 @@
  * PostgreSQL, across several serve instances behind one load balancer. Two back ends behind one
  * interface: "sqlite:PATH" (embedded, one process: the file is locked for the store's lifetime)
  * and "postgresql://..." / "postgres://..." (libpq, shared by instances; leases and times use the
- * database server's clock, so the instances' clocks do not matter).
+ * database server's clock, so the instances' clocks do not matter; over TCP, TLS with the
+ * server's certificate verified against the system's CAs unless the URL's sslmode, sslrootcert
+ * or PGSSLMODE says otherwise).
  *
  * Every function is thread-safe. Every failure writes ONE line into err (naming the store, a
  * PostgreSQL password redacted) and returns SERVE_STORE_ERROR; strings are stored and read back

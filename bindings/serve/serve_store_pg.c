@@ -8,7 +8,9 @@
  * so of two instances inserting the same key at once exactly one wins. Free-form strings are
  * bytea, sent and read in binary, so any NUL-free bytes come back exactly; every statement
  * takes its values as parameters. The schema is created under an advisory lock, so two
- * instances starting together do not race. */
+ * instances starting together do not race. Over TCP, TLS is required and the server's
+ * certificate verified (sslmode=verify-full against the system's CAs) unless the URL or
+ * PGSSLMODE says otherwise. */
 #include "serve_store_impl.h"
 
 #include <libpq-fe.h>
@@ -17,9 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PG_SCHEMA_VERSION 1
 #define PG_POOL_MAX       8
+/* Debian's bundle of the system's trusted CAs (ca-certificates): what a server certificate is
+   verified against unless the URL names its own sslrootcert (libpq 15 has no "system"). */
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 /* Any constant: the advisory lock that serialises schema creation between instances. */
 #define PG_SCHEMA_LOCK "7228913342013715200"
 /* The server's clock, epoch seconds. */
@@ -62,7 +68,9 @@ static const char schema_sql[] =
 struct pg_store {
     struct serve_store head;
     char *url;
-    char *password; /* scrubbed from any message that would carry it */
+    char *password;           /* scrubbed from any message that would carry it */
+    bool verify_tls;          /* neither the URL nor PGSSLMODE chose an sslmode */
+    const char *system_roots; /* the CA bundle, when neither chose an sslrootcert */
     pthread_mutex_t lock;
     pthread_cond_t freed;
     PGconn *idle[PG_POOL_MAX];
@@ -109,10 +117,25 @@ static PGconn *connect_one(struct pg_store *s, char *err, size_t errlen)
     /* Defaults first: a value in the URL (expanded from dbname) overrides them. Over TCP, a
      * server gone silent (host down, network cut) is noticed in about 10 s instead of the
      * system's two hours, so a call never holds an HTTP thread for long. */
-    const char *const keys[] = {
-        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
-    const char *const vals[] = {"5", "lcmcoord-serve", "5", "2", "3", "10000", s->url, NULL};
+    const char *keys[12] = {"connect_timeout",     "application_name", "keepalives_idle",
+                            "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
+    const char *vals[12] = {"5", "lcmcoord-serve", "5", "2", "3", "10000"};
+    size_t n = 6;
+    /* TLS verified unless turned off (sslmode in the URL or PGSSLMODE): libpq's own default,
+       "prefer", falls back to clear text without a word and verifies no certificate, so
+       anyone on the path could read and rewrite the coordinations. Unix sockets are not
+       concerned (libpq uses no TLS there). */
+    if (s->verify_tls) {
+        keys[n] = "sslmode";
+        vals[n++] = "verify-full";
+        if (s->system_roots) {
+            keys[n] = "sslrootcert";
+            vals[n++] = s->system_roots;
+        }
+    }
+    keys[n] = "dbname";
+    vals[n++] = s->url;
+    keys[n] = vals[n] = NULL;
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         pg_fail(s, err, errlen, "connecting", "out of memory");
@@ -127,19 +150,34 @@ static PGconn *connect_one(struct pg_store *s, char *err, size_t errlen)
     return conn;
 }
 
-static PGconn *acquire(struct pg_store *s, char *err, size_t errlen)
+/* A pooled connection, or a new one. fresh: a call found its pooled connection broken (the
+   server restarted or went away): the other idle connections predate that too and are as
+   broken, so they are closed first and the retry does not get the next dead one. */
+static PGconn *acquire(struct pg_store *s, bool fresh, char *err, size_t errlen)
 {
+    PGconn *stale[PG_POOL_MAX];
+    size_t n_stale = 0;
     pthread_mutex_lock(&s->lock);
+    if (fresh) {
+        n_stale = s->n_idle;
+        memcpy(stale, s->idle, n_stale * sizeof *stale);
+        s->n_idle = 0;
+        s->n_open -= n_stale;
+    }
     while (s->n_idle == 0 && s->n_open >= PG_POOL_MAX)
         pthread_cond_wait(&s->freed, &s->lock);
-    if (s->n_idle > 0) {
-        PGconn *conn = s->idle[--s->n_idle];
-        pthread_mutex_unlock(&s->lock);
-        return conn;
-    }
-    s->n_open++;
+    /* An idle one now was released after the flush, by a call that used it successfully. */
+    PGconn *conn = s->n_idle > 0 ? s->idle[--s->n_idle] : NULL;
+    if (!conn)
+        s->n_open++;
+    if (n_stale)
+        pthread_cond_broadcast(&s->freed);
     pthread_mutex_unlock(&s->lock);
-    PGconn *conn = connect_one(s, err, errlen);
+    for (size_t i = 0; i < n_stale; i++)
+        PQfinish(stale[i]);
+    if (conn)
+        return conn;
+    conn = connect_one(s, err, errlen);
     if (!conn) {
         pthread_mutex_lock(&s->lock);
         s->n_open--;
@@ -312,13 +350,13 @@ static bool read_row(const PGresult *res, int row, struct serve_coord *out)
     return !oom;
 }
 
-/* Runs body on a pooled connection, once more on a fresh one when the first statement found
- * the pooled connection broken. */
+/* Runs body on a pooled connection, once more on a new one (the idle ones closed) when the
+ * first statement found the pooled connection broken. */
 #define WITH_CONNECTION(s, err, errlen, rc, ...)                                                   \
     do {                                                                                           \
         for (int attempt_ = 0; attempt_ < 2; attempt_++) {                                         \
-            struct pg_call call_ = {(s),     acquire((s), (err), (errlen)), true, false, (err),    \
-                                    (errlen)};                                                     \
+            struct pg_call call_ = {                                                               \
+                (s), acquire((s), attempt_ > 0, (err), (errlen)), true, false, (err), (errlen)};   \
             if (!call_.conn) {                                                                     \
                 (rc) = SERVE_STORE_ERROR;                                                          \
                 break;                                                                             \
@@ -782,10 +820,20 @@ struct serve_store *serve_store_pg_open(const char *url, const char *display,
         PQfreemem(parse_error);
         goto failed;
     }
-    for (PQconninfoOption *o = options; o->keyword; o++)
+    bool sslmode_given = getenv("PGSSLMODE") != NULL;
+    bool rootcert_given = getenv("PGSSLROOTCERT") != NULL;
+    for (PQconninfoOption *o = options; o->keyword; o++) {
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
             s->password = strdup(o->val);
+        if (strcmp(o->keyword, "sslmode") == 0 && o->val)
+            sslmode_given = true;
+        if (strcmp(o->keyword, "sslrootcert") == 0 && o->val)
+            rootcert_given = true;
+    }
     PQconninfoFree(options);
+    s->verify_tls = !sslmode_given;
+    if (!rootcert_given && access(SYSTEM_CA_BUNDLE, R_OK) == 0)
+        s->system_roots = SYSTEM_CA_BUNDLE;
     int rc = SERVE_STORE_ERROR;
     WITH_CONNECTION(s, err, errlen, rc, rc = schema_body(call));
     if (rc != SERVE_STORE_OK)
