@@ -21,6 +21,7 @@ _lcmcoord_options()
             check) printf -v "$var" '%s' "-v -vv --verbose --offline --timeout --script-timeout --cacert --capath --cert --key --config --log-format --print-config --help -h" ;;
             params) printf -v "$var" '%s' "--vdu --new --old --vnfc --operation --ssh-ip --vnfm --help -h" ;;
             em) printf -v "$var" '%s' "--listen --mode --polls --rejects --result --retry-after --location --delay --basic --oauth2 --token-ttl --tls-cert --tls-key --client-ca --body-limit --journal-max --threads --scenario --chaos --base-url --max-connections --max-per-client --idle-timeout --header-timeout --min-body-rate --quiet --log-format --help" ;;
+            serve) printf -v "$var" '%s' "--hooks --listen --store --instance-id --sync-budget --max-decisions --exclusive --cancel-grace --shutdown-grace --lease-ttl --retention --retry-after --tls-cert --tls-key --client-ca --base-url --threads --max-connections --max-per-client --idle-timeout --header-timeout --body-limit --users-file --jwks-file --jwt-issuer --jwt-audience --jwt-leeway --introspect-url --introspect-credentials-file --introspect-cacert --introspect-timeout --introspect-cache-ttl --require-cert-binding --hash-password --quiet --config" ;;
             esac
         fi
         # Taken by the program before the simulator's own options, so maybe not in em's help.
@@ -51,20 +52,21 @@ _lcmcoord()
     sub=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        run | coordinate | repl | check | params | em) sub=${COMP_WORDS[i]}; break ;;
+        run | coordinate | repl | check | params | em | serve) sub=${COMP_WORDS[i]}; break ;;
         esac
     done
     if [[ -z $sub && $COMP_CWORD -eq 2 && ${COMP_WORDS[1]} == help ]]; then
-        COMPREPLY=($(compgen -W "run coordinate repl check params em" -- "$cur"))
+        COMPREPLY=($(compgen -W "run coordinate repl check params em serve" -- "$cur"))
         return 0
     fi
     if [[ -z $sub ]]; then
-        COMPREPLY=($(compgen -W "run coordinate repl check params em help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "run coordinate repl check params em serve help --help --version" -- "$cur"))
         return 0
     fi
     case $prev in
     --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return 0 ;;
     --mode) COMPREPLY=($(compgen -W "sync async" -- "$cur")); return 0 ;;
+    --exclusive) COMPREPLY=($(compgen -W "vnfc instance none" -- "$cur")); return 0 ;;
     --result) COMPREPLY=($(compgen -W "CONTINUE ABORT CANCELLED" -- "$cur")); return 0 ;;
     --location) COMPREPLY=($(compgen -W "absolute relative none" -- "$cur")); return 0 ;;
     --operation)
@@ -73,13 +75,17 @@ _lcmcoord()
     --chaos) COMPREPLY=($(compgen -W "$(_lcmcoord_chaos_names)" -- "$cur")); return 0 ;;
     --capath) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
     --record | --cacert | --cert | --key | --config | --auth | --request | --tls-cert | \
-        --tls-key | --client-ca | --scenario)
+        --tls-key | --client-ca | --scenario | --hooks | --users-file | --jwks-file | \
+        --introspect-credentials-file | --introspect-cacert)
         COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --endpoint | --action | --input | --instance | --op-occ | --version | --timeout | \
         --listen | --polls | --rejects | --retry-after | --delay | --basic | --oauth2 | \
         --token-ttl | --body-limit | --journal-max | --threads | --base-url | \
         --max-connections | --max-per-client | --idle-timeout | --header-timeout | --min-body-rate | \
-        --script-timeout | --memory-limit | --vdu | --vnfc | --ssh-ip | --vnfm)
+        --script-timeout | --memory-limit | --vdu | --vnfc | --ssh-ip | --vnfm | --store | \
+        --instance-id | --sync-budget | --max-decisions | --cancel-grace | --shutdown-grace | \
+        --lease-ttl | --retention | --jwt-issuer | --jwt-audience | --jwt-leeway | \
+        --introspect-url | --introspect-timeout | --introspect-cache-ttl | --hash-password)
         return 0 ;;
     esac
     if [[ $cur == -* ]]; then

@@ -99,10 +99,11 @@ class UsageErrors(harness.TestCase):
         block = done.stdout.split("Subcommands:\n")[1].split("\n\n")[0].splitlines()
         entries = [line for line in block if re.match(r"  \S", line)]
         self.assertEqual([e.split()[0] for e in entries],
-                         ["run", "coordinate", "repl", "check", "params", "em", "help", "help"])
+                         ["run", "coordinate", "repl", "check", "params", "em", "serve", "help",
+                          "help"])
         columns = {re.match(r"  \S+(?: [A-Z]+)?\s+", e).end() for e in entries}
         self.assertEqual(len(columns), 1, block)
-        for name in ("run", "coordinate", "repl", "check", "params", "em"):
+        for name in ("run", "coordinate", "repl", "check", "params", "em", "serve"):
             with self.subTest(subcommand=name):
                 done = harness.run_lcmcoord("help", name)
                 self.assertEqual(done.returncode, 0, done.stderr)
@@ -635,7 +636,7 @@ class BashCompletion(harness.TestCase):
     def test_the_list_used_without_the_program_is_its_help(self):
         # When the program cannot be run the completion falls back to a list of its own:
         # that list must be what each subcommand's --help names.
-        for sub in ("run", "coordinate", "repl", "check", "params", "em"):
+        for sub in ("run", "coordinate", "repl", "check", "params", "em", "serve"):
             with self.subTest(sub=sub):
                 done = subprocess.run(
                     ["bash", "-c", f"source '{self.COMPLETION}'; "
@@ -649,7 +650,7 @@ class BashCompletion(harness.TestCase):
         with open(zsh, encoding="utf-8") as f:
             text = f.read()
         shared = re.findall(r"'(--[a-z-]+)[=\[]", text.split("_lcmcoord_run()")[0])
-        for sub in ("run", "coordinate", "repl", "check", "params", "em"):
+        for sub in ("run", "coordinate", "repl", "check", "params", "em", "serve"):
             with self.subTest(sub=sub):
                 body = text.split(f"_lcmcoord_{sub}() {{")[1].split("\n}")[0]
                 named = set(re.findall(r"(--?[a-zA-Z][a-zA-Z0-9-]*)[=\[',}]", body))
@@ -660,6 +661,7 @@ class BashCompletion(harness.TestCase):
                 self.assertEqual(sorted(set(self.help_options(sub)) - named), [])
         self.assertIn('check\\:"', text)
         self.assertIn('params\\:"', text)
+        self.assertIn('serve\\:"', text)
 
 
 class AuthenticationExamples(certs.WithPki, harness.TestCase):
