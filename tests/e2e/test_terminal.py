@@ -234,8 +234,10 @@ class CtrlC(TerminalCase):
     SECOND_CTRL_C_BOUND = 2.0
 
     def test_repl_survives_a_second_ctrl_c_at_once_while_the_cancel_is_awaited(self):
-        # The EM accepts the coordination and then never answers the cancel.
-        with peers.CoordinationPeer(on_cancel=lambda h: h.hang()) as em:
+        # The EM accepts the coordination and then never answers the cancel. It asks for
+        # polls every second, so that the first one (the sign the client holds the id) comes
+        # well within the wait below at any slow-machine factor.
+        with peers.CoordinationPeer(on_cancel=lambda h: h.hang(), retry_after=1) as em:
             s = self.repl(em.url)
             s.sendline('em:coordinate(lcmcoord.request{action="x"})')
             harness.wait_for(lambda: em.paths("GET"), timeout=15, what="the first poll")
