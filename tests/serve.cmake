@@ -44,4 +44,6 @@ lcmc_add_e2e_test(e2e_serve test_serve.py)
 lcmc_add_e2e_test(e2e_serve_security test_serve_security.py)
 lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
 lcmc_add_e2e_test(e2e_serve_examples test_serve_examples.py)
+# Hooks and clients that misbehave (the adversarial review's reproducers).
+lcmc_add_e2e_test(e2e_serve_review test_serve_review.py)
 # ---- end of the serve core ---------------------------------------------------------------

@@ -170,6 +170,31 @@ static int open_state(lua_State *L)
     return 0;
 }
 
+static int tostring_protected(lua_State *L)
+{
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+/* The error value on top of L as one line in err, popped. Converted under a protected call:
+ * a table's __tostring may raise, yield or return no text, and an error raised outside one
+ * aborts the process. */
+static void error_text(lua_State *L, char *err, size_t len)
+{
+    lua_pushcfunction(L, tostring_protected);
+    lua_insert(L, -2);
+    size_t n = 0;
+    const char *msg = lua_pcall(L, 1, 1, 0) == LUA_OK ? lua_tolstring(L, -1, &n) : NULL;
+    if (!msg) {
+        msg = "an error value that cannot be shown as text";
+        n = strlen(msg);
+    }
+    char *line = one_line(msg, n);
+    snprintf(err, len, "%s", line);
+    free(line);
+    lua_pop(L, 1);
+}
+
 /* Runs the hooks file; leaves its decide on the stack, or raises naming what is wrong. */
 static int run_file(lua_State *L)
 {
@@ -208,11 +233,7 @@ struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len)
         rc = lua_pcall(L, 1, 1, 0);
     }
     if (rc != LUA_OK) {
-        size_t n;
-        const char *msg = luaL_tolstring(L, -1, &n);
-        char *line = one_line(msg, n);
-        snprintf(err, len, "%s", line);
-        free(line);
+        error_text(L, err, len);
         lua_close(L);
         free(cap);
         return NULL;
@@ -241,12 +262,7 @@ int serve_hooks_reload(struct serve_hooks *h, char *err, size_t len)
     lua_pushcfunction(L, run_file);
     lua_pushlightuserdata(L, (void *)h->file);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        size_t n;
-        const char *msg = luaL_tolstring(L, -1, &n);
-        char *line = one_line(msg, n);
-        snprintf(err, len, "%s", line);
-        free(line);
-        lua_pop(L, 2);
+        error_text(L, err, len);
         return -1;
     }
     luaL_unref(L, LUA_REGISTRYINDEX, h->decide_ref);
@@ -271,9 +287,10 @@ void serve_hooks_release(struct serve_hooks *h)
 static json_t *to_json(lua_State *L, int idx, char *why, size_t len)
 {
     idx = lua_absindex(L, idx);
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_getfield(L, -1, "lcmcoord");
+    /* The registry's table of loaded modules: a hook may have changed the global `package`. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L); /* keeps the count popped below */
+    lua_getfield(L, -2, "lcmcoord");
     lua_getfield(L, -1, "json");
     lua_getfield(L, -1, "encode");
     lua_pushvalue(L, idx);
@@ -415,22 +432,54 @@ static void finish(struct serve_decision *d, struct serve_outcome *o)
     done(ud, o);
 }
 
-/* The task ended by itself (lcmc_lua_done_fn): its results, or its error, are on co. */
+struct reading {
+    struct serve_outcome *o;
+    int status, nresults;
+};
+
+/* Protected: decide's results (or its error value) as an outcome. Reading them runs the
+ * hook's metamethods (__index, __tostring, __pairs...), which may raise or try to yield. */
+static int read_protected(lua_State *L)
+{
+    struct reading *r = lua_touserdata(L, 1);
+    lua_remove(L, 1);
+    if (r->status == LUA_OK) {
+        read_result(L, r->nresults, r->o);
+    } else {
+        size_t n;
+        const char *msg = luaL_tolstring(L, 1, &n);
+        r->o->kind = SERVE_OUT_ERROR;
+        r->o->message = one_line(msg, n);
+    }
+    return 0;
+}
+
+/* The task ended by itself (lcmc_lua_done_fn): its results, or its error, are on co. They
+ * are read on the main thread under a protected call: nothing runs co any more (it may be
+ * dead with an error), and an error raised outside a protected call aborts the process. */
 static void task_done(void *ud, lua_State *co, int status, int nresults)
 {
     struct serve_decision *d = ud;
+    lua_State *L = d->h->L;
     d->task = NULL;
     struct serve_outcome o;
     memset(&o, 0, sizeof o);
-    if (status == LUA_OK) {
-        read_result(co, nresults, &o);
+    struct reading r = {&o, status, nresults};
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, nresults + 2)) {
+        set_error(&o, "%s", "decide returned more values than can be read");
     } else {
-        size_t n;
-        const char *msg = luaL_tolstring(co, -1, &n);
-        o.kind = SERVE_OUT_ERROR;
-        o.message = one_line(msg, n);
-        lua_pop(co, 1);
+        lua_pushcfunction(L, read_protected);
+        lua_pushlightuserdata(L, &r);
+        lua_xmove(co, L, nresults);
+        if (lua_pcall(L, nresults + 1, 0, 0) != LUA_OK) {
+            const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            serve_outcome_clear(&o);
+            set_error(&o, "decide's result could not be read: %s",
+                      why ? why : "an error value that is not text");
+        }
     }
+    lua_settop(L, top);
     finish(d, &o);
 }
 

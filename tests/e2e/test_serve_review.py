@@ -1,0 +1,74 @@
+"""End-to-end: `lcmcoord serve` against hooks that misbehave in the ways a careless operator's
+hooks do (docs/serve.md, "The hook API": a Lua error or a return value of another shape ends
+that coordination as ABORT, logged, and the server keeps running). Each case here once
+stopped the whole server: results and error values whose metamethods raise or try to yield,
+a hook that replaced the global `package`, a reloaded file whose error cannot be shown, and
+a decide that loops without ever waiting.
+"""
+
+import signal
+import unittest
+
+from serve_harness import Serve, curl, wait_for
+
+# inputParams.how picks the misbehaviour; anything else decides CONTINUE.
+HOSTILE_HOOKS = r'''
+local lcmcoord = require "lcmcoord"
+local bad_text = {__tostring = function() error("cannot say") end}
+return {
+  decide = function(req, ctx)
+    local how = (req.inputParams or {}).how
+    if how == "index_raises" then
+      return setmetatable({}, {__index = function() error("no field for you") end})
+    elseif how == "index_yields" then
+      return setmetatable({}, {__index = function() coroutine.yield() end})
+    elseif how == "error_tostring_raises" then
+      error(setmetatable({}, bad_text))
+    elseif how == "no_package" then
+      package = nil
+      return {result = "CONTINUE", outputParams = {a = 1}}
+    elseif how == "spin" then
+      while true do end
+    end
+    return {result = "CONTINUE"}
+  end,
+}
+'''
+
+
+class ResultsThatCannotBeRead(unittest.TestCase):
+    def test_each_ends_as_abort_with_a_detail_and_the_server_keeps_running(self):
+        with Serve("--exclusive", "none", hooks=HOSTILE_HOOKS) as s:
+            for how in ("index_raises", "index_yields", "error_tostring_raises"):
+                r = s.post({"how": how}, extra=("--max-time", "10"))
+                self.assertEqual(r.status, 201, (how, r))
+                doc = r.json()
+                self.assertEqual(doc["coordinationResult"], "ABORT", how)
+                self.assertIn("the EM's decision failed", doc["error"]["detail"], how)
+            self.assertIsNone(s.proc.poll())
+            self.assertEqual(curl("GET", s.url + "/healthz").status, 200)
+            self.assertEqual(s.post({}).json()["coordinationResult"], "CONTINUE")
+
+    def test_a_hook_that_replaced_package_still_has_its_output_params_encoded(self):
+        with Serve("--exclusive", "none", hooks=HOSTILE_HOOKS) as s:
+            r = s.post({"how": "no_package"}, extra=("--max-time", "10"))
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json()["coordinationResult"], "CONTINUE")
+            self.assertEqual(r.json()["outputParams"], {"a": 1})
+
+
+class Reload(unittest.TestCase):
+    def test_a_file_whose_error_cannot_be_shown_keeps_the_old_hooks(self):
+        with Serve(hooks=HOSTILE_HOOKS) as s:
+            with open(s.hooks_path, "w") as f:
+                f.write('error(setmetatable({}, {__tostring = function() error("x") end}))\n')
+            s.proc.send_signal(signal.SIGHUP)
+            s.wait_log(lambda o: o.get("event") == "reload", "the reload logged")
+            line = next(o for o in s.log_lines() if o.get("event") == "reload")
+            self.assertEqual(line.get("level"), "error", line)
+            self.assertIsNone(s.proc.poll())
+            self.assertEqual(s.post({}).json()["coordinationResult"], "CONTINUE")
+
+
+if __name__ == "__main__":
+    unittest.main()
