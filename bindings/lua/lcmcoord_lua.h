@@ -100,4 +100,10 @@ lcmc_lua_task *lcmc_lua_spawn(lua_State *L, int nargs, lcmc_lua_done_fn *done, v
  * it yields or returns. Accepts NULL; not after done_fn started. */
 void lcmc_lua_abort(lcmc_lua_task *task);
 
+/* Bounds the CPU time one run of a task may take without waiting on an operation (a `while
+ * true do end` would hold the engine's thread, and every other task, forever): past `seconds`
+ * the task ends with an error its pcall cannot catch. Sets a count hook on L (replacing any),
+ * which the coroutines made afterwards inherit: call it before spawning. 0 turns it off. */
+void lcmc_lua_set_cpu_slice(lua_State *L, double seconds);
+
 #endif

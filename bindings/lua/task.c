@@ -14,12 +14,16 @@
  * on, kept here so that lcmc_lua_abort can cancel it.
  */
 #include <string.h>
+#include <time.h>
 
 #include "binding.h"
 #include "lcmcoord/ssh.h"
 
-#define TASKS_KEY "lcmcoord.tasks" /* registry: coroutine -> task userdata */
-#define TASK_MT   "lcmcoord.task"
+#define TASKS_KEY     "lcmcoord.tasks" /* registry: coroutine -> task userdata */
+#define TASK_MT       "lcmcoord.task"
+#define CPU_SLICE_KEY "lcmcoord.cpu_slice" /* registry: seconds (lcmc_lua_set_cpu_slice) */
+/* How often the slice hook looks at the clock: a few microseconds of Lua. */
+#define CPU_SLICE_INSTRUCTIONS 10000
 
 enum task_state {
     TASK_STARTING, /* waiting for its first resume */
@@ -45,7 +49,22 @@ struct lcmc_lua_task {
     void *release_ctx;
     lcmc_status op_status;
     lcmc_response *op_response;
+    /* lcmc_lua_set_cpu_slice: the most CPU one run of its coroutine may take (0: no limit),
+     * the thread's CPU time when the run began, and whether the hook stopped it. */
+    double cpu_limit, run_cpu_start;
+    int spun_out;
 };
+
+/* The task whose coroutine runs on this thread now (the innermost, when a blocking call in
+ * one task turns the loop that resumes another). */
+static _Thread_local lcmc_lua_task *running_task;
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* ---- the table of tasks ------------------------------------------------------------------ */
 
@@ -133,12 +152,28 @@ static void task_resume(lcmc_lua_task *t, int nargs)
     lua_State *co = t->co;
     t->state = TASK_RUNNING;
     int nresults = 0;
+    lcmc_lua_task *outer = running_task;
+    double cpu_start = thread_cpu();
+    t->run_cpu_start = cpu_start;
+    running_task = t;
     int status = lua_resume(co, NULL, nargs, &nresults);
+    running_task = outer;
+    if (outer) /* what this run took is not the outer task's */
+        outer->run_cpu_start += thread_cpu() - cpu_start;
+    if (t->spun_out && status == LUA_YIELD) { /* the slice hook yielded it */
+        lua_pop(co, nresults);
+        lua_pushfstring(co,
+                        "ran more than %f s of CPU without waiting (lcmcoord.sleep, "
+                        "http.request...): stopped",
+                        t->cpu_limit);
+        status = LUA_ERRRUN;
+        nresults = 1;
+    }
     if (t->abort_requested) {
         end_task(t);
         return;
     }
-    if (status == LUA_YIELD) {
+    if (status == LUA_YIELD) { /* on one of the module's operations */
         if (t->timer || t->request || t->ssh) {
             t->state = TASK_WAITING;
             return;
@@ -202,6 +237,9 @@ static int spawn_protected(lua_State *L)
     t->engine = engine;
     t->done = a->done;
     t->userdata = a->userdata;
+    lua_getfield(L, LUA_REGISTRYINDEX, CPU_SLICE_KEY);
+    t->cpu_limit = lua_tonumber(L, -1);
+    lua_pop(L, 1);
     t->state = TASK_STARTING;
     /* Started from the loop, never inside this call: done_fn cannot run before the host
      * holds the handle. */
@@ -227,6 +265,35 @@ lcmc_lua_task *lcmc_lua_spawn(lua_State *L, int nargs, lcmc_lua_done_fn *done, v
         return NULL;
     }
     return a.task;
+}
+
+/* The count hook of lcmc_lua_set_cpu_slice: a run past its limit is stopped. Yielding from
+ * the hook cannot be caught by the task's pcall (task_resume turns it into the error); where
+ * it cannot yield (inside a metamethod called from C, a plain coroutine's own yield goes to
+ * its resumer) the error is raised instead, and the hook fires again at the next check. */
+static void cpu_slice_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lcmc_lua_task *t = running_task;
+    if (t == NULL || t->cpu_limit <= 0 || thread_cpu() - t->run_cpu_start <= t->cpu_limit ||
+        lcmc_lua_main_thread(L) != t->main)
+        return;
+    t->spun_out = 1;
+    if (L == t->co && lua_isyieldable(L)) {
+        lua_yield(L, 0); /* from a hook it returns: the yield happens when the hook does */
+        return;
+    }
+    luaL_error(L, "ran more than %f s of CPU without waiting: stopped", t->cpu_limit);
+}
+
+void lcmc_lua_set_cpu_slice(lua_State *L, double seconds)
+{
+    if (!(seconds > 0))
+        seconds = 0;
+    lua_pushnumber(L, seconds);
+    lua_setfield(L, LUA_REGISTRYINDEX, CPU_SLICE_KEY);
+    lua_sethook(L, seconds > 0 ? cpu_slice_hook : NULL, seconds > 0 ? LUA_MASKCOUNT : 0,
+                seconds > 0 ? CPU_SLICE_INSTRUCTIONS : 0);
 }
 
 void lcmc_lua_abort(lcmc_lua_task *t)

@@ -20,6 +20,11 @@
 #include "lcmcoord_lua.h"
 #include "serve.h"
 
+/* The CPU one run of a decision may take without waiting (lcmcoord.sleep, http.request...):
+ * a decide that loops without yielding would hold the engine, so every other decision, the
+ * budgets' timers and the shutdown. Generous: deciding is waiting, not computing. */
+#define SERVE_HOOK_CPU_SLICE 2.0
+
 struct serve_hooks {
     lua_State *L;
     struct serve_loop *loop; /* set once the engine thread runs (serve_hooks_attach) */
@@ -238,6 +243,7 @@ struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len)
         free(cap);
         return NULL;
     }
+    lcmc_lua_set_cpu_slice(L, SERVE_HOOK_CPU_SLICE);
     struct serve_hooks *h = em_xmalloc(sizeof *h);
     h->L = L;
     h->loop = NULL;

@@ -57,6 +57,34 @@ class ResultsThatCannotBeRead(unittest.TestCase):
             self.assertEqual(r.json()["outputParams"], {"a": 1})
 
 
+class Spinning(unittest.TestCase):
+    def test_a_decide_that_never_waits_is_stopped_and_holds_up_nothing_for_long(self):
+        """`while true do end` in decide held the engine thread forever: no answer to it or
+        to anyone, and SIGTERM ended in SIGABRT. It is stopped after its CPU slice (2 s)."""
+        with Serve("--exclusive", "none", "--sync-budget", "0.2",
+                   hooks=HOSTILE_HOOKS) as s:
+            spin = s.post({"how": "spin"}, extra=("--max-time", "30"))
+            self.assertIn(spin.status, (201, 202), spin)
+            other = s.post({}, extra=("--max-time", "30"))
+            self.assertEqual(other.status, 201, other)
+            if spin.status == 202:
+                spin = s.wait_done(spin.headers["location"], timeout=30)
+            detail = spin.json()["error"]["detail"]
+            self.assertEqual(spin.json()["coordinationResult"], "ABORT")
+            self.assertIn("of CPU without waiting", detail)
+            # A pcall around the loop does not keep it alive.
+        with Serve("--exclusive", "none", "--sync-budget", "0.2", hooks=r'''
+return { decide = function(req, ctx)
+  while true do pcall(function() while true do end end) end
+end }
+''') as s:
+            r = s.post({}, extra=("--max-time", "30"))
+            if r.status == 202:
+                r = s.wait_done(r.headers["location"], timeout=30)
+            self.assertIn("of CPU without waiting", r.json()["error"]["detail"])
+            self.assertEqual(s.stop(), 0)
+
+
 class Reload(unittest.TestCase):
     def test_a_file_whose_error_cannot_be_shown_keeps_the_old_hooks(self):
         with Serve(hooks=HOSTILE_HOOKS) as s:
