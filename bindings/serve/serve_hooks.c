@@ -323,6 +323,19 @@ static void set_error(struct serve_outcome *o, const char *fmt, const char *arg)
     o->message = one_line(msg, strlen(msg));
 }
 
+/* The LcmCoord's warnings are strings: one, or a list of them (a VNFM refuses anything else). */
+static bool warnings_ok(const json_t *w)
+{
+    if (json_is_string(w))
+        return true;
+    if (!json_is_array(w))
+        return false;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(w, i, v) if (!json_is_string(v)) return false;
+    return true;
+}
+
 /* decide's return value (at the top of co) as an outcome. */
 static void read_result(lua_State *co, int nres, struct serve_outcome *o)
 {
@@ -385,7 +398,15 @@ static void read_result(lua_State *co, int nres, struct serve_outcome *o)
         lua_getfield(co, t, "warnings");
         if (!lua_isnil(co, -1)) {
             o->warnings = to_json(co, -1, why, sizeof why);
-            if (!o->warnings || (!json_is_string(o->warnings) && !json_is_array(o->warnings))) {
+            if (json_is_object(o->warnings) && json_object_size(o->warnings) == 0) {
+                json_decref(o->warnings); /* {}: an empty Lua table, no warnings */
+                o->warnings = NULL;
+            }
+            if (json_is_array(o->warnings) && json_array_size(o->warnings) == 0) {
+                json_decref(o->warnings);
+                o->warnings = NULL;
+            }
+            if (o->warnings && !warnings_ok(o->warnings)) {
                 json_decref(o->warnings);
                 o->warnings = NULL;
                 lua_pop(co, 1);

@@ -27,6 +27,10 @@ return {
     elseif how == "no_package" then
       package = nil
       return {result = "CONTINUE", outputParams = {a = 1}}
+    elseif how == "warnings_not_text" then
+      return {result = "CONTINUE", warnings = {"fine", 42, {a = 1}}}
+    elseif how == "warnings_empty" then
+      return {result = "CONTINUE", warnings = {}}
     elseif how == "spin" then
       while true do end
     end
@@ -55,6 +59,22 @@ class ResultsThatCannotBeRead(unittest.TestCase):
             self.assertEqual(r.status, 201, r)
             self.assertEqual(r.json()["coordinationResult"], "CONTINUE")
             self.assertEqual(r.json()["outputParams"], {"a": 1})
+
+
+class Warnings(unittest.TestCase):
+    def test_a_list_holding_non_strings_is_a_hook_error_not_an_lcmcoord_a_vnfm_refuses(self):
+        """warnings = {"fine", 42, {...}} was answered 201 CONTINUE with those values, which
+        lcmcoord's own client refuses ("warnings list holds a non-string")."""
+        with Serve("--exclusive", "none", hooks=HOSTILE_HOOKS) as s:
+            r = s.post({"how": "warnings_not_text"})
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json()["coordinationResult"], "ABORT", r.json())
+            self.assertIn("list of strings", r.json()["error"]["detail"])
+            self.assertNotIn("warnings", r.json())
+            # An empty table is no warnings at all.
+            r = s.post({"how": "warnings_empty"})
+            self.assertEqual(r.json()["coordinationResult"], "CONTINUE", r.json())
+            self.assertNotIn("warnings", r.json())
 
 
 class Spinning(unittest.TestCase):
