@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "serve.h"
 #include "serve_auth.h"
@@ -1064,6 +1065,37 @@ static void wait_idle(struct serve *s, double seconds)
     }
 }
 
+static char *build_shutdown_abort(const struct serve_coord *row, void *ud)
+{
+    json_t *req = json_loads(row->request_json ? row->request_json : "{}", 0, NULL);
+    char *text =
+        lcmcoord_text(ud, req, row->id, EM_RESULT_ABORT, NULL, "the EM shut down before deciding");
+    json_decref(req);
+    return text;
+}
+
+/* The engine thread did not come back: a hook holds it in a call that never yields
+ * (os.execute, a blocking read). Nothing it owns can be touched from here, and MHD cannot be
+ * stopped with the connections it suspended (it aborts the process). What ran is ended in
+ * the store from this thread (SQLite: every RUNNING row is this process's; with PostgreSQL
+ * the others reap them once the lease lapses), and the process leaves without the teardown. */
+static void leave_held_engine(struct serve *s)
+{
+    char err[512] = "";
+    int ended = shared_store(s)
+                    ? 0
+                    : serve_store_reap(s->store, true, build_shutdown_abort, s, err, sizeof err);
+    if (ended < 0)
+        em_http_log_error("store: ", err);
+    serve_log(json_pack("{s:s, s:s, s:s, s:I, s:i}", "event", "shutdown", "level", "error",
+                        "message",
+                        "a hook holds the engine in a call that does not yield: leaving without "
+                        "it",
+                        "decisions_running", (json_int_t)atomic_load(&s->in_flight),
+                        "ended_as_abort", ended > 0 ? ended : 0));
+    _exit(0);
+}
+
 void serve_shutdown(struct serve *s)
 {
     atomic_store(&s->stopping, true);
@@ -1073,6 +1105,8 @@ void serve_shutdown(struct serve *s)
     wait_idle(s, s->opt.shutdown_grace);
     serve_loop_post(s->loop, stop_everything, s);
     wait_idle(s, 5);
+    if (atomic_load(&s->in_flight))
+        leave_held_engine(s);
     em_http_stop(s->http);
     serve_loop_stop(s->loop);
     serve_hooks_release(s->hooks);

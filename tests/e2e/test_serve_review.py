@@ -105,6 +105,41 @@ end }
             self.assertEqual(s.stop(), 0)
 
 
+class ShutdownWithTheEngineHeld(unittest.TestCase):
+    def test_sigterm_while_a_hook_blocks_in_os_execute_exits_0_and_stores_abort(self):
+        """A hook blocked in a call that never yields (os.execute) held the engine past the
+        shutdown grace: MHD_stop_daemon met the suspended POST and aborted the process
+        (SIGABRT), the 202'd coordination left RUNNING."""
+        hooks = r'''
+local lcmcoord = require "lcmcoord"
+return { decide = function(req, ctx)
+  local p = req.inputParams or {}
+  if p.shell then lcmcoord.sleep(0.3) os.execute("exec sleep " .. p.shell .. " >/dev/null 2>&1") end
+  return {result = "CONTINUE"}
+end }
+'''
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            s = Serve("--exclusive", "none", "--sync-budget", "0.1", "--shutdown-grace", "0.2",
+                      hooks=hooks, directory=d).start()
+            try:
+                held = s.post({"shell": 30})
+                self.assertEqual(held.status, 202, held)
+                s.wait_log(lambda o: o.get("status") == 202, "the 202 logged")
+            finally:
+                rc = s.stop(check=False, timeout=30)
+            self.assertEqual(rc, 0, s.log_text()[-2000:])
+            line = next(o for o in s.log_lines()
+                        if o.get("event") == "shutdown" and o.get("level") == "error")
+            self.assertEqual(line["ended_as_abort"], 1, line)
+            with Serve(hooks=hooks, directory=d) as again:
+                location = held.headers["location"]
+                r = again.get(again.url + location[location.index("/lcmcoord/"):])
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["coordinationResult"], "ABORT")
+                self.assertEqual(r.json()["error"]["detail"], "the EM shut down before deciding")
+
+
 class Reload(unittest.TestCase):
     def test_a_file_whose_error_cannot_be_shown_keeps_the_old_hooks(self):
         with Serve(hooks=HOSTILE_HOOKS) as s:
