@@ -109,9 +109,12 @@ struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len);
 /* The engine of the hooks' state: the engine thread turns its loop. */
 lcmc_engine *serve_hooks_engine(struct serve_hooks *h);
 void serve_hooks_attach(struct serve_hooks *h, struct serve_loop *loop);
-/* On the engine thread: runs the file again in the same state; new decisions use its
- * decide. -1 with one line in err (the old decide stays). */
-int serve_hooks_reload(struct serve_hooks *h, char *err, size_t len);
+/* On the engine thread: runs the file again in the same state, as a task (so the CPU bound of
+ * decisions applies: a file that loops forever fails instead of holding the engine); new
+ * decisions use its decide. done(ud, NULL) then, or done(ud, one line) with the old decide
+ * kept; never called when the state is released first. */
+typedef void (*serve_reloaded_fn)(void *ud, const char *error);
+void serve_hooks_reload(struct serve_hooks *h, serve_reloaded_fn done, void *ud);
 /* Closes the state (after the engine thread has stopped). */
 void serve_hooks_release(struct serve_hooks *h);
 

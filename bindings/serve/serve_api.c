@@ -1020,16 +1020,21 @@ int serve_start(struct serve *s, const struct em_tls_files *tls, char *err, size
     return 0;
 }
 
+static void reloaded(void *ud, const char *error)
+{
+    struct serve *s = ud;
+    if (error)
+        serve_log(
+            json_pack("{s:s, s:s, s:s}", "event", "reload", "level", "error", "message", error));
+    else
+        serve_log(json_pack("{s:s, s:s}", "event", "reload", "hooks", s->opt.hooks));
+}
+
 /* On the engine thread: the file runs again in the hooks' state. */
 static void reload_hooks(void *ud)
 {
     struct serve *s = ud;
-    char err[512];
-    if (serve_hooks_reload(s->hooks, err, sizeof err) < 0)
-        serve_log(
-            json_pack("{s:s, s:s, s:s}", "event", "reload", "level", "error", "message", err));
-    else
-        serve_log(json_pack("{s:s, s:s}", "event", "reload", "hooks", s->opt.hooks));
+    serve_hooks_reload(s->hooks, reloaded, s);
 }
 
 void serve_reload(struct serve *s)

@@ -29,7 +29,8 @@ struct serve_hooks {
     lua_State *L;
     struct serve_loop *loop; /* set once the engine thread runs (serve_hooks_attach) */
     const char *file;
-    int decide_ref; /* the hooks table's decide */
+    int decide_ref;           /* the hooks table's decide */
+    struct reload *reloading; /* a reload's task, while it runs */
 };
 
 /* What ctx's functions reach: NULLed when the decision ends, so a ctx a hook kept in a
@@ -249,6 +250,7 @@ struct serve_hooks *serve_hooks_load(const char *file, char *err, size_t len)
     h->loop = NULL;
     h->file = file;
     h->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->reloading = NULL;
     return h;
 }
 
@@ -262,18 +264,52 @@ void serve_hooks_attach(struct serve_hooks *h, struct serve_loop *loop)
     h->loop = loop;
 }
 
-int serve_hooks_reload(struct serve_hooks *h, char *err, size_t len)
+struct reload {
+    struct serve_hooks *h;
+    serve_reloaded_fn done;
+    void *ud;
+};
+
+static void reload_done(void *ud, lua_State *co, int status, int nresults)
+{
+    struct reload *r = ud;
+    struct serve_hooks *h = r->h;
+    lua_State *L = h->L;
+    h->reloading = NULL;
+    char err[512] = "";
+    if (!lua_checkstack(L, 2)) {
+        snprintf(err, sizeof err, "%s: out of memory reloading", h->file);
+    } else if (status == LUA_OK && nresults == 1) { /* run_file's decide */
+        lua_xmove(co, L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, h->decide_ref);
+        h->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        lua_xmove(co, L, 1);
+        error_text(L, err, sizeof err);
+    }
+    r->done(r->ud, err[0] ? err : NULL);
+    free(r);
+}
+
+void serve_hooks_reload(struct serve_hooks *h, serve_reloaded_fn done, void *ud)
 {
     lua_State *L = h->L;
+    if (h->reloading) {
+        done(ud, "a reload of the hooks file is running already");
+        return;
+    }
+    struct reload *r = em_xmalloc(sizeof *r);
+    r->h = h;
+    r->done = done;
+    r->ud = ud;
     lua_pushcfunction(L, run_file);
     lua_pushlightuserdata(L, (void *)h->file);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        error_text(L, err, len);
-        return -1;
+    if (!lcmc_lua_spawn(L, 1, reload_done, r)) {
+        free(r);
+        done(ud, "out of memory reloading the hooks file");
+        return;
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, h->decide_ref);
-    h->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
+    h->reloading = r;
 }
 
 void serve_hooks_release(struct serve_hooks *h)
@@ -284,6 +320,7 @@ void serve_hooks_release(struct serve_hooks *h)
     lua_getallocf(h->L, &cap);
     lua_close(h->L);
     free(cap);
+    free(h->reloading); /* its task ended with the state: never done */
     free(h);
 }
 

@@ -152,6 +152,26 @@ class Reload(unittest.TestCase):
             self.assertIsNone(s.proc.poll())
             self.assertEqual(s.post({}).json()["coordinationResult"], "CONTINUE")
 
+    def test_a_file_that_loops_forever_fails_to_reload_instead_of_holding_the_engine(self):
+        """The reload ran the file on the engine thread with no bound: a `while true do end`
+        at its top level held every request forever."""
+        with Serve(hooks=HOSTILE_HOOKS) as s:
+            with open(s.hooks_path, "w") as f:
+                f.write("while true do end\n")
+            s.proc.send_signal(signal.SIGHUP)
+            line = s.wait_log(lambda o: o.get("event") == "reload", "the reload logged",
+                              timeout=30)
+            self.assertEqual(line.get("level"), "error", line)
+            self.assertIn("of CPU without waiting", line["message"])
+            self.assertEqual(s.post({}).json()["coordinationResult"], "CONTINUE")
+            # A good file still reloads after it.
+            with open(s.hooks_path, "w") as f:
+                f.write('return {decide = function() return {result = "ABORT"} end}\n')
+            s.proc.send_signal(signal.SIGHUP)
+            s.wait_log(lambda o: o.get("event") == "reload" and "level" not in o,
+                       "the second reload logged")
+            self.assertEqual(s.post({}).json()["coordinationResult"], "ABORT")
+
 
 if __name__ == "__main__":
     unittest.main()
