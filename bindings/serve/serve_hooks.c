@@ -154,13 +154,43 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/* The module's own log (lcmcoord.log.*, the runtime's warnings): JSON lines like the rest.
- * Which decision wrote it is not known here; ctx.log names it. */
+/* A copy of line with the query string of every URL in it replaced by "?<redacted>"
+ * (malloc'd): the runtime logs each request's URL, and a query may carry a token
+ * (access_token=..., a signed URL), which must never reach the log. */
+static char *redact_url_queries(const char *line)
+{
+    static const char mark[] = "?<redacted>";
+    size_t cap = strlen(line) + 1, n = 0;
+    for (const char *p = line; (p = strstr(p, "://")) != NULL; p += 3)
+        cap += sizeof mark; /* at most one mark per URL */
+    char *out = em_xmalloc(cap);
+    const char *p = line;
+    for (const char *u; (u = strstr(p, "://")) != NULL;) {
+        u += 3;
+        size_t token = strcspn(u, " \t\"'<>()[]{},;");
+        const char *q = memchr(u, '?', token);
+        const char *upto = q ? q : u + token;
+        memcpy(out + n, p, (size_t)(upto - p));
+        n += (size_t)(upto - p);
+        if (q) {
+            memcpy(out + n, mark, sizeof mark - 1);
+            n += sizeof mark - 1;
+        }
+        p = u + token;
+    }
+    memcpy(out + n, p, strlen(p) + 1);
+    return out;
+}
+
+/* The module's own log (lcmcoord.log.*, the runtime's requests and warnings): JSON lines like
+ * the rest. Which decision wrote it is not known here; ctx.log names it. */
 static void engine_log(void *ud, lcmc_log_level level, const char *message)
 {
     (void)ud;
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    char *line = one_line(message, strlen(message));
+    char *redacted = redact_url_queries(message);
+    char *line = one_line(redacted, strlen(redacted));
+    free(redacted);
     log_hook_line(NULL, names[level <= LCMC_LOG_DEBUG ? level : LCMC_LOG_DEBUG], line);
     free(line);
 }

@@ -140,6 +140,29 @@ end }
                 self.assertEqual(r.json()["error"]["detail"], "the EM shut down before deciding")
 
 
+class Secrets(unittest.TestCase):
+    def test_a_token_in_the_query_of_a_hooks_request_never_reaches_the_log(self):
+        """The runtime logs each request of a hook ("GET URL"), query included: an
+        access_token=... in it went to the serve log as it was."""
+        hooks = r'''
+local lcmcoord = require "lcmcoord"
+return { decide = function(req, ctx)
+  local r, err = lcmcoord.http.request{
+    url = "http://127.0.0.1:1/drain?access_token=QUERYSECRET1&x=1", timeout = 2}
+  return {result = "CONTINUE"}
+end }
+'''
+        with Serve(hooks=hooks) as s:
+            r = s.post({}, extra=("--max-time", "20"))
+            self.assertEqual(r.status, 201, r)
+            s.wait_log(lambda o: o.get("event") == "decision", "the decision logged")
+            requests = [o for o in s.log_lines()
+                        if o.get("event") == "hook" and "/drain" in o.get("message", "")]
+            self.assertTrue(requests, s.log_text())
+            self.assertNotIn("QUERYSECRET1", s.log_text())
+            self.assertNotIn("QUERYSECRET1", r.body)
+
+
 class Reload(unittest.TestCase):
     def test_a_file_whose_error_cannot_be_shown_keeps_the_old_hooks(self):
         with Serve(hooks=HOSTILE_HOOKS) as s:
