@@ -1081,15 +1081,12 @@ static char *build_shutdown_abort(const struct serve_coord *row, void *ud)
 
 /* The engine thread did not come back: a hook holds it in a call that never yields
  * (os.execute, a blocking read). Nothing it owns can be touched from here, and MHD cannot be
- * stopped with the connections it suspended (it aborts the process). What ran is ended in
- * the store from this thread (SQLite: every RUNNING row is this process's; with PostgreSQL
- * the others reap them once the lease lapses), and the process leaves without the teardown. */
+ * stopped with the connections it suspended (it aborts the process). This instance's RUNNING
+ * rows are ended in the store from this thread, and the process leaves without the teardown. */
 static void leave_held_engine(struct serve *s)
 {
     char err[512] = "";
-    int ended = shared_store(s)
-                    ? 0
-                    : serve_store_reap(s->store, true, build_shutdown_abort, s, err, sizeof err);
+    int ended = serve_store_reap(s->store, true, build_shutdown_abort, s, err, sizeof err);
     if (ended < 0)
         em_http_log_error("store: ", err);
     serve_log(json_pack("{s:s, s:s, s:s, s:I, s:i}", "event", "shutdown", "level", "error",

@@ -163,6 +163,43 @@ end }
             self.assertNotIn("QUERYSECRET1", r.body)
 
 
+class ShutdownWithTheEngineHeldOnPostgres(unittest.TestCase):
+    def test_only_this_instances_coordination_ends_as_abort(self):
+        from pg_cluster import PgCluster
+        pg = PgCluster()
+        pg.start()
+        self.addCleanup(pg.stop)
+        hooks = r'''
+local lcmcoord = require "lcmcoord"
+return { decide = function(req, ctx)
+  local p = req.inputParams or {}
+  if p.shell then lcmcoord.sleep(0.3) os.execute("exec sleep " .. p.shell .. " >/dev/null 2>&1") end
+  if p.sleep then lcmcoord.sleep(p.sleep) end
+  return {result = "CONTINUE"}
+end }
+'''
+        common = ("--sync-budget", "0.1", "--exclusive", "none", "--shutdown-grace", "0.2")
+        a = Serve(*common, "--instance-id", "a", store=pg.url, hooks=hooks)
+        b = Serve(*common, "--instance-id", "b", store=pg.url, hooks=hooks)
+        with b:
+            a.start()
+            try:
+                held = a.post({"shell": 30})
+                self.assertEqual(held.status, 202, held)
+                other = b.post({"sleep": 3600})
+                self.assertEqual(other.status, 202, other)
+            finally:
+                rc = a.stop(check=False, timeout=30)
+            self.assertEqual(rc, 0, a.log_text()[-2000:])
+            base = b.url + "/lcmcoord/v1/coordinations/"
+            done = b.get(base + held.headers["location"].rsplit("/", 1)[1])
+            self.assertEqual(done.status, 200, done)
+            self.assertEqual(done.json()["error"]["detail"], "the EM shut down before deciding")
+            # b's own decision is b's: still running.
+            self.assertEqual(b.get(base + other.headers["location"].rsplit("/", 1)[1]).status,
+                             202)
+
+
 class Reload(unittest.TestCase):
     def test_a_file_whose_error_cannot_be_shown_keeps_the_old_hooks(self):
         with Serve(hooks=HOSTILE_HOOKS) as s:
