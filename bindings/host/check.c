@@ -24,6 +24,7 @@
 #include "options.h"
 #include "params.h"
 #include "run_io.h"
+#include "safe_text.h"
 #include "script_limits.h"
 #include "subcommands.h"
 
@@ -112,19 +113,28 @@ static int parse_options(check_context *ctx, int argc, char **argv)
 
 /* ---- reporting ---------------------------------------------------------------------- */
 
+/* Text from the parameters, the script or an EM (a token endpoint's error_description, a
+ * coordination action): one line, and nothing a terminal would act on (safe_text.h). */
+static void put_safe(const char *text)
+{
+    lcmc_safe_write(stdout, text, strlen(text), LCMC_SAFE_SPACE_LINES);
+}
+
 static void pass(const char *check, const char *detail)
 {
-    printf("ok    %s: %s\n", check, detail);
+    printf("ok    %s: ", check);
+    put_safe(detail);
+    putchar('\n');
     fflush(stdout);
 }
 
 static void fail(check_context *ctx, const char *check, const char *what, const char *fix)
 {
-    /* `what` may quote an EM or the script: one line, whatever it holds. */
     printf("FAIL  %s: ", check);
-    for (const char *c = what; *c != '\0'; c++)
-        putchar(*c == '\n' || *c == '\r' || *c == '\t' ? ' ' : *c);
-    printf("; fix: %s\n", fix);
+    put_safe(what);
+    fputs("; fix: ", stdout);
+    put_safe(fix);
+    putchar('\n');
     fflush(stdout);
     ctx->failed = 1;
 }

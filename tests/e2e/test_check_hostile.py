@@ -106,5 +106,42 @@ class EndpointSecretTest(CheckHostileTestCase):
             self.assertRegex(done.stdout, r"(?m)^FAIL  endpoint: ")
 
 
+class ControlCharactersTest(CheckHostileTestCase):
+    def test_token_endpoint_error_is_escaped(self):
+        server = http.server.HTTPServer(("127.0.0.1", 0), HostileTokenEndpoint)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        auth = {"authType": ["OAUTH2_CLIENT_CREDENTIALS"],
+                "paramsOauth2ClientCredentials": {"clientId": "c", "clientPassword": "pw",
+                                                  "tokenEndpoint": url + "/token"}}
+        done = self.check(params(url, authentication=auth), self.script(SETS_ACTION))
+        self.assertEqual(done.returncode, 1, done.stdout)
+        self.assertRegex(done.stdout, r"(?m)^FAIL  token: .*pwned")
+        self.assertOneLinePerCheck(done)
+
+    def test_script_error_and_action_are_escaped(self):
+        done = self.check(params("http://127.0.0.1:9"),
+                          self.script('error("boom \\27]0;title\\7 \\27[31mred")'), "--offline")
+        self.assertEqual(done.returncode, 1, done.stdout)
+        self.assertIn("boom", done.stdout)
+        self.assertOneLinePerCheck(done)
+        done = self.check(params("http://127.0.0.1:9"), self.script(
+            'local lcmcoord = require "lcmcoord"\n'
+            "local p = ...\n"
+            "p.LcmCoordRequest.coordinationActionName = 'prv.x.\\27[2J\\194\\155cleared'\n"
+            "lcmcoord.create_coordination(p.endpoint, p.authentication, p.LcmCoordRequest)\n"),
+            "--offline")
+        self.assertIn("cleared", done.stdout)
+        self.assertOneLinePerCheck(done)
+
+    def test_endpoint_from_the_parameters_is_escaped(self):
+        done = self.check(params("http://127.0.0.1:9/\x1b[2J\x9b"), self.script(SETS_ACTION),
+                          "--offline")
+        self.assertOneLinePerCheck(done)
+
+
 if __name__ == "__main__":
     unittest.main()
