@@ -143,5 +143,53 @@ class ControlCharactersTest(CheckHostileTestCase):
         self.assertOneLinePerCheck(done)
 
 
+class NothingCreatedTest(CheckHostileTestCase):
+    def assertNothingCreated(self, body):
+        script = self.script('local lcmcoord = require "lcmcoord"\n'
+                             "local p = ...\n"
+                             "p.LcmCoordRequest.coordinationActionName = 'prv.example.ok'\n"
+                             + body +
+                             "lcmcoord.create_coordination(p.endpoint, p.authentication,"
+                             " p.LcmCoordRequest)\n")
+        with EM() as em:
+            done = self.check(params(em.url), script)
+            journal = em.journal()
+        self.assertEqual(coordination_posts(journal), [], done.stdout + done.stderr)
+        return done
+
+    def test_method_read_twice_through_index(self):
+        self.assertNothingCreated(
+            "local n = 0\n"
+            "local options = setmetatable({url = p.endpoint .. '/lcmcoord/v1/coordinations',\n"
+            "  body = lcmcoord.json.encode(p.LcmCoordRequest),\n"
+            "  headers = {['Content-Type'] = 'application/json', Version = '1.0.0'}},\n"
+            "  {__index = function(t, k)\n"
+            "    if k == 'method' then n = n + 1; return n == 1 and 'GET' or 'POST' end\n"
+            "  end})\n"
+            "lcmcoord.http.request(options)\n")
+
+    def test_module_required_again(self):
+        # Under ctest LUA_CPATH finds the module's library: a second require would load the
+        # real one.
+        self.assertNothingCreated(
+            "package.loaded.lcmcoord = nil\n"
+            "local ok, again = pcall(require, 'lcmcoord')\n"
+            "if ok then again.create_coordination(p.endpoint, p.authentication,\n"
+            "  p.LcmCoordRequest) end\n")
+
+    @unittest.skipUnless(os.environ.get("LUA_CPATH"), "needs the module's library (ctest)")
+    def test_module_loaded_from_its_library(self):
+        self.assertNothingCreated(
+            "local path = package.searchpath('lcmcoord', package.cpath)\n"
+            "local open = path and package.loadlib(path, 'luaopen_lcmcoord')\n"
+            "if open then\n"
+            "  local real = open()\n"
+            "  local req = {}\n"
+            "  for k, v in pairs(p.LcmCoordRequest) do req[k] = v end\n"
+            "  req.coordinationActionName = 'prv.example.real'\n"
+            "  pcall(real.create_coordination, p.endpoint, p.authentication, req, 5)\n"
+            "end\n")
+
+
 if __name__ == "__main__":
     unittest.main()
