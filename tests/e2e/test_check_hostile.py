@@ -191,5 +191,24 @@ class NothingCreatedTest(CheckHostileTestCase):
             "end\n")
 
 
+class ParamsHostilePackageTest(TestCase):
+    def run_params(self, additional, *args):
+        return run_lcmcoord("params", *args, stdin=json.dumps({"additionalParams": additional}),
+                            timeout=30)
+
+    def test_vdu_ids_are_quoted_on_one_line_with_controls_escaped(self):
+        done = self.run_params({"vdu_params": [{"vdu_id": "A\n\x1b[31mRED"}, {"vdu_id": "B"}]})
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+        self.assertIn("RED", done.stderr)
+        for control in CONTROLS:
+            self.assertNotIn(control, done.stderr)
+        done = self.run_params({"vdu_params": [{"vdu_id": "A\r\nX\x9b2J"}]})
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+        for control in CONTROLS:
+            self.assertNotIn(control, done.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
