@@ -8,6 +8,7 @@
  * runs against a stand-in `lcmcoord` whose coordination calls record the request instead of
  * sending it, and the only requests to the EM are a token (OAuth 2.0) and GET api_versions.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,7 +793,8 @@ int lcmc_check_main(int argc, char **argv)
     }
     ctx.input = lcmc_read_all(stdin, STDIN_CAP, &ctx.input_length);
     if (ctx.input == NULL) {
-        fprintf(stderr, "lcmcoord check: cannot read stdin\n");
+        /* Why, as `run` says it: a closed stdin, one larger than the cap (File too large). */
+        fprintf(stderr, "lcmcoord check: cannot read stdin: %s\n", strerror(errno));
         lcmc_host_config_free(&ctx.config);
         return LCMC_EXIT_USAGE;
     }

@@ -191,6 +191,15 @@ class NothingCreatedTest(CheckHostileTestCase):
             "end\n")
 
 
+class UnreadableStdinTest(CheckHostileTestCase):
+    def test_stdin_too_large_says_why(self):
+        # 16 MiB is the cap, as for `lcmcoord run`, which says "File too large".
+        done = run_lcmcoord("check", "--offline", self.script(SETS_ACTION),
+                            stdin=" " * (17 * 1024 * 1024), timeout=60)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertEqual(done.stderr, "lcmcoord check: cannot read stdin: File too large\n")
+
+
 class ParamsHostilePackageTest(TestCase):
     def run_params(self, additional, *args):
         return run_lcmcoord("params", *args, stdin=json.dumps({"additionalParams": additional}),
