@@ -191,6 +191,22 @@ class NothingCreatedTest(CheckHostileTestCase):
             "end\n")
 
 
+class ScriptOutputTest(CheckHostileTestCase):
+    def test_what_the_script_prints_goes_to_stderr(self):
+        # stdout is the report, one line per check, for a reader or a tool that parses it.
+        done = self.check(params("http://127.0.0.1:9"), self.script(
+            "print('from print', 42)\n"
+            "io.write('from io.write\\n')\n"
+            "io.stdout:write('from io.stdout\\n')\n" + SETS_ACTION.replace(
+                'local lcmcoord = require "lcmcoord"\n', "")
+            .replace("local p = ...\n", "local p = ...\nlocal lcmcoord = require 'lcmcoord'\n")),
+            "--offline")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertOneLinePerCheck(done)
+        for text in ("from print\t42", "from io.write", "from io.stdout"):
+            self.assertIn(text, done.stderr)
+
+
 class UnreadableStdinTest(CheckHostileTestCase):
     def test_stdin_too_large_says_why(self):
         # 16 MiB is the cap, as for `lcmcoord run`, which says "File too large".
