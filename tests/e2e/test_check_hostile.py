@@ -207,6 +207,30 @@ class ScriptOutputTest(CheckHostileTestCase):
             self.assertIn(text, done.stderr)
 
 
+class StepByStepScriptTest(CheckHostileTestCase):
+    def test_post_then_get_then_cancel_as_lua_api_md_shows(self):
+        # The documented step-by-step flow: post, read the id from the answer, get it.
+        script = self.script(
+            'local lcmcoord = require "lcmcoord"\n'
+            "local p = ...\n"
+            "local c <close> = lcmcoord.client{endpoint = p.endpoint}\n"
+            "local req = p.LcmCoordRequest\n"
+            "req.coordinationActionName = 'prv.example.steps'\n"
+            "local created = assert(c:post(req))\n"
+            "assert(created.status == 201 and created.headers.location, 'no Location')\n"
+            "local r = assert(c:get(created.json.id))\n"
+            "assert(r.status == 200 and r.json.coordinationResult == 'CONTINUE')\n"
+            "local id = created.headers.location:match('([^/]+)$')\n"
+            "assert(c:get(created.headers.location).status == 200)\n"
+            "assert(c:cancel(id).status == 202)\n")
+        with EM() as em:
+            done = self.check(params(em.url), script)
+            journal = em.journal()
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertRegex(done.stdout, r"(?m)^ok    script sets the action: prv\.example\.steps$")
+        self.assertEqual([e for e in journal if "/coordinations" in e.get("path", "")], [])
+
+
 class UnreadableStdinTest(CheckHostileTestCase):
     def test_stdin_too_large_says_why(self):
         # 16 MiB is the cap, as for `lcmcoord run`, which says "File too large".
