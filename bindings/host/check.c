@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -822,6 +823,13 @@ int lcmc_check_main(int argc, char **argv)
     if (rc >= 0) {
         lcmc_host_config_free(&ctx.config);
         return rc;
+    }
+    /* As `run`: someone at a terminal may not know the parameters come on stdin. */
+    if (isatty(STDIN_FILENO)) {
+        fputs("lcmcoord check: waiting for the VNFC parameters (a JSON object) on stdin; end "
+              "with Ctrl-D\n",
+              stderr);
+        fflush(stderr);
     }
     ctx.input = lcmc_read_all(stdin, STDIN_CAP, &ctx.input_length);
     if (ctx.input == NULL) {
