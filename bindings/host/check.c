@@ -8,10 +8,12 @@
  * runs against a stand-in `lcmcoord` whose coordination calls record the request instead of
  * sending it, and the only requests to the EM are a token (OAuth 2.0) and GET api_versions.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -24,6 +26,7 @@
 #include "options.h"
 #include "params.h"
 #include "run_io.h"
+#include "safe_text.h"
 #include "script_limits.h"
 #include "subcommands.h"
 
@@ -112,19 +115,28 @@ static int parse_options(check_context *ctx, int argc, char **argv)
 
 /* ---- reporting ---------------------------------------------------------------------- */
 
+/* Text from the parameters, the script or an EM (a token endpoint's error_description, a
+ * coordination action): one line, and nothing a terminal would act on (safe_text.h). */
+static void put_safe(const char *text)
+{
+    lcmc_safe_write(stdout, text, strlen(text), LCMC_SAFE_SPACE_LINES);
+}
+
 static void pass(const char *check, const char *detail)
 {
-    printf("ok    %s: %s\n", check, detail);
+    printf("ok    %s: ", check);
+    put_safe(detail);
+    putchar('\n');
     fflush(stdout);
 }
 
 static void fail(check_context *ctx, const char *check, const char *what, const char *fix)
 {
-    /* `what` may quote an EM or the script: one line, whatever it holds. */
     printf("FAIL  %s: ", check);
-    for (const char *c = what; *c != '\0'; c++)
-        putchar(*c == '\n' || *c == '\r' || *c == '\t' ? ' ' : *c);
-    printf("; fix: %s\n", fix);
+    put_safe(what);
+    fputs("; fix: ", stdout);
+    put_safe(fix);
+    putchar('\n');
     fflush(stdout);
     ctx->failed = 1;
 }
@@ -213,24 +225,52 @@ static int request_is_valid(check_context *ctx, const json_t *request, int from_
     return 1;
 }
 
-/* The endpoint's host, parsed by libcurl as the runtime will (malloc'd), or NULL with why. */
+/* The endpoint as check may print it: a user:password@ in it is a secret (the runtime refuses
+ * such an endpoint without showing it), so such an endpoint is never shown. */
+static const char *shown_endpoint(const char *endpoint)
+{
+    return strchr(endpoint, '@') != NULL ? "(not shown: it holds an '@')" : endpoint;
+}
+
+/* The endpoint's host, parsed by libcurl as the runtime will (malloc'd), or NULL with why.
+ * What the runtime refuses (lcmc__normalise_endpoint) is refused here too, so that --offline
+ * never passes an endpoint that `lcmcoord run` would not take. */
 static char *endpoint_host(check_context *ctx, const char *endpoint)
 {
-    if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
+    if (strstr(endpoint, "://") == NULL) {
         snprintf(ctx->why, sizeof ctx->why, "'%.200s' is missing its scheme (http:// or https://)",
-                 endpoint);
+                 shown_endpoint(endpoint));
         return NULL;
     }
     CURLU *url = curl_url();
-    char *host = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL, *query = NULL, *fragment = NULL;
+    char *copy = NULL;
     if (url == NULL || curl_url_set(url, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
-        curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(ctx->why, sizeof ctx->why, "'%.200s' is not a valid URL", endpoint);
-        host = NULL;
+        curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'%.200s' is not a valid URL",
+                 shown_endpoint(endpoint));
+    } else if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(ctx->why, sizeof ctx->why, "'%.200s' must be an http:// or https:// URL",
+                 shown_endpoint(endpoint));
+    } else if (curl_url_get(url, CURLUPART_USER, &user, 0) == CURLUE_OK && user != NULL) {
+        /* As the runtime: credentials go in 'authentication', never in the URL. */
+        snprintf(ctx->why, sizeof ctx->why,
+                 "'endpoint' must not carry user:password@ (not shown); use 'authentication'");
+    } else if (curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query != NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'endpoint' must not have a query string");
+    } else if (curl_url_get(url, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK &&
+               fragment != NULL) {
+        snprintf(ctx->why, sizeof ctx->why, "'endpoint' must not have a fragment");
+    } else {
+        copy = strdup(host);
     }
-    curl_url_cleanup(url);
-    char *copy = host != NULL ? strdup(host) : NULL;
+    curl_free(scheme);
     curl_free(host);
+    curl_free(user);
+    curl_free(query);
+    curl_free(fragment);
+    curl_url_cleanup(url);
     return copy;
 }
 
@@ -256,7 +296,7 @@ static int check_parameters(check_context *ctx, lcmc_engine *engine, lcmc_tls_op
     if (string_field(ctx, ctx->params, "endpoint", "'endpoint'") == 0) {
         char *host = endpoint_host(ctx, json_string_value(endpoint));
         if (host != NULL)
-            pass("endpoint", json_string_value(endpoint));
+            pass("endpoint", shown_endpoint(json_string_value(endpoint)));
         else
             fail(ctx, "endpoint", ctx->why,
                  "set 'endpoint' to the EM's apiRoot, e.g. \"https://em.example:6789\"");
@@ -353,17 +393,37 @@ static const char stand_in_source[] =
     "  for i, request in ipairs(requests) do out[i] = {coord = record(request)} end\n"
     "  return out\n"
     "end\n"
-    "function Client:post(request)\n"
-    "  if type(request) == 'table' then record(request) end\n"
-    "  return {status = 201, headers = {}, body = ''}\n"
+    "-- post, get and cancel answer as the EM would: a script that runs a coordination step\n"
+    "-- by step (post, then get of the id it got) runs to its end, with nothing sent.\n"
+    "local answered = {}\n"
+    "local function response(status, coord, location)\n"
+    "  return {status = status, headers = {location = location,\n"
+    "          ['content-type'] = coord and 'application/json' or nil},\n"
+    "          body = coord and lcmcoord.json.encode(coord) or '', json = coord}\n"
     "end\n"
+    "function Client:post(request)\n"
+    "  if type(request) ~= 'table' then return response(201) end\n"
+    "  local coord = record(request)\n"
+    "  answered[coord.id] = coord\n"
+    "  return response(201, coord, self.base .. '/lcmcoord/v1/coordinations/' .. coord.id)\n"
+    "end\n"
+    "function Client:get(id)\n"
+    "  local coord = type(id) == 'string' and answered[id:match('([^/]+)$')]\n"
+    "  if coord then return response(200, coord) end\n"
+    "  return response(404)\n"
+    "end\n"
+    "function Client:cancel(id) return response(202) end\n"
     "function Client:api_versions()\n"
     "  return {status = 200, headers = {}, body = '{}'}\n"
     "end\n"
     "function Client:record() return {lcmCoordinations = {}, rejectedLcmCoordinations = {}} end\n"
     "function Client:close() end\n"
     "Client.__close = Client.close\n"
-    "lcmcoord.client = function(options) return setmetatable({}, Client) end\n"
+    "lcmcoord.client = function(options)\n"
+    "  local endpoint = type(options) == 'table' and options.endpoint\n"
+    "  return setmetatable({base = type(endpoint) == 'string' and endpoint:gsub('/+$', '')\n"
+    "                             or 'http://em.invalid'}, Client)\n"
+    "end\n"
     "-- Nothing else with an effect either: SSH commands on the VNFC and HTTP requests\n"
     "-- other than GET and HEAD are not made; they answer as if they succeeded.\n"
     "local Session = {}\n"
@@ -377,11 +437,34 @@ static const char stand_in_source[] =
     "end\n"
     "if lcmcoord.http then\n"
     "  local request = lcmcoord.http.request\n"
+    "  local fields = {'method', 'url', 'headers', 'body', 'json', 'auth', 'tls', 'timeout',\n"
+    "                  'retry', 'max_body'}\n"
     "  lcmcoord.http.request = function(options)\n"
-    "    local method = type(options) == 'table' and options.method or 'GET'\n"
+    "    if type(options) ~= 'table' then return request(options) end\n"
+    "    -- The method that is judged is the one sent: a plain copy, each field read once\n"
+    "    -- (an __index could answer GET here and POST to the request).\n"
+    "    local copy = {}\n"
+    "    for key, value in next, options do copy[key] = value end\n"
+    "    for _, key in ipairs(fields) do copy[key] = options[key] end\n"
+    "    local method = copy.method == nil and 'GET' or copy.method\n"
     "    method = type(method) == 'string' and method:upper() or method\n"
-    "    if method == 'GET' or method == 'HEAD' then return request(options) end\n"
+    "    if method == 'GET' or method == 'HEAD' then return request(copy) end\n"
     "    return {status = 200, headers = {}, body = ''}\n"
+    "  end\n"
+    "end\n"
+    "-- The real module cannot be had again: not by require once package.loaded forgets it\n"
+    "-- (a searcher answers the stand-in first), nor by package.loadlib of its library.\n"
+    "if package then\n"
+    "  table.insert(package.searchers, 1, function(name)\n"
+    "    if name == 'lcmcoord' then return function() return lcmcoord end, ':stand-in:' end\n"
+    "    return nil\n"
+    "  end)\n"
+    "  local loadlib = package.loadlib\n"
+    "  package.loadlib = function(path, symbol)\n"
+    "    if type(symbol) == 'string' and symbol:find('^luaopen_lcmcoord') then\n"
+    "      return function() return lcmcoord end\n"
+    "    end\n"
+    "    return loadlib(path, symbol)\n"
     "  end\n"
     "end\n"
     "-- Nor a command on this host: os.execute and io.popen answer as if it succeeded, with\n"
@@ -407,6 +490,18 @@ static const char stand_in_source[] =
     "    end\n"
     "    return setmetatable({}, Pipe)\n"
     "  end\n"
+    "end\n"
+    "-- stdout is check's report, one line per check: what the script prints goes to stderr.\n"
+    "if io then\n"
+    "  local stderr = io.stderr\n"
+    "  print = function(...)\n"
+    "    local n = select('#', ...)\n"
+    "    local parts = {...}\n"
+    "    for i = 1, n do parts[i] = tostring(parts[i]) end\n"
+    "    stderr:write(table.concat(parts, '\\t', 1, n), '\\n')\n"
+    "  end\n"
+    "  io.output(stderr)\n"
+    "  io.stdout = io.stderr\n"
     "end\n"
     "if os then os.exit = function(code)\n"
     "  local ok = code == nil or code == true or code == 0\n"
@@ -574,7 +669,8 @@ static const char *fix_for(lcmc_status status, const char *endpoint)
         return "check the EM is up and answering; give more time with --timeout S";
     default:
         snprintf(text, sizeof text,
-                 "start the EM, or correct 'endpoint' (%.200s) to where it listens", endpoint);
+                 "start the EM, or correct 'endpoint' (%.200s) to where it listens",
+                 shown_endpoint(endpoint));
         return text;
     }
 }
@@ -728,9 +824,17 @@ int lcmc_check_main(int argc, char **argv)
         lcmc_host_config_free(&ctx.config);
         return rc;
     }
+    /* As `run`: someone at a terminal may not know the parameters come on stdin. */
+    if (isatty(STDIN_FILENO)) {
+        fputs("lcmcoord check: waiting for the VNFC parameters (a JSON object) on stdin; end "
+              "with Ctrl-D\n",
+              stderr);
+        fflush(stderr);
+    }
     ctx.input = lcmc_read_all(stdin, STDIN_CAP, &ctx.input_length);
     if (ctx.input == NULL) {
-        fprintf(stderr, "lcmcoord check: cannot read stdin\n");
+        /* Why, as `run` says it: a closed stdin, one larger than the cap (File too large). */
+        fprintf(stderr, "lcmcoord check: cannot read stdin: %s\n", strerror(errno));
         lcmc_host_config_free(&ctx.config);
         return LCMC_EXIT_USAGE;
     }

@@ -20,6 +20,7 @@
 #include "lcmcoord/json.h"
 #include "options.h"
 #include "run_io.h"
+#include "safe_text.h"
 #include "subcommands.h"
 
 #define INPUT_CAP         ((size_t)16 * 1024 * 1024)
@@ -70,11 +71,15 @@ static int usage_error(const char *fmt, const char *arg)
     return lcmc_host_usage_error("params", usage_line, fmt, arg);
 }
 
-/* One line on stderr, exit 2: the input, not the command line, is wrong. */
+/* One line on stderr, exit 2: the input, not the command line, is wrong. The message may
+ * quote the package's file (a vdu_id): made safe, it stays one line and nothing in it
+ * reaches the terminal as a control (safe_text.h). */
 static int input_error(const char *fmt, const char *arg)
 {
+    char text[1024];
+    snprintf(text, sizeof text, fmt, arg);
     fputs("lcmcoord params: ", stderr);
-    fprintf(stderr, fmt, arg);
+    lcmc_safe_write(stderr, text, strlen(text), LCMC_SAFE_SPACE_LINES);
     fputc('\n', stderr);
     return LCMC_EXIT_USAGE;
 }

@@ -82,8 +82,14 @@ void lcmc__json_error_place(const char *text, size_t length, const json_error_t 
 {
     *line = err->line;
     *column = err->column;
-    if (err->column > 0 || err->line < 2 || text == NULL)
+    if (err->column > 0 || err->line < 2 || text == NULL) {
+        /* Before the first character (an empty text, a bad first byte) is column 1 too. */
+        if (*line < 1)
+            *line = 1;
+        if (*column < 1)
+            *column = 1;
         return;
+    }
     if (json_error_code(err) == json_error_premature_end_of_input) {
         *column = 1;
         return;

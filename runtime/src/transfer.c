@@ -114,15 +114,20 @@ int lcmc__transfer_request_started(const lcmc_transfer *t)
     return t != NULL && t->request_attempts > 0;
 }
 
-/* Header lines that carry credentials: shown with their scheme, never their value. */
-static int is_credential_header(const char *line, size_t length)
+/* Header lines that carry credentials: 1 when the value starts with a scheme worth showing
+ * (Authorization: Basic ...), 2 when all of it is the secret (a cookie, an OpenStack
+ * Keystone token as Tacker's peers send it), 0 for any other header. */
+static int credential_header(const char *line, size_t length)
 {
-    static const char *const names[] = {
-        "authorization:", "proxy-authorization:", "cookie:", "set-cookie:", NULL};
-    for (const char *const *n = names; *n; n++) {
-        size_t k = strlen(*n);
-        if (length >= k && strncasecmp(line, *n, k) == 0)
-            return 1;
+    static const struct {
+        const char *name;
+        int kind;
+    } names[] = {{"authorization:", 1}, {"proxy-authorization:", 1}, {"cookie:", 2},
+                 {"set-cookie:", 2},    {"x-auth-token:", 2},        {"x-subject-token:", 2}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t k = strlen(names[i].name);
+        if (length >= k && strncasecmp(line, names[i].name, k) == 0)
+            return names[i].kind;
     }
     return 0;
 }
@@ -138,14 +143,19 @@ static void trace_headers(lcmc_transfer *t, lcmc_trace_kind kind, const char *da
         size_t line_end = end < size ? end + 1 : end;
         const char *line = data + start;
         size_t length = line_end - start;
-        if (is_credential_header(line, length)) {
-            /* Keep "Authorization: Basic" so a reader sees which scheme went out. */
+        int credential = credential_header(line, length);
+        if (credential != 0) {
+            /* Keep "Authorization: Basic" so a reader sees which scheme went out; of a
+             * cookie or a token nothing but the name (its first word is the secret). */
             const char *colon = memchr(line, ':', length);
             size_t keep = (size_t)(colon - line) + 1;
-            while (keep < length && line[keep] == ' ')
-                keep++;
-            while (keep < length && line[keep] != ' ' && line[keep] != '\r' && line[keep] != '\n')
-                keep++;
+            if (credential == 1) {
+                while (keep < length && line[keep] == ' ')
+                    keep++;
+                while (keep < length && line[keep] != ' ' && line[keep] != '\r' &&
+                       line[keep] != '\n')
+                    keep++;
+            }
             char redacted[160];
             int n = snprintf(redacted, sizeof redacted, "%.*s <redacted>\r\n",
                              (int)(keep < 120 ? keep : 120), line);
