@@ -21,6 +21,7 @@
 #include "progress.h"
 #include "run_io.h"
 #include "safe_text.h"
+#include "script_limits.h"
 
 int lcmc_host_exit_status(lcmc_status status)
 {
@@ -453,6 +454,7 @@ static void on_signal(int sig)
     }
     if (caught_signal == 0)
         caught_signal = sig;
+    lcmc_limits_stop_requested(sig);
     lcmc_engine *engine = signal_engine;
     if (engine != NULL)
         lcmc_engine_interrupt(engine);

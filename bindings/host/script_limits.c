@@ -7,9 +7,11 @@
  * and --sandbox leaves a script no files, processes or bytecode.
  */
 #define _DEFAULT_SOURCE /* setitimer */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -181,6 +183,60 @@ static void limits_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "the script ran past its deadline of %f s", armed_limits->seconds);
 }
 
+/* Both ways of stopping a script (its deadline, SIGINT/SIGTERM) act through the hook, and a
+ * hook never runs inside a C function: a script stuck in one (a backtracking
+ * string.find over a long text) would never stop. So stopping also starts a watchdog: if
+ * the script has not ended this many seconds later, the process says so and exits. It is
+ * longer than the runtime's own bounded waits after an interrupt (5 s for a cancel's or a
+ * POST's answer), so a script in a runtime call always gets to finish its cancel. */
+#define STUCK_GRACE_SECONDS 10
+
+static volatile sig_atomic_t stopping;     /* 0, or why: the signal, or SIGALRM (deadline) */
+static volatile sig_atomic_t watchdog_set; /* the next SIGALRM is the watchdog's */
+
+static void write_all(const char *text)
+{
+    size_t left = strlen(text);
+    while (left > 0) {
+        ssize_t n = write(STDERR_FILENO, text, left);
+        if (n <= 0)
+            return;
+        text += n;
+        left -= (size_t)n;
+    }
+}
+
+static void watchdog_fired(void)
+{
+    /* Async-signal-safe: write(2) and _exit(2) only. */
+    if (stopping == SIGALRM) {
+        write_all("lcmcoord: the script ran past its deadline and did not stop within 10 s "
+                  "(busy in a C function); exiting\n");
+        _exit(3);
+    }
+    write_all(stopping == SIGINT
+                  ? "lcmcoord: interrupted by SIGINT; the script did not stop within 10 s "
+                    "(busy in a C function); exiting\n"
+                  : "lcmcoord: interrupted by SIGTERM; the script did not stop within 10 s "
+                    "(busy in a C function); exiting\n");
+    _exit(128 + (stopping == SIGINT ? SIGINT : SIGTERM));
+}
+
+static void start_watchdog(int why)
+{
+    if (stopping != 0)
+        return;
+    stopping = why;
+    watchdog_set = 1;
+    alarm(STUCK_GRACE_SECONDS); /* replaces the deadline's timer, which has done its work */
+}
+
+void lcmc_limits_stop_requested(int signal_number)
+{
+    if (armed_limits != NULL)
+        start_watchdog(signal_number);
+}
+
 static void on_alarm(int signal_number)
 {
     (void)signal_number;
@@ -188,6 +244,11 @@ static void on_alarm(int signal_number)
      * safe to call from a handler, as lua.c does for SIGINT). */
     if (armed_limits == NULL)
         return;
+    if (watchdog_set) {
+        watchdog_fired();
+        return;
+    }
+    start_watchdog(SIGALRM);
     armed_limits->deadline_passed = 1;
     if (armed_engine != NULL)
         lcmc_engine_interrupt(armed_engine);
@@ -201,6 +262,14 @@ void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engi
     armed_state = L;
     armed_engine = engine;
     armed_deadline = lcmc_now() + limits->seconds;
+    stopping = 0;
+    watchdog_set = 0;
+    /* The watchdog needs the handler even without a deadline (a signal starts it). */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_alarm;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGALRM, &action, NULL);
     /* Set with or without a deadline: it is also how an interrupt reaches coroutines. */
     lua_sethook(L, limits_hook, LUA_MASKCOUNT, CHECK_EVERY_INSTRUCTIONS);
     if (!(limits->seconds > 0))
@@ -208,11 +277,6 @@ void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engi
     /* The timer's fields are integers: a deadline past ~115 days (more than --script-timeout
      * accepts) is armed at that cap rather than converted out of range. */
     double timer_seconds = limits->seconds < 1e7 ? limits->seconds : 1e7;
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_alarm;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGALRM, &action, NULL);
     struct itimerval timer;
     memset(&timer, 0, sizeof timer);
     timer.it_value.tv_sec = (time_t)timer_seconds;
@@ -226,6 +290,8 @@ void lcmc_limits_disarm(lua_State *L)
     memset(&off, 0, sizeof off);
     setitimer(ITIMER_REAL, &off, NULL);
     signal(SIGALRM, SIG_DFL);
+    stopping = 0;
+    watchdog_set = 0;
     if (L != NULL && armed_state == L)
         lua_sethook(L, NULL, 0, 0);
     armed_limits = NULL;

@@ -37,6 +37,10 @@ void lcmc_limits_open_sandbox(lua_State *L);
  * even when limits->seconds is 0 (no deadline). One script at a time per process. */
 void lcmc_limits_arm(lcmc_script_limits *limits, lua_State *L, lcmc_engine *engine);
 void lcmc_limits_disarm(lua_State *L);
+/* From a SIGINT/SIGTERM handler (async-signal-safe): while a script is armed, starts the
+ * watchdog that ends the process if the script has not stopped 10 s later (stuck in a C
+ * function, where the hook that stops it never runs). */
+void lcmc_limits_stop_requested(int signal_number);
 
 /* Calls a script's loaded chunk, below its `nargs` arguments on the top of the stack, as
  * `lcmcoord run` and `lcmcoord check` both do: the global `arg` is {[0] = script}, SIGINT

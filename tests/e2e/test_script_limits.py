@@ -6,6 +6,8 @@ script still runs there."""
 
 import json
 import os
+import signal
+import subprocess
 import tempfile
 import time
 import unittest
@@ -15,6 +17,13 @@ from harness import EM, TestCase
 from test_run_coordination import SCRIPT, vnfc_param
 
 PARAMS = {"endpoint": "http://127.0.0.1:1", "authentication": None, "LcmCoordRequest": {}}
+
+
+def cpu_ticks(pid):
+    """User and system CPU time a process has used, in clock ticks (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def run_text(text, *flags, param=None):
@@ -96,6 +105,47 @@ print(pcall(require, "cjson"))
                                         stdin=json.dumps(vnfc_param(em.url)))
         self.assertEqual(done.returncode, 0, done.stderr)
 
+
+
+class StuckInCTest(TestCase):
+    # A hook never runs inside a C function: a backtracking find over a long text would keep
+    # the script past its deadline and past SIGTERM for good without the watchdog.
+    STUCK_IN_C = 'local s = string.rep("a", 20000)\ns:find(".-.-.-.-b")\n'
+
+    def test_a_script_stuck_in_a_c_function_ends_10_s_after_its_deadline(self):
+        done, elapsed = run_text(self.STUCK_IN_C, "--script-timeout", "1")
+        self.assertEqual(done.returncode, 3, done.stderr)
+        self.assertEqual(self.assertOneLine(done.stderr),
+                         "lcmcoord: the script ran past its deadline and did not stop within "
+                         "10 s (busy in a C function); exiting")
+        self.assertGreaterEqual(elapsed, 10.5)
+        self.assertLess(elapsed, 11.0 + 3.0 * harness.TIME_FACTOR)
+
+    def test_a_script_stuck_in_a_c_function_ends_10_s_after_sigterm(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "script.lua")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write('io.stderr:write("in find\\n")\n' + self.STUCK_IN_C)
+            proc = subprocess.Popen([harness.LCMCOORD_BIN, "run", path], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc.stdin.write(json.dumps(PARAMS))
+            proc.stdin.close()
+            # The script says when it goes into the find, and the find then burns CPU: the
+            # signal must find it there, so it waits for 0.2 s of CPU spent after the line.
+            self.assertEqual(proc.stderr.readline(), "in find\n")
+            ticks = cpu_ticks(proc.pid)
+            harness.wait_for(lambda: cpu_ticks(proc.pid) >= ticks + 20, what="the find")
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            stderr = proc.stderr.read()
+            status = proc.wait(timeout=30 * harness.TIME_FACTOR)
+            elapsed = time.monotonic() - sent
+        self.assertEqual(status, 143, stderr)
+        self.assertEqual(self.assertOneLine(stderr),
+                         "lcmcoord: interrupted by SIGTERM; the script did not stop within 10 s "
+                         "(busy in a C function); exiting")
+        self.assertGreaterEqual(elapsed, 9.5)
+        self.assertLess(elapsed, 10.0 + 3.0 * harness.TIME_FACTOR)
 
 if __name__ == "__main__":
     unittest.main()
