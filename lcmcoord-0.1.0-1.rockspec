@@ -61,6 +61,7 @@ build = {
             "bindings/lua/retry.c",
             "bindings/lua/script.c",
             "bindings/lua/ssh.c",
+            "bindings/lua/task.c",
          },
          defines = { "_POSIX_C_SOURCE=200809L" },
          incdirs = { "bindings/lua", "$(LCMCOORD_INCDIR)" },

@@ -85,7 +85,7 @@ static void warn_stderr(void *ud, const char *line)
     fprintf(stderr, "lcmcoord-serve: warning: %s\n", line);
 }
 
-void serve_printable_copy(char *dst, size_t len, const char *src, size_t srclen)
+void serve_auth_printable_copy(char *dst, size_t len, const char *src, size_t srclen)
 {
     size_t o = 0;
     for (size_t i = 0; i < srclen && o + 1 < len; i++) {
@@ -96,8 +96,8 @@ void serve_printable_copy(char *dst, size_t len, const char *src, size_t srclen)
         dst[o] = '\0';
 }
 
-void serve_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
-                           void *warn_ud)
+void serve_auth_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
+                                void *warn_ud)
 {
     struct stat st;
     if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH)) {
@@ -183,7 +183,7 @@ static int users_load(struct serve_auth *auth, const char *path, void (*warn)(vo
         snprintf(err, errlen, "cannot read the users file %s: %s", path, strerror(errno));
         return -1;
     }
-    serve_warn_if_exposed(fd, path, warn, warn_ud);
+    serve_auth_warn_if_exposed(fd, path, warn, warn_ud);
     FILE *f = fdopen(fd, "r");
     if (!f) {
         snprintf(err, errlen, "cannot read the users file %s: %s", path, strerror(errno));
@@ -279,7 +279,7 @@ static int users_load(struct serve_auth *auth, const char *path, void (*warn)(vo
     return rc;
 }
 
-double serve_now(void)
+double serve_auth_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -328,7 +328,7 @@ static const struct user *basic_cache_find(struct serve_auth *auth, const unsign
     const struct user *found = NULL;
     size_t start;
     memcpy(&start, mac, sizeof start);
-    double now = serve_now();
+    double now = serve_auth_now();
     pthread_mutex_lock(&auth->basic_lock);
     for (size_t i = 0; i < BASIC_PROBE; i++) {
         struct basic_cached *c = &auth->basic_cache[(start + i) % auth->basic_cache_cap];
@@ -346,7 +346,7 @@ static void basic_cache_put(struct serve_auth *auth, const unsigned char mac[32]
         return;
     size_t start;
     memcpy(&start, mac, sizeof start);
-    double now = serve_now();
+    double now = serve_auth_now();
     pthread_mutex_lock(&auth->basic_lock);
     struct basic_cached *victim = &auth->basic_cache[start % auth->basic_cache_cap];
     for (size_t i = 0; i < BASIC_PROBE; i++) {
@@ -406,7 +406,7 @@ static bool number_claim(const json_t *claims, const char *name, double *out, bo
     return true;
 }
 
-bool serve_thumbprint_equal(const char *a, const char *b)
+bool serve_auth_thumbprint_equal(const char *a, const char *b)
 {
     size_t alen = strlen(a), blen = strlen(b);
     return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
@@ -468,7 +468,7 @@ const char *serve_claims_check(const struct serve_claims_policy *policy, const j
         /* RFC 8705 §3: a bound token is good only with the certificate it is bound to. */
         if (!peer_thumbprint)
             return "the token is bound to a client certificate this connection did not present";
-        if (!serve_thumbprint_equal(bound, peer_thumbprint))
+        if (!serve_auth_thumbprint_equal(bound, peer_thumbprint))
             return "the token is bound to another client certificate";
     } else if (policy->require_binding) {
         return "the token is not bound to a client certificate (cnf x5t#S256)";
@@ -483,7 +483,7 @@ void serve_claims_who(const json_t *claims, char *who, size_t len)
         name = json_string_value(json_object_get(claims, "sub"));
     if (!name || !*name)
         name = "unknown";
-    serve_printable_copy(who, len, name, strlen(name));
+    serve_auth_printable_copy(who, len, name, strlen(name));
 }
 
 /* ---- load ---- */
@@ -733,7 +733,7 @@ static void check_bearer(struct serve_auth *auth, const char *token, size_t len,
         const char *jwt_error = NULL;
         unsigned char digest[SERVE_TOKEN_DIGEST_LEN];
         serve_token_digest(copy, digest);
-        double now = serve_now();
+        double now = serve_auth_now();
         if (serve_token_cache_get(auth->jwt_cache, digest, now, &claims) && claims) {
             jwt = SERVE_JWT_VALID; /* its signature verified before; its claims judged anew */
         } else {

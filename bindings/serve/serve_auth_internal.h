@@ -34,9 +34,9 @@ const char *serve_claims_check(const struct serve_claims_policy *, const json_t 
 const char *serve_claims_x5t(const json_t *claims);
 /* client_id, else sub, else "unknown"; non-printable bytes shown as '?'. */
 void serve_claims_who(const json_t *claims, char *who, size_t len);
-void serve_printable_copy(char *dst, size_t len, const char *src, size_t srclen);
+void serve_auth_printable_copy(char *dst, size_t len, const char *src, size_t srclen);
 /* Equal thumbprints, compared in constant time. */
-bool serve_thumbprint_equal(const char *a, const char *b);
+bool serve_auth_thumbprint_equal(const char *a, const char *b);
 
 /* ---- JWTs against a JWKS file (serve_jwt.c) ---- */
 struct serve_jwks;
@@ -80,10 +80,10 @@ bool serve_token_cache_get(struct serve_token_cache *, const unsigned char *dige
 /* Takes the reference to claims (may be NULL). */
 void serve_token_cache_put(struct serve_token_cache *, const unsigned char *digest, json_t *claims,
                            double expires, double now);
-double serve_now(void); /* CLOCK_REALTIME, seconds */
+double serve_auth_now(void); /* CLOCK_REALTIME, seconds */
 
 /* Warns about a file of secrets readable by group or others (the message names the file). */
-void serve_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
+void serve_auth_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
                            void *warn_ud);
 
 #endif

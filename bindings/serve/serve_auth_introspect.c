@@ -94,7 +94,7 @@ static int read_credentials_file(const char *path, char *buf, size_t len,
                  strerror(errno));
         return -1;
     }
-    serve_warn_if_exposed(fd, path, warn, warn_ud);
+    serve_auth_warn_if_exposed(fd, path, warn, warn_ud);
     ssize_t got = read(fd, buf, len - 1);
     close(fd);
     if (got < 0) {
@@ -300,7 +300,7 @@ enum serve_introspect_result serve_introspect_check(struct serve_introspect *in,
 {
     unsigned char digest[SERVE_TOKEN_DIGEST_LEN];
     serve_token_digest(token, digest);
-    double now = serve_now();
+    double now = serve_auth_now();
     json_t *claims = NULL;
     if (!serve_token_cache_get(in->cache, digest, now, &claims)) {
         /* Not known: ask. Other threads keep using the cache while this one waits. */

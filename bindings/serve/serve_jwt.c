@@ -297,7 +297,7 @@ static void key_name(char *out, size_t len, size_t index, const json_t *jwk)
     const char *kid = json_string_value(json_object_get(jwk, "kid"));
     if (kid) {
         char printable[80];
-        serve_printable_copy(printable, sizeof printable, kid, strlen(kid));
+        serve_auth_printable_copy(printable, sizeof printable, kid, strlen(kid));
         snprintf(out, len, "key %zu (kid \"%s\")", index + 1, printable);
     } else {
         snprintf(out, len, "key %zu", index + 1);
