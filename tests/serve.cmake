@@ -46,4 +46,5 @@ lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
 lcmc_add_e2e_test(e2e_serve_examples test_serve_examples.py)
 # Hooks and clients that misbehave (the adversarial review's reproducers).
 lcmc_add_e2e_test(e2e_serve_review test_serve_review.py)
+lcmc_add_e2e_test(e2e_serve_io test_serve_io.py)
 # ---- end of the serve core ---------------------------------------------------------------

@@ -490,6 +490,10 @@ void em_http_stop(struct em_http *srv);
 /* A program's message through the layer's log: --quiet, format, rate limit, escaping. */
 void em_http_log_error(const char *prefix, const char *message);
 bool em_http_log_is_json(void);
+/* A log line's fields as text: " key=value" each, a value that is not a plain word (letters,
+ * digits, . _ - : / @ +) written as JSON, so that no value can break or forge a line. NULL
+ * fields give "". Malloc'd. */
+char *em_log_fields_text(const json_t *fields);
 
 /* ---- the simulator's HTTP server (em_server.c) ---- */
 

@@ -25,6 +25,7 @@
  * at once, on its first request), for the handler to judge.
  */
 #define _GNU_SOURCE /* POLLRDHUP: see a peer that has closed its side */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -603,14 +604,52 @@ static bool decide(struct em_http_call *c, const char *url, const char *method, 
     return true;
 }
 
-/* One line per request, once its answer is on its way. */
+static bool plain_word(const char *v)
+{
+    if (!*v)
+        return false;
+    for (; *v; v++)
+        if (!isalnum((unsigned char)*v) && !strchr("._-:/@+", *v))
+            return false;
+    return true;
+}
+
+char *em_log_fields_text(const json_t *fields)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (out == NULL)
+        return em_xstrdup("");
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)fields, key, value)
+    {
+        const char *word = json_string_value(value);
+        if (word != NULL && plain_word(word)) {
+            fprintf(out, " %s=%s", key, word);
+            continue;
+        }
+        char *dumped = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+        fprintf(out, " %s=%s", key, dumped != NULL ? dumped : "null");
+        free(dumped);
+    }
+    fclose(out);
+    return text;
+}
+
+/* One line per request, once its answer is on its way. In text, the handler's fields (who
+ * called, what was decided) follow as key=value. */
 static void log_answer(const struct em_http_call *c)
 {
-    if (!log_quiet && log_json)
+    if (!log_quiet && log_json) {
         log_request_json(c, ms_since(&c->started));
-    else if (!log_quiet)
-        fprintf(stderr, "%s %s %u %.1f ms\n", c->method, c->log_path, c->status,
-                ms_since(&c->started));
+    } else if (!log_quiet) {
+        char *fields = em_log_fields_text(c->log_fields);
+        fprintf(stderr, "%s %s %u %.1f ms%s\n", c->method, c->log_path, c->status,
+                ms_since(&c->started), fields);
+        free(fields);
+    }
 }
 
 static enum MHD_Result queue_answer(struct em_http_call *c)

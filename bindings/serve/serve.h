@@ -53,6 +53,7 @@ struct serve_options {
         *introspect_credentials_file, *introspect_cacert;
     double jwt_leeway, introspect_timeout, introspect_cache_ttl;
     bool jwt_leeway_set, require_cert_binding;
+    bool log_json;                  /* --log-format json (default text, as lcmcoord em) */
     const char *hash_password_user; /* --hash-password USER: print a users-file line, exit */
     char **config_words; /* the configuration file's, which the strings above may point into */
     int config_count;
@@ -163,7 +164,8 @@ int serve_check_vnfcs(const json_t *req, char *detail, size_t len);
 char **serve_exclusive_keys(enum serve_exclusive mode, const json_t *req);
 void serve_free_keys(char **keys);
 
-/* The log: one JSON object per line on stderr (unless --quiet). Takes fields (a reference). */
+/* The log on stderr (unless --quiet): one JSON object per line with --log-format json, else
+ * one text line "lcmcoord serve: EVENT key=value ...". Takes fields (a reference). */
 void serve_log(json_t *fields);
 
 /* ---- metrics (serve_metrics.c) ---- */

@@ -57,7 +57,18 @@ void serve_log(json_t *fields)
 {
     if (!fields)
         return;
-    if (!log_quiet) {
+    if (!log_quiet && !em_http_log_is_json()) {
+        /* --log-format text: "lcmcoord serve: EVENT key=value ..." (the journal stamps it). */
+        json_t *rest = json_deep_copy(fields);
+        const char *event = json_string_value(json_object_get(fields, "event"));
+        json_object_del(rest, "event");
+        char *text = em_log_fields_text(rest);
+        pthread_mutex_lock(&log_mu);
+        fprintf(stderr, SERVE_PROGRAM ": %s%s\n", event ? event : "log", text);
+        pthread_mutex_unlock(&log_mu);
+        free(text);
+        json_decref(rest);
+    } else if (!log_quiet) {
         struct timespec now;
         struct tm tm;
         char stamp[40];

@@ -49,6 +49,7 @@ static const char help_text[] =
     "  --introspect-timeout S --introspect-cache-ttl S\n"
     "  --require-cert-binding   tokens must be bound to the client certificate (RFC 8705)\n"
     "  --hash-password USER  print a users-file line for USER (password from the terminal)\n"
+    "  --log-format text|json  log lines as text (default) or one JSON object each\n"
     "  --quiet               no log lines\n"
     "  --config FILE         read options from FILE: `option = value` lines, # comments\n";
 
@@ -215,6 +216,10 @@ static int apply(struct serve_options *o, const char *name, const char *v, char 
             o->exclusive = SERVE_EXCLUSIVE_NONE;
         else
             return bad(err, len, "--exclusive needs vnfc, instance or none, not '%.40s'%s", v, "");
+    } else if (strcmp(name, "--log-format") == 0) {
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+            return bad(err, len, "--log-format needs text or json, not '%.40s'%s", v, "");
+        o->log_json = strcmp(v, "json") == 0;
     } else if (strcmp(name, "--tls-cert") == 0)
         h->tls_cert = v;
     else if (strcmp(name, "--tls-key") == 0)
@@ -413,7 +418,7 @@ static int run(int argc, char **argv)
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
-    lcmc_em_set_log_json(1);
+    lcmc_em_set_log_json(s.opt.log_json);
 
     struct em_tls_files tls;
     memset(&tls, 0, sizeof tls);

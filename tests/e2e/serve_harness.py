@@ -61,6 +61,9 @@ class Serve:
         # unless the test sets one.
         self.args = list(args) if "--shutdown-grace" in args else \
             ["--shutdown-grace", "0.1", *args]
+        # The suites read the log as JSON objects unless a test picks the format.
+        if "--log-format" not in args:
+            self.args = ["--log-format", "json", *self.args]
         self.proc = None
         self.url = None
         self.log = None
