@@ -320,6 +320,27 @@ int serve_store_insert_done(struct serve_store *st, const struct serve_coord *c,
     return st->ops->insert(st, c, false, NULL, err, errlen);
 }
 
+int serve_store_delete(struct serve_store *st, const char *id, char *err, size_t errlen)
+{
+    if (!id || !*id) {
+        serve_store_errorf(st, err, errlen, "deleting a coordination needs its id");
+        return SERVE_STORE_ERROR;
+    }
+    return st->ops->remove(st, id, err, errlen);
+}
+
+int serve_store_batch_begin(struct serve_store *st, char *err, size_t errlen)
+{
+    if (!st->ops->batch_begin)
+        return SERVE_STORE_NOT_FOUND;
+    return st->ops->batch_begin(st, err, errlen);
+}
+
+int serve_store_batch_end(struct serve_store *st, char *err, size_t errlen)
+{
+    return st->ops->batch_end ? st->ops->batch_end(st, err, errlen) : SERVE_STORE_OK;
+}
+
 int serve_store_finish(struct serve_store *st, const char *id, const char *result,
                        const char *lcmcoord_json, char *err, size_t errlen)
 {

@@ -79,6 +79,20 @@ int serve_store_insert_done(struct serve_store *st, const struct serve_coord *c,
 int serve_store_finish(struct serve_store *st, const char *id, const char *result,
                        const char *lcmcoord_json, char *err, size_t errlen);
 
+/* Deletes a RUNNING row owned by this instance, releasing its exclusive keys: a coordination
+ * whose id was never given out (answered 503 busy). SERVE_STORE_OK, SERVE_STORE_NOT_FOUND
+ * (unknown, DONE, or owned by another instance), or SERVE_STORE_ERROR. */
+int serve_store_delete(struct serve_store *st, const char *id, char *err, size_t errlen);
+
+/* A group commit: the writes of this thread between serve_store_batch_begin and
+ * serve_store_batch_end (insert, finish, delete) are one transaction, made durable once; each
+ * still succeeds or fails on its own (a savepoint each) until the end, which commits them all
+ * or, on SERVE_STORE_ERROR, none. Other threads wait meanwhile. Returns SERVE_STORE_NOT_FOUND
+ * from begin when the back end has no group commit (PostgreSQL: it takes writes from several
+ * threads at once instead): then each write commits alone and end is not to be called. */
+int serve_store_batch_begin(struct serve_store *st, char *err, size_t errlen);
+int serve_store_batch_end(struct serve_store *st, char *err, size_t errlen);
+
 /* Reads one row into out (cleared first). SERVE_STORE_OK / NOT_FOUND / ERROR. */
 int serve_store_get(struct serve_store *st, const char *id, struct serve_coord *out, char *err,
                     size_t errlen);

@@ -15,6 +15,10 @@ struct serve_store_ops {
                   char conflict_id[37], char *err, size_t errlen);
     int (*finish)(struct serve_store *st, const char *id, const char *result,
                   const char *lcmcoord_json, char *err, size_t errlen);
+    int (*remove)(struct serve_store *st, const char *id, char *err, size_t errlen);
+    /* Optional (NULL: every write commits alone): a group commit. */
+    int (*batch_begin)(struct serve_store *st, char *err, size_t errlen);
+    int (*batch_end)(struct serve_store *st, char *err, size_t errlen);
     int (*get)(struct serve_store *st, const char *id, struct serve_coord *out, char *err,
                size_t errlen);
     int (*request_cancel)(struct serve_store *st, const char *id, char *err, size_t errlen);

@@ -499,6 +499,27 @@ static int pg_finish(struct serve_store *st, const char *id, const char *result,
     return rc;
 }
 
+static int pg_remove(struct serve_store *st, const char *id, char *err, size_t errlen)
+{
+    struct pg_store *s = as_pg(st);
+    int rc = SERVE_STORE_ERROR;
+    struct pg_params p = {0};
+    p_bytes(&p, id);
+    p_bytes(&p, st->instance_id);
+    /* Its keys go with it (ON DELETE CASCADE). */
+    WITH_CONNECTION(s, err, errlen, rc, {
+        PGresult *res = run(call,
+                            "DELETE FROM serve_coord WHERE id = $1::text AND state = 'RUNNING' "
+                            "AND owner = $2::bytea",
+                            &p, PGRES_COMMAND_OK, "deleting a coordination");
+        rc = !res                         ? SERVE_STORE_ERROR
+             : atoi(PQcmdTuples(res)) > 0 ? SERVE_STORE_OK
+                                          : SERVE_STORE_NOT_FOUND;
+        PQclear(res);
+    });
+    return rc;
+}
+
 static int get_body(struct pg_call *call, const char *id, struct serve_coord *out)
 {
     struct pg_params p = {0};
@@ -740,6 +761,7 @@ static const struct serve_store_ops pg_ops = {
     .close = pg_close,
     .insert = pg_insert,
     .finish = pg_finish,
+    .remove = pg_remove,
     .get = pg_get,
     .request_cancel = pg_request_cancel,
     .heartbeat = pg_heartbeat,

@@ -38,6 +38,10 @@ enum sqlite_stmt {
     S_REAP_ONE,
     S_PURGE,
     S_PING,
+    S_DELETE,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -74,6 +78,10 @@ static const char *const statement_sql[S_COUNT] = {
                    "WHERE id = ?1 AND state = 'RUNNING' AND (?4 OR lease_until < ?3)",
     [S_PURGE] = "DELETE FROM serve_coord WHERE state = 'DONE' AND finished < ?1",
     [S_PING] = "SELECT version FROM serve_schema",
+    [S_DELETE] = "DELETE FROM serve_coord WHERE id = ?1 AND state = 'RUNNING' AND owner = ?2",
+    [S_SAVEPOINT] = "SAVEPOINT one_write",
+    [S_RELEASE] = "RELEASE one_write",
+    [S_ROLLBACK_TO] = "ROLLBACK TO one_write",
 };
 
 static const char schema_sql[] =
@@ -107,7 +115,8 @@ static const char schema_sql[] =
 
 struct sqlite_store {
     struct serve_store head;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* recursive: a group commit holds it around the writes it groups */
+    bool batch;           /* in a group commit: each write is a savepoint */
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
 };
@@ -172,31 +181,68 @@ static int step_done(struct sqlite_store *s, enum sqlite_stmt k, char *err, size
     return SERVE_STORE_OK;
 }
 
+static void rollback(struct sqlite_store *s);
+
 static int begin(struct sqlite_store *s, char *err, size_t errlen)
 {
-    use(s, S_BEGIN);
-    return step_done(s, S_BEGIN, err, errlen, "beginning a transaction");
+    enum sqlite_stmt k = s->batch ? S_SAVEPOINT : S_BEGIN;
+    use(s, k);
+    return step_done(s, k, err, errlen, "beginning a transaction");
 }
 
 static int commit(struct sqlite_store *s, char *err, size_t errlen)
 {
-    use(s, S_COMMIT);
-    if (step_done(s, S_COMMIT, err, errlen, "committing") != SERVE_STORE_OK) {
-        use(s, S_ROLLBACK);
-        sqlite3_step(s->stmt[S_ROLLBACK]);
-        done_with(s->stmt[S_ROLLBACK]);
+    enum sqlite_stmt k = s->batch ? S_RELEASE : S_COMMIT;
+    use(s, k);
+    if (step_done(s, k, err, errlen, "committing") != SERVE_STORE_OK) {
+        rollback(s);
         return SERVE_STORE_ERROR;
     }
     return SERVE_STORE_OK;
 }
 
+/* The write in progress undone: the whole transaction, or in a group commit this write's
+ * savepoint only (the others stand). */
 static void rollback(struct sqlite_store *s)
 {
     if (sqlite3_get_autocommit(s->db))
         return;
+    if (s->batch) {
+        use(s, S_ROLLBACK_TO);
+        sqlite3_step(s->stmt[S_ROLLBACK_TO]);
+        done_with(s->stmt[S_ROLLBACK_TO]);
+        use(s, S_RELEASE);
+        sqlite3_step(s->stmt[S_RELEASE]);
+        done_with(s->stmt[S_RELEASE]);
+        return;
+    }
     use(s, S_ROLLBACK);
     sqlite3_step(s->stmt[S_ROLLBACK]);
     done_with(s->stmt[S_ROLLBACK]);
+}
+
+/* A group commit: the lock held and one transaction open until sq_batch_end, so several
+ * writes reach the disk with one sync (synchronous=FULL). */
+static int sq_batch_begin(struct serve_store *st, char *err, size_t errlen)
+{
+    struct sqlite_store *s = as_sqlite(st);
+    pthread_mutex_lock(&s->lock);
+    use(s, S_BEGIN);
+    if (step_done(s, S_BEGIN, err, errlen, "beginning a transaction") != SERVE_STORE_OK) {
+        pthread_mutex_unlock(&s->lock);
+        return SERVE_STORE_ERROR;
+    }
+    s->batch = true;
+    return SERVE_STORE_OK;
+}
+
+static int sq_batch_end(struct serve_store *st, char *err, size_t errlen)
+{
+    struct sqlite_store *s = as_sqlite(st);
+    s->batch = false;
+    int rc = commit(s, err, errlen);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 static char *column_str(sqlite3_stmt *stmt, int col, bool *oom)
@@ -353,6 +399,32 @@ static int sq_finish(struct serve_store *st, const char *id, const char *result,
     bind_str(stmt, 1, id);
     if (step_done(s, S_RELEASE_KEYS, err, errlen, "releasing exclusive keys") != SERVE_STORE_OK)
         goto rollback;
+    rc = commit(s, err, errlen);
+    goto out;
+rollback:
+    rollback(s);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_remove(struct serve_store *st, const char *id, char *err, size_t errlen)
+{
+    struct sqlite_store *s = as_sqlite(st);
+    int rc = SERVE_STORE_ERROR;
+    pthread_mutex_lock(&s->lock);
+    if (begin(s, err, errlen) != SERVE_STORE_OK)
+        goto out;
+    /* Its keys go with it (ON DELETE CASCADE, foreign_keys on). */
+    sqlite3_stmt *stmt = use(s, S_DELETE);
+    bind_str(stmt, 1, id);
+    bind_str(stmt, 2, st->instance_id);
+    if (step_done(s, S_DELETE, err, errlen, "deleting a coordination") != SERVE_STORE_OK)
+        goto rollback;
+    if (sqlite3_changes(s->db) == 0) {
+        rc = SERVE_STORE_NOT_FOUND;
+        goto rollback;
+    }
     rc = commit(s, err, errlen);
     goto out;
 rollback:
@@ -615,6 +687,9 @@ static const struct serve_store_ops sqlite_ops = {
     .close = sq_close,
     .insert = sq_insert,
     .finish = sq_finish,
+    .remove = sq_remove,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
     .get = sq_get,
     .request_cancel = sq_request_cancel,
     .heartbeat = sq_heartbeat,
@@ -740,7 +815,11 @@ struct serve_store *serve_store_sqlite_open(const char *path, const char *displa
         free(s);
         return NULL;
     }
-    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutexattr_t recursive;
+    pthread_mutexattr_init(&recursive);
+    pthread_mutexattr_settype(&recursive, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->lock, &recursive);
+    pthread_mutexattr_destroy(&recursive);
     /* The mutex above serialises every use of the connection (transactions span calls). */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {

@@ -730,6 +730,94 @@ BOTH(durability)
 BOTH(hostile_values)
 BOTH(mixed_threads)
 
+/* Delete: a RUNNING row of this instance goes with its keys (the key is free at once); a DONE
+ * row, another instance's row or an unknown id is left alone (NOT_FOUND). */
+static void delete_running(struct fx *fx)
+{
+    struct serve_store *st = open_ok(fx->url, "instance-a");
+    char a[37], b[37], c[37], d[37], conflict[37], err[512];
+    make_id(a, 40);
+    make_id(b, 41);
+    make_id(c, 42);
+    make_id(d, 43);
+    char *keys[] = {"vnf-9/vnfc-1", NULL};
+    char *keys_other[] = {"vnf-9/vnfc-2", NULL};
+    assert_int_equal(insert_running(st, a, keys, conflict), SERVE_STORE_OK);
+    assert_int_equal(serve_store_delete(st, a, err, sizeof err), SERVE_STORE_OK);
+    struct serve_coord got;
+    assert_int_equal(serve_store_get(st, a, &got, err, sizeof err), SERVE_STORE_NOT_FOUND);
+    assert_int_equal(insert_running(st, b, keys, conflict), SERVE_STORE_OK); /* key free */
+    assert_int_equal(serve_store_delete(st, a, err, sizeof err), SERVE_STORE_NOT_FOUND);
+    if (fx->pg) { /* another instance's RUNNING row is not ours to delete (one SQLite user) */
+        struct serve_store *other = open_ok(fx->url, "instance-b");
+        assert_int_equal(insert_running(other, c, keys_other, conflict), SERVE_STORE_OK);
+        assert_int_equal(serve_store_delete(st, c, err, sizeof err), SERVE_STORE_NOT_FOUND);
+        assert_int_equal(serve_store_get(st, c, &got, err, sizeof err), SERVE_STORE_OK);
+        serve_coord_clear(&got);
+        serve_store_close(other);
+    }
+    /* A finished row stays. */
+    insert_done(st, d, "CONTINUE");
+    assert_int_equal(serve_store_delete(st, d, err, sizeof err), SERVE_STORE_NOT_FOUND);
+    assert_int_equal(serve_store_get(st, d, &got, err, sizeof err), SERVE_STORE_OK);
+    assert_int_equal(got.state, SERVE_DONE);
+    serve_coord_clear(&got);
+    assert_int_equal(serve_store_delete(st, "", err, sizeof err), SERVE_STORE_ERROR);
+    assert_one_line(err, "id");
+    serve_store_close(st);
+}
+BOTH(delete_running)
+
+/* SQLite group commit: the writes between begin and end are kept together, each with its own
+ * outcome (a conflict or a missing row undoes that write only); after a reopen they are all
+ * there. A failed write in the group leaves the others. */
+static void test_sqlite_group_commit(void **state)
+{
+    struct fx *fx = *state;
+    struct serve_store *st = open_ok(fx->url, "instance-a");
+    char ids[6][37], conflict[37] = "", err[512] = "";
+    for (unsigned i = 0; i < 6; i++)
+        make_id(ids[i], 50 + i);
+    char *keys[] = {"vnf-7", NULL};
+    assert_int_equal(insert_running(st, ids[0], keys, conflict), SERVE_STORE_OK);
+    assert_int_equal(insert_running(st, ids[5], NULL, conflict), SERVE_STORE_OK);
+    assert_int_equal(serve_store_batch_begin(st, err, sizeof err), SERVE_STORE_OK);
+    insert_done(st, ids[1], "CONTINUE");
+    assert_int_equal(insert_running(st, ids[2], keys, conflict), SERVE_STORE_CONFLICT);
+    assert_string_equal(conflict, ids[0]);
+    assert_int_equal(serve_store_finish(st, ids[0], "ABORT", "{}", err, sizeof err),
+                     SERVE_STORE_OK);
+    assert_int_equal(insert_running(st, ids[3], keys, conflict), SERVE_STORE_OK); /* freed */
+    assert_int_equal(serve_store_finish(st, ids[4], "ABORT", "{}", err, sizeof err),
+                     SERVE_STORE_NOT_FOUND);
+    assert_int_equal(serve_store_delete(st, ids[5], err, sizeof err), SERVE_STORE_OK);
+    assert_int_equal(serve_store_batch_end(st, err, sizeof err), SERVE_STORE_OK);
+    serve_store_close(st);
+    /* Reopened (the store's startup reap ends RUNNING rows: ids[3] becomes DONE). */
+    st = open_ok(fx->url, "instance-a");
+    struct serve_coord got;
+    const int want[6] = {SERVE_STORE_OK, SERVE_STORE_OK,        SERVE_STORE_NOT_FOUND,
+                         SERVE_STORE_OK, SERVE_STORE_NOT_FOUND, SERVE_STORE_NOT_FOUND};
+    for (unsigned i = 0; i < 6; i++) {
+        assert_int_equal(serve_store_get(st, ids[i], &got, err, sizeof err), want[i]);
+        serve_coord_clear(&got);
+    }
+    assert_int_equal(serve_store_get(st, ids[0], &got, err, sizeof err), SERVE_STORE_OK);
+    assert_string_equal(got.result, "ABORT");
+    serve_coord_clear(&got);
+    serve_store_close(st);
+}
+
+/* PostgreSQL takes writes from several threads at once instead: no group commit. */
+static void test_pg_no_group_commit(void **state)
+{
+    struct fx *fx = *state;
+    struct serve_store *st = open_ok(fx->url, "instance-a");
+    char err[512] = "";
+    assert_int_equal(serve_store_batch_begin(st, err, sizeof err), SERVE_STORE_NOT_FOUND);
+    serve_store_close(st);
+}
+
 /* SQLite: a restart finds RUNNING rows of the dead process and finishes them all as ABORT. */
 static void test_sqlite_startup_reap(void **state)
 {
@@ -1006,6 +1094,7 @@ int main(void)
         SQLITE_TEST(lease_reap),     SQLITE_TEST(purge_by_age),   SQLITE_TEST(durability),
         SQLITE_TEST(hostile_values), SQLITE_TEST(startup_reap),   SQLITE_TEST(bad_files),
         SQLITE_TEST(killed_process), SQLITE_TEST(mixed_threads),  SQLITE_TEST(bench),
+        SQLITE_TEST(delete_running), SQLITE_TEST(group_commit),
     };
     const struct CMUnitTest pg_tests[] = {
         PG_TEST(lifecycle),
@@ -1019,6 +1108,8 @@ int main(void)
         PG_TEST(restart_and_unreachable),
         PG_TEST(mixed_threads),
         PG_TEST(bench),
+        PG_TEST(delete_running),
+        PG_TEST(no_group_commit),
     };
     int failed = cmocka_run_group_tests_name("serve store: sqlite", sqlite_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("serve store: postgresql", pg_tests, pg_group_setup,
