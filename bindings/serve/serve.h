@@ -82,6 +82,42 @@ void serve_timer_cancel(struct serve_loop *loop, struct serve_timer *t);
 void serve_loop_stop(struct serve_loop *loop);
 double serve_monotonic(void); /* CLOCK_MONOTONIC seconds */
 
+/* ---- the store writer (serve_writer.c): the store's writes off the engine thread ---- */
+
+#define SERVE_WRITER_MAX_THREADS 8
+
+enum serve_write_kind {
+    SERVE_W_INSERT_RUNNING,
+    SERVE_W_INSERT_DONE,
+    SERVE_W_FINISH, /* row.id, row.result, row.lcmcoord_json */
+    SERVE_W_DELETE, /* row.id */
+    SERVE_W_CALL,   /* call(ud) on a writer thread (the heartbeat), never grouped */
+};
+
+/* One write. Everything it points to stays alive until done(ud) has run; done runs on the
+ * engine thread and finds the outcome in rc (a serve_store_* code), conflict and err. */
+struct serve_write {
+    enum serve_write_kind kind;
+    struct serve_coord row; /* strings borrowed */
+    serve_fn call;
+    serve_fn done;
+    void *ud;
+    int rc;
+    char conflict[37];
+    char err[512];
+    struct serve_write *next;
+};
+
+struct serve_writer;
+struct serve_writer *serve_writer_start(struct serve_store *st, struct serve_loop *loop,
+                                        unsigned threads, char *err, size_t len);
+/* On the engine thread. Once the writer has stopped, the write is done at once, in the
+ * caller, and done(ud) runs before this returns. */
+void serve_writer_submit(struct serve_writer *wr, struct serve_write *w);
+/* Does what was submitted, then ends the threads (later writes: in the submitter). */
+void serve_writer_stop(struct serve_writer *wr);
+void serve_writer_free(struct serve_writer *wr);
+
 /* ---- the hooks (serve_hooks.c); everything on the engine thread ---- */
 
 struct serve_hooks;
@@ -138,8 +174,9 @@ struct serve {
     struct serve_options opt;
     struct serve_store *store;
     struct serve_loop *loop;
-    struct serve_hooks *hooks; /* the current ones (engine thread) */
-    struct serve_auth *auth;   /* NULL: no authentication configured */
+    struct serve_writer *writer; /* the store's writes, off the engine thread */
+    struct serve_hooks *hooks;   /* the current ones (engine thread) */
+    struct serve_auth *auth;     /* NULL: no authentication configured */
     struct em_http *http;
     char base_url[EM_BASE_URL_MAX];
     atomic_bool stopping;

@@ -43,6 +43,18 @@ struct serve_coordination {
     bool shutting_down; /* ended by the shutdown: ABORT */
     bool discard;       /* refused after its start (409, store error): nothing to store */
     double started;
+    /* The store: one write at a time (its order is the coordination's), done off the engine
+     * thread; a decision that ends meanwhile waits in stash for it. */
+    struct serve_write write;
+    bool writing;
+    bool stashed;
+    struct serve_outcome stash;
+    /* The end, being stored: the LcmCoord, its result, the outcome (for the log). */
+    struct serve_outcome outcome;
+    char *text;
+    enum em_result result;
+    const char *result_name;
+    double ms;
     struct serve_coordination *prev, *next; /* s->running */
 };
 
@@ -236,6 +248,20 @@ static char *lcmcoord_text(const struct serve *s, const json_t *req, const char 
 
 /* ---- the life of a coordination, on the engine thread ---- */
 
+/* Out of s->running (idempotent): a coordination whose last write is on its way is no longer
+ * found by cancels or by the shutdown. */
+static void unlink_running(struct serve_coordination *c)
+{
+    struct serve *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (s->running == c)
+        s->running = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
 static void coordination_free(struct serve_coordination *c)
 {
     struct serve *s = c->s;
@@ -245,17 +271,16 @@ static void coordination_free(struct serve_coordination *c)
         serve_timer_cancel(s->loop, c->retry);
     if (c->grace)
         serve_timer_cancel(s->loop, c->grace);
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (s->running == c)
-        s->running = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    unlink_running(c);
     keys_release(s, c->id);
     json_decref(c->req);
     free(c->request_json);
     serve_free_keys(c->keys);
     free(c->client);
+    free(c->text);
+    if (c->stashed)
+        serve_outcome_clear(&c->stash);
+    serve_outcome_clear(&c->outcome);
     free(c);
     atomic_fetch_sub(&s->in_flight, 1);
 }
@@ -267,19 +292,24 @@ static bool shared_store(const struct serve *s)
     return strncmp(s->opt.store, "postgres", 8) == 0;
 }
 
-static int store_running(struct serve_coordination *c, char conflict[37], char *err, size_t len)
+/* Hands one write of c to the store writer; done(c) runs on the engine thread once it is
+ * stored (or failed). One write per coordination at a time: its writes keep their order. */
+static void submit_write(struct serve_coordination *c, enum serve_write_kind kind, serve_fn done)
 {
-    struct serve_coord row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "%s", c->id);
-    row.state = SERVE_RUNNING;
-    row.request_json = c->request_json;
-    row.client = c->client;
-    row.exclusive_keys = c->keys;
-    int rc = serve_store_insert_running(c->s->store, &row, conflict, err, len);
-    if (rc == SERVE_STORE_OK)
-        c->running_stored = true;
-    return rc;
+    struct serve_write *w = &c->write;
+    memset(w, 0, sizeof *w);
+    w->kind = kind;
+    snprintf(w->row.id, sizeof w->row.id, "%s", c->id);
+    w->row.state = kind == SERVE_W_INSERT_RUNNING ? SERVE_RUNNING : SERVE_DONE;
+    w->row.request_json = c->request_json;
+    w->row.client = c->client;
+    w->row.exclusive_keys = c->keys;
+    w->row.lcmcoord_json = c->text;
+    w->row.result = (char *)c->result_name;
+    w->done = done;
+    w->ud = c;
+    c->writing = true;
+    serve_writer_submit(c->s->writer, w);
 }
 
 static void answer_call(struct serve_coordination *c, struct em_response *rs)
@@ -293,12 +323,6 @@ static void answer_call(struct serve_coordination *c, struct em_response *rs)
         json_object_set_new(rs->log_fields, "client", json_string(c->client));
     em_http_answer(c->call, rs);
     c->call = NULL;
-}
-
-static const char *outcome_name(enum serve_outcome_kind k)
-{
-    static const char *const names[] = {"CONTINUE", "ABORT", "busy", "error", "CANCELLED"};
-    return names[k];
 }
 
 static void log_decision(const struct serve_coordination *c, const char *result,
@@ -326,10 +350,70 @@ static void retry_decision(void *ud)
     start_decision(c);
 }
 
+static void busy_answered(void *ud)
+{
+    struct serve_coordination *c = ud;
+    c->writing = false;
+    if (c->write.rc == SERVE_STORE_ERROR)
+        em_http_log_error("store: ", c->write.err);
+    struct em_response rs;
+    memset(&rs, 0, sizeof rs);
+    char detail[128];
+    snprintf(detail, sizeof detail, "the EM cannot coordinate now; retry in %.0f s",
+             c->outcome.busy_seconds);
+    unavailable(&rs, c->outcome.busy_seconds, detail);
+    answer_call(c, &rs);
+    coordination_free(c);
+}
+
+/* The decision's result is stored (or not): the answer when the call waits, then the end. */
+static void decision_stored(void *ud)
+{
+    struct serve_coordination *c = ud;
+    struct serve *s = c->s;
+    c->writing = false;
+    int rc = c->write.rc;
+    if (c->call) {
+        struct em_response rs;
+        memset(&rs, 0, sizeof rs);
+        if (rc != SERVE_STORE_OK) {
+            em_http_log_error("store: ", c->write.err);
+            unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
+        } else {
+            rs.status = 201;
+            em_response_set_body(&rs, c->text, "application/json");
+            c->text = NULL;
+            char *self = self_url(s, c->id);
+            em_headers_add(&rs.headers, "Location", self);
+            free(self);
+        }
+        rs.log_fields = json_pack("{s:s}", "result", c->result_name);
+        answer_call(c, &rs);
+    } else if (rc == SERVE_STORE_ERROR) {
+        em_http_log_error("store: ", c->write.err);
+    } else if (rc == SERVE_STORE_NOT_FOUND) {
+        serve_log(json_pack("{s:s, s:s, s:s}", "event", "decision_lost", "id", c->id, "message",
+                            "finished elsewhere meanwhile (its lease lapsed)"));
+    }
+    serve_metrics_decided(c->result == EM_RESULT_CONTINUE ? SERVE_M_CONTINUE
+                          : c->result == EM_RESULT_ABORT  ? SERVE_M_ABORT
+                                                          : SERVE_M_CANCELLED,
+                          c->ms / 1e3);
+    log_decision(c, c->result_name, &c->outcome, c->ms);
+    coordination_free(c);
+}
+
 static void decided(void *ud, struct serve_outcome *o)
 {
     struct serve_coordination *c = ud;
     struct serve *s = c->s;
+    c->decision = NULL;
+    if (c->writing) { /* its RUNNING row is on its way: the rest waits for it */
+        c->stash = *o;
+        c->stashed = true;
+        memset(o, 0, sizeof *o);
+        return;
+    }
     double ms = (serve_monotonic() - c->started) * 1e3;
     if (c->discard) { /* answered already (409, store error): nothing to keep */
         serve_outcome_clear(o);
@@ -339,26 +423,14 @@ static void decided(void *ud, struct serve_outcome *o)
     if (o->kind == SERVE_OUT_BUSY && !c->cancel_requested && !c->shutting_down) {
         log_decision(c, "busy", o, ms);
         if (c->call) { /* within the budget: 503, nothing stored */
-            if (c->running_stored) {
-                /* Shared store: the row taken for the keys ends, never seen by a client
-                 * (its id was not given out). */
-                char *text = lcmcoord_text(s, c->req, c->id, EM_RESULT_ABORT, NULL,
-                                           "the EM was busy: answered 503, not taken");
-                char err[512];
-                if (serve_store_finish(s->store, c->id, "ABORT", text, err, sizeof err) ==
-                    SERVE_STORE_ERROR)
-                    em_http_log_error("store: ", err);
-                free(text);
-            }
-            struct em_response rs;
-            memset(&rs, 0, sizeof rs);
-            char detail[128];
-            snprintf(detail, sizeof detail, "the EM cannot coordinate now; retry in %.0f s",
-                     o->busy_seconds);
-            unavailable(&rs, o->busy_seconds, detail);
-            answer_call(c, &rs);
-            serve_outcome_clear(o);
-            coordination_free(c);
+            serve_outcome_clear(&c->outcome);
+            c->outcome = *o;
+            memset(o, 0, sizeof *o);
+            unlink_running(c);
+            if (c->running_stored) /* shared store: the row taken for the keys goes */
+                submit_write(c, SERVE_W_DELETE, busy_answered);
+            else
+                busy_answered(c);
             return;
         }
         /* After its 202: the server asks again once the time has passed. */
@@ -382,54 +454,28 @@ static void decided(void *ud, struct serve_outcome *o)
         serve_log(err);
     }
     bool keep_outcome = !c->shutting_down && !c->cancel_requested;
-    char *text = lcmcoord_text(s, c->req, c->id, result, keep_outcome ? o : NULL, detail);
-    const char *name = em_result_name(result);
-    char err[512];
-    if (c->call) {
-        struct serve_coord row;
-        memset(&row, 0, sizeof row);
-        snprintf(row.id, sizeof row.id, "%s", c->id);
-        row.state = SERVE_DONE;
-        row.request_json = c->request_json;
-        row.lcmcoord_json = text;
-        row.result = (char *)name;
-        row.client = c->client;
-        row.exclusive_keys = c->keys;
-        struct em_response rs;
-        memset(&rs, 0, sizeof rs);
-        int rc = c->running_stored
-                     ? serve_store_finish(s->store, c->id, name, text, err, sizeof err)
-                     : serve_store_insert_done(s->store, &row, err, sizeof err);
-        if (rc != SERVE_STORE_OK) {
-            em_http_log_error("store: ", err);
-            unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
-            free(text);
-        } else {
-            rs.status = 201;
-            em_response_set_body(&rs, text, "application/json");
-            char *self = self_url(s, c->id);
-            em_headers_add(&rs.headers, "Location", self);
-            free(self);
-        }
-        rs.log_fields = json_pack("{s:s}", "result", name);
-        answer_call(c, &rs);
-    } else {
-        int rc = serve_store_finish(s->store, c->id, name, text, err, sizeof err);
-        if (rc == SERVE_STORE_ERROR)
-            em_http_log_error("store: ", err);
-        else if (rc == SERVE_STORE_NOT_FOUND)
-            serve_log(json_pack("{s:s, s:s, s:s}", "event", "decision_lost", "id", c->id, "message",
-                                "finished elsewhere meanwhile (its lease lapsed)"));
-        free(text);
+    c->text = lcmcoord_text(s, c->req, c->id, result, keep_outcome ? o : NULL, detail);
+    c->result = result;
+    c->result_name = em_result_name(result);
+    c->ms = ms;
+    serve_outcome_clear(&c->outcome);
+    c->outcome = *o;
+    memset(o, 0, sizeof *o);
+    unlink_running(c);
+    submit_write(c, c->running_stored ? SERVE_W_FINISH : SERVE_W_INSERT_DONE, decision_stored);
+}
+
+/* What was held back while a write was on its way goes on. */
+static void resume_after_write(struct serve_coordination *c)
+{
+    if (c->stashed) {
+        struct serve_outcome o = c->stash;
+        c->stashed = false;
+        decided(c, &o);
+        serve_outcome_clear(&o);
+    } else if (c->shutting_down && c->decision) {
+        serve_decision_abort(c->decision); /* -> decided */
     }
-    serve_metrics_decided(result == EM_RESULT_CONTINUE ? SERVE_M_CONTINUE
-                          : result == EM_RESULT_ABORT  ? SERVE_M_ABORT
-                                                       : SERVE_M_CANCELLED,
-                          ms / 1e3);
-    log_decision(c, name, o, ms);
-    (void)outcome_name;
-    serve_outcome_clear(o);
-    coordination_free(c);
 }
 
 static void start_decision(struct serve_coordination *c)
@@ -443,6 +489,63 @@ static void start_decision(struct serve_coordination *c)
     serve_decision_start(s->hooks, c->id, c->req, decided, c, &c->decision);
 }
 
+/* A RUNNING row that could not be stored: 409 or 503, and the coordination ends unkept. */
+static void refuse_unstored(struct serve_coordination *c)
+{
+    struct serve *s = c->s;
+    struct em_response rs;
+    memset(&rs, 0, sizeof rs);
+    if (c->write.rc == SERVE_STORE_CONFLICT) {
+        em_response_problem(&rs, 409,
+                            "coordination %s of this VNF instance or VNFC is in progress; one at "
+                            "a time",
+                            c->write.conflict);
+    } else {
+        em_http_log_error("store: ", c->write.err);
+        unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
+    }
+    if (c->call)
+        answer_call(c, &rs);
+    else
+        em_response_free(&rs);
+    c->discard = true;
+    if (c->decision) {
+        serve_decision_abort(c->decision); /* -> decided, which frees c */
+    } else {
+        coordination_free(c);
+    }
+}
+
+/* The RUNNING row of a decision past its budget is stored: 202 (or, decided meanwhile, the
+ * finish and 201). */
+static void running_stored_late(void *ud)
+{
+    struct serve_coordination *c = ud;
+    struct serve *s = c->s;
+    c->writing = false;
+    if (c->write.rc != SERVE_STORE_OK) {
+        if (c->stashed) {
+            serve_outcome_clear(&c->stash);
+            c->stashed = false;
+        }
+        refuse_unstored(c);
+        return;
+    }
+    c->running_stored = true;
+    if (c->call && !c->stashed) {
+        struct em_response rs;
+        memset(&rs, 0, sizeof rs);
+        rs.status = 202;
+        char *self = self_url(s, c->id);
+        em_headers_add(&rs.headers, "Location", self);
+        free(self);
+        retry_after(&rs, s->opt.retry_after);
+        rs.log_fields = json_pack("{s:s}", "result", "accepted");
+        answer_call(c, &rs);
+    }
+    resume_after_write(c);
+}
+
 /* The budget has passed with decide still running: 202, stored RUNNING first. */
 static void budget_passed(void *ud)
 {
@@ -451,32 +554,34 @@ static void budget_passed(void *ud)
     c->budget = NULL;
     if (!c->call)
         return;
-    char conflict[37] = "", err[512];
-    struct em_response rs;
-    memset(&rs, 0, sizeof rs);
-    int rc = c->running_stored ? SERVE_STORE_OK : store_running(c, conflict, err, sizeof err);
-    if (rc == SERVE_STORE_OK) {
-        rs.status = 202;
-        char *self = self_url(s, c->id);
-        em_headers_add(&rs.headers, "Location", self);
-        free(self);
-        retry_after(&rs, s->opt.retry_after);
-        rs.log_fields = json_pack("{s:s}", "result", "accepted");
-        answer_call(c, &rs);
+    if (!c->running_stored) {
+        submit_write(c, SERVE_W_INSERT_RUNNING, running_stored_late);
         return;
     }
-    if (rc == SERVE_STORE_CONFLICT)
-        em_response_problem(&rs, 409,
-                            "coordination %s of this VNF instance or VNFC is in progress; one at "
-                            "a time",
-                            conflict);
-    else {
-        em_http_log_error("store: ", err);
-        unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
-    }
+    struct em_response rs;
+    memset(&rs, 0, sizeof rs);
+    rs.status = 202;
+    char *self = self_url(s, c->id);
+    em_headers_add(&rs.headers, "Location", self);
+    free(self);
+    retry_after(&rs, s->opt.retry_after);
+    rs.log_fields = json_pack("{s:s}", "result", "accepted");
     answer_call(c, &rs);
-    c->discard = true;
-    serve_decision_abort(c->decision); /* -> decided, which frees c */
+}
+
+/* Shared store: the RUNNING row (the keys across instances) is stored, decide may start. */
+static void running_stored_first(void *ud)
+{
+    struct serve_coordination *c = ud;
+    struct serve *s = c->s;
+    c->writing = false;
+    if (c->write.rc != SERVE_STORE_OK) {
+        refuse_unstored(c);
+        return;
+    }
+    c->running_stored = true;
+    c->budget = serve_timer_start(s->loop, s->opt.sync_budget, budget_passed, c);
+    start_decision(c);
 }
 
 static void begin_coordination(void *ud)
@@ -488,24 +593,8 @@ static void begin_coordination(void *ud)
         s->running->prev = c;
     s->running = c;
     if (shared_store(s)) {
-        char conflict[37] = "", err[512];
-        int rc = store_running(c, conflict, err, sizeof err);
-        if (rc != SERVE_STORE_OK) {
-            struct em_response rs;
-            memset(&rs, 0, sizeof rs);
-            if (rc == SERVE_STORE_CONFLICT) {
-                em_response_problem(&rs, 409,
-                                    "coordination %s of this VNF instance or VNFC is in "
-                                    "progress; one at a time",
-                                    conflict);
-            } else {
-                em_http_log_error("store: ", err);
-                unavailable(&rs, s->opt.retry_after, "the EM cannot store the coordination now");
-            }
-            answer_call(c, &rs);
-            coordination_free(c);
-            return;
-        }
+        submit_write(c, SERVE_W_INSERT_RUNNING, running_stored_first);
+        return;
     }
     c->budget = serve_timer_start(s->loop, s->opt.sync_budget, budget_passed, c);
     start_decision(c);
@@ -572,20 +661,25 @@ static char *build_abort(const struct serve_coord *row, void *ud)
 }
 
 static struct serve_timer *heartbeat_timer;
-static unsigned heartbeats;
+static unsigned heartbeats; /* writer threads only, one heartbeat at a time */
+static void heartbeat(void *ud);
 
-static void heartbeat(void *ud)
+/* One heartbeat's store work, on a writer thread, and what it found for the engine. */
+struct heartbeat_work {
+    struct serve *s;
+    struct serve_write write;
+    char **cancel_ids;
+    size_t n;
+};
+
+static void heartbeat_store(void *ud)
 {
-    struct serve *s = ud;
-    heartbeat_timer = NULL;
+    struct heartbeat_work *h = ud;
+    struct serve *s = h->s;
     char err[512];
-    char **ids = NULL;
-    size_t n = 0;
-    if (serve_store_heartbeat(s->store, s->opt.lease_ttl, &ids, &n, err, sizeof err) < 0)
+    if (serve_store_heartbeat(s->store, s->opt.lease_ttl, &h->cancel_ids, &h->n, err, sizeof err) <
+        0)
         em_http_log_error("store: ", err);
-    for (size_t i = 0; i < n; i++)
-        cancel_local(s, ids[i]);
-    serve_store_free_ids(ids, n);
     int reaped = serve_store_reap(s->store, false, build_abort, s, err, sizeof err);
     if (reaped < 0)
         em_http_log_error("store: ", err);
@@ -595,8 +689,34 @@ static void heartbeat(void *ud)
     if (heartbeats++ % 60 == 0 &&
         serve_store_purge(s->store, s->opt.retention, err, sizeof err) < 0)
         em_http_log_error("store: ", err);
+}
+
+static void heartbeat_done(void *ud)
+{
+    struct heartbeat_work *h = ud;
+    struct serve *s = h->s;
+    for (size_t i = 0; i < h->n; i++)
+        cancel_local(s, h->cancel_ids[i]);
+    serve_store_free_ids(h->cancel_ids, h->n);
+    free(h);
     if (!atomic_load(&s->stopping))
         heartbeat_timer = serve_timer_start(s->loop, SERVE_HEARTBEAT_S, heartbeat, s);
+}
+
+/* Leases, cancels seen by other instances, reaping, retention: on a writer thread, the next
+ * one a second after this one is done. */
+static void heartbeat(void *ud)
+{
+    struct serve *s = ud;
+    heartbeat_timer = NULL;
+    struct heartbeat_work *h = em_xmalloc(sizeof *h);
+    memset(h, 0, sizeof *h);
+    h->s = s;
+    h->write.kind = SERVE_W_CALL;
+    h->write.call = heartbeat_store;
+    h->write.done = heartbeat_done;
+    h->write.ud = h;
+    serve_writer_submit(s->writer, &h->write);
 }
 
 /* ---- the HTTP handler, on the workers ---- */
@@ -1016,6 +1136,10 @@ int serve_start(struct serve *s, const struct em_tls_files *tls, char *err, size
     if (!s->loop)
         return -1;
     serve_hooks_attach(s->hooks, s->loop);
+    /* SQLite has one connection: one writer, its writes grouped; PostgreSQL a few at once. */
+    s->writer = serve_writer_start(s->store, s->loop, shared_store(s) ? 4 : 1, err, len);
+    if (!s->writer)
+        return -1;
     struct em_http_settings set = {
         .opt = &s->opt.http,
         .program = SERVE_PROGRAM,
@@ -1060,9 +1184,12 @@ static void stop_everything(void *ud)
         serve_timer_cancel(s->loop, heartbeat_timer);
         heartbeat_timer = NULL;
     }
-    while (s->running) {
-        struct serve_coordination *c = s->running;
+    struct serve_coordination *next;
+    for (struct serve_coordination *c = s->running; c; c = next) {
+        next = c->next;
         c->shutting_down = true;
+        if (c->writing) /* goes on once its write is done (resume_after_write) */
+            continue;
         if (c->decision) {
             serve_decision_abort(c->decision); /* -> decided, which unlinks c */
         } else {
@@ -1121,7 +1248,9 @@ void serve_shutdown(struct serve *s)
     if (atomic_load(&s->in_flight))
         leave_held_engine(s);
     em_http_stop(s->http);
+    serve_writer_stop(s->writer); /* its completions reach the loop, still turning */
     serve_loop_stop(s->loop);
+    serve_writer_free(s->writer);
     serve_hooks_release(s->hooks);
     serve_store_close(s->store);
     pthread_mutex_destroy(&s->keys_mu);
