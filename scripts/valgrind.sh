@@ -38,7 +38,13 @@ export LCMCOORD_WRAPPER="${valgrind[*]}" LCMCOORD_TIME_FACTOR=10
 cd "$root/tests/e2e"
 for suite in "$@"; do :; done
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(test_valgrind_flows.py)
+# With the serve suites' core flows, the server (lcmcoord serve, following its exec of
+# lcmcoord-serve) under valgrind too: sync and async answers, busy, ABORT, a hook error, cancel
+# and SIGTERM, each server checked at its exit (a finding: exit 99, the test fails).
+[ ${#suites[@]} -gt 0 ] || suites=(test_valgrind_flows.py test_serve.SyncAndAsync.test_past_the_budget_is_202_with_location_then_get_202_then_200
+  test_serve.Outcomes test_serve.Cancel.test_cancel_is_seen_by_the_hook_and_ends_cancelled_then_409
+  test_serve.Lifecycle.test_sigterm_stores_what_is_still_running_as_abort_and_exits_0)
+export LCMCOORD_SERVE_WRAPPER="${valgrind[*]} --trace-children=yes"
 for suite in "${suites[@]}"; do
   if python3 -m unittest "$suite" 2>"$build/valgrind-$suite.log"; then
     echo "  ok    $suite ($(grep -o 'Ran [0-9]* tests' "$build/valgrind-$suite.log"))"

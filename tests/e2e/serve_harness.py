@@ -14,6 +14,8 @@ import tempfile
 from harness import (API_HEADERS, LCMCOORD_BIN, LISTEN_LINE, TIME_FACTOR, LineWatch, curl,
                      run_lcmcoord, sample_request, wait_for)
 
+SERVE_WRAPPER = os.environ.get("LCMCOORD_SERVE_WRAPPER", "").split()
+
 # A hooks file the suites share: inputParams steer the decision, so one server covers
 # many cases.
 STEERED_HOOKS = r'''
@@ -69,8 +71,10 @@ class Serve:
         self.log = None
 
     def start(self):
-        cmd = [LCMCOORD_BIN, "serve", "--listen", "127.0.0.1:0", "--hooks", self.hooks_path,
-               "--store", self.store, *self.args]
+        # scripts/valgrind.sh runs the server under valgrind too (following the exec of
+        # lcmcoord-serve); its waits stretch with LCMCOORD_TIME_FACTOR.
+        cmd = [*SERVE_WRAPPER, LCMCOORD_BIN, "serve", "--listen", "127.0.0.1:0", "--hooks",
+               self.hooks_path, "--store", self.store, *self.args]
         env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True, env=env)
