@@ -415,6 +415,10 @@ static void decided(void *ud, struct serve_outcome *o)
         return;
     }
     double ms = (serve_monotonic() - c->started) * 1e3;
+    if (c->budget) { /* the answer comes from here now, never a 202 as well */
+        serve_timer_cancel(s->loop, c->budget);
+        c->budget = NULL;
+    }
     if (c->discard) { /* answered already (409, store error): nothing to keep */
         serve_outcome_clear(o);
         coordination_free(c);
@@ -552,7 +556,7 @@ static void budget_passed(void *ud)
     struct serve_coordination *c = ud;
     struct serve *s = c->s;
     c->budget = NULL;
-    if (!c->call)
+    if (!c->call || c->writing) /* answered, or answered once the write in flight is done */
         return;
     if (!c->running_stored) {
         submit_write(c, SERVE_W_INSERT_RUNNING, running_stored_late);

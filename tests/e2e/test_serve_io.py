@@ -136,7 +136,10 @@ class OnPostgreSQL(unittest.TestCase):
                 locker.wait(timeout=30 * TIME_FACTOR)
             for t in posters:
                 t.join(timeout=30 * TIME_FACTOR)
-            self.assertEqual(sorted(r.status for r in answers), [201] * 6, answers)
+            # Each answered once stored: decided (201) or, the budget passed, RUNNING (202).
+            self.assertEqual(len(answers), 6)
+            for r in answers:
+                self.assertIn(r.status, (201, 202), r)
             done = s.wait_done(ticker.headers["location"], timeout=30)
             latest = done.json()["outputParams"]["latest"]
             # The ticker slept through the whole stuck time and was never woken late by it.
