@@ -138,13 +138,44 @@ void serve_free_keys(char **keys)
     free(keys);
 }
 
+/* One part of a key with '%' and '/' percent-encoded: the only '/' in a key is the separator
+ * of instance and VNFC, so an id holding a '/' neither clashes falsely nor forges a VNFC. */
+static char *key_part(const char *id)
+{
+    if (!id) /* validated before; never NULL in practice */
+        id = "";
+    size_t n = 0;
+    for (const char *p = id; *p; p++)
+        n += *p == '%' || *p == '/' ? 3 : 1;
+    char *out = em_xmalloc(n + 1), *o = out;
+    for (const char *p = id; *p; p++) {
+        if (*p == '%' || *p == '/') {
+            memcpy(o, *p == '%' ? "%25" : "%2F", 3);
+            o += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static char *vnfc_key(const char *inst, const char *vnfc)
+{
+    char *part = key_part(vnfc);
+    char *key = em_xasprintf("%s/%s", inst, part);
+    free(part);
+    return key;
+}
+
 /* The exclusive keys of a request: vnfInstanceId alone, or with each VNFC of
- * inputParams.vnfcInstanceId (a string or a list of strings); NULL with --exclusive none. */
+ * inputParams.vnfcInstanceId (a string or a list of strings), each part percent-encoded
+ * (key_part); NULL with --exclusive none. */
 char **serve_exclusive_keys(enum serve_exclusive mode, const json_t *req)
 {
     if (mode == SERVE_EXCLUSIVE_NONE)
         return NULL;
-    const char *inst = json_string_value(json_object_get(req, "vnfInstanceId"));
+    char *inst = key_part(json_string_value(json_object_get(req, "vnfInstanceId")));
     const json_t *vnfc = json_object_get(json_object_get(req, "inputParams"), "vnfcInstanceId");
     size_t n = 0;
     if (mode == SERVE_EXCLUSIVE_VNFC)
@@ -152,16 +183,17 @@ char **serve_exclusive_keys(enum serve_exclusive mode, const json_t *req)
     char **keys = em_xmalloc((n + 2) * sizeof *keys);
     size_t k = 0;
     if (mode == SERVE_EXCLUSIVE_VNFC && json_is_string(vnfc)) {
-        keys[k++] = em_xasprintf("%s/%s", inst, json_string_value(vnfc));
+        keys[k++] = vnfc_key(inst, json_string_value(vnfc));
     } else if (mode == SERVE_EXCLUSIVE_VNFC && json_is_array(vnfc)) {
         size_t i;
         json_t *v;
         json_array_foreach(vnfc, i, v) if (json_is_string(v)) keys[k++] =
-            em_xasprintf("%s/%s", inst, json_string_value(v));
+            vnfc_key(inst, json_string_value(v));
     }
     if (k == 0) /* no VNFC named: the whole instance */
-        keys[k++] = em_xasprintf("%s", inst);
+        keys[k++] = em_xstrdup(inst);
     keys[k] = NULL;
+    free(inst);
     return keys;
 }
 

@@ -450,3 +450,29 @@ int serve_store_ping(struct serve_store *st, char *err, size_t errlen)
 {
     return st->ops->ping(st, err, errlen);
 }
+
+bool serve_store_key_relatives(const char *key, char **equal, char **low, char **high)
+{
+    size_t inst = strcspn(key, "/");
+    *equal = *low = *high = NULL;
+    *equal = strndup(key, inst);
+    if (key[inst] == '\0') {
+        size_t n = strlen(key);
+        *low = malloc(n + 2);
+        *high = malloc(n + 2);
+        if (*low && *high) {
+            memcpy(*low, key, n);
+            memcpy(*high, key, n);
+            memcpy(*low + n, "/", 2);
+            memcpy(*high + n, "0", 2);
+        }
+    }
+    if (!*equal || (key[inst] == '\0' && (!*low || !*high))) {
+        free(*equal);
+        free(*low);
+        free(*high);
+        *equal = *low = *high = NULL;
+        return false;
+    }
+    return true;
+}

@@ -62,6 +62,13 @@ char *serve_store_redact_url(const char *url);
  * occurrences, in *idx their positions (malloc'd; NULL list gives 0). -1 out of memory. */
 int serve_store_distinct_keys(char *const *keys, size_t **idx);
 
+/* The keys a RUNNING key of another coordination must not be for key to be taken: a whole
+ * instance "I" clashes with "I" and every "I/C" (*low = "I/", *high = "I0": the range of keys
+ * starting "I/", as '0' follows '/'); a VNFC key "I/C" clashes with "I" (*low, *high NULL). The
+ * parts are percent-encoded, so the first '/' is the only separator. Each result is malloc'd;
+ * false when out of memory. The equal key "I/C" itself is the unique index's business. */
+bool serve_store_key_relatives(const char *key, char **equal, char **low, char **high);
+
 /* Current time, epoch seconds. */
 double serve_store_now(void);
 

@@ -371,6 +371,75 @@ static bool read_row(const PGresult *res, int row, struct serve_coord *out)
 
 /* ---- operations ------------------------------------------------------------------------- */
 
+/* Whether another RUNNING coordination holds the instance of a VNFC key or a VNFC of an
+ * instance key (serve_store_key_relatives). The caller holds the instance's advisory lock, so
+ * no other inserter of the same instance comes between this check and its commit. CONFLICT
+ * with the holder's id, OK, or ERROR. */
+static int relative_holder(struct pg_call *call, const char *id, const char *key,
+                           char conflict_id[37])
+{
+    char *equal, *low, *high;
+    if (!serve_store_key_relatives(key, &equal, &low, &high))
+        return SERVE_STORE_ERROR;
+    struct pg_params p = {0};
+    p_bytes(&p, id);
+    p_bytes(&p, equal);
+    p_bytes(&p, low);
+    p_bytes(&p, high);
+    PGresult *res = run(call,
+                        "SELECT coord_id FROM serve_coord_key WHERE running AND coord_id <> "
+                        "$1::text AND (key = $2::bytea OR (key >= $3::bytea AND key < "
+                        "$4::bytea)) LIMIT 1",
+                        &p, PGRES_TUPLES_OK, "reading who holds a related exclusive key");
+    int rc = !res ? SERVE_STORE_ERROR : PQntuples(res) > 0 ? SERVE_STORE_CONFLICT : SERVE_STORE_OK;
+    if (rc == SERVE_STORE_CONFLICT && conflict_id)
+        snprintf(conflict_id, 37, "%.*s", PQgetlength(res, 0, 0) > 36 ? 36 : PQgetlength(res, 0, 0),
+                 PQgetvalue(res, 0, 0));
+    PQclear(res);
+    free(equal);
+    free(low);
+    free(high);
+    return rc;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Takes, until the transaction ends, the advisory lock of the instance part of each key (in
+ * ascending order, so two inserters never wait on each other in a circle): inserters of one
+ * instance, on any serve instance, check and insert one after the other. */
+static bool lock_instances(struct pg_call *call, const struct serve_coord *c, const size_t *idx,
+                           int nkeys)
+{
+    char **parts = calloc((size_t)nkeys + 1, sizeof *parts);
+    bool ok = parts != NULL;
+    for (int i = 0; ok && i < nkeys; i++) {
+        const char *key = c->exclusive_keys[idx[i]];
+        parts[i] = strndup(key, strcspn(key, "/"));
+        ok = parts[i] != NULL;
+    }
+    if (ok)
+        qsort(parts, (size_t)nkeys, sizeof *parts, compare_strings);
+    for (int i = 0; ok && i < nkeys; i++) {
+        if (i > 0 && strcmp(parts[i], parts[i - 1]) == 0)
+            continue;
+        struct pg_params p = {0};
+        p_bytes(&p, parts[i]);
+        PGresult *res = run(call,
+                            "SELECT pg_advisory_xact_lock(('x' || left(encode(sha256("
+                            "$1::bytea), 'hex'), 16))::bit(64)::bigint)",
+                            &p, PGRES_TUPLES_OK, "locking an instance's exclusive keys");
+        ok = res != NULL;
+        PQclear(res);
+    }
+    for (int i = 0; parts && i < nkeys; i++)
+        free(parts[i]);
+    free(parts);
+    return ok;
+}
+
 static int insert_body(struct pg_call *call, const struct serve_coord *c, bool running,
                        const size_t *idx, int nkeys, char conflict_id[37])
 {
@@ -398,8 +467,19 @@ static int insert_body(struct pg_call *call, const struct serve_coord *c, bool r
         return SERVE_STORE_ERROR;
     }
     PQclear(res);
+    if (running && !lock_instances(call, c, idx, nkeys)) {
+        rollback(call);
+        return SERVE_STORE_ERROR;
+    }
     for (int i = 0; i < nkeys; i++) {
         const char *key = c->exclusive_keys[idx[i]];
+        if (running) {
+            int related = relative_holder(call, c->id, key, conflict_id);
+            if (related != SERVE_STORE_OK) {
+                rollback(call);
+                return related;
+            }
+        }
         struct pg_params kp = {0};
         p_bytes(&kp, c->id);
         p_int(&kp, i);

@@ -26,6 +26,7 @@ enum sqlite_stmt {
     S_INSERT,
     S_INSERT_KEY,
     S_KEY_HOLDER,
+    S_KEY_RELATIVE,
     S_FINISH,
     S_RELEASE_KEYS,
     S_GET,
@@ -59,6 +60,8 @@ static const char *const statement_sql[S_COUNT] = {
     [S_INSERT_KEY] = "INSERT INTO serve_coord_key (coord_id, pos, key, running) "
                      "VALUES (?1, ?2, ?3, ?4)",
     [S_KEY_HOLDER] = "SELECT coord_id FROM serve_coord_key WHERE key = ?1 AND running = 1",
+    [S_KEY_RELATIVE] = "SELECT coord_id FROM serve_coord_key WHERE running = 1 AND "
+                       "coord_id <> ?1 AND (key = ?2 OR (key >= ?3 AND key < ?4)) LIMIT 1",
     [S_FINISH] = "UPDATE serve_coord SET state = 'DONE', result = ?2, lcmcoord_json = ?3, "
                  "finished = ?4, lease_until = NULL "
                  "WHERE id = ?1 AND state = 'RUNNING' AND owner = ?5",
@@ -304,6 +307,40 @@ static int key_holder(struct sqlite_store *s, const char *key, char conflict_id[
     return 0;
 }
 
+/* Whether another RUNNING coordination holds the instance of a VNFC key or a VNFC of an
+ * instance key (serve_store_key_relatives): CONFLICT with its id, OK, or ERROR. Inside the
+ * write transaction, so no other writer comes between this check and the insert. */
+static int relative_holder(struct sqlite_store *s, const char *id, const char *key,
+                           char conflict_id[37], char *err, size_t errlen)
+{
+    char *equal, *low, *high;
+    if (!serve_store_key_relatives(key, &equal, &low, &high)) {
+        serve_store_errorf(&s->head, err, errlen, "out of memory");
+        return SERVE_STORE_ERROR;
+    }
+    sqlite3_stmt *stmt = use(s, S_KEY_RELATIVE);
+    bind_str(stmt, 1, id);
+    bind_str(stmt, 2, equal);
+    bind_str(stmt, 3, low);
+    bind_str(stmt, 4, high);
+    int step = sqlite3_step(stmt);
+    int rc = SERVE_STORE_OK;
+    if (step == SQLITE_ROW) {
+        const unsigned char *holder = sqlite3_column_text(stmt, 0);
+        if (conflict_id)
+            snprintf(conflict_id, 37, "%s", holder ? (const char *)holder : "");
+        rc = SERVE_STORE_CONFLICT;
+    } else if (step != SQLITE_DONE) {
+        fail(s, err, errlen, "reading who holds a related exclusive key");
+        rc = SERVE_STORE_ERROR;
+    }
+    done_with(stmt);
+    free(equal);
+    free(low);
+    free(high);
+    return rc;
+}
+
 static int sq_insert(struct serve_store *st, const struct serve_coord *c, bool running,
                      char conflict_id[37], char *err, size_t errlen)
 {
@@ -346,6 +383,12 @@ static int sq_insert(struct serve_store *st, const struct serve_coord *c, bool r
     }
     done_with(stmt);
     for (int i = 0; i < nkeys; i++) {
+        if (running) {
+            rc = relative_holder(s, c->id, c->exclusive_keys[idx[i]], conflict_id, err, errlen);
+            if (rc != SERVE_STORE_OK)
+                goto rollback;
+            rc = SERVE_STORE_ERROR;
+        }
         stmt = use(s, S_INSERT_KEY);
         bind_str(stmt, 1, c->id);
         sqlite3_bind_int(stmt, 2, i);

@@ -768,6 +768,90 @@ static void delete_running(struct fx *fx)
 }
 BOTH(delete_running)
 
+/* A whole instance ("I") and one of its VNFCs ("I/C") never run at once, whichever came first
+ * and whichever store handle (serve instance) inserted them; keys whose parts are
+ * percent-encoded ("%2F" for a '/' inside an id) are plain, distinct keys. */
+static void instance_vs_vnfc(struct fx *fx)
+{
+    struct serve_store *a = open_ok(fx->url, "instance-a");
+    /* SQLite is one process's store (one handle): its threads race; PostgreSQL: two instances. */
+    struct serve_store *b = fx->pg ? open_ok(fx->url, "instance-b") : a;
+    char x[37], y[37], z[37], conflict[37], err[512];
+    make_id(x, 40);
+    make_id(y, 41);
+    make_id(z, 42);
+    char *whole[] = {"vnf-h", NULL};
+    char *one_vnfc[] = {"vnf-h/vnfc-1", NULL};
+    char *two_vnfcs[] = {"vnf-h/vnfc-2", "vnf-h/vnfc-3", NULL};
+    char *other_instance[] = {"vnf-hx", "vnf-h%2Fvnfc-1", NULL};
+    assert_int_equal(insert_running(a, x, whole, conflict), SERVE_STORE_OK);
+    assert_int_equal(insert_running(b, y, one_vnfc, conflict), SERVE_STORE_CONFLICT);
+    assert_string_equal(conflict, x);
+    assert_int_equal(insert_running(b, y, two_vnfcs, conflict), SERVE_STORE_CONFLICT);
+    assert_string_equal(conflict, x);
+    /* A longer instance id sharing the prefix, and an encoded '/', are other instances. */
+    assert_int_equal(insert_running(b, z, other_instance, conflict), SERVE_STORE_OK);
+    assert_int_equal(serve_store_finish(a, x, "CONTINUE", "{}", err, sizeof err), SERVE_STORE_OK);
+    assert_int_equal(insert_running(b, y, one_vnfc, conflict), SERVE_STORE_OK);
+    make_id(x, 43);
+    assert_int_equal(insert_running(a, x, whole, conflict), SERVE_STORE_CONFLICT);
+    assert_string_equal(conflict, y);
+    assert_int_equal(serve_store_finish(b, y, "CONTINUE", "{}", err, sizeof err), SERVE_STORE_OK);
+    assert_int_equal(insert_running(a, x, whole, conflict), SERVE_STORE_OK);
+    /* A VNFC id holding a '/' (encoded) does not clash with the VNFC named by its first part. */
+    char *slashed[] = {"vnf-s/a%2Fb", NULL};
+    char *plain[] = {"vnf-s/a", NULL};
+    make_id(y, 44);
+    make_id(z, 45);
+    assert_int_equal(insert_running(a, y, slashed, conflict), SERVE_STORE_OK);
+    assert_int_equal(insert_running(b, z, plain, conflict), SERVE_STORE_OK);
+    if (b != a)
+        serve_store_close(b);
+    serve_store_close(a);
+}
+BOTH(instance_vs_vnfc)
+
+/* Two serve instances insert "I" and "I/C" at the same moment, round after round: exactly one
+ * wins and the other names it. */
+static void instance_vs_vnfc_race(struct fx *fx)
+{
+    enum { ROUNDS = 20 };
+    struct serve_store *a = open_ok(fx->url, "instance-a");
+    /* SQLite is one process's store (one handle): its threads race; PostgreSQL: two instances. */
+    struct serve_store *b = fx->pg ? open_ok(fx->url, "instance-b") : a;
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        struct racer racers[2];
+        pthread_t threads[2];
+        for (int i = 0; i < 2; i++) {
+            memset(&racers[i], 0, sizeof racers[i]);
+            racers[i].st = i ? b : a;
+            racers[i].start = &start;
+            make_id(racers[i].id, (unsigned)(3000 + round * 2 + i));
+            snprintf(racers[i].key, sizeof racers[i].key, i ? "vnf-hr-%d/vnfc-1" : "vnf-hr-%d",
+                     round);
+            pthread_create(&threads[i], NULL, race, &racers[i]);
+        }
+        for (int i = 0; i < 2; i++)
+            pthread_join(threads[i], NULL);
+        pthread_barrier_destroy(&start);
+        for (int i = 0; i < 2; i++)
+            if (racers[i].rc == SERVE_STORE_ERROR)
+                fail_msg("racer %d: %s", i, racers[i].err);
+        int winners = (racers[0].rc == SERVE_STORE_OK) + (racers[1].rc == SERVE_STORE_OK);
+        if (winners != 1)
+            fail_msg("round %d: %d winners", round, winners);
+        int loser = racers[0].rc == SERVE_STORE_OK ? 1 : 0;
+        assert_int_equal(racers[loser].rc, SERVE_STORE_CONFLICT);
+        assert_string_equal(racers[loser].conflict, racers[1 - loser].id);
+    }
+    if (b != a)
+        serve_store_close(b);
+    serve_store_close(a);
+}
+BOTH(instance_vs_vnfc_race)
+
 /* SQLite group commit: the writes between begin and end are kept together, each with its own
  * outcome (a conflict or a missing row undoes that write only); after a reopen they are all
  * there. A failed write in the group leaves the others. */
@@ -1090,11 +1174,22 @@ static void test_pg_bench(void **state)
 int main(void)
 {
     const struct CMUnitTest sqlite_tests[] = {
-        SQLITE_TEST(lifecycle),      SQLITE_TEST(exclusive_keys), SQLITE_TEST(concurrent_inserters),
-        SQLITE_TEST(lease_reap),     SQLITE_TEST(purge_by_age),   SQLITE_TEST(durability),
-        SQLITE_TEST(hostile_values), SQLITE_TEST(startup_reap),   SQLITE_TEST(bad_files),
-        SQLITE_TEST(killed_process), SQLITE_TEST(mixed_threads),  SQLITE_TEST(bench),
-        SQLITE_TEST(delete_running), SQLITE_TEST(group_commit),
+        SQLITE_TEST(lifecycle),
+        SQLITE_TEST(exclusive_keys),
+        SQLITE_TEST(concurrent_inserters),
+        SQLITE_TEST(lease_reap),
+        SQLITE_TEST(purge_by_age),
+        SQLITE_TEST(durability),
+        SQLITE_TEST(hostile_values),
+        SQLITE_TEST(startup_reap),
+        SQLITE_TEST(bad_files),
+        SQLITE_TEST(killed_process),
+        SQLITE_TEST(mixed_threads),
+        SQLITE_TEST(bench),
+        SQLITE_TEST(delete_running),
+        SQLITE_TEST(group_commit),
+        SQLITE_TEST(instance_vs_vnfc),
+        SQLITE_TEST(instance_vs_vnfc_race),
     };
     const struct CMUnitTest pg_tests[] = {
         PG_TEST(lifecycle),
@@ -1110,6 +1205,8 @@ int main(void)
         PG_TEST(bench),
         PG_TEST(delete_running),
         PG_TEST(no_group_commit),
+        PG_TEST(instance_vs_vnfc),
+        PG_TEST(instance_vs_vnfc_race),
     };
     int failed = cmocka_run_group_tests_name("serve store: sqlite", sqlite_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("serve store: postgresql", pg_tests, pg_group_setup,
