@@ -41,6 +41,7 @@ set_property(TEST test_serve_store_review APPEND PROPERTY ENVIRONMENT
 # With the curl CLI and with `lcmcoord coordinate`, each test its own server and store
 # (SQLite in a temporary directory, or its own PostgreSQL cluster from pg_cluster.py).
 lcmc_add_e2e_test(e2e_serve test_serve.py)
+lcmc_add_e2e_test(e2e_serve_keys test_serve_keys.py)
 lcmc_add_e2e_test(e2e_serve_security test_serve_security.py)
 lcmc_add_e2e_test(e2e_serve_pg test_serve_pg.py)
 lcmc_add_e2e_test(e2e_serve_examples test_serve_examples.py)
