@@ -84,6 +84,6 @@ double serve_auth_now(void); /* CLOCK_REALTIME, seconds */
 
 /* Warns about a file of secrets readable by group or others (the message names the file). */
 void serve_auth_warn_if_exposed(int fd, const char *path, void (*warn)(void *, const char *),
-                           void *warn_ud);
+                                void *warn_ud);
 
 #endif
