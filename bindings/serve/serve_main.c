@@ -27,7 +27,7 @@ static const char help_text[] =
     "  --hooks FILE          the Lua hooks file (required)\n"
     "  --listen HOST:PORT    address to serve on (default 127.0.0.1:6790; port 0: any free one)\n"
     "  --store URL           sqlite:PATH (default sqlite:lcmcoord-serve.db) or postgresql://...\n"
-    "  --instance-id NAME    this instance in the store's leases (default: the host name)\n"
+    "  --instance-id NAME    this instance in the store's leases (default: HOST:PID)\n"
     "  --sync-budget S       answer 201 when decided within S seconds, else 202 (default 1)\n"
     "  --max-decisions N     decisions at once; beyond: 503 + Retry-After (default 10000)\n"
     "  --exclusive MODE      one coordination at a time per: vnfc (default), instance, none\n"
@@ -342,10 +342,16 @@ int serve_options_parse(struct serve_options *o, int argc, char **argv, char *er
     if (o->http.client_ca && !o->http.tls_cert)
         return bad(err, len, "--client-ca needs --tls-cert and --tls-key%s%s", "", "");
     if (!o->instance_id) {
-        static char host[HOST_NAME_MAX + 1];
+        /* The host name and the process: each instance starts by ending the RUNNING rows of
+         * its own id (a previous process's), so two instances on one host must never share
+         * one. A crashed process's rows are ended by the lease instead. */
+        static char id[HOST_NAME_MAX + 32];
+        char host[HOST_NAME_MAX + 1];
         if (gethostname(host, sizeof host) != 0)
             snprintf(host, sizeof host, "lcmcoord-serve");
-        o->instance_id = host;
+        host[HOST_NAME_MAX] = '\0';
+        snprintf(id, sizeof id, "%s:%ld", host, (long)getpid());
+        o->instance_id = id;
     }
     return 0;
 }

@@ -50,6 +50,21 @@ class TwoInstances(unittest.TestCase):
             # Its VNFC is free again.
             self.assertEqual(b.post({"vnfcInstanceId": "c1"}).status, 201)
 
+    def test_two_instances_on_one_host_without_instance_ids_leave_each_other_alone(self):
+        # Each starts by ending its own instance's RUNNING rows (left by a previous process
+        # of the same id): with the host name alone as the default id, the second would end
+        # the first's live decision as ABORT.
+        common = ("--sync-budget", "0.05")
+        with Serve(*common, store=self.pg.url) as a:
+            slow = a.post({"vnfcInstanceId": "h1", "sleep": 3600})
+            self.assertEqual(slow.status, 202, slow)
+            with Serve(*common, store=self.pg.url) as b:
+                self.assertEqual(b.post({"vnfcInstanceId": "h2"}).status, 201)
+                on_b = b.url + "/lcmcoord/v1/coordinations/"
+                self.assertEqual(b.get(on_b + slow.headers["location"].rsplit("/", 1)[1])
+                                 .status, 202)
+            self.assertEqual(a.get(slow.headers["location"]).status, 202)
+
 
 if __name__ == "__main__":
     unittest.main()
