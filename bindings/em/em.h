@@ -235,6 +235,19 @@ void em_cleanup(struct em *em);
 /* Decides the whole answer to one complete request, journals it. Thread-safe. */
 void em_handle(struct em *em, const struct em_request *rq, struct em_response *rs);
 
+/* The paths of the LCM Coordination API (the EM's and serve's alike): the coordinations, one
+ * coordination or its cancel (its id copied into id, which holds idlen bytes with the NUL),
+ * api_versions (with or without v1/); EM_PATH_OTHER for any other path, an empty id or one
+ * too long. */
+enum em_api_path {
+    EM_PATH_OTHER,
+    EM_PATH_COORDINATIONS,
+    EM_PATH_COORDINATION,
+    EM_PATH_CANCEL,
+    EM_PATH_VERSIONS
+};
+enum em_api_path em_api_path(const char *path, char *id, size_t idlen);
+
 int em_check_version(const char *value, char *detail, size_t len);
 bool em_check_content_type(const char *value);
 int em_parse_body(const char *body, size_t len, json_t **out, char *detail, size_t dlen);

@@ -372,32 +372,49 @@ enum em_route {
     R_TOKEN
 };
 
-static enum em_route route(const struct em *em, const char *path, char *id, size_t idlen)
+enum em_api_path em_api_path(const char *path, char *id, size_t idlen)
 {
     static const char coords[] = EM_COORDINATIONS_PATH;
+    if (strcmp(path, "/lcmcoord/api_versions") == 0 ||
+        strcmp(path, "/lcmcoord/v1/api_versions") == 0)
+        return EM_PATH_VERSIONS;
+    if (strncmp(path, coords, sizeof coords - 1) != 0)
+        return EM_PATH_OTHER;
+    const char *rest = path + sizeof coords - 1;
+    if (*rest == '\0')
+        return EM_PATH_COORDINATIONS;
+    if (*rest != '/' || rest[1] == '\0' || rest[1] == '/')
+        return EM_PATH_OTHER;
+    rest++;
+    size_t n = strcspn(rest, "/");
+    if (n >= idlen)
+        return EM_PATH_OTHER;
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    if (rest[n] == '\0')
+        return EM_PATH_COORDINATION;
+    return strcmp(rest + n, "/cancel") == 0 ? EM_PATH_CANCEL : EM_PATH_OTHER;
+}
+
+static enum em_route route(const struct em *em, const char *path, char *id, size_t idlen)
+{
     if (strcmp(path, EM_JOURNAL_PATH) == 0)
         return R_JOURNAL;
     if (em->opt.oauth2 && strcmp(path, EM_TOKEN_PATH) == 0)
         return R_TOKEN;
-    if (strcmp(path, "/lcmcoord/api_versions") == 0 ||
-        strcmp(path, "/lcmcoord/v1/api_versions") == 0)
-        return R_VERSIONS;
-    if (strncmp(path, coords, sizeof coords - 1) != 0)
-        return R_UNKNOWN;
-    const char *rest = path + sizeof coords - 1;
-    if (*rest == '\0')
+    switch (em_api_path(path, id, idlen)) {
+    case EM_PATH_COORDINATIONS:
         return R_COORDINATIONS;
-    if (*rest != '/' || rest[1] == '\0' || rest[1] == '/')
-        return R_UNKNOWN;
-    rest++;
-    size_t n = strcspn(rest, "/");
-    if (n >= idlen)
-        return R_UNKNOWN;
-    memcpy(id, rest, n);
-    id[n] = '\0';
-    if (rest[n] == '\0')
+    case EM_PATH_COORDINATION:
         return R_COORDINATION;
-    return strcmp(rest + n, "/cancel") == 0 ? R_CANCEL : R_UNKNOWN;
+    case EM_PATH_CANCEL:
+        return R_CANCEL;
+    case EM_PATH_VERSIONS:
+        return R_VERSIONS;
+    case EM_PATH_OTHER:
+        break;
+    }
+    return R_UNKNOWN;
 }
 
 static void add_retry_after(const struct em *em, struct em_response *rs)

@@ -769,30 +769,23 @@ enum route {
 
 static enum route route(const char *path, char *id, size_t idlen)
 {
-    static const char coords[] = EM_COORDINATIONS_PATH;
     if (strcmp(path, "/healthz") == 0)
         return R_HEALTH;
     if (strcmp(path, "/metrics") == 0)
         return R_METRICS;
-    if (strcmp(path, "/lcmcoord/api_versions") == 0 ||
-        strcmp(path, "/lcmcoord/v1/api_versions") == 0)
-        return R_VERSIONS;
-    if (strncmp(path, coords, sizeof coords - 1) != 0)
-        return R_UNKNOWN;
-    const char *rest = path + sizeof coords - 1;
-    if (*rest == '\0')
+    switch (em_api_path(path, id, idlen)) { /* the API's paths, read as lcmcoord em reads them */
+    case EM_PATH_COORDINATIONS:
         return R_COORDINATIONS;
-    if (*rest != '/' || rest[1] == '\0')
-        return R_UNKNOWN;
-    rest++;
-    size_t n = strcspn(rest, "/");
-    if (n >= idlen)
-        return R_UNKNOWN;
-    memcpy(id, rest, n);
-    id[n] = '\0';
-    if (rest[n] == '\0')
+    case EM_PATH_COORDINATION:
         return R_COORDINATION;
-    return strcmp(rest + n, "/cancel") == 0 ? R_CANCEL : R_UNKNOWN;
+    case EM_PATH_CANCEL:
+        return R_CANCEL;
+    case EM_PATH_VERSIONS:
+        return R_VERSIONS;
+    case EM_PATH_OTHER:
+        break;
+    }
+    return R_UNKNOWN;
 }
 
 /* Accept (RFC 9110 §12.5.1): absent, or admitting application/json (or problem+json, the
