@@ -40,6 +40,7 @@ void sleep_seconds(double s)
 typedef struct connection {
     peer *p;
     int fd;
+    int slot; /* in p->connections */
 } connection;
 
 static void *serve_connection(void *arg)
@@ -69,8 +70,10 @@ static void *serve_connection(void *arg)
         p->hold_reached = 1;
         pthread_cond_broadcast(&p->changed);
         pthread_mutex_unlock(&p->lock);
-        if (p->on_hold)
+        pthread_mutex_lock(&p->lock);
+        if (p->on_hold && p->engine)
             assert_int_equal(lcmc_engine_post(p->engine, p->on_hold, p->on_hold_userdata), LCMC_OK);
+        pthread_mutex_unlock(&p->lock);
         /* The client closing the connection ends the stream: recv returns 0. */
         struct timeval tv = {(time_t)(10 * time_factor()), 0};
         setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -79,11 +82,16 @@ static void *serve_connection(void *arg)
         pthread_mutex_lock(&p->lock);
         p->hold_saw_eof = n == 0;
         pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
-        if (p->on_hold)
+        if (p->on_hold && p->engine)
             lcmc_engine_stop(p->engine);
+        pthread_mutex_unlock(&p->lock);
     }
+    pthread_mutex_lock(&p->lock);
+    p->connections[c->slot] = -1;
     close(c->fd);
+    p->live--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
     free(c);
     return NULL;
 }
@@ -99,6 +107,21 @@ static void *accept_connections(void *arg)
         assert_non_null(c);
         c->p = p;
         c->fd = fd;
+        c->slot = -1;
+        pthread_mutex_lock(&p->lock);
+        for (int i = 0; i < (int)(sizeof p->connections / sizeof p->connections[0]); i++)
+            if (p->connections[i] < 0) {
+                c->slot = i;
+                p->connections[i] = fd;
+                p->live++;
+                break;
+            }
+        pthread_mutex_unlock(&p->lock);
+        if (c->slot < 0) { /* more at once than any test makes: refused */
+            close(fd);
+            free(c);
+            continue;
+        }
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, serve_connection, c), 0);
         pthread_detach(t);
@@ -111,6 +134,8 @@ peer *peer_start(void)
     assert_non_null(p);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->changed, NULL);
+    for (size_t i = 0; i < sizeof p->connections / sizeof p->connections[0]; i++)
+        p->connections[i] = -1;
     p->listener = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(p->listener >= 0);
     struct sockaddr_in addr = {0};
@@ -130,6 +155,17 @@ void peer_stop(peer *p)
     shutdown(p->listener, SHUT_RDWR);
     close(p->listener);
     pthread_join(p->acceptor, NULL);
+    /* Ends the connections still served (a /hold waits for its client) and waits for their
+     * threads: none may touch the peer or the engine afterwards. */
+    pthread_mutex_lock(&p->lock);
+    p->engine = NULL;
+    p->on_hold = NULL;
+    for (size_t i = 0; i < sizeof p->connections / sizeof p->connections[0]; i++)
+        if (p->connections[i] >= 0)
+            shutdown(p->connections[i], SHUT_RDWR);
+    while (p->live > 0)
+        pthread_cond_wait(&p->changed, &p->lock);
+    pthread_mutex_unlock(&p->lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p);

@@ -24,6 +24,10 @@ typedef struct peer {
     lcmc_engine *engine;             /* for /hold: told through lcmc_engine_post */
     void (*on_hold)(void *userdata); /* posted when /hold's request came */
     void *on_hold_userdata;
+    /* The connections being served (-1: a free slot): peer_stop ends them and waits until
+     * none is left, so that no connection thread outlives the peer (or the engine). */
+    int connections[64];
+    int live;
 } peer;
 
 peer *peer_start(void);

@@ -53,8 +53,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     world *w = *state;
+    peer_stop(w->peer); /* first: its connection threads may still tell the engine */
     lcmc_engine_free(w->engine);
-    peer_stop(w->peer);
     free(w);
     return 0;
 }

@@ -55,9 +55,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     world *w = *state;
+    peer_stop(w->peer); /* first: its connection threads may still tell the engine */
     if (w->L != NULL)
         lua_close(w->L);
-    peer_stop(w->peer);
     free(w);
     return 0;
 }
